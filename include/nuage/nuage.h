@@ -1,0 +1,170 @@
+/*
+ * nuage.h - the public C API of the nuage inference engine.
+ *
+ * Objects:
+ *   nuage_model    immutable weights + hyper-parameters + vocabulary, loaded
+ *                  from a GGUF file (mmap, no copy). Thread-safe to share.
+ *   nuage_context  the mutable state for running a model: a block-paged KV
+ *                  cache shared by many sequences, scratch buffers and a
+ *                  thread pool. NOT thread-safe: one owner thread at a time
+ *                  (the server's scheduler thread owns it).
+ *   nuage_batch    tokens to evaluate in one forward pass; they may belong
+ *                  to several sequences (token, position, sequence id,
+ *                  wants-logits), which is what continuous batching feeds.
+ *
+ * Error convention: functions returning int return 0 (or a count) on
+ * success and a negative NUAGE_E_* code on failure. Functions that can fail
+ * for reasons a user caused take an `err` buffer and write a one-line
+ * message there. Nothing in the library calls exit() or abort() on input.
+ */
+#ifndef NUAGE_NUAGE_H
+#define NUAGE_NUAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- error codes -------------------------------------------------------- */
+enum {
+    NUAGE_OK = 0,
+    NUAGE_E_INVAL = -1,       /* invalid argument */
+    NUAGE_E_NOMEM = -2,       /* allocation failed */
+    NUAGE_E_IO = -3,          /* open/read/mmap failed */
+    NUAGE_E_FORMAT = -4,      /* malformed or hostile file */
+    NUAGE_E_UNSUPPORTED = -5, /* valid but not supported (arch, type) */
+    NUAGE_E_KV_FULL = -6,     /* no free KV-cache block left */
+    NUAGE_E_CTX = -7,         /* position beyond the model's context */
+    NUAGE_E_RANGE = -8,       /* token id / sequence id out of range */
+    NUAGE_E_TEMPLATE = -9,    /* chat template error (raise_exception, ...) */
+    NUAGE_E_STATE = -10,      /* call not valid in the object's state */
+};
+
+/* Static description of an error code ("invalid argument", ...). */
+const char *nuage_strerror(int err);
+
+typedef int32_t nuage_token;
+
+/* ---- model -------------------------------------------------------------- */
+typedef struct nuage_model nuage_model;
+
+typedef struct {
+    int n_threads;       /* threads for loading checks; 0 = all cores */
+    bool vocab_only;     /* load metadata + vocabulary, no weights checks */
+} nuage_model_params;
+
+nuage_model_params nuage_model_default_params(void);
+
+/*
+ * Load a model. Returns 0 and sets *out (caller owns; nuage_model_free), or
+ * a negative code with a message in err: NUAGE_E_IO (cannot open/map),
+ * NUAGE_E_FORMAT (corrupt file, missing tensor, wrong shape),
+ * NUAGE_E_UNSUPPORTED (architecture or tensor type we do not run).
+ */
+int nuage_model_load(const char *path, const nuage_model_params *params,
+                     nuage_model **out, char *err, size_t errlen);
+void nuage_model_free(nuage_model *m);
+
+const char *nuage_model_arch(const nuage_model *m);   /* "llama", "qwen2", ... */
+const char *nuage_model_name(const nuage_model *m);   /* general.name or file stem */
+int32_t nuage_model_n_vocab(const nuage_model *m);
+int32_t nuage_model_n_ctx_train(const nuage_model *m);
+int32_t nuage_model_n_embd(const nuage_model *m);
+int32_t nuage_model_n_layer(const nuage_model *m);
+uint64_t nuage_model_n_params(const nuage_model *m);
+uint64_t nuage_model_size_bytes(const nuage_model *m);  /* weight bytes */
+/* KV-cache bytes per token per sequence for the given element size
+ * (4 = f32, 2 = f16), all layers. */
+uint64_t nuage_model_kv_bytes_per_token(const nuage_model *m, int elem_size);
+/* The vocabulary (see nuage/tokenizer.h); owned by the model. */
+const struct nuage_vocab *nuage_model_vocab(const nuage_model *m);
+/* Chat template from tokenizer.chat_template, or NULL. */
+const char *nuage_model_chat_template(const nuage_model *m);
+
+/* ---- context, KV cache -------------------------------------------------- */
+typedef struct nuage_context nuage_context;
+
+typedef enum { NUAGE_KV_F32 = 0, NUAGE_KV_F16 = 1 } nuage_kv_type;
+
+typedef struct {
+    int n_threads;         /* compute threads; 0 = number of cores */
+    int n_ctx;             /* max positions per sequence; 0 = model's train ctx */
+    int n_seq_max;         /* max concurrent sequences (ids 0..n_seq_max-1) */
+    int n_batch_max;       /* max tokens per nuage_decode call */
+    int kv_block_size;     /* tokens per KV block (default 16) */
+    int kv_blocks;         /* blocks in the pool; 0 = enough for one full n_ctx
+                              sequence (or derived from kv_memory) */
+    uint64_t kv_memory;    /* bytes for the KV pool, if kv_blocks == 0 */
+    nuage_kv_type kv_type; /* storage type of K and V */
+} nuage_context_params;
+
+nuage_context_params nuage_context_default_params(void);
+
+/* Create a context. 0 and *out on success; NUAGE_E_INVAL for bad params,
+ * NUAGE_E_NOMEM when the KV pool or scratch cannot be allocated. */
+int nuage_context_new(const nuage_model *m, const nuage_context_params *p,
+                      nuage_context **out, char *err, size_t errlen);
+void nuage_context_free(nuage_context *ctx);
+const nuage_model *nuage_context_model(const nuage_context *ctx);
+int nuage_context_n_ctx(const nuage_context *ctx);
+int nuage_context_n_seq_max(const nuage_context *ctx);
+int nuage_context_n_batch_max(const nuage_context *ctx);
+
+/* Number of tokens currently cached for sequence `seq` (its next position). */
+int nuage_kv_seq_len(const nuage_context *ctx, int seq);
+/* Drop positions >= p0 of sequence seq (p0 = 0 clears it); frees blocks
+ * no longer referenced. Returns 0 or NUAGE_E_RANGE. */
+int nuage_kv_seq_truncate(nuage_context *ctx, int seq, int p0);
+/* Make dst share src's first n_tokens cached positions (full blocks are
+ * shared by reference count, a partial last block is copied). dst must be
+ * empty. Returns 0, NUAGE_E_RANGE, NUAGE_E_STATE or NUAGE_E_KV_FULL. */
+int nuage_kv_seq_fork(nuage_context *ctx, int dst, int src, int n_tokens);
+int nuage_kv_blocks_total(const nuage_context *ctx);
+int nuage_kv_blocks_free(const nuage_context *ctx);
+int nuage_kv_block_size(const nuage_context *ctx);
+/* Blocks that appending n tokens to seq would need to allocate. */
+int nuage_kv_blocks_needed(const nuage_context *ctx, int seq, int n_tokens);
+
+/* ---- batch and forward pass -------------------------------------------- */
+typedef struct {
+    int n_tokens;
+    int capacity;
+    nuage_token *token;  /* (n_tokens) */
+    int32_t *pos;        /* (n_tokens) position inside its sequence */
+    int32_t *seq;        /* (n_tokens) sequence id */
+    int8_t *logits;      /* (n_tokens) 1 = produce logits for this token */
+} nuage_batch;
+
+/* Allocate a batch for up to capacity tokens; NULL on out-of-memory. */
+nuage_batch *nuage_batch_new(int capacity);
+void nuage_batch_free(nuage_batch *b);
+void nuage_batch_clear(nuage_batch *b);
+/* Append one token; returns its index or NUAGE_E_RANGE when full. */
+int nuage_batch_add(nuage_batch *b, nuage_token tok, int pos, int seq, bool logits);
+
+/*
+ * Evaluate a batch. Per sequence, the batch's tokens must come in position
+ * order and continue exactly where the sequence's cache ends (the first new
+ * position equals nuage_kv_seq_len). On success returns 0 and the logits of
+ * every token that asked for them are readable with nuage_get_logits.
+ * Errors leave the KV cache as it was: NUAGE_E_INVAL (malformed batch),
+ * NUAGE_E_RANGE (token or sequence id out of range), NUAGE_E_CTX (position
+ * beyond n_ctx), NUAGE_E_KV_FULL (not enough free blocks).
+ */
+int nuage_decode(nuage_context *ctx, const nuage_batch *b, char *err, size_t errlen);
+
+/* Logits (n_vocab floats) of batch token i from the last nuage_decode, or
+ * NULL if that token did not ask for logits. Valid until the next decode. */
+const float *nuage_get_logits(const nuage_context *ctx, int i);
+
+/* Embeddings: the final-norm hidden state (n_embd floats) of batch token i
+ * from the last decode (only for tokens that asked for logits). */
+const float *nuage_get_embedding(const nuage_context *ctx, int i);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,2 @@
+/* Placeholder. */
+typedef int nuage__model_placeholder;

@@ -1,0 +1,17 @@
+/*
+ * cli.h - the `nuage` command-line tool: one function per sub-command, each
+ * in its own tools/cmd_*.c file. Each gets argv with argv[0] = the command
+ * name and returns the process exit code (0 ok, 1 error, 2 usage).
+ */
+#ifndef NUAGE_CLI_H
+#define NUAGE_CLI_H
+
+int nuage_cmd_inspect(int argc, char **argv);     /* cmd_inspect.c */
+int nuage_cmd_run(int argc, char **argv);         /* cmd_run.c */
+int nuage_cmd_eval_logits(int argc, char **argv); /* cmd_eval_logits.c */
+int nuage_cmd_bench(int argc, char **argv);       /* cmd_bench.c */
+int nuage_cmd_tokenize(int argc, char **argv);    /* cmd_tokenize.c */
+int nuage_cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
+int nuage_cmd_template(int argc, char **argv);    /* cmd_template.c */
+
+#endif
