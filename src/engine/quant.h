@@ -99,6 +99,16 @@ typedef void (*nuage_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot(weight row w (this type), activation row a (vec_dot_type)). */
 typedef void (*nuage_vec_dot_fn)(int n, float *s, const void *w, const void *a);
 
+/* Tile of dot products for matrix x matrix (prefill): for i < nw weight
+ * rows (row i at w + i*w_stride bytes) and j < na activation rows (row j at
+ * a + j*a_stride bytes), s[j*s_stride + i] = dot(w_i, a_j). nw and na are
+ * at most NUAGE_TILE_MAX. Optional: NULL means the caller loops vec_dot.
+ * Unpacking a weight block once for several tokens is what makes it pay. */
+#define NUAGE_TILE_MAX 4
+typedef void (*nuage_vec_dot_tile_fn)(int n, float *s, size_t s_stride,
+                                      const void *w, size_t w_stride, int nw,
+                                      const void *a, size_t a_stride, int na);
+
 typedef struct {
     const char *name;          /* "q4_K", as ggml names it; NULL = unknown id */
     int blck_size;             /* values per block */
@@ -109,6 +119,7 @@ typedef struct {
     nuage_from_float_fn from_float;
     nuage_vec_dot_fn vec_dot;      /* fastest available on this CPU */
     nuage_vec_dot_fn vec_dot_ref;  /* scalar reference */
+    nuage_vec_dot_tile_fn vec_dot_tile; /* optional, fastest available */
 } nuage_type_traits;
 
 /* Fill the table once (thread-safe, idempotent). Called by model load and
