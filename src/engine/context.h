@@ -1,0 +1,40 @@
+/*
+ * context.h - the internal view of nuage_context (see nuage.h).
+ */
+#ifndef NUAGE_CONTEXT_H
+#define NUAGE_CONTEXT_H
+
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/threadpool.h"
+
+struct nuage_context {
+    const nuage_model *m;
+    nuage_pool *pool;
+    nuage__kv kv;
+    int n_ctx, n_seq_max, n_batch_max;
+    /* Scratch for one batch of up to B = n_batch_max tokens. */
+    float *x;         /* (B, n_embd) residual stream */
+    float *xb;        /* (B, n_embd) normalised input of a sub-layer */
+    float *xb2;       /* (B, n_embd) sub-layer output */
+    float *q;         /* (B, n_head * head_dim_k) */
+    float *k;         /* (B, n_head_kv * head_dim_k) */
+    float *v;         /* (B, n_head_kv * head_dim_v) */
+    float *att;       /* (B, n_head * head_dim_v) attention output */
+    float *hb, *hb2;  /* (B, n_ff) FFN hidden */
+    float *rope_cs;   /* (B, rope_dim) interleaved cos, sin per pair */
+    float *scores;    /* (n_threads, n_ctx) attention scores per thread */
+    void *work;       /* quantized activations for matmul */
+    size_t work_size;
+    /* Outputs of the last decode. */
+    int n_out;
+    int32_t *out_row; /* (B) batch index -> output row or -1 */
+    int32_t *out_tok; /* (B) output row -> batch index */
+    float *embd;      /* (B, n_embd) final-norm hidden of output rows */
+    float *logits;    /* (n_out_cap, n_vocab) */
+    int n_out_cap;
+    /* Per-decode bookkeeping: next position per sequence. */
+    int32_t *seq_next; /* (n_seq_max) */
+};
+
+#endif

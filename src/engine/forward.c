@@ -1,0 +1,331 @@
+/*
+ * forward.c - the transformer forward pass over a batch of tokens from
+ * any number of sequences (what continuous batching feeds).
+ *
+ * Read top to bottom, one step per comment, as in llama2.c: embed, then per
+ * layer RMSNorm -> Q/K/V -> (Q/K norm) -> RoPE -> append K/V to the paged
+ * cache -> causal attention over each token's own sequence -> output
+ * projection -> residual -> RMSNorm -> SwiGLU FFN -> residual; finally the
+ * output norm and the vocabulary projection for the tokens that want
+ * logits. T is the number of tokens in the batch, E the embedding width.
+ *
+ * Each token attends to positions 0..pos of its own sequence; since all of
+ * a layer's K/V rows for the batch are written to the cache before any
+ * attention runs, tokens of the same sequence in one batch see each other
+ * causally exactly as they would one at a time.
+ *
+ * Numerics follow llama.cpp where it matters for matching its logits:
+ * activations are rounded to the weight type's dot type inside matmul,
+ * RMSNorm sums squares in double, everything else is f32.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/context.h"
+#include "engine/quant.h"
+
+/* ---- elementwise ops --------------------------------------------------------- */
+
+/* out = x / rms(x) * w  (n values; w may be NULL for no weight) */
+static void nuage__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+    double ss = 0.0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float scale = 1.0f / sqrtf((float)(ss / n) + eps);
+    if (w)
+        for (int i = 0; i < n; i++) out[i] = (x[i] * scale) * w[i];
+    else
+        for (int i = 0; i < n; i++) out[i] = x[i] * scale;
+}
+
+static void nuage__add(float *y, const float *x, long n) {
+    for (long i = 0; i < n; i++) y[i] += x[i];
+}
+
+static inline float nuage__silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Rotary tables for one position: cs[2i] = cos(theta_i), cs[2i+1] = sin,
+ * i < rope_dim/2, with linear or YaRN scaling as the model asks. */
+static float nuage__yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float base) {
+    return n_dims * logf((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
+}
+
+static void nuage__rope_table(const nuage_model *m, int pos, float *cs) {
+    const nuage_hparams *hp = &m->hp;
+    const int d = hp->rope_dim;
+    const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
+    float corr0 = 0, corr1 = 0, mscale = hp->yarn_attn_factor;
+    if (hp->yarn_ext_factor != 0.0f) {
+        corr0 = floorf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_fast, hp->rope_freq_base));
+        corr1 = ceilf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_slow, hp->rope_freq_base));
+        if (corr0 < 0) corr0 = 0;
+        if (corr1 > d - 1) corr1 = (float)(d - 1);
+        mscale *= 1.0f + 0.1f * logf(1.0f / hp->rope_freq_scale);
+    }
+    for (int i = 0; i < d / 2; i++) {
+        /* theta_i = pos * base^(-2i/d), divided by the optional frequency factor */
+        double theta_extrap = (double)pos * pow((double)hp->rope_freq_base, -2.0 * i / d);
+        if (ff) theta_extrap /= ff[i];
+        double theta = theta_extrap * hp->rope_freq_scale;
+        if (hp->yarn_ext_factor != 0.0f) {
+            float y = (i - corr0) / fmaxf(0.001f, corr1 - corr0);
+            float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * hp->yarn_ext_factor;
+            theta = theta * (1.0 - ramp) + theta_extrap * ramp;
+        }
+        cs[2 * i] = (float)cos(theta) * mscale;
+        cs[2 * i + 1] = (float)sin(theta) * mscale;
+    }
+}
+
+/* Rotate the first rope_dim values of one head vector in place. */
+static void nuage__rope_apply(float *h, const float *cs, int d, int style) {
+    if (style == NUAGE_ROPE_NEOX) {
+        for (int i = 0; i < d / 2; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float a = h[i], b = h[i + d / 2];
+            h[i] = a * c - b * s;
+            h[i + d / 2] = a * s + b * c;
+        }
+    } else {
+        for (int i = 0; i < d / 2; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1];
+            float a = h[2 * i], b = h[2 * i + 1];
+            h[2 * i] = a * c - b * s;
+            h[2 * i + 1] = a * s + b * c;
+        }
+    }
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+typedef struct {
+    nuage_context *c;
+    const nuage_batch *b;
+    int il;
+} nuage__attn_job;
+
+static inline float nuage__kv_get(const nuage__kv *kv, const void *row, int i) {
+    return kv->elem == 4 ? ((const float *)row)[i] : nuage_fp16_to_fp32(((const uint16_t *)row)[i]);
+}
+
+/* One thread's share of (token, head) pairs: softmax(q.K^T * scale) V over
+ * the token's sequence positions 0..pos. */
+static void nuage__attn_worker(void *arg, int ith, int nth) {
+    nuage__attn_job *j = arg;
+    nuage_context *c = j->c;
+    const nuage_hparams *hp = &c->m->hp;
+    const nuage__kv *kv = &c->kv;
+    const int H = hp->n_head, hd = hp->head_dim_k, hdv = hp->head_dim_v;
+    const int group = hp->n_head / hp->n_head_kv;
+    const int T = j->b->n_tokens;
+    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    long lo, hi;
+    nuage__pool_range((long)T * H, ith, nth, 1, &lo, &hi);
+    for (long th = lo; th < hi; th++) {
+        int t = (int)(th / H), h = (int)(th % H), hk = h / group;
+        int seq = j->b->seq[t], pos = j->b->pos[t];
+        const float *q = c->q + ((size_t)t * H + h) * hd;          /* (hd) */
+        float *out = c->att + ((size_t)t * H + h) * hdv;           /* (hdv) */
+        /* scores[p] = q . k_p * kq_scale for p in 0..pos */
+        float mx = -INFINITY;
+        for (int p = 0; p <= pos; p++) {
+            const void *krow = nuage__kv_k(kv, j->il, seq, p);
+            float s = 0;
+            if (kv->elem == 4) {
+                const float *k = (const float *)krow + (size_t)hk * hd;
+                for (int i = 0; i < hd; i++) s += q[i] * k[i];
+            } else {
+                const uint16_t *k = (const uint16_t *)krow + (size_t)hk * hd;
+                for (int i = 0; i < hd; i++) s += q[i] * nuage_fp16_to_fp32(k[i]);
+            }
+            s *= hp->kq_scale;
+            sc[p] = s;
+            if (s > mx) mx = s;
+        }
+        /* softmax over the scores */
+        float sum = 0;
+        for (int p = 0; p <= pos; p++) {
+            sc[p] = expf(sc[p] - mx);
+            sum += sc[p];
+        }
+        float inv = 1.0f / sum;
+        /* out = sum_p softmax_p * v_p */
+        memset(out, 0, (size_t)hdv * sizeof(float));
+        for (int p = 0; p <= pos; p++) {
+            const void *vrow = nuage__kv_v(kv, j->il, seq, p);
+            float a = sc[p] * inv;
+            if (kv->elem == 4) {
+                const float *v = (const float *)vrow + (size_t)hk * hdv;
+                for (int i = 0; i < hdv; i++) out[i] += a * v[i];
+            } else {
+                for (int i = 0; i < hdv; i++) out[i] += a * nuage__kv_get(kv, vrow, hk * hdv + i);
+            }
+        }
+    }
+}
+
+/* ---- validation -------------------------------------------------------------------- */
+
+static int nuage__check_batch(nuage_context *c, const nuage_batch *b, char *err, size_t errlen) {
+    const int T = b->n_tokens;
+    if (T <= 0 || T > c->n_batch_max) {
+        snprintf(err, errlen, "batch has %d tokens (allowed 1..%d)", T, c->n_batch_max);
+        return NUAGE_E_INVAL;
+    }
+    for (int s = 0; s < c->n_seq_max; s++) c->seq_next[s] = c->kv.seqs[s].len;
+    for (int t = 0; t < T; t++) {
+        int s = b->seq[t];
+        if (s < 0 || s >= c->n_seq_max) {
+            snprintf(err, errlen, "token %d: sequence id %d out of range 0..%d", t, s, c->n_seq_max - 1);
+            return NUAGE_E_RANGE;
+        }
+        if (b->token[t] < 0 || b->token[t] >= c->m->hp.n_vocab) {
+            snprintf(err, errlen, "token %d: id %d out of vocabulary (%d)", t, b->token[t], c->m->hp.n_vocab);
+            return NUAGE_E_RANGE;
+        }
+        if (b->pos[t] != c->seq_next[s]) {
+            snprintf(err, errlen, "token %d: position %d, but sequence %d continues at %d", t,
+                     b->pos[t], s, c->seq_next[s]);
+            return NUAGE_E_INVAL;
+        }
+        if (b->pos[t] >= c->n_ctx) {
+            snprintf(err, errlen, "sequence %d: position %d exceeds the context of %d", s, b->pos[t], c->n_ctx);
+            return NUAGE_E_CTX;
+        }
+        c->seq_next[s]++;
+    }
+    int need = 0;
+    for (int s = 0; s < c->n_seq_max; s++)
+        if (c->seq_next[s] > c->kv.seqs[s].len) need += nuage__kv_blocks_needed(&c->kv, s, c->seq_next[s]);
+    if (need > c->kv.n_free) {
+        snprintf(err, errlen, "KV cache full: batch needs %d blocks, %d free", need, c->kv.n_free);
+        return NUAGE_E_KV_FULL;
+    }
+    return 0;
+}
+
+/* ---- the forward pass ------------------------------------------------------------------ */
+
+static int nuage__ensure_logits(nuage_context *c, int n_out) {
+    if (n_out <= c->n_out_cap) return 0;
+    float *l = realloc(c->logits, (size_t)n_out * (size_t)c->m->hp.n_vocab * sizeof(float));
+    if (!l) return NUAGE_E_NOMEM;
+    c->logits = l;
+    c->n_out_cap = n_out;
+    return 0;
+}
+
+int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errlen) {
+    char dummy[8];
+    if (!err) { err = dummy; errlen = sizeof dummy; }
+    const nuage_model *m = c->m;
+    const nuage_hparams *hp = &m->hp;
+    int rc = nuage__check_batch(c, b, err, errlen);
+    if (rc) return rc;
+    const int T = b->n_tokens, E = hp->n_embd;
+    const int H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim_k, hdv = hp->head_dim_v;
+    const long Q = (long)H * hd, K = (long)Hkv * hd, V = (long)Hkv * hdv;
+    int n_out = 0;
+    for (int t = 0; t < T; t++) c->out_row[t] = b->logits[t] ? n_out++ : -1;
+    if (nuage__ensure_logits(c, n_out)) {
+        snprintf(err, errlen, "out of memory for %d logit rows", n_out);
+        return NUAGE_E_NOMEM;
+    }
+    /* Reserve the cache: from here on nothing can fail. */
+    for (int s = 0; s < c->n_seq_max; s++)
+        if (c->seq_next[s] > c->kv.seqs[s].len) nuage__kv_grow(&c->kv, s, c->seq_next[s]);
+
+    /* x (T, E) = token embeddings */
+    for (int t = 0; t < T; t++) nuage__weight_row(&m->tok_embd, b->token[t], c->x + (size_t)t * E);
+    /* rope_cs (T, rope_dim): rotation of each token's position */
+    for (int t = 0; t < T; t++) nuage__rope_table(m, b->pos[t], c->rope_cs + (size_t)t * hp->rope_dim);
+
+    for (int il = 0; il < hp->n_layer; il++) {
+        const nuage_layer *L = &m->layers[il];
+        /* xb = RMSNorm(x) * attn_norm */
+        for (int t = 0; t < T; t++)
+            nuage__rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->attn_norm.data, E, hp->norm_eps);
+        /* q (T, H*hd), k (T, Hkv*hd), v (T, Hkv*hdv) = xb @ Wq^T, Wk^T, Wv^T (+ biases) */
+        nuage__matmul(c->pool, &L->wq, c->xb, T, c->q, c->work);
+        nuage__matmul(c->pool, &L->wk, c->xb, T, c->k, c->work);
+        nuage__matmul(c->pool, &L->wv, c->xb, T, c->v, c->work);
+        if (L->bq.data)
+            for (int t = 0; t < T; t++) nuage__add(c->q + t * Q, (const float *)L->bq.data, Q);
+        if (L->bk.data)
+            for (int t = 0; t < T; t++) nuage__add(c->k + t * K, (const float *)L->bk.data, K);
+        if (L->bv.data)
+            for (int t = 0; t < T; t++) nuage__add(c->v + t * V, (const float *)L->bv.data, V);
+        /* qwen3: per-head RMSNorm of q and k */
+        if (L->q_norm.data)
+            for (long r = 0; r < (long)T * H; r++)
+                nuage__rmsnorm(c->q + r * hd, c->q + r * hd, (const float *)L->q_norm.data, hd, hp->norm_eps);
+        if (L->k_norm.data)
+            for (long r = 0; r < (long)T * Hkv; r++)
+                nuage__rmsnorm(c->k + r * hd, c->k + r * hd, (const float *)L->k_norm.data, hd, hp->norm_eps);
+        /* RoPE on every head of q and k */
+        for (int t = 0; t < T; t++) {
+            const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
+            for (int h = 0; h < H; h++) nuage__rope_apply(c->q + t * Q + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
+            for (int h = 0; h < Hkv; h++) nuage__rope_apply(c->k + t * K + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
+        }
+        /* append k, v to the cache at (seq, pos) */
+        for (int t = 0; t < T; t++) {
+            void *kd = nuage__kv_k(&c->kv, il, b->seq[t], b->pos[t]);
+            void *vd = nuage__kv_v(&c->kv, il, b->seq[t], b->pos[t]);
+            if (c->kv.elem == 4) {
+                memcpy(kd, c->k + t * K, (size_t)K * 4);
+                memcpy(vd, c->v + t * V, (size_t)V * 4);
+            } else {
+                for (long i = 0; i < K; i++) ((uint16_t *)kd)[i] = nuage_fp32_to_fp16(c->k[t * K + i]);
+                for (long i = 0; i < V; i++) ((uint16_t *)vd)[i] = nuage_fp32_to_fp16(c->v[t * V + i]);
+            }
+        }
+        /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence */
+        nuage__attn_job aj = {.c = c, .b = b, .il = il};
+        nuage__pool_run(c->pool, nuage__attn_worker, &aj);
+        /* x += att @ Wo^T */
+        nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, c->work);
+        nuage__add(c->x, c->xb2, (long)T * E);
+        /* xb = RMSNorm(x) * ffn_norm */
+        for (int t = 0; t < T; t++)
+            nuage__rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->ffn_norm.data, E, hp->norm_eps);
+        /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  x += hb @ Wdown^T */
+        const long F = hp->n_ff;
+        nuage__matmul(c->pool, &L->ffn_gate, c->xb, T, c->hb, c->work);
+        nuage__matmul(c->pool, &L->ffn_up, c->xb, T, c->hb2, c->work);
+        for (long i = 0; i < (long)T * F; i++) c->hb[i] = nuage__silu(c->hb[i]) * c->hb2[i];
+        nuage__matmul(c->pool, &L->ffn_down, c->hb, T, c->xb2, c->work);
+        nuage__add(c->x, c->xb2, (long)T * E);
+    }
+
+    /* embd (n_out, E) = RMSNorm(x) * output_norm, for tokens wanting logits */
+    for (int t = 0; t < T; t++) {
+        int r = c->out_row[t];
+        if (r < 0) continue;
+        c->out_tok[r] = t;
+        nuage__rmsnorm(c->embd + (size_t)r * E, c->x + (size_t)t * E, (const float *)m->output_norm.data, E, hp->norm_eps);
+    }
+    /* logits (n_out, n_vocab) = embd @ Wout^T */
+    for (int r0 = 0; r0 < n_out; r0 += c->n_batch_max) {
+        int nr = n_out - r0 < c->n_batch_max ? n_out - r0 : c->n_batch_max;
+        nuage__matmul(c->pool, &m->output, c->embd + (size_t)r0 * E, nr,
+                      c->logits + (size_t)r0 * hp->n_vocab, c->work);
+    }
+    c->n_out = n_out;
+    return 0;
+}
+
+const float *nuage_get_logits(const nuage_context *c, int i) {
+    if (i < 0 || i >= c->n_batch_max || !c->out_row) return NULL;
+    int r = c->out_row[i];
+    if (r < 0 || r >= c->n_out) return NULL;
+    return c->logits + (size_t)r * c->m->hp.n_vocab;
+}
+
+const float *nuage_get_embedding(const nuage_context *c, int i) {
+    if (i < 0 || i >= c->n_batch_max) return NULL;
+    int r = c->out_row[i];
+    if (r < 0 || r >= c->n_out) return NULL;
+    return c->embd + (size_t)r * c->m->hp.n_embd;
+}

@@ -1,0 +1,101 @@
+/*
+ * matmul.c - y = x @ W^T for every matrix of the forward pass.
+ *
+ * As ggml does, activations are first rounded to the weight type's dot
+ * type (Q8_0, Q8_1, Q8_K, F16, BF16 or F32), once per token row; every
+ * dot product then runs in the integer or half domain of the kernels in
+ * quant_*.c. Work is split by weight rows across threads (each thread
+ * reads a disjoint slice of the matrix: decode is bound by memory reads,
+ * so no two threads fetch the same weights). Inside a slice, rows are
+ * taken in chunks that stay in L2 while every token of the batch passes
+ * over them, in tiles of up to 4 rows x 4 tokens when the type has a tile
+ * kernel (a weight block is unpacked once for 4 tokens).
+ */
+#include "engine/matmul.h"
+
+#include <assert.h>
+#include <string.h>
+
+#include "engine/quant.h"
+
+#define NUAGE_MM_CHUNK_ROWS 64
+
+size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok) {
+    const nuage_type_traits *tt = nuage_type_get(wtype);
+    if (!tt || !tt->supported) return 0;
+    size_t row = nuage_row_size(tt->vec_dot_type, cols);
+    return row * (size_t)n_tok + 64;
+}
+
+typedef struct {
+    const nuage_weight *w;
+    const nuage_type_traits *tt;
+    const float *x;
+    uint8_t *xq;
+    size_t xq_stride;
+    int n_tok;
+    float *y;
+} nuage__mm_job;
+
+static void nuage__mm_quantize(void *arg, int ith, int nth) {
+    nuage__mm_job *j = arg;
+    const nuage_type_traits *dt = nuage_type_get(j->tt->vec_dot_type);
+    long lo, hi;
+    nuage__pool_range(j->n_tok, ith, nth, 1, &lo, &hi);
+    for (long t = lo; t < hi; t++)
+        dt->from_float(j->x + t * j->w->cols, j->xq + t * j->xq_stride, j->w->cols);
+}
+
+static void nuage__mm_rows(void *arg, int ith, int nth) {
+    nuage__mm_job *j = arg;
+    const nuage_weight *w = j->w;
+    const int n = (int)w->cols;
+    const int T = j->n_tok;
+    const long rows = w->rows;
+    long lo, hi;
+    nuage__pool_range(rows, ith, nth, NUAGE_TILE_MAX, &lo, &hi);
+    nuage_vec_dot_fn dot = j->tt->vec_dot;
+    nuage_vec_dot_tile_fn tile = j->tt->vec_dot_tile;
+    for (long c0 = lo; c0 < hi; c0 += NUAGE_MM_CHUNK_ROWS) {
+        long c1 = c0 + NUAGE_MM_CHUNK_ROWS < hi ? c0 + NUAGE_MM_CHUNK_ROWS : hi;
+        for (int t0 = 0; t0 < T; t0 += NUAGE_TILE_MAX) {
+            int nt = T - t0 < NUAGE_TILE_MAX ? T - t0 : NUAGE_TILE_MAX;
+            const uint8_t *a = j->xq + (size_t)t0 * j->xq_stride;
+            for (long r = c0; r < c1; r += NUAGE_TILE_MAX) {
+                int nr = c1 - r < NUAGE_TILE_MAX ? (int)(c1 - r) : NUAGE_TILE_MAX;
+                const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
+                float *yo = j->y + (size_t)t0 * rows + r;
+                if (tile && (nt > 1 || nr > 1)) {
+                    tile(n, yo, (size_t)rows, wr, w->row_bytes, nr, a, j->xq_stride, nt);
+                } else {
+                    for (int tt = 0; tt < nt; tt++)
+                        for (int rr = 0; rr < nr; rr++)
+                            dot(n, yo + (size_t)tt * rows + rr, wr + (size_t)rr * w->row_bytes,
+                                a + (size_t)tt * j->xq_stride);
+                }
+            }
+        }
+    }
+}
+
+void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,
+                   float *y, void *work) {
+    const nuage_type_traits *tt = nuage_type_get(w->type);
+    assert(tt && tt->supported);
+    nuage__mm_job j = {.w = w, .tt = tt, .x = x, .n_tok = n_tok, .y = y};
+    if (tt->vec_dot_type == NUAGE_TYPE_F32) {
+        j.xq = (uint8_t *)x;
+        j.xq_stride = (size_t)w->cols * sizeof(float);
+    } else {
+        j.xq = work;
+        j.xq_stride = nuage_row_size(tt->vec_dot_type, w->cols);
+        if (n_tok >= 8) nuage__pool_run(pool, nuage__mm_quantize, &j);
+        else nuage__mm_quantize(&j, 0, 1);
+    }
+    nuage__pool_run(pool, nuage__mm_rows, &j);
+}
+
+void nuage__weight_row(const nuage_weight *w, int64_t r, float *out) {
+    const nuage_type_traits *tt = nuage_type_get(w->type);
+    tt->to_float(w->data + (size_t)r * w->row_bytes, out, w->cols);
+}

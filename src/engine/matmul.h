@@ -1,0 +1,34 @@
+/*
+ * matmul.h - weight matrix x activations, on all threads of a pool.
+ */
+#ifndef NUAGE_MATMUL_H
+#define NUAGE_MATMUL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/threadpool.h"
+
+/* A 2-D weight view: `rows` rows of `cols` values of ggml type `type`,
+ * row r at data + r * row_bytes. 1-D tensors (norms, biases) are F32 with
+ * rows == 1. A NULL data pointer means "absent" (optional tensors). */
+typedef struct {
+    uint32_t type;
+    int64_t cols, rows;
+    size_t row_bytes;
+    const uint8_t *data;
+} nuage_weight;
+
+/* Bytes of scratch nuage__matmul needs for n_tok activation rows of `cols`
+ * values quantized to the weight type's dot type. */
+size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok);
+
+/* y (n_tok, w->rows) = x (n_tok, w->cols) @ W^T. x is f32, row-major with
+ * row stride w->cols; work has nuage__matmul_work_size bytes. */
+void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,
+                   float *y, void *work);
+
+/* Dequantize row r of w into out (w->cols floats). */
+void nuage__weight_row(const nuage_weight *w, int64_t r, float *out);
+
+#endif
