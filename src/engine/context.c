@@ -106,6 +106,10 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
      * block types 1.06-1.14); f32 activations are used in place. */
     c->work_size = 2 * max_cols * B + 4096;
     c->work = nuage__alloc(c->work_size);
+    if (m->arch->scratch_bytes) {
+        c->arch_scratch = nuage__alloc(m->arch->scratch_bytes(m, p.n_batch_max, p.n_threads, p.n_ctx));
+        if (!c->arch_scratch) goto fail_scratch;
+    }
     c->out_row = calloc(B, sizeof *c->out_row);
     c->out_tok = calloc(B, sizeof *c->out_tok);
     c->embd = nuage__alloc(B * E * 4);
@@ -135,7 +139,7 @@ void nuage_context_free(nuage_context *c) {
     nuage__kv_free(&c->kv);
     free(c->x); free(c->xb); free(c->xb2); free(c->q); free(c->k); free(c->v);
     free(c->att); free(c->hb); free(c->hb2); free(c->rope_cs); free(c->scores);
-    free(c->work); free(c->out_row); free(c->out_tok); free(c->embd); free(c->logits);
+    free(c->work); free(c->arch_scratch); free(c->out_row); free(c->out_tok); free(c->embd); free(c->logits);
     free(c->seq_next);
     free(c);
 }

@@ -24,6 +24,7 @@ struct nuage_context {
     float *hb, *hb2;  /* (B, n_ff) FFN hidden */
     float *rope_cs;   /* (B, rope_dim) interleaved cos, sin per pair */
     float *scores;    /* (n_threads, n_ctx) attention scores per thread */
+    void *arch_scratch; /* (nuage__arch.scratch_bytes) for arch overrides */
     void *work;       /* quantized activations for matmul */
     size_t work_size;
     /* Outputs of the last decode. */
@@ -35,6 +36,14 @@ struct nuage_context {
     int n_out_cap;
     /* Per-decode bookkeeping: next position per sequence. */
     int32_t *seq_next; /* (n_seq_max) */
+    int n_tokens_last; /* tokens in the last decoded batch */
 };
+
+/* Shared by forward.c and the architecture files. */
+void nuage__rmsnorm(float *out, const float *x, const float *w, int n, float eps);
+void nuage__rope_apply(float *h, const float *cs, int d, int style);
+static inline float nuage__silu(float x);
+#include <math.h>
+static inline float nuage__silu(float x) { return x / (1.0f + expf(-x)); }
 
 #endif

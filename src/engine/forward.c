@@ -29,7 +29,7 @@
 /* ---- elementwise ops --------------------------------------------------------- */
 
 /* out = x / rms(x) * w  (n values; w may be NULL for no weight) */
-static void nuage__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
+void nuage__rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0.0;
     for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
     float scale = 1.0f / sqrtf((float)(ss / n) + eps);
@@ -43,7 +43,6 @@ static void nuage__add(float *y, const float *x, long n) {
     for (long i = 0; i < n; i++) y[i] += x[i];
 }
 
-static inline float nuage__silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* Rotary tables for one position: cs[2i] = cos(theta_i), cs[2i+1] = sin,
  * i < rope_dim/2, with linear or YaRN scaling as the model asks. */
@@ -78,8 +77,8 @@ static void nuage__rope_table(const nuage_model *m, int pos, float *cs) {
     }
 }
 
-/* Rotate the first rope_dim values of one head vector in place. */
-static void nuage__rope_apply(float *h, const float *cs, int d, int style) {
+/* Rotate the first d values of one head vector in place. */
+void nuage__rope_apply(float *h, const float *cs, int d, int style) {
     if (style == NUAGE_ROPE_NEOX) {
         for (int i = 0; i < d / 2; i++) {
             float c = cs[2 * i], s = cs[2 * i + 1];
@@ -205,6 +204,72 @@ static int nuage__check_batch(nuage_context *c, const nuage_batch *b, char *err,
     return 0;
 }
 
+/* ---- standard sub-layers ------------------------------------------------------------ */
+
+/* Grouped-query attention with optional biases and Q/K norms:
+ * xb2 (T, E) = Wo @ attention(RoPE(Wq xb), RoPE(Wk xb), Wv xb). */
+static void nuage__attn_std(nuage_context *c, const nuage_batch *b, int il) {
+    const nuage_model *m = c->m;
+    const nuage_hparams *hp = &m->hp;
+    const nuage_layer *L = &m->layers[il];
+    const int T = b->n_tokens;
+    const int H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim_k, hdv = hp->head_dim_v;
+    const long Q = (long)H * hd, K = (long)Hkv * hd, V = (long)Hkv * hdv;
+    /* q (T, H*hd), k (T, Hkv*hd), v (T, Hkv*hdv) = xb @ Wq^T, Wk^T, Wv^T (+ biases) */
+    nuage__matmul(c->pool, &L->wq, c->xb, T, c->q, c->work);
+    nuage__matmul(c->pool, &L->wk, c->xb, T, c->k, c->work);
+    nuage__matmul(c->pool, &L->wv, c->xb, T, c->v, c->work);
+    if (L->bq.data)
+        for (int t = 0; t < T; t++) nuage__add(c->q + t * Q, (const float *)L->bq.data, Q);
+    if (L->bk.data)
+        for (int t = 0; t < T; t++) nuage__add(c->k + t * K, (const float *)L->bk.data, K);
+    if (L->bv.data)
+        for (int t = 0; t < T; t++) nuage__add(c->v + t * V, (const float *)L->bv.data, V);
+    /* qwen3: per-head RMSNorm of q and k */
+    if (L->q_norm.data)
+        for (long r = 0; r < (long)T * H; r++)
+            nuage__rmsnorm(c->q + r * hd, c->q + r * hd, (const float *)L->q_norm.data, hd, hp->norm_eps);
+    if (L->k_norm.data)
+        for (long r = 0; r < (long)T * Hkv; r++)
+            nuage__rmsnorm(c->k + r * hd, c->k + r * hd, (const float *)L->k_norm.data, hd, hp->norm_eps);
+    /* RoPE on every head of q and k */
+    for (int t = 0; t < T; t++) {
+        const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
+        for (int h = 0; h < H; h++) nuage__rope_apply(c->q + t * Q + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
+        for (int h = 0; h < Hkv; h++) nuage__rope_apply(c->k + t * K + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
+    }
+    /* append k, v to the cache at (seq, pos) */
+    for (int t = 0; t < T; t++) {
+        void *kd = nuage__kv_k(&c->kv, il, b->seq[t], b->pos[t]);
+        void *vd = nuage__kv_v(&c->kv, il, b->seq[t], b->pos[t]);
+        if (c->kv.elem == 4) {
+            memcpy(kd, c->k + t * K, (size_t)K * 4);
+            memcpy(vd, c->v + t * V, (size_t)V * 4);
+        } else {
+            for (long i = 0; i < K; i++) ((uint16_t *)kd)[i] = nuage_fp32_to_fp16(c->k[t * K + i]);
+            for (long i = 0; i < V; i++) ((uint16_t *)vd)[i] = nuage_fp32_to_fp16(c->v[t * V + i]);
+        }
+    }
+    /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence */
+    nuage__attn_job aj = {.c = c, .b = b, .il = il};
+    nuage__pool_run(c->pool, nuage__attn_worker, &aj);
+    /* xb2 = att @ Wo^T */
+    nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, c->work);
+}
+
+/* SwiGLU: xb2 (T, E) = Wdown (silu(Wgate xb) * (Wup xb)). */
+static void nuage__ffn_std(nuage_context *c, const nuage_batch *b, int il) {
+    const nuage_model *m = c->m;
+    const nuage_layer *L = &m->layers[il];
+    const int T = b->n_tokens;
+    const long F = m->hp.n_ff;
+    nuage__matmul(c->pool, &L->ffn_gate, c->xb, T, c->hb, c->work);
+    nuage__matmul(c->pool, &L->ffn_up, c->xb, T, c->hb2, c->work);
+    /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  xb2 = hb @ Wdown^T */
+    for (long i = 0; i < (long)T * F; i++) c->hb[i] = nuage__silu(c->hb[i]) * c->hb2[i];
+    nuage__matmul(c->pool, &L->ffn_down, c->hb, T, c->xb2, c->work);
+}
+
 /* ---- the forward pass ------------------------------------------------------------------ */
 
 static int nuage__ensure_logits(nuage_context *c, int n_out) {
@@ -224,8 +289,6 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
     int rc = nuage__check_batch(c, b, err, errlen);
     if (rc) return rc;
     const int T = b->n_tokens, E = hp->n_embd;
-    const int H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim_k, hdv = hp->head_dim_v;
-    const long Q = (long)H * hd, K = (long)Hkv * hd, V = (long)Hkv * hdv;
     int n_out = 0;
     for (int t = 0; t < T; t++) c->out_row[t] = b->logits[t] ? n_out++ : -1;
     if (nuage__ensure_logits(c, n_out)) {
@@ -246,56 +309,16 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
         /* xb = RMSNorm(x) * attn_norm */
         for (int t = 0; t < T; t++)
             nuage__rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->attn_norm.data, E, hp->norm_eps);
-        /* q (T, H*hd), k (T, Hkv*hd), v (T, Hkv*hdv) = xb @ Wq^T, Wk^T, Wv^T (+ biases) */
-        nuage__matmul(c->pool, &L->wq, c->xb, T, c->q, c->work);
-        nuage__matmul(c->pool, &L->wk, c->xb, T, c->k, c->work);
-        nuage__matmul(c->pool, &L->wv, c->xb, T, c->v, c->work);
-        if (L->bq.data)
-            for (int t = 0; t < T; t++) nuage__add(c->q + t * Q, (const float *)L->bq.data, Q);
-        if (L->bk.data)
-            for (int t = 0; t < T; t++) nuage__add(c->k + t * K, (const float *)L->bk.data, K);
-        if (L->bv.data)
-            for (int t = 0; t < T; t++) nuage__add(c->v + t * V, (const float *)L->bv.data, V);
-        /* qwen3: per-head RMSNorm of q and k */
-        if (L->q_norm.data)
-            for (long r = 0; r < (long)T * H; r++)
-                nuage__rmsnorm(c->q + r * hd, c->q + r * hd, (const float *)L->q_norm.data, hd, hp->norm_eps);
-        if (L->k_norm.data)
-            for (long r = 0; r < (long)T * Hkv; r++)
-                nuage__rmsnorm(c->k + r * hd, c->k + r * hd, (const float *)L->k_norm.data, hd, hp->norm_eps);
-        /* RoPE on every head of q and k */
-        for (int t = 0; t < T; t++) {
-            const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
-            for (int h = 0; h < H; h++) nuage__rope_apply(c->q + t * Q + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
-            for (int h = 0; h < Hkv; h++) nuage__rope_apply(c->k + t * K + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
-        }
-        /* append k, v to the cache at (seq, pos) */
-        for (int t = 0; t < T; t++) {
-            void *kd = nuage__kv_k(&c->kv, il, b->seq[t], b->pos[t]);
-            void *vd = nuage__kv_v(&c->kv, il, b->seq[t], b->pos[t]);
-            if (c->kv.elem == 4) {
-                memcpy(kd, c->k + t * K, (size_t)K * 4);
-                memcpy(vd, c->v + t * V, (size_t)V * 4);
-            } else {
-                for (long i = 0; i < K; i++) ((uint16_t *)kd)[i] = nuage_fp32_to_fp16(c->k[t * K + i]);
-                for (long i = 0; i < V; i++) ((uint16_t *)vd)[i] = nuage_fp32_to_fp16(c->v[t * V + i]);
-            }
-        }
-        /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence */
-        nuage__attn_job aj = {.c = c, .b = b, .il = il};
-        nuage__pool_run(c->pool, nuage__attn_worker, &aj);
-        /* x += att @ Wo^T */
-        nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, c->work);
+        /* xb2 = attention(xb) */
+        if (m->arch->attn) m->arch->attn(c, b, il);
+        else nuage__attn_std(c, b, il);
         nuage__add(c->x, c->xb2, (long)T * E);
         /* xb = RMSNorm(x) * ffn_norm */
         for (int t = 0; t < T; t++)
             nuage__rmsnorm(c->xb + (size_t)t * E, c->x + (size_t)t * E, (const float *)L->ffn_norm.data, E, hp->norm_eps);
-        /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  x += hb @ Wdown^T */
-        const long F = hp->n_ff;
-        nuage__matmul(c->pool, &L->ffn_gate, c->xb, T, c->hb, c->work);
-        nuage__matmul(c->pool, &L->ffn_up, c->xb, T, c->hb2, c->work);
-        for (long i = 0; i < (long)T * F; i++) c->hb[i] = nuage__silu(c->hb[i]) * c->hb2[i];
-        nuage__matmul(c->pool, &L->ffn_down, c->hb, T, c->xb2, c->work);
+        /* xb2 = ffn(xb) */
+        if (m->arch->ffn && L->is_moe) m->arch->ffn(c, b, il);
+        else nuage__ffn_std(c, b, il);
         nuage__add(c->x, c->xb2, (long)T * E);
     }
 
@@ -313,18 +336,19 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
                       c->logits + (size_t)r0 * hp->n_vocab, c->work);
     }
     c->n_out = n_out;
+    c->n_tokens_last = T;
     return 0;
 }
 
 const float *nuage_get_logits(const nuage_context *c, int i) {
-    if (i < 0 || i >= c->n_batch_max || !c->out_row) return NULL;
+    if (i < 0 || i >= c->n_tokens_last) return NULL;
     int r = c->out_row[i];
     if (r < 0 || r >= c->n_out) return NULL;
     return c->logits + (size_t)r * c->m->hp.n_vocab;
 }
 
 const float *nuage_get_embedding(const nuage_context *c, int i) {
-    if (i < 0 || i >= c->n_batch_max) return NULL;
+    if (i < 0 || i >= c->n_tokens_last) return NULL;
     int r = c->out_row[i];
     if (r < 0 || r >= c->n_out) return NULL;
     return c->embd + (size_t)r * c->m->hp.n_embd;

@@ -100,6 +100,8 @@ uint64_t nuage_gguf_n_tensors(const nuage_gguf *g);
 const nuage_gguf_tensor *nuage_gguf_tensor_at(const nuage_gguf *g, uint64_t i);
 uint64_t nuage_gguf_alignment(const nuage_gguf *g);
 uint64_t nuage_gguf_file_size(const nuage_gguf *g);
+/* Byte offset of the tensor data section from the start of the file. */
+uint64_t nuage_gguf_data_offset(const nuage_gguf *g);
 
 /* Lookup by exact key / name; NULL when absent. */
 const nuage_gguf_value *nuage_gguf_get(const nuage_gguf *g, const char *key);

@@ -86,6 +86,17 @@ typedef struct nuage__arch {
     int (*load)(nuage_model *m, char *err, size_t errlen);
     /* Per-token KV width for the cache (K, V), all heads of one layer. */
     void (*kv_dims)(const nuage_model *m, int64_t *k_dim, int64_t *v_dim);
+    /* Optional sub-layer overrides (NULL = the standard GQA attention /
+     * dense SwiGLU FFN of forward.c). Each reads the normalised input
+     * c->xb (T, n_embd) and writes the sub-layer output to c->xb2
+     * (T, n_embd); forward.c does the norms and the residual adds.
+     * Attention must also append the layer's K/V (or latent) rows to the
+     * cache for every batch token before attending. */
+    void (*attn)(struct nuage_context *c, const nuage_batch *b, int il);
+    void (*ffn)(struct nuage_context *c, const nuage_batch *b, int il);
+    /* Extra scratch bytes the overrides need for a batch of n_batch tokens
+     * on n_threads threads with n_ctx positions (c->arch_scratch). */
+    size_t (*scratch_bytes)(const nuage_model *m, int n_batch, int n_threads, int n_ctx);
 } nuage__arch;
 
 extern const nuage__arch nuage__arch_llama, nuage__arch_qwen2, nuage__arch_qwen3;
