@@ -19,11 +19,13 @@
  * RMSNorm sums squares in double, everything else is f32.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "engine/context.h"
+#include "engine/ops.h"
 #include "engine/quant.h"
 
 /* ---- elementwise ops --------------------------------------------------------- */
@@ -104,10 +106,6 @@ typedef struct {
     int il;
 } nuage__attn_job;
 
-static inline float nuage__kv_get(const nuage__kv *kv, const void *row, int i) {
-    return kv->elem == 4 ? ((const float *)row)[i] : nuage_fp16_to_fp32(((const uint16_t *)row)[i]);
-}
-
 /* One thread's share of (token, head) pairs: softmax(q.K^T * scale) V over
  * the token's sequence positions 0..pos. */
 static void nuage__attn_worker(void *arg, int ith, int nth) {
@@ -115,9 +113,11 @@ static void nuage__attn_worker(void *arg, int ith, int nth) {
     nuage_context *c = j->c;
     const nuage_hparams *hp = &c->m->hp;
     const nuage__kv *kv = &c->kv;
+    const nuage_ops *ops = nuage__ops();
     const int H = hp->n_head, hd = hp->head_dim_k, hdv = hp->head_dim_v;
     const int group = hp->n_head / hp->n_head_kv;
     const int T = j->b->n_tokens;
+    const bool f16 = kv->elem == 2;
     float *sc = c->scores + (size_t)ith * c->n_ctx;
     long lo, hi;
     nuage__pool_range((long)T * H, ith, nth, 1, &lo, &hi);
@@ -130,14 +130,8 @@ static void nuage__attn_worker(void *arg, int ith, int nth) {
         float mx = -INFINITY;
         for (int p = 0; p <= pos; p++) {
             const void *krow = nuage__kv_k(kv, j->il, seq, p);
-            float s = 0;
-            if (kv->elem == 4) {
-                const float *k = (const float *)krow + (size_t)hk * hd;
-                for (int i = 0; i < hd; i++) s += q[i] * k[i];
-            } else {
-                const uint16_t *k = (const uint16_t *)krow + (size_t)hk * hd;
-                for (int i = 0; i < hd; i++) s += q[i] * nuage_fp16_to_fp32(k[i]);
-            }
+            float s = f16 ? ops->dot_f16(hd, q, (const uint16_t *)krow + (size_t)hk * hd)
+                          : ops->dot_f32(hd, q, (const float *)krow + (size_t)hk * hd);
             s *= hp->kq_scale;
             sc[p] = s;
             if (s > mx) mx = s;
@@ -153,13 +147,8 @@ static void nuage__attn_worker(void *arg, int ith, int nth) {
         memset(out, 0, (size_t)hdv * sizeof(float));
         for (int p = 0; p <= pos; p++) {
             const void *vrow = nuage__kv_v(kv, j->il, seq, p);
-            float a = sc[p] * inv;
-            if (kv->elem == 4) {
-                const float *v = (const float *)vrow + (size_t)hk * hdv;
-                for (int i = 0; i < hdv; i++) out[i] += a * v[i];
-            } else {
-                for (int i = 0; i < hdv; i++) out[i] += a * nuage__kv_get(kv, vrow, hk * hdv + i);
-            }
+            if (f16) ops->axpy_f16(hdv, sc[p] * inv, (const uint16_t *)vrow + (size_t)hk * hdv, out);
+            else ops->axpy_f32(hdv, sc[p] * inv, (const float *)vrow + (size_t)hk * hdv, out);
         }
     }
 }
