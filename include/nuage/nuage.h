@@ -41,6 +41,7 @@ enum {
     NUAGE_E_RANGE = -8,       /* token id / sequence id out of range */
     NUAGE_E_TEMPLATE = -9,    /* chat template error (raise_exception, ...) */
     NUAGE_E_STATE = -10,      /* call not valid in the object's state */
+    NUAGE_E_BUSY = -11,       /* queue full, try again later */
 };
 
 /* Static description of an error code ("invalid argument", ...). */
@@ -128,6 +129,27 @@ int nuage_kv_block_size(const nuage_context *ctx);
 /* Blocks that appending n tokens to seq would need to allocate. */
 int nuage_kv_blocks_needed(const nuage_context *ctx, int seq, int n_tokens);
 
+/*
+ * Block-level access for a prefix cache (the server keeps finished full
+ * blocks alive by holding a reference and re-attaches them to new
+ * sequences that start with the same tokens).
+ *
+ * nuage_kv_seq_blocks: sets *blocks to seq's block table (valid until the
+ * sequence changes) and returns its number of blocks, or NUAGE_E_RANGE.
+ * nuage_kv_block_ref / _unref: take / drop a reference on a block in use;
+ * a block whose last reference goes returns to the pool. NUAGE_E_RANGE
+ * for a block id out of range or (ref) not in use.
+ * nuage_kv_seq_attach: the empty sequence seq takes a reference on each of
+ * the n full blocks and starts with n * block_size cached positions.
+ * Returns 0, NUAGE_E_RANGE or NUAGE_E_STATE (seq not empty / too long).
+ * nuage_kv_block_refcount: references held on a block (0 = free).
+ */
+int nuage_kv_seq_blocks(const nuage_context *ctx, int seq, const int32_t **blocks);
+int nuage_kv_block_ref(nuage_context *ctx, int32_t block);
+int nuage_kv_block_unref(nuage_context *ctx, int32_t block);
+int nuage_kv_block_refcount(const nuage_context *ctx, int32_t block);
+int nuage_kv_seq_attach(nuage_context *ctx, int seq, const int32_t *blocks, int n);
+
 /* ---- batch and forward pass -------------------------------------------- */
 typedef struct {
     int n_tokens;
@@ -135,14 +157,22 @@ typedef struct {
     nuage_token *token;  /* (n_tokens) */
     int32_t *pos;        /* (n_tokens) position inside its sequence */
     int32_t *seq;        /* (n_tokens) sequence id */
-    int8_t *logits;      /* (n_tokens) 1 = produce logits for this token */
+    int8_t *logits;      /* (n_tokens) NUAGE_OUT_*: what to produce for this token */
 } nuage_batch;
+
+enum {
+    NUAGE_OUT_NONE = 0,   /* nothing (a prompt token feeding the cache) */
+    NUAGE_OUT_LOGITS = 1, /* logits and the final hidden state */
+    NUAGE_OUT_EMBD = 2,   /* only the final hidden state (embeddings) */
+};
 
 /* Allocate a batch for up to capacity tokens; NULL on out-of-memory. */
 nuage_batch *nuage_batch_new(int capacity);
 void nuage_batch_free(nuage_batch *b);
 void nuage_batch_clear(nuage_batch *b);
-/* Append one token; returns its index or NUAGE_E_RANGE when full. */
+/* Append one token; returns its index or NUAGE_E_RANGE when full.
+ * logits: true = NUAGE_OUT_LOGITS, false = NUAGE_OUT_NONE (set
+ * b->logits[i] = NUAGE_OUT_EMBD afterwards for embeddings only). */
 int nuage_batch_add(nuage_batch *b, nuage_token tok, int pos, int seq, bool logits);
 
 /*
@@ -157,11 +187,13 @@ int nuage_batch_add(nuage_batch *b, nuage_token tok, int pos, int seq, bool logi
 int nuage_decode(nuage_context *ctx, const nuage_batch *b, char *err, size_t errlen);
 
 /* Logits (n_vocab floats) of batch token i from the last nuage_decode, or
- * NULL if that token did not ask for logits. Valid until the next decode. */
+ * NULL if that token did not ask for logits. Valid until the next decode.
+ * Each token's logits depend only on its own sequence: the same sequence
+ * gives bit-identical logits whatever else shares the batch. */
 const float *nuage_get_logits(const nuage_context *ctx, int i);
 
 /* Embeddings: the final-norm hidden state (n_embd floats) of batch token i
- * from the last decode (only for tokens that asked for logits). */
+ * from the last decode (tokens that asked for NUAGE_OUT_LOGITS or _EMBD). */
 const float *nuage_get_embedding(const nuage_context *ctx, int i);
 
 #ifdef __cplusplus

@@ -176,6 +176,44 @@ int nuage_kv_blocks_needed(const nuage_context *c, int seq, int n_tokens) {
     return nuage__kv_blocks_needed(&c->kv, seq, c->kv.seqs[seq].len + n_tokens);
 }
 
+int nuage_kv_seq_blocks(const nuage_context *c, int seq, const int32_t **blocks) {
+    if (seq < 0 || seq >= c->n_seq_max) return NUAGE_E_RANGE;
+    *blocks = c->kv.seqs[seq].blocks;
+    return c->kv.seqs[seq].n_blocks;
+}
+
+int nuage_kv_block_ref(nuage_context *c, int32_t block) {
+    if (block < 0 || block >= c->kv.n_blocks || c->kv.ref[block] <= 0) return NUAGE_E_RANGE;
+    c->kv.ref[block]++;
+    return 0;
+}
+
+int nuage_kv_block_unref(nuage_context *c, int32_t block) {
+    if (block < 0 || block >= c->kv.n_blocks || c->kv.ref[block] <= 0) return NUAGE_E_RANGE;
+    if (--c->kv.ref[block] == 0) c->kv.free_ids[c->kv.n_free++] = block;
+    return 0;
+}
+
+int nuage_kv_block_refcount(const nuage_context *c, int32_t block) {
+    if (block < 0 || block >= c->kv.n_blocks) return NUAGE_E_RANGE;
+    return c->kv.ref[block];
+}
+
+int nuage_kv_seq_attach(nuage_context *c, int seq, const int32_t *blocks, int n) {
+    if (seq < 0 || seq >= c->n_seq_max || n < 0) return NUAGE_E_RANGE;
+    nuage__kv_seq *s = &c->kv.seqs[seq];
+    if (s->len != 0 || s->n_blocks != 0 || (long)n * c->kv.block_size > c->n_ctx) return NUAGE_E_STATE;
+    for (int i = 0; i < n; i++)
+        if (blocks[i] < 0 || blocks[i] >= c->kv.n_blocks || c->kv.ref[blocks[i]] <= 0) return NUAGE_E_RANGE;
+    for (int i = 0; i < n; i++) {
+        c->kv.ref[blocks[i]]++;
+        s->blocks[i] = blocks[i];
+    }
+    s->n_blocks = n;
+    s->len = n * c->kv.block_size;
+    return 0;
+}
+
 /* ---- batches --------------------------------------------------------------- */
 
 nuage_batch *nuage_batch_new(int capacity) {

@@ -28,7 +28,8 @@ struct nuage_context {
     void *work;       /* quantized activations for matmul */
     size_t work_size;
     /* Outputs of the last decode. */
-    int n_out;
+    int n_out;        /* output rows (logits rows first) */
+    int n_logits;     /* rows with logits */
     int32_t *out_row; /* (B) batch index -> output row or -1 */
     int32_t *out_tok; /* (B) output row -> batch index */
     float *embd;      /* (B, n_embd) final-norm hidden of output rows */

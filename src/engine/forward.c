@@ -278,10 +278,15 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
     int rc = nuage__check_batch(c, b, err, errlen);
     if (rc) return rc;
     const int T = b->n_tokens, E = hp->n_embd;
-    int n_out = 0;
-    for (int t = 0; t < T; t++) c->out_row[t] = b->logits[t] ? n_out++ : -1;
-    if (nuage__ensure_logits(c, n_out)) {
-        snprintf(err, errlen, "out of memory for %d logit rows", n_out);
+    /* Output rows: tokens wanting logits first (they get the vocabulary
+     * projection), then those wanting only the hidden state. */
+    int n_out = 0, n_logits = 0;
+    for (int t = 0; t < T; t++) c->out_row[t] = b->logits[t] == NUAGE_OUT_LOGITS ? n_out++ : -1;
+    n_logits = n_out;
+    for (int t = 0; t < T; t++)
+        if (b->logits[t] == NUAGE_OUT_EMBD) c->out_row[t] = n_out++;
+    if (nuage__ensure_logits(c, n_logits)) {
+        snprintf(err, errlen, "out of memory for %d logit rows", n_logits);
         return NUAGE_E_NOMEM;
     }
     /* Reserve the cache: from here on nothing can fail. */
@@ -319,12 +324,13 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
         nuage__rmsnorm(c->embd + (size_t)r * E, c->x + (size_t)t * E, (const float *)m->output_norm.data, E, hp->norm_eps);
     }
     /* logits (n_out, n_vocab) = embd @ Wout^T */
-    for (int r0 = 0; r0 < n_out; r0 += c->n_batch_max) {
-        int nr = n_out - r0 < c->n_batch_max ? n_out - r0 : c->n_batch_max;
+    for (int r0 = 0; r0 < n_logits; r0 += c->n_batch_max) {
+        int nr = n_logits - r0 < c->n_batch_max ? n_logits - r0 : c->n_batch_max;
         nuage__matmul(c->pool, &m->output, c->embd + (size_t)r0 * E, nr,
                       c->logits + (size_t)r0 * hp->n_vocab, c->work);
     }
     c->n_out = n_out;
+    c->n_logits = n_logits;
     c->n_tokens_last = T;
     return 0;
 }
@@ -332,7 +338,7 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
 const float *nuage_get_logits(const nuage_context *c, int i) {
     if (i < 0 || i >= c->n_tokens_last) return NULL;
     int r = c->out_row[i];
-    if (r < 0 || r >= c->n_out) return NULL;
+    if (r < 0 || r >= c->n_logits) return NULL;
     return c->logits + (size_t)r * c->m->hp.n_vocab;
 }
 
