@@ -55,7 +55,7 @@ static void test_model(void **state) {
 
 int main(void) {
     const char *dir = nuage_test_shared_dir();
-    static CMUnitTest tests[64];
+    static struct CMUnitTest tests[64];
     static char *keys[64];
     size_t n = 0;
     if (dir) {
@@ -71,12 +71,12 @@ int main(void) {
             if (strcmp(arch, "llama") && strcmp(arch, "qwen2") && strcmp(arch, "qwen3")) continue;
             if (n == 64) break;
             keys[n] = strdup(key);
-            tests[n] = (CMUnitTest){.name = keys[n], .test_func = test_model, .initial_state = keys[n]};
+            tests[n] = (struct CMUnitTest){.name = keys[n], .test_func = test_model, .initial_state = keys[n]};
             n++;
         }
     }
     if (n == 0) {
-        tests[0] = (CMUnitTest){.name = "shared data", .test_func = test_model, .initial_state = "none"};
+        tests[0] = (struct CMUnitTest){.name = "shared data", .test_func = test_model, .initial_state = "none"};
         n = 1;
     }
     int rc = _cmocka_run_group_tests("logits_dense", tests, n, NULL, NULL);
