@@ -131,6 +131,10 @@ int nuage_cmd_run(int argc, char **argv) {
     double t_prefill = nuage_cli_now();
     for (; n_done < n_gen; n_done++) {
         int32_t tok = nuage_sampler_sample(smp, logits);
+        if (tok < 0) {
+            nuage_cli_fail("run", 1, "no token can be sampled (all logits invalid or banned)");
+            goto done;
+        }
         if (n_done == 0) t_first = nuage_cli_now();
         nuage_sampler_accept(smp, tok);
         if (!ignore_eos && nuage_vocab_is_eog(voc, tok)) break;
