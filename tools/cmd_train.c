@@ -1,0 +1,4 @@
+/* Placeholder until this command is written. */
+#include <stdio.h>
+#include "cli.h"
+int nuage_cmd_train(int argc, char **argv) { (void)argc; fprintf(stderr, "nuage %s: not implemented yet\n", argv[0]); return 1; }
