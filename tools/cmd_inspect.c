@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "nuage/nuage.h"
 #include "engine/gguf.h"
 #include "engine/quant.h"
 
@@ -227,6 +228,27 @@ static void print_file(const inspect_opts *o, const char *path, const nuage_gguf
                " bytes (%s)\n", n_t, params, hp, bytes, hb);
 }
 
+/* What the engine makes of the file: architecture, shape and the KV-cache
+ * memory one token costs per sequence (all layers), or why it cannot run
+ * it. Vocabulary-only files just say so. */
+static void print_engine_view(inspect_opts *o, const char *path) {
+    nuage_model *m = NULL;
+    char err[512] = "";
+    int rc = nuage_model_load(path, NULL, &m, err, sizeof err);
+    if (rc) {
+        fprintf(o->f, "\nengine: cannot run this file: %s\n", err);
+        return;
+    }
+    fprintf(o->f, "\nengine: arch %s, %d layers, n_embd %d, n_vocab %d, context %d, %.2f M params, %.2f MiB weights\n",
+            nuage_model_arch(m), nuage_model_n_layer(m), nuage_model_n_embd(m), nuage_model_n_vocab(m),
+            nuage_model_n_ctx_train(m), nuage_model_n_params(m) / 1e6,
+            nuage_model_size_bytes(m) / 1048576.0);
+    fprintf(o->f, "engine: KV cache per token per sequence: %llu bytes (f16), %llu bytes (f32)\n",
+            (unsigned long long)nuage_model_kv_bytes_per_token(m, 2),
+            (unsigned long long)nuage_model_kv_bytes_per_token(m, 4));
+    nuage_model_free(m);
+}
+
 int nuage_cmd_inspect(int argc, char **argv) {
     inspect_opts o = {.f = stdout, .all = false};
     const char *path = NULL;
@@ -255,6 +277,7 @@ int nuage_cmd_inspect(int argc, char **argv) {
     }
     print_file(&o, path, g);
     nuage_gguf_close(g);
+    print_engine_view(&o, path);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "nuage inspect: error writing output\n");
         return 1;
