@@ -93,7 +93,8 @@ typedef struct { float d; int8_t qs[NUAGE_QK_K]; int16_t bsums[NUAGE_QK_K / 16];
 typedef struct { nuage_fp16 d; uint16_t scales_h; uint8_t scales_l[NUAGE_QK_K / 64]; uint8_t qs[NUAGE_QK_K / 2]; } nuage_block_iq4_xs;
 
 /* Row kernels. n is the number of values and must be a multiple of the
- * type's block size. Pointers need no particular alignment. */
+ * type's block size. Rows must be 2-byte aligned (4 for F32), as GGUF data
+ * and malloc'd buffers always are. */
 typedef void (*nuage_to_float_fn)(const void *x, float *y, int64_t n);
 typedef void (*nuage_from_float_fn)(const float *x, void *y, int64_t n);
 /* *s = dot(weight row w (this type), activation row a (vec_dot_type)). */
