@@ -83,6 +83,14 @@ void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int 
     const nuage_type_traits *tt = nuage_type_get(w->type);
     assert(tt && tt->supported);
     nuage__mm_job j = {.w = w, .tt = tt, .x = x, .n_tok = n_tok, .y = y};
+    /* More chunks than threads, so a thread that is slow or descheduled
+     * does not hold up the others (see threadpool.c). */
+    int nth = nuage__pool_size(pool);
+    long units = (w->rows + NUAGE_TILE_MAX - 1) / NUAGE_TILE_MAX;
+    long want = units / 16;
+    if (want < nth) want = nth;
+    if (want > 8L * nth) want = 8L * nth;
+    if (want > units) want = units;
     if (tt->vec_dot_type == NUAGE_TYPE_F32) {
         j.xq = (uint8_t *)x;
         j.xq_stride = (size_t)w->cols * sizeof(float);
@@ -92,7 +100,7 @@ void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int 
         if (n_tok >= 8) nuage__pool_run(pool, nuage__mm_quantize, &j);
         else nuage__mm_quantize(&j, 0, 1);
     }
-    nuage__pool_run(pool, nuage__mm_rows, &j);
+    nuage__pool_run_chunks(pool, nuage__mm_rows, &j, (int)want);
 }
 
 void nuage__weight_row(const nuage_weight *w, int64_t r, float *out) {

@@ -1,15 +1,24 @@
 /*
- * threadpool.c - spin-then-sleep fork-join pool (see threadpool.h).
+ * threadpool.c - fork-join pool with chunk stealing (see threadpool.h).
  *
- * A job is published by bumping `gen` (seq_cst) after storing fn/arg and
- * setting `pending` to the number of workers. Workers spin on `gen` for a
- * while, then announce themselves in `n_sleeping` and sleep on `cv`. The
- * publisher reads `n_sleeping` after bumping `gen` and broadcasts under
- * the mutex if anyone may sleep; a worker re-checks `gen` under the same
- * mutex before waiting, so no wake-up is lost (both sides use seq_cst, so
- * at least one of them sees the other's write).
+ * A job is split into n_chunks chunks. The pool state is one 64-bit word:
+ * the job's generation in the high half, the next unclaimed chunk in the
+ * low half. Any thread, the caller included, claims a chunk with a CAS on
+ * that word, runs it, and counts it in `done`; the caller returns when
+ * `done` reaches n_chunks. Nobody waits for a particular thread: if a
+ * worker is descheduled (an oversubscribed machine, HTTP threads busy in
+ * the server), the others take its chunks, and the caller only ever waits
+ * for chunks already running. A worker reads fn/arg only after claiming a
+ * chunk of the current generation; the caller cannot publish the next job
+ * before that chunk is counted, so fn/arg are stable while it runs.
  *
- * Lock order: only `mu` exists.
+ * Idle workers spin on the state word for a short while (the next region
+ * of a forward pass starts within microseconds), then sleep on `cv`. The
+ * publisher reads `n_sleeping` after storing the new state and broadcasts
+ * under `mu` if anyone may sleep; a worker re-checks the state under the
+ * same mutex before waiting, so no wake-up is lost (seq_cst on both sides).
+ *
+ * Lock order: only `mu` exists, a leaf.
  */
 #include "engine/threadpool.h"
 
@@ -17,10 +26,12 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#define NUAGE_POOL_SPINS 200000
+#define NUAGE_POOL_SPINS 100000      /* worker: pause-spins before sleeping */
+#define NUAGE_POOL_WAIT_SPINS 20000  /* caller: pause-spins before yielding */
 
 struct nuage_worker {
     struct nuage_pool *pool;
@@ -30,11 +41,13 @@ struct nuage_worker {
 
 struct nuage_pool {
     int n;
-    struct nuage_worker *workers; /* (n - 1) */
-    _Atomic unsigned long gen;
-    _Atomic int pending;
+    struct nuage_worker *workers;   /* (n - 1) */
+    _Atomic uint64_t state;         /* gen << 32 | next chunk */
+    _Atomic int done;               /* chunks finished in this generation */
     _Atomic int n_sleeping;
     _Atomic bool stop;
+    uint32_t gen;                   /* caller's copy of the generation */
+    int n_chunks;
     nuage_pool_fn fn;
     void *arg;
     pthread_mutex_t mu;
@@ -47,28 +60,44 @@ static inline void nuage__cpu_relax(void) {
 #endif
 }
 
-static void *nuage__worker_main(void *p) {
-    struct nuage_worker *w = p;
-    struct nuage_pool *pool = w->pool;
-    unsigned long seen = 0;
+/* Claim and run chunks of generation `gen` until none is left. */
+static void nuage__pool_work(struct nuage_pool *p, uint32_t gen) {
+    for (;;) {
+        uint64_t cur = atomic_load(&p->state);
+        if ((uint32_t)(cur >> 32) != gen) return;
+        uint32_t idx = (uint32_t)cur;
+        int n = p->n_chunks;
+        if ((int)idx >= n) return;
+        if (!atomic_compare_exchange_weak(&p->state, &cur, cur + 1)) continue;
+        /* claimed: the job cannot change until we count this chunk */
+        p->fn(p->arg, (int)idx, p->n_chunks);
+        atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+    }
+}
+
+static void *nuage__worker_main(void *arg) {
+    struct nuage_worker *w = arg;
+    struct nuage_pool *p = w->pool;
+    uint32_t seen = 0;
     for (;;) {
         int spins = 0;
-        while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop)) {
+        uint32_t gen;
+        while ((gen = (uint32_t)(atomic_load(&p->state) >> 32)) == seen && !atomic_load(&p->stop)) {
             if (++spins < NUAGE_POOL_SPINS) {
                 nuage__cpu_relax();
                 continue;
             }
-            pthread_mutex_lock(&pool->mu);
-            atomic_fetch_add(&pool->n_sleeping, 1);
-            while (atomic_load(&pool->gen) == seen && !atomic_load(&pool->stop))
-                pthread_cond_wait(&pool->cv, &pool->mu);
-            atomic_fetch_sub(&pool->n_sleeping, 1);
-            pthread_mutex_unlock(&pool->mu);
+            pthread_mutex_lock(&p->mu);
+            atomic_fetch_add(&p->n_sleeping, 1);
+            while ((uint32_t)(atomic_load(&p->state) >> 32) == seen && !atomic_load(&p->stop))
+                pthread_cond_wait(&p->cv, &p->mu);
+            atomic_fetch_sub(&p->n_sleeping, 1);
+            pthread_mutex_unlock(&p->mu);
+            spins = 0;
         }
-        if (atomic_load(&pool->stop)) return NULL;
-        seen = atomic_load(&pool->gen);
-        pool->fn(pool->arg, w->ith, pool->n);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        if (atomic_load(&p->stop)) return NULL;
+        nuage__pool_work(p, gen);
+        seen = gen;
     }
 }
 
@@ -127,26 +156,34 @@ void nuage__pool_free(nuage_pool *p) {
 
 int nuage__pool_size(const nuage_pool *p) { return p->n; }
 
-void nuage__pool_run(nuage_pool *p, nuage_pool_fn fn, void *arg) {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+void nuage__pool_run_chunks(nuage_pool *p, nuage_pool_fn fn, void *arg, int n_chunks) {
+    if (n_chunks <= 0) return;
+    if (p->n == 1 || n_chunks == 1) {
+        for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
     p->fn = fn;
     p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
-    atomic_fetch_add(&p->gen, 1);
+    p->n_chunks = n_chunks;
+    atomic_store(&p->done, 0);
+    uint32_t gen = ++p->gen;
+    if (gen == 0) gen = ++p->gen; /* 0 is "nothing seen yet" for workers */
+    atomic_store(&p->state, (uint64_t)gen << 32);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
+    nuage__pool_work(p, gen);
     long spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
-        if (++spins < NUAGE_POOL_SPINS) nuage__cpu_relax();
+    while (atomic_load_explicit(&p->done, memory_order_acquire) < n_chunks) {
+        if (++spins < NUAGE_POOL_WAIT_SPINS) nuage__cpu_relax();
         else sched_yield();
     }
+}
+
+void nuage__pool_run(nuage_pool *p, nuage_pool_fn fn, void *arg) {
+    nuage__pool_run_chunks(p, fn, arg, p->n);
 }
 
 void nuage__pool_range(long n, int ith, int nth, long align, long *lo, long *hi) {

@@ -15,7 +15,9 @@
 
 typedef struct nuage_pool nuage_pool;
 
-/* fn(arg, ith, nth): ith in [0, nth). */
+/* fn(arg, ith, nth): the ith of nth chunks of a job, ith in [0, nth).
+ * Each chunk runs exactly once, on some thread of the pool; no two chunks
+ * of a job share an index, so per-chunk scratch indexed by ith is safe. */
 typedef void (*nuage_pool_fn)(void *arg, int ith, int nth);
 
 /* Create a pool of n threads in all (n-1 workers + the caller); NULL on
@@ -24,8 +26,10 @@ nuage_pool *nuage__pool_new(int n);
 void nuage__pool_free(nuage_pool *p);
 int nuage__pool_size(const nuage_pool *p);
 
-/* Run fn on every thread of the pool and return when all have finished. */
+/* Run fn as nuage__pool_size(p) chunks and return when all have finished. */
 void nuage__pool_run(nuage_pool *p, nuage_pool_fn fn, void *arg);
+/* The same with n_chunks chunks (more chunks than threads balances load). */
+void nuage__pool_run_chunks(nuage_pool *p, nuage_pool_fn fn, void *arg, int n_chunks);
 
 /* Split [0, n) into nth near-equal contiguous ranges, aligned to `align`
  * items; sets [*lo, *hi) for thread ith. */
