@@ -106,8 +106,8 @@ typedef struct {
     int il;
 } nuage__attn_job;
 
-/* One thread's share of (token, head) pairs: softmax(q.K^T * scale) V over
- * the token's sequence positions 0..pos. */
+/* One chunk of (token, head) pairs: softmax(q.K^T * scale) V over the
+ * token's sequence positions 0..pos, a KV block at a time. */
 static void nuage__attn_worker(void *arg, int ith, int nth) {
     nuage__attn_job *j = arg;
     nuage_context *c = j->c;
@@ -116,39 +116,35 @@ static void nuage__attn_worker(void *arg, int ith, int nth) {
     const nuage_ops *ops = nuage__ops();
     const int H = hp->n_head, hd = hp->head_dim_k, hdv = hp->head_dim_v;
     const int group = hp->n_head / hp->n_head_kv;
-    const int T = j->b->n_tokens;
+    const int T = j->b->n_tokens, bs = kv->block_size;
     const bool f16 = kv->elem == 2;
-    float *sc = c->scores + (size_t)ith * c->n_ctx;
+    float *sc = c->scores + (size_t)ith * c->n_ctx;           /* (n_ctx) */
     long lo, hi;
     nuage__pool_range((long)T * H, ith, nth, 1, &lo, &hi);
     for (long th = lo; th < hi; th++) {
         int t = (int)(th / H), h = (int)(th % H), hk = h / group;
-        int seq = j->b->seq[t], pos = j->b->pos[t];
+        int seq = j->b->seq[t], n = j->b->pos[t] + 1;
         const float *q = c->q + ((size_t)t * H + h) * hd;          /* (hd) */
         float *out = c->att + ((size_t)t * H + h) * hdv;           /* (hdv) */
-        /* scores[p] = q . k_p * kq_scale for p in 0..pos */
+        /* sc[p] = q . k_p * kq_scale for p < n */
+        for (int p0 = 0; p0 < n; p0 += bs) {
+            int m = n - p0 < bs ? n - p0 : bs;
+            const void *k0 = nuage__kv_k(kv, j->il, seq, p0);
+            if (f16) ops->scores_f16(m, hd, q, (const uint16_t *)k0 + (size_t)hk * hd, (size_t)kv->k_dim, hp->kq_scale, sc + p0);
+            else ops->scores_f32(m, hd, q, (const float *)k0 + (size_t)hk * hd, (size_t)kv->k_dim, hp->kq_scale, sc + p0);
+        }
+        /* softmax: sc = exp(sc - max) / sum */
         float mx = -INFINITY;
-        for (int p = 0; p <= pos; p++) {
-            const void *krow = nuage__kv_k(kv, j->il, seq, p);
-            float s = f16 ? ops->dot_f16(hd, q, (const uint16_t *)krow + (size_t)hk * hd)
-                          : ops->dot_f32(hd, q, (const float *)krow + (size_t)hk * hd);
-            s *= hp->kq_scale;
-            sc[p] = s;
-            if (s > mx) mx = s;
-        }
-        /* softmax over the scores */
-        float sum = 0;
-        for (int p = 0; p <= pos; p++) {
-            sc[p] = expf(sc[p] - mx);
-            sum += sc[p];
-        }
-        float inv = 1.0f / sum;
-        /* out = sum_p softmax_p * v_p */
+        for (int p = 0; p < n; p++) mx = sc[p] > mx ? sc[p] : mx;
+        float inv = 1.0f / ops->exp_sum(n, sc, mx);
+        for (int p = 0; p < n; p++) sc[p] *= inv;
+        /* out = sum_p sc[p] * v_p */
         memset(out, 0, (size_t)hdv * sizeof(float));
-        for (int p = 0; p <= pos; p++) {
-            const void *vrow = nuage__kv_v(kv, j->il, seq, p);
-            if (f16) ops->axpy_f16(hdv, sc[p] * inv, (const uint16_t *)vrow + (size_t)hk * hdv, out);
-            else ops->axpy_f32(hdv, sc[p] * inv, (const float *)vrow + (size_t)hk * hdv, out);
+        for (int p0 = 0; p0 < n; p0 += bs) {
+            int m = n - p0 < bs ? n - p0 : bs;
+            const void *v0 = nuage__kv_v(kv, j->il, seq, p0);
+            if (f16) ops->accum_f16(m, hdv, sc + p0, (const uint16_t *)v0 + (size_t)hk * hdv, (size_t)kv->v_dim, out);
+            else ops->accum_f32(m, hdv, sc + p0, (const float *)v0 + (size_t)hk * hdv, (size_t)kv->v_dim, out);
         }
     }
 }

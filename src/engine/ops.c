@@ -3,41 +3,53 @@
  */
 #include "engine/ops.h"
 
+#include <math.h>
 #include <pthread.h>
 
 #include "engine/cpu.h"
 #include "engine/quant.h"
 
-static float dot_f32(int n, const float *x, const float *y) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];
-    float s = 0;
-    for (int k = 0; k < 8; k++) s += acc[k];
-    for (; i < n; i++) s += x[i] * y[i];
-    return s;
+static void scores_f32(int n, int hd, const float *q, const float *k, size_t stride, float scale, float *out) {
+    for (int i = 0; i < n; i++, k += stride) {
+        float s = 0;
+        for (int d = 0; d < hd; d++) s += q[d] * k[d];
+        out[i] = s * scale;
+    }
 }
 
-static float dot_f16(int n, const float *x, const uint16_t *y) {
-    float s = 0;
-    for (int i = 0; i < n; i++) s += x[i] * nuage_fp16_to_fp32(y[i]);
-    return s;
+static void scores_f16(int n, int hd, const float *q, const uint16_t *k, size_t stride, float scale, float *out) {
+    for (int i = 0; i < n; i++, k += stride) {
+        float s = 0;
+        for (int d = 0; d < hd; d++) s += q[d] * nuage_fp16_to_fp32(k[d]);
+        out[i] = s * scale;
+    }
 }
 
-static void axpy_f32(int n, float a, const float *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+static float exp_sum(int n, float *x, float mx) {
+    float sum = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    return sum;
 }
 
-static void axpy_f16(int n, float a, const uint16_t *x, float *y) {
-    for (int i = 0; i < n; i++) y[i] += a * nuage_fp16_to_fp32(x[i]);
+static void accum_f32(int n, int hd, const float *w, const float *v, size_t stride, float *out) {
+    for (int i = 0; i < n; i++, v += stride)
+        for (int d = 0; d < hd; d++) out[d] += w[i] * v[d];
+}
+
+static void accum_f16(int n, int hd, const float *w, const uint16_t *v, size_t stride, float *out) {
+    for (int i = 0; i < n; i++, v += stride)
+        for (int d = 0; d < hd; d++) out[d] += w[i] * nuage_fp16_to_fp32(v[d]);
 }
 
 void nuage__ops_fill_scalar(nuage_ops *o) {
-    o->dot_f32 = dot_f32;
-    o->dot_f16 = dot_f16;
-    o->axpy_f32 = axpy_f32;
-    o->axpy_f16 = axpy_f16;
+    o->scores_f32 = scores_f32;
+    o->scores_f16 = scores_f16;
+    o->exp_sum = exp_sum;
+    o->accum_f32 = accum_f32;
+    o->accum_f16 = accum_f16;
 }
 
 static nuage_ops g_ops;

@@ -1,17 +1,24 @@
 /*
  * ops.h - vector primitives of attention, chosen at run time like the
- * matmul kernels (AVX2+F16C where the CPU has it, portable C otherwise).
+ * matmul kernels (AVX2+FMA+F16C where the CPU has it, portable C
+ * otherwise). They work on runs of consecutive cached positions (one KV
+ * block at a time), so the per-position cost is a few instructions.
  */
 #ifndef NUAGE_OPS_H
 #define NUAGE_OPS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
-    float (*dot_f32)(int n, const float *x, const float *y);      /* sum x*y */
-    float (*dot_f16)(int n, const float *x, const uint16_t *y);   /* y fp16 */
-    void (*axpy_f32)(int n, float a, const float *x, float *y);   /* y += a*x */
-    void (*axpy_f16)(int n, float a, const uint16_t *x, float *y);
+    /* out[i] = scale * dot(q, k + i*stride), i < n; k rows of hd values */
+    void (*scores_f32)(int n, int hd, const float *q, const float *k, size_t stride, float scale, float *out);
+    void (*scores_f16)(int n, int hd, const float *q, const uint16_t *k, size_t stride, float scale, float *out);
+    /* x[i] = exp(x[i] - mx); returns the sum of the new x[i] */
+    float (*exp_sum)(int n, float *x, float mx);
+    /* out += sum_i w[i] * v_i, i < n; v rows of hd values at stride */
+    void (*accum_f32)(int n, int hd, const float *w, const float *v, size_t stride, float *out);
+    void (*accum_f16)(int n, int hd, const float *w, const uint16_t *v, size_t stride, float *out);
 } nuage_ops;
 
 /* The best set for this CPU (never NULL). */
