@@ -100,6 +100,7 @@ typedef struct nuage__arch {
 } nuage__arch;
 
 extern const nuage__arch nuage__arch_llama, nuage__arch_qwen2, nuage__arch_qwen3;
+extern const nuage__arch nuage__arch_qwen3moe, nuage__arch_deepseek2;
 
 /*
  * Fetch tensor `name` (printf-style with il) into *w, checking it has
