@@ -13,6 +13,7 @@ int nuage_cmd_bench(int argc, char **argv);       /* cmd_bench.c */
 int nuage_cmd_tokenize(int argc, char **argv);    /* cmd_tokenize.c */
 int nuage_cmd_detokenize(int argc, char **argv);  /* cmd_tokenize.c */
 int nuage_cmd_template(int argc, char **argv);    /* cmd_template.c */
+int nuage_cmd_serve(int argc, char **argv);       /* cmd_serve.c */
 int nuage_cmd_synth_data(int argc, char **argv);  /* cmd_synth_data.c */
 int nuage_cmd_train(int argc, char **argv);       /* cmd_train.c */
 int nuage_cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */

@@ -20,6 +20,7 @@ static const nuage_command commands[] = {
     {"tokenize", nuage_cmd_tokenize, "print the token ids of a text"},
     {"detokenize", nuage_cmd_detokenize, "print the text of token ids"},
     {"template", nuage_cmd_template, "render a chat template"},
+    {"serve", nuage_cmd_serve, "run the OpenAI-compatible HTTP server"},
     {"synth-data", nuage_cmd_synth_data, "generate checked synthetic chat data"},
     {"train-tokenizer", nuage_cmd_train_tokenizer, "train a byte-level BPE tokenizer"},
     {"train", nuage_cmd_train, "train a llama-architecture model from scratch"},

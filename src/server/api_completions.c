@@ -1,0 +1,256 @@
+/*
+ * api_completions.c - POST /v1/completions (the legacy text completion
+ * API).
+ *
+ * `prompt` may be a string, a list of strings, a list of token ids or a
+ * list of token-id lists; each prompt is its own scheduler request and
+ * gets its own n choices, numbered prompt_index * n + choice as OpenAI
+ * does. Strings are tokenized with BOS (add_special) and special-token
+ * parsing, as llama.cpp's server does; token lists are used as given (ids
+ * must be inside the vocabulary).
+ *
+ * echo prepends the prompt's text to each choice (for token prompts, their
+ * detokenized text); with logprobs the prompt tokens are listed too, the
+ * first one with a null logprob as OpenAI does. logprobs is the legacy
+ * integer (0..20 top alternatives; OpenAI stops at 5) and the answer uses
+ * the legacy shape: tokens, token_logprobs, top_logprobs (a token -> logprob
+ * object per position), text_offset (byte offsets into the choice's text).
+ * `suffix` is accepted and ignored: none of the supported models does
+ * fill-in-the-middle through this endpoint.
+ *
+ * When max_tokens is absent the default is the rest of the context capped
+ * at --max-tokens-default (OpenAI's own default of 16 surprises clients of
+ * self-hosted servers, which follow llama.cpp's "until done" behaviour).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/http.h"
+
+#define NUAGE_MAX_PROMPTS 256
+
+typedef struct {
+    int n;
+    int32_t *toks[NUAGE_MAX_PROMPTS];
+    int len[NUAGE_MAX_PROMPTS];
+    const char *text[NUAGE_MAX_PROMPTS]; /* string prompts: the text (in the body) */
+    size_t text_len[NUAGE_MAX_PROMPTS];
+} nuage__prompts;
+
+static void nuage__prompts_free(nuage__prompts *p) {
+    for (int i = 0; i < p->n; i++) free(p->toks[i]);
+    p->n = 0;
+}
+
+/* Token ids of a JSON array of integers (param names it for errors). */
+static bool nuage__ids(nuage_server *s, json_t *a, const char *param, nuage__prompts *p,
+                       nuage__apierr *e) {
+    size_t n = json_array_size(a);
+    if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
+    if (n > (size_t)s->n_ctx)
+        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                          "This model's maximum context length is %d tokens, but the prompt has %zu tokens.",
+                          s->n_ctx, n);
+    int32_t *t = malloc(n * sizeof *t);
+    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= s->n_vocab) {
+            free(t);
+            return nuage__err400(e, param, "Invalid '%s': element %zu is not a token id in [0, %d).",
+                                 param, i, s->n_vocab);
+        }
+        t[i] = (int32_t)json_integer_value(v);
+    }
+    p->toks[p->n] = t;
+    p->len[p->n] = (int)n;
+    p->text[p->n] = NULL;
+    p->n++;
+    return true;
+}
+
+static bool nuage__text_prompt(nuage_server *s, json_t *str, const char *param, nuage__prompts *p,
+                               nuage__apierr *e) {
+    const char *text = json_string_value(str);
+    size_t len = json_string_length(str);
+    int n = 0;
+    int32_t *t = nuage__tokenize_alloc(s, text, len, true, true, &n);
+    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
+    if (n == 0) {
+        free(t);
+        return nuage__err400(e, param, "Invalid '%s': the prompt is empty.", param);
+    }
+    p->toks[p->n] = t;
+    p->len[p->n] = n;
+    p->text[p->n] = text;
+    p->text_len[p->n] = len;
+    p->n++;
+    return true;
+}
+
+static bool nuage__parse_prompts(nuage_server *s, json_t *body, nuage__prompts *p, nuage__apierr *e) {
+    json_t *v = json_object_get(body, "prompt");
+    if (!v || json_is_null(v)) return nuage__err400(e, "prompt", "Missing required parameter: 'prompt'.");
+    if (json_is_string(v)) return nuage__text_prompt(s, v, "prompt", p, e);
+    if (!json_is_array(v))
+        return nuage__err400(e, "prompt", "Invalid type for 'prompt': expected a string, an array of strings, an array of tokens or an array of token arrays.");
+    size_t n = json_array_size(v);
+    if (n == 0) return nuage__err400(e, "prompt", "Invalid 'prompt': empty array.");
+    json_t *first = json_array_get(v, 0);
+    if (json_is_integer(first)) return nuage__ids(s, v, "prompt", p, e);
+    if (n > NUAGE_MAX_PROMPTS)
+        return nuage__err400(e, "prompt", "Invalid 'prompt': at most %d prompts per request.", NUAGE_MAX_PROMPTS);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(v, i);
+        char param[32];
+        snprintf(param, sizeof param, "prompt[%zu]", i);
+        bool ok;
+        if (json_is_string(first) && json_is_string(it)) ok = nuage__text_prompt(s, it, param, p, e);
+        else if (json_is_array(first) && json_is_array(it)) ok = nuage__ids(s, it, param, p, e);
+        else ok = nuage__err400(e, param, "Invalid type for '%s': all prompts must be strings or all token arrays.", param);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static json_t *nuage__completion_response(nuage__gen *g, const char *id, int64_t created) {
+    json_t *choices = json_array();
+    for (int i = 0; choices && i < g->n_choices; i++) {
+        nuage__gchoice *c = &g->ch[i];
+        nuage__gjob *jb = &g->jobs[i / g->n_per];
+        nuage__sb text = {0};
+        if (g->gp.echo) nuage__sb_put(&text, jb->echo_text ? jb->echo_text : "", jb->echo_len);
+        nuage__sb_put(&text, c->text.p ? c->text.p : "", c->text.n);
+        json_t *lp = json_null();
+        if (g->gp.top_logprobs >= 0) {
+            size_t off = g->gp.echo ? 0 : jb->echo_len;
+            json_decref(lp);
+            lp = NULL;
+            if (g->gp.echo && jb->ptoks)
+                lp = nuage__legacy_logprobs(g, jb->prompt, jb->ptoks, jb->n_prompt, true, &off, NULL);
+            lp = nuage__legacy_logprobs(g, NULL, c->toks, c->n_toks, false, &off, lp);
+        }
+        const char *fr = nuage__finish_text(c->finish);
+        json_array_append_new(choices, json_pack("{s:o,s:i,s:o,s:s}", "text",
+                                                 nuage__json_text(text.p ? text.p : "", text.n), "index", i,
+                                                 "logprobs", lp ? lp : json_null(), "finish_reason",
+                                                 fr ? fr : "stop"));
+        nuage__sb_free(&text);
+    }
+    return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", id, "object", "text_completion", "created",
+                     (json_int_t)created, "model", g->srv->model_id, "system_fingerprint", "nuage",
+                     "choices", choices ? choices : json_array(), "usage", nuage__gen_usage(g, false));
+}
+
+/* The prompt's text for echo / text offsets. */
+static bool nuage__set_echo(nuage_server *s, nuage__gjob *jb, const char *text, size_t len) {
+    if (text) {
+        jb->echo_text = malloc(len + 1);
+        if (!jb->echo_text) return false;
+        memcpy(jb->echo_text, text, len);
+        jb->echo_text[len] = 0;
+        jb->echo_len = len;
+        return true;
+    }
+    int n = nuage_detokenize(s->voc, jb->prompt, (size_t)jb->n_prompt, NULL, 0, false, false);
+    if (n < 0) return false;
+    jb->echo_text = malloc((size_t)n + 1);
+    if (!jb->echo_text) return false;
+    nuage_detokenize(s->voc, jb->prompt, (size_t)jb->n_prompt, jb->echo_text, (size_t)n + 1, false, false);
+    /* Detokenized ids can hold partial UTF-8: keep what is valid text. */
+    nuage__sb clean = {0};
+    const char *p = jb->echo_text;
+    for (int i = 0; i < n;) {
+        size_t k = 1;
+        while (k <= 4 && i + (int)k <= n && !nuage__utf8_ok(p + i, k)) k++;
+        if (k <= 4 && i + (int)k <= n) {
+            nuage__sb_put(&clean, p + i, k);
+            i += (int)k;
+        } else {
+            nuage__sb_puts(&clean, "\xEF\xBF\xBD");
+            i++;
+        }
+    }
+    free(jb->echo_text);
+    jb->echo_text = clean.p ? clean.p : strdup("");
+    jb->echo_len = clean.n;
+    return jb->echo_text != NULL;
+}
+
+void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
+    nuage_server *s = q->srv;
+    if (!nuage__require_ready(s, r)) return;
+    json_t *body = nuage__hreq_json(q, r);
+    if (!body) return;
+    nuage__apierr e = {0};
+    nuage__gen_params gp;
+    memset(&gp, 0, sizeof gp);
+    nuage__prompts *p = calloc(1, sizeof *p);
+    nuage__gen *g = NULL;
+    int n_names;
+    const char *const *names = nuage__model_names(s, &n_names);
+    if (!p) {
+        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto fail_err;
+    }
+    if (!nuage__check_model(body, names, n_names, &e)) goto fail_err;
+    if (!nuage__parse_gen_params(body, false, s->n_vocab, s->max_n, &gp, &e)) goto fail_err;
+    if (!nuage__parse_prompts(s, body, p, &e)) goto fail_err;
+    bool want_text = gp.echo || gp.top_logprobs >= 0;
+    int64_t req_max = gp.max_tokens;
+    g = nuage__gen_new(s, p->n, p->toks, p->len, &gp, false, false, false);
+    if (!g) {
+        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto fail_err;
+    }
+    for (int j = 0; want_text && j < p->n; j++)
+        if (!nuage__set_echo(s, &g->jobs[j], p->text[j], p->text_len[j])) {
+            nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
+            goto fail_err;
+        }
+    int rc = nuage__gen_submit(g);
+    if (rc) {
+        int bad = 0;
+        for (int j = 0; j < p->n; j++)
+            if (p->len[j] > p->len[bad]) bad = j;
+        nuage__sched_error(s, rc, p->len[bad], req_max, &e, &r->retry_after);
+        if (e.code && !strcmp(e.code, "context_length_exceeded")) snprintf(e.param, sizeof e.param, "prompt");
+        goto fail_err;
+    }
+    q->gen = g;
+    for (int j = 0; j < p->n; j++) q->log_prompt += p->len[j];
+    char id[64];
+    nuage__new_id(s, "cmpl", id, sizeof id);
+    int64_t created = (int64_t)time(NULL);
+    if (g->gp.stream) {
+        bool ok;
+        r->stream = nuage__sse_new(g, q->fd, false, id, created, &ok);
+        if (!ok) {
+            nuage__gen_cancel(g);
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        } else {
+            r->streaming = true;
+            r->status = 200;
+        }
+    } else if (!nuage__gen_wait(g, q->fd)) {
+        nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
+    } else if (g->failed) {
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
+    } else {
+        nuage__resp_json(r, 200, nuage__completion_response(g, id, created));
+    }
+    nuage__prompts_free(p);
+    free(p);
+    json_decref(body);
+    return;
+
+fail_err:
+    nuage__resp_apierr(r, &e);
+    nuage__gen_unref(g);
+    nuage__gen_params_free(&gp);
+    if (p) nuage__prompts_free(p);
+    free(p);
+    json_decref(body);
+}

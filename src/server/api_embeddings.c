@@ -1,0 +1,231 @@
+/*
+ * api_embeddings.c - POST /v1/embeddings.
+ *
+ * `input` is a string, a list of strings, a list of token ids or a list of
+ * token-id lists; each input is one scheduler request with embedding set,
+ * which runs the prompt without generating and returns the mean of the
+ * final hidden states, L2-normalised (the scheduler does the pooling).
+ * Strings are tokenized with the vocabulary's special tokens (BOS, or
+ * CLS/SEP for BERT-style vocabularies), as llama.cpp's server does.
+ *
+ * encoding_format "float" gives a JSON array; "base64" gives the
+ * little-endian float32 bytes in base64, as OpenAI does (the official SDKs
+ * ask for base64 by default and decode it). `dimensions` is accepted only
+ * when it equals the model's width: there is no truncation scheme for
+ * models that were not trained for one.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/http.h"
+
+#define NUAGE_MAX_INPUTS 2048
+
+static char *nuage__base64_f32(const float *v, int n, size_t *out_len) {
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t nb = (size_t)n * 4;
+    unsigned char *bytes = malloc(nb ? nb : 1);
+    if (!bytes) return NULL;
+    for (int i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], 4);
+        bytes[4 * i] = (unsigned char)(u & 0xFF);
+        bytes[4 * i + 1] = (unsigned char)((u >> 8) & 0xFF);
+        bytes[4 * i + 2] = (unsigned char)((u >> 16) & 0xFF);
+        bytes[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+    size_t olen = 4 * ((nb + 2) / 3);
+    char *o = malloc(olen + 1);
+    if (!o) {
+        free(bytes);
+        return NULL;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < nb; i += 3) {
+        uint32_t x = (uint32_t)bytes[i] << 16;
+        if (i + 1 < nb) x |= (uint32_t)bytes[i + 1] << 8;
+        if (i + 2 < nb) x |= bytes[i + 2];
+        o[k++] = tbl[(x >> 18) & 63];
+        o[k++] = tbl[(x >> 12) & 63];
+        o[k++] = i + 1 < nb ? tbl[(x >> 6) & 63] : '=';
+        o[k++] = i + 2 < nb ? tbl[x & 63] : '=';
+    }
+    o[k] = 0;
+    free(bytes);
+    *out_len = k;
+    return o;
+}
+
+typedef struct {
+    int n;
+    int32_t **toks;
+    int *len;
+} nuage__inputs;
+
+static void nuage__inputs_free(nuage__inputs *in) {
+    for (int i = 0; i < in->n; i++) free(in->toks[i]);
+    free(in->toks);
+    free(in->len);
+}
+
+static bool nuage__add_ids(nuage_server *s, json_t *a, const char *param, nuage__inputs *in,
+                           nuage__apierr *e) {
+    size_t n = json_array_size(a);
+    if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
+    if (n > (size_t)s->n_ctx)
+        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                          "This model's maximum context length is %d tokens, but the input has %zu tokens.", s->n_ctx, n);
+    int32_t *t = malloc(n * sizeof *t);
+    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= s->n_vocab) {
+            free(t);
+            return nuage__err400(e, param, "Invalid '%s': element %zu is not a token id in [0, %d).", param, i, s->n_vocab);
+        }
+        t[i] = (int32_t)json_integer_value(v);
+    }
+    in->toks[in->n] = t;
+    in->len[in->n++] = (int)n;
+    return true;
+}
+
+static bool nuage__add_text(nuage_server *s, json_t *str, const char *param, nuage__inputs *in,
+                            nuage__apierr *e) {
+    if (json_string_length(str) == 0)
+        return nuage__err400(e, param, "Invalid '%s': the input must not be an empty string.", param);
+    int n = 0;
+    int32_t *t = nuage__tokenize_alloc(s, json_string_value(str), json_string_length(str), true, true, &n);
+    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "cannot tokenize the input");
+    if (n == 0) {
+        free(t);
+        return nuage__err400(e, param, "Invalid '%s': the input has no tokens.", param);
+    }
+    if (n > s->n_ctx) {
+        free(t);
+        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                          "This model's maximum context length is %d tokens, but the input has %d tokens.", s->n_ctx, n);
+    }
+    in->toks[in->n] = t;
+    in->len[in->n++] = n;
+    return true;
+}
+
+static bool nuage__parse_inputs(nuage_server *s, json_t *body, nuage__inputs *in, nuage__apierr *e) {
+    json_t *v = json_object_get(body, "input");
+    if (!v || json_is_null(v)) return nuage__err400(e, "input", "Missing required parameter: 'input'.");
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    if (json_is_array(v) && n == 0) return nuage__err400(e, "input", "Invalid 'input': empty array.");
+    if (n > NUAGE_MAX_INPUTS)
+        return nuage__err400(e, "input", "Invalid 'input': at most %d inputs per request.", NUAGE_MAX_INPUTS);
+    in->toks = calloc(n, sizeof *in->toks);
+    in->len = calloc(n, sizeof *in->len);
+    if (!in->toks || !in->len) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (json_is_string(v)) return nuage__add_text(s, v, "input", in, e);
+    if (!json_is_array(v))
+        return nuage__err400(e, "input", "Invalid type for 'input': expected a string, an array of strings, an array of tokens or an array of token arrays.");
+    json_t *first = json_array_get(v, 0);
+    if (json_is_integer(first)) return nuage__add_ids(s, v, "input", in, e);
+    for (size_t i = 0; i < n; i++) {
+        json_t *it = json_array_get(v, i);
+        char param[32];
+        snprintf(param, sizeof param, "input[%zu]", i);
+        bool ok;
+        if (json_is_string(first) && json_is_string(it)) ok = nuage__add_text(s, it, param, in, e);
+        else if (json_is_array(first) && json_is_array(it)) ok = nuage__add_ids(s, it, param, in, e);
+        else ok = nuage__err400(e, param, "Invalid type for '%s': all inputs must be strings or all token arrays.", param);
+        if (!ok) return false;
+    }
+    return true;
+}
+
+void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
+    nuage_server *s = q->srv;
+    if (!nuage__require_ready(s, r)) return;
+    json_t *body = nuage__hreq_json(q, r);
+    if (!body) return;
+    nuage__apierr e = {0};
+    nuage__inputs in = {0};
+    nuage__gen *g = NULL;
+    nuage__gen_params gp;
+    memset(&gp, 0, sizeof gp);
+    gp.n = 1;
+    int n_names;
+    const char *const *names = nuage__model_names(s, &n_names);
+    if (!nuage__check_model(body, names, n_names, &e)) goto fail_err;
+    const char *fmt = "float";
+    if (!nuage__get_string(body, "encoding_format", &fmt, NULL, &e)) goto fail_err;
+    bool b64 = !strcmp(fmt, "base64");
+    if (!b64 && strcmp(fmt, "float")) {
+        nuage__err400(&e, "encoding_format", "Invalid value for 'encoding_format': expected 'float' or 'base64'.");
+        goto fail_err;
+    }
+    int64_t dims;
+    bool has_dims;
+    if (!nuage__get_int(body, "dimensions", 1, INT32_MAX, &dims, &has_dims, &e)) goto fail_err;
+    if (has_dims && dims != s->n_embd) {
+        nuage__err400(&e, "dimensions", "This model produces %d dimensions; 'dimensions' cannot change that.", s->n_embd);
+        goto fail_err;
+    }
+    const char *user;
+    if (!nuage__get_string(body, "user", &user, NULL, &e)) goto fail_err;
+    if (!nuage__parse_inputs(s, body, &in, &e)) goto fail_err;
+    g = nuage__gen_new(s, in.n, in.toks, in.len, &gp, false, false, true);
+    if (!g) {
+        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto fail_err;
+    }
+    int rc = nuage__gen_submit(g);
+    if (rc) {
+        nuage__sched_error(s, rc, in.len[0], -1, &e, &r->retry_after);
+        if (e.code && !strcmp(e.code, "context_length_exceeded")) snprintf(e.param, sizeof e.param, "input");
+        goto fail_err;
+    }
+    q->gen = g;
+    for (int j = 0; j < in.n; j++) q->log_prompt += in.len[j];
+    if (!nuage__gen_wait(g, q->fd)) {
+        nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
+    } else if (g->failed) {
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
+    } else {
+        json_t *data = json_array();
+        long long total = 0;
+        for (int j = 0; data && j < in.n; j++) {
+            total += in.len[j];
+            const float *v = g->embd ? g->embd[j] : NULL;
+            if (!v) {
+                json_decref(data);
+                data = NULL;
+                break;
+            }
+            json_t *emb;
+            if (b64) {
+                size_t bl;
+                char *t = nuage__base64_f32(v, g->n_embd, &bl);
+                emb = t ? json_stringn(t, bl) : NULL;
+                free(t);
+            } else {
+                emb = json_array();
+                for (int k = 0; emb && k < g->n_embd; k++) json_array_append_new(emb, json_real(v[k]));
+            }
+            json_array_append_new(data, json_pack("{s:s,s:i,s:o}", "object", "embedding", "index", j,
+                                                  "embedding", emb ? emb : json_null()));
+        }
+        if (!data)
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "the engine returned no embedding");
+        else
+            nuage__resp_json(r, 200, json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
+                                               "model", s->model_id, "usage", "prompt_tokens",
+                                               (json_int_t)total, "total_tokens", (json_int_t)total));
+    }
+    nuage__inputs_free(&in);
+    json_decref(body);
+    return;
+fail_err:
+    nuage__resp_apierr(r, &e);
+    nuage__gen_unref(g);
+    nuage__gen_params_free(&gp);
+    nuage__inputs_free(&in);
+    json_decref(body);
+}

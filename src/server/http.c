@@ -1,0 +1,549 @@
+/*
+ * http.c - the HTTP layer of `nuage serve`: libmicrohttpd setup, routing,
+ * request bodies, responses (buffered or streamed) and the request log.
+ *
+ * Threading model. libmicrohttpd runs with one internal thread accepting
+ * connections and one thread per connection
+ * (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION). A
+ * connection thread reads the request, parses the JSON, renders the chat
+ * template, tokenizes and submits to the scheduler -- all the per-request
+ * CPU work outside the model happens there, in parallel, never on the
+ * scheduler thread. A non-streamed answer is then awaited on that same
+ * thread; a streamed one is a response built from a content-reader
+ * callback that blocks until the scheduler's callbacks have produced more
+ * text (api_gen.c). Blocking is what thread-per-connection mode expects
+ * from a reader (returning 0 bytes would make it spin), and it keeps the
+ * code straight-line: no suspend/resume state machine. Keep-alive,
+ * chunked transfer encoding and pipelining are libmicrohttpd's.
+ *
+ * Lock order. The scheduler's mutex and a job's mutex (nuage__gen.mu) are
+ * never held together: a job's mutex is a leaf taken by the scheduler's
+ * callbacks (which run without the scheduler's mutex) and by the HTTP
+ * thread that drains the job, and nothing -- in particular no
+ * nuage_sched_* call -- is made while holding it. The server object itself
+ * has no lock: its fields are written before `state` becomes READY
+ * (a sequentially consistent store) and only read afterwards.
+ *
+ * Limits. Request bodies are capped (413, answered as soon as the
+ * Content-Length shows it, else when the upload passes the cap); header
+ * size is bounded by the connection memory limit (libmicrohttpd answers
+ * 431); an idle or stalled connection is closed after idle_timeout_s.
+ *
+ * Per-request memory. Everything a request allocates hangs off its
+ * nuage__hreq (the body) or its generation job (reference counted, see
+ * api_gen.c); the request-completed callback releases both, whether the
+ * request ended normally or the client vanished.
+ */
+#define _GNU_SOURCE /* POLLRDHUP */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- small utilities ------------------------------------------------------- */
+
+double nuage__now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap) {
+    uint64_t n = atomic_fetch_add(&s->id_counter, 1);
+    uint64_t x = (n + 1) * 0x9E3779B97F4A7C15ULL ^ s->id_salt;
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDULL;
+    x ^= x >> 33;
+    snprintf(buf, cap, "%s-%016llx%08llx", prefix, (unsigned long long)x,
+             (unsigned long long)(n & 0xFFFFFFFFULL));
+}
+
+const char *const *nuage__model_names(nuage_server *s, int *n) {
+    static __thread const char *names[2];
+    names[0] = s->model_id;
+    names[1] = s->model_path;
+    *n = s->model_path ? 2 : 1;
+    return names;
+}
+
+bool nuage__client_gone(int fd) {
+    if (fd < 0) return false;
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    int r = poll(&p, 1, 0);
+    if (r <= 0) return false;
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP)) return true;
+    if (p.revents & POLLIN) {
+        char c;
+        ssize_t k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (k == 0) return true;
+        if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return true;
+    }
+    return false;
+}
+
+/* ---- responses --------------------------------------------------------------- */
+
+void nuage__resp_json(nuage__hresp *r, int status, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"param\":null,\"code\":null}}";
+        s = strdup(oom);
+        status = 500;
+    }
+    r->status = status;
+    r->body = s;
+    r->len = s ? strlen(s) : 0;
+    r->content_type = "application/json";
+}
+
+void nuage__resp_apierr(nuage__hresp *r, const nuage__apierr *e) {
+    nuage__resp_json(r, e->status ? e->status : 400, nuage__err_json(e));
+}
+
+void nuage__resp_error(nuage__hresp *r, int status, const char *type, const char *code,
+                       const char *param, const char *fmt, ...) {
+    nuage__apierr e = {0};
+    e.status = status;
+    e.type = type;
+    e.code = code;
+    snprintf(e.param, sizeof e.param, "%s", param ? param : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e.message, sizeof e.message, fmt, ap);
+    va_end(ap);
+    nuage__resp_apierr(r, &e);
+}
+
+json_t *nuage__hreq_json(nuage__hreq *q, nuage__hresp *r) {
+    if (!q->body || q->len == 0) {
+        nuage__resp_error(r, 400, "invalid_request_error", NULL, NULL,
+                          "We could not parse the JSON body of your request: the body is empty.");
+        return NULL;
+    }
+    json_error_t je;
+    json_t *j = json_loadb(q->body, q->len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        nuage__resp_error(r, 400, "invalid_request_error", NULL, NULL,
+                          "We could not parse the JSON body of your request: %s (line %d, column %d).",
+                          je.text, je.line, je.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        nuage__resp_error(r, 400, "invalid_request_error", NULL, NULL,
+                          "The request body must be a JSON object.");
+        return NULL;
+    }
+    return j;
+}
+
+bool nuage__require_ready(nuage_server *s, nuage__hresp *r) {
+    int st = atomic_load(&s->state);
+    if (st == NUAGE__STATE_READY) return true;
+    r->retry_after = st == NUAGE__STATE_LOADING ? 5 : 10;
+    if (st == NUAGE__STATE_LOADING)
+        nuage__resp_error(r, 503, "server_error", "model_loading", NULL, "The model is loading. Retry later.");
+    else
+        nuage__resp_error(r, 503, "server_error", "server_shutting_down", NULL, "The server is shutting down.");
+    return false;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+typedef struct {
+    const char *path;
+    const char *method;
+    void (*fn)(nuage__hreq *, nuage__hresp *);
+} nuage__route;
+
+static void nuage__api_models_list(nuage__hreq *q, nuage__hresp *r) { nuage__api_models(q, r, NULL); }
+
+static const nuage__route nuage__routes[] = {
+    {"/v1/chat/completions", "POST", nuage__api_chat},
+    {"/chat/completions", "POST", nuage__api_chat},
+    {"/v1/completions", "POST", nuage__api_completions},
+    {"/completions", "POST", nuage__api_completions},
+    {"/v1/embeddings", "POST", nuage__api_embeddings},
+    {"/embeddings", "POST", nuage__api_embeddings},
+    {"/v1/models", "GET", nuage__api_models_list},
+    {"/models", "GET", nuage__api_models_list},
+    {"/tokenize", "POST", nuage__api_tokenize},
+    {"/detokenize", "POST", nuage__api_detokenize},
+    {"/health", "GET", nuage__api_health},
+    {"/v1/health", "GET", nuage__api_health},
+    {"/metrics", "GET", nuage__api_metrics},
+};
+
+/* Dispatch q; fills r and, for 405, the allowed method in *allow. */
+static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, const char **allow) {
+    bool is_get = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
+    for (size_t i = 0; i < sizeof nuage__routes / sizeof *nuage__routes; i++) {
+        const nuage__route *rt = &nuage__routes[i];
+        if (strcmp(url, rt->path)) continue;
+        bool ok = !strcmp(q->method, rt->method) || (is_get && !strcmp(rt->method, "GET"));
+        if (!ok) {
+            *allow = rt->method;
+            nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                              "Method %s is not allowed on %s (use %s).", q->method, rt->path, rt->method);
+            return;
+        }
+        rt->fn(q, r);
+        return;
+    }
+    const char *mp[] = {"/v1/models/", "/models/"};
+    for (int k = 0; k < 2; k++) {
+        size_t l = strlen(mp[k]);
+        if (!strncmp(url, mp[k], l) && url[l]) {
+            if (!is_get) {
+                *allow = "GET";
+                nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
+                                  "Method %s is not allowed on %s (use GET).", q->method, q->path);
+                return;
+            }
+            nuage__api_models(q, r, url + l);
+            return;
+        }
+    }
+    nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s %.200s)",
+                      q->method, q->path);
+}
+
+/* ---- libmicrohttpd glue --------------------------------------------------------- */
+
+typedef struct {
+    nuage__stream st;
+} nuage__mhd_stream;
+
+static ssize_t nuage__mhd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    nuage__mhd_stream *ms = cls;
+    ssize_t k = ms->st.read(ms->st.self, buf, max);
+    if (k == -1) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (k < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    return k;
+}
+
+static void nuage__mhd_free(void *cls) {
+    nuage__mhd_stream *ms = cls;
+    ms->st.close(ms->st.self);
+    free(ms);
+}
+
+/* Queue r on the connection; frees r's body (or hands it/the stream over). */
+static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *allow) {
+    struct MHD_Response *resp = NULL;
+    if (r->streaming) {
+        nuage__mhd_stream *ms = malloc(sizeof *ms);
+        if (ms) {
+            ms->st = r->stream;
+            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, nuage__mhd_reader, ms,
+                                                     nuage__mhd_free);
+            if (!resp) nuage__mhd_free(ms);
+        } else {
+            r->stream.close(r->stream.self);
+        }
+        r->streaming = false;
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+            MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        } else {
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        }
+    }
+    if (!resp) {
+        resp = MHD_create_response_from_buffer(r->len, r->body ? r->body : (char *)"",
+                                               r->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+        if (!resp) {
+            free(r->body);
+            r->body = NULL;
+            return MHD_NO;
+        }
+        r->body = NULL;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                r->content_type ? r->content_type : "application/json");
+    }
+    if (r->retry_after > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    q->status = r->status;
+    nuage__metrics_request(&q->srv->metrics, r->status);
+    enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls) {
+    (void)version;
+    nuage_server *s = cls;
+    nuage__hreq *q = *con_cls;
+    if (!q) {
+        q = calloc(1, sizeof *q);
+        if (!q) return MHD_NO;
+        q->srv = s;
+        q->conn = conn;
+        q->t0 = nuage__now();
+        q->fd = -1;
+        atomic_fetch_add(&s->active, 1);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) q->fd = ci->connect_fd;
+        snprintf(q->method, sizeof q->method, "%s", method);
+        snprintf(q->path, sizeof q->path, "%s", url);
+        *con_cls = q;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long v = strtoull(cl, &end, 10);
+            if (errno || *end || v > s->p.max_body) q->too_large = true;
+        }
+        if (q->too_large) {
+            /* Refuse before reading the body; libmicrohttpd closes the
+             * connection afterwards since the body was not consumed. */
+            nuage__hresp r = {0};
+            nuage__resp_error(&r, 413, "invalid_request_error", "request_too_large", NULL,
+                              "The request body is larger than the limit of %zu bytes.", s->p.max_body);
+            return nuage__send(q, &r, NULL);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (q->too_large) return MHD_YES;
+        if (q->len + n > s->p.max_body) {
+            q->too_large = true;
+            free(q->body);
+            q->body = NULL;
+            q->len = q->cap = 0;
+            return MHD_YES;
+        }
+        if (q->len + n + 1 > q->cap) {
+            size_t cap = q->cap ? q->cap : 4096;
+            while (cap < q->len + n + 1) cap *= 2;
+            char *b = realloc(q->body, cap);
+            if (!b) return MHD_NO;
+            q->body = b;
+            q->cap = cap;
+        }
+        memcpy(q->body + q->len, upload_data, n);
+        q->len += n;
+        q->body[q->len] = 0;
+        return MHD_YES;
+    }
+    if (q->status) return MHD_YES; /* already answered (413 on the first call) */
+    nuage__hresp r = {0};
+    const char *allow = NULL;
+    if (q->too_large)
+        nuage__resp_error(&r, 413, "invalid_request_error", "request_too_large", NULL,
+                          "The request body is larger than the limit of %zu bytes.", s->p.max_body);
+    else
+        nuage__dispatch(q, url, &r, &allow);
+    return nuage__send(q, &r, allow);
+}
+
+static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                             enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    nuage_server *s = cls;
+    nuage__hreq *q = *con_cls;
+    if (!q) return;
+    *con_cls = NULL;
+    int prompt = q->log_prompt, completion = q->log_completion;
+    if (q->gen) {
+        nuage__gen *g = q->gen;
+        bool done;
+        pthread_mutex_lock(&g->mu);
+        done = g->n_complete >= g->n_jobs;
+        pthread_mutex_unlock(&g->mu);
+        if (!done) nuage__gen_cancel(g);
+        pthread_mutex_lock(&g->mu);
+        prompt = 0;
+        completion = 0;
+        for (int j = 0; j < g->n_jobs; j++) prompt += g->jobs[j].n_prompt;
+        for (int i = 0; i < g->n_choices; i++) completion += g->ch[i].n_gen;
+        pthread_mutex_unlock(&g->mu);
+        nuage__gen_unref(g);
+    }
+    if (s->p.log_requests) {
+        double ms = (nuage__now() - q->t0) * 1e3;
+        fprintf(stderr, "%s %s %d prompt_tokens=%d completion_tokens=%d %.1f ms%s\n", q->method, q->path,
+                q->status, prompt, completion, ms,
+                toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+    }
+    free(q->body);
+    free(q);
+    atomic_fetch_sub(&s->active, 1);
+}
+
+/* ---- public API ------------------------------------------------------------------- */
+
+nuage_server_params nuage_server_default_params(void) {
+    nuage_server_params p = {0};
+    p.host = "127.0.0.1";
+    p.port = 8080;
+    p.max_body = 8u << 20;
+    p.idle_timeout_s = 60;
+    p.max_n = 8;
+    p.max_tokens_default = 4096;
+    p.model_id = NULL;
+    p.log_requests = true;
+    return p;
+}
+
+int nuage_server_new(const nuage_server_params *params, nuage_server **out, char *err, size_t errlen) {
+    *out = NULL;
+    nuage_server_params p = params ? *params : nuage_server_default_params();
+    if (!p.host || !*p.host) p.host = "127.0.0.1";
+    if (p.port < 0 || p.port > 65535) {
+        snprintf(err, errlen, "port %d out of range", p.port);
+        return NUAGE_E_INVAL;
+    }
+    if (p.max_body == 0) p.max_body = 8u << 20;
+    if (p.idle_timeout_s <= 0) p.idle_timeout_s = 60;
+    if (p.max_n <= 0) p.max_n = 8;
+    if (p.max_tokens_default <= 0) p.max_tokens_default = 4096;
+    nuage_server *s = calloc(1, sizeof *s);
+    if (!s) return NUAGE_E_NOMEM;
+    s->p = p;
+    s->model_id = strdup(p.model_id ? p.model_id : "model");
+    s->model_path = p.model_path ? strdup(p.model_path) : NULL;
+    if (!s->model_id || (p.model_path && !s->model_path)) goto fail_oom;
+    s->p.model_id = s->model_id;
+    s->p.model_path = s->model_path;
+    s->max_n = p.max_n;
+    nuage__metrics_init(&s->metrics);
+    atomic_init(&s->state, NUAGE__STATE_LOADING);
+    atomic_init(&s->id_counter, 0);
+    atomic_init(&s->active, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->id_salt = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
+
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    char port[16];
+    snprintf(port, sizeof port, "%d", p.port);
+    int gai = getaddrinfo(p.host, port, &hints, &ai);
+    if (gai || !ai) {
+        snprintf(err, errlen, "cannot resolve host '%s': %s", p.host, gai_strerror(gai));
+        goto fail;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, nuage__access, s,
+                                 MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p.idle_timeout_s,
+                                 MHD_OPTION_NOTIFY_COMPLETED, nuage__completed, s,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)512,
+                                 MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!s->daemon) {
+        snprintf(err, errlen, "cannot listen on %s:%d (address in use or not available)", p.host, p.port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di && di->port ? di->port : p.port;
+    *out = s;
+    return 0;
+fail_oom:
+    snprintf(err, errlen, "out of memory");
+    free(s->model_id);
+    free(s->model_path);
+    free(s);
+    return NUAGE_E_NOMEM;
+fail:
+    free(s->model_id);
+    free(s->model_path);
+    free(s);
+    return NUAGE_E_IO;
+}
+
+int nuage_server_port(const nuage_server *s) { return s ? s->port : 0; }
+
+int nuage_server_set_ready(nuage_server *s, const nuage_model *m, nuage_sched *sched, char *err,
+                           size_t errlen) {
+    s->m = m;
+    s->voc = nuage_model_vocab(m);
+    s->sched = sched;
+    s->n_vocab = nuage_model_n_vocab(m);
+    s->n_embd = nuage_model_n_embd(m);
+    nuage_sched_stats st;
+    memset(&st, 0, sizeof st);
+    nuage_sched_get_stats(sched, &st);
+    s->n_ctx = st.n_ctx > 0 ? st.n_ctx : nuage_model_n_ctx_train(m);
+    int32_t bos = nuage_vocab_bos(s->voc), eos = nuage_vocab_eos(s->voc);
+    const char *bt = bos >= 0 ? nuage_vocab_token_text(s->voc, bos) : NULL;
+    const char *et = eos >= 0 ? nuage_vocab_token_text(s->voc, eos) : NULL;
+    s->bos_text = bt ? strdup(bt) : NULL;
+    s->eos_text = et ? strdup(et) : NULL;
+    if ((bt && !s->bos_text) || (et && !s->eos_text)) {
+        snprintf(err, errlen, "out of memory");
+        return NUAGE_E_NOMEM;
+    }
+    const char *src = nuage_model_chat_template(m);
+    char terr[256];
+    if (src) {
+        if (nuage_template_parse(src, strlen(src), &s->tmpl, terr, sizeof terr)) {
+            fprintf(stderr, "nuage serve: warning: the model's chat template does not parse (%s); using ChatML\n", terr);
+            s->tmpl = NULL;
+        }
+    }
+    if (!s->tmpl) {
+        const char *cml = nuage_template_chatml();
+        int rc = nuage_template_parse(cml, strlen(cml), &s->tmpl, terr, sizeof terr);
+        if (rc) {
+            snprintf(err, errlen, "cannot parse the ChatML template: %s", terr);
+            return rc;
+        }
+    }
+    atomic_store(&s->state, NUAGE__STATE_READY);
+    return 0;
+}
+
+void nuage_server_set_stopping(nuage_server *s) {
+    if (s) atomic_store(&s->state, NUAGE__STATE_STOPPING);
+}
+
+int nuage_server_wait_idle(nuage_server *s, int timeout_ms) {
+    double end = nuage__now() + timeout_ms / 1e3;
+    int n;
+    while ((n = atomic_load(&s->active)) > 0 && nuage__now() < end) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return n;
+}
+
+void nuage_server_free(nuage_server *s) {
+    if (!s) return;
+    if (s->daemon) MHD_stop_daemon(s->daemon);
+    nuage_template_free(s->tmpl);
+    free(s->bos_text);
+    free(s->eos_text);
+    free(s->model_id);
+    free(s->model_path);
+    free(s);
+}

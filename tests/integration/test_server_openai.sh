@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Integration test of `nuage serve` with the official openai npm SDK.
+#
+# Starts the server on a free loopback port with stories260K, waits for
+# /health, runs `node --test` in tests/integration/openai (after `npm ci`
+# when node_modules is missing), and always stops the server. Exit 77
+# (skipped) when the shared data, node or the SDK are not available.
+# Env (set by ctest): NUAGE_BIN, NUAGE_SHARED_DEFAULT, NUAGE_SOURCE_DIR;
+# NUAGE_SHARED overrides the data folder.
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+src="${NUAGE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
+bin="${NUAGE_BIN:-$src/build/nuage}"
+shared="${NUAGE_SHARED:-${NUAGE_SHARED_DEFAULT:-$src/../shared}}"
+model="$shared/models/stories260K.gguf"
+tests="$src/tests/integration/openai"
+
+if [ ! -f "$shared/README.md" ] || [ ! -f "$model" ]; then
+  echo "shared data not found: skipped"; exit 77
+fi
+if ! command -v node >/dev/null 2>&1; then
+  echo "node not found: skipped"; exit 77
+fi
+if [ ! -d "$tests/node_modules/openai" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! (cd "$tests" && npm ci --no-audit --no-fund >/dev/null 2>&1); then
+    echo "cannot install the openai SDK (npm ci failed): skipped"; exit 77
+  fi
+fi
+
+# GET /health through bash's /dev/tcp (no curl needed): true on 200.
+health_ok() {
+  ( exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+    IFS= read -r line <&3
+    case "$line" in *" 200 "*) exit 0 ;; *) exit 1 ;; esac ) 2>/dev/null
+}
+
+log="$(mktemp)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$log"
+}
+trap cleanup EXIT
+
+"$bin" serve -m "$model" --host 127.0.0.1 --port 0 --parallel 16 --kv-blocks 2048 \
+  --max-body 1M --quiet >"$log" 2>&1 &
+pid=$!
+
+port=""
+for _ in $(seq 1 600); do
+  port="$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -n1)"
+  if [ -n "$port" ] && health_ok "$port"; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then echo "server exited:"; cat "$log"; exit 1; fi
+  sleep 0.1
+done
+if [ -z "$port" ] || ! health_ok "$port"; then
+  echo "server did not become ready:"; cat "$log"; exit 1
+fi
+
+cd "$tests"
+NUAGE_URL="http://127.0.0.1:$port" NUAGE_SHARED="$shared" node --test --test-concurrency=1 --test-timeout=600000
+rc=$?
+
+# Clean shutdown on SIGTERM, exit status 0.
+kill -TERM "$pid"
+wait "$pid"
+src_rc=$?
+pid=""
+if [ $src_rc -ne 0 ]; then echo "server exit status $src_rc on SIGTERM"; cat "$log"; rc=1; fi
+if grep -q "ERROR: \(AddressSanitizer\|LeakSanitizer\)\|runtime error:" "$log"; then cat "$log"; rc=1; fi
+exit $rc
