@@ -1,4 +1,79 @@
-/* Placeholder until this command is written. */
+/*
+ * cmd_train_tokenizer.c - `nuage train-tokenizer`: learn a byte-level BPE
+ * vocabulary from JSONL chats (rendered with the ChatML template the
+ * tokenizer will carry) and write it as a vocabulary-only GGUF with the
+ * standard tokenizer.ggml.* keys (see src/train/bpe_train.h).
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
-int nuage_cmd_train_tokenizer(int argc, char **argv) { (void)argc; fprintf(stderr, "nuage %s: not implemented yet\n", argv[0]); return 1; }
+#include "cli_util.h"
+#include "engine/gguf_write.h"
+#include "nuage/nuage.h"
+#include "train/bpe_train.h"
+#include "train/train.h"
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: nuage train-tokenizer --data FILE.jsonl --vocab N --out TOK.gguf [--pre NAME]\n"
+            "  --vocab N   vocabulary size: 256 bytes + merges + 5 special tokens (at most N)\n"
+            "  --pre NAME  pre-tokenizer (default qwen2: every digit is its own word)\n");
+    return 2;
+}
+
+int nuage_cmd_train_tokenizer(int argc, char **argv) {
+    const char *data = NULL, *out = NULL, *pre = "qwen2";
+    long vocab = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) return usage();
+        bool ok = true;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
+        else if (!strcmp(a, "--pre")) pre = v;
+        else if (!strcmp(a, "--vocab")) ok = nuage_cli_int(v, 256 + NUAGE_BPE_N_SPECIAL, 1 << 20, &vocab);
+        else return usage();
+        if (!ok) return nuage_cli_fail("train-tokenizer", 2, "bad value for %s: '%s'", a, v);
+        i++;
+    }
+    if (!data || !out || !vocab) return usage();
+    char err[512];
+    char **texts = NULL;
+    size_t *lens = NULL, n = 0;
+    nuage_bpe *b = NULL;
+    nuage_gguf_writer *w = NULL;
+    int ret = 1;
+    double t0 = nuage_cli_now();
+    if (nuage_tdata_render_file(data, nuage_bpe_chat_template(), &texts, &lens, &n, err, sizeof err)) {
+        nuage_cli_fail("train-tokenizer", 1, "%s: %s", data, err);
+        goto done;
+    }
+    if (nuage_bpe_train((const char *const *)texts, lens, n, (int)vocab, pre, &b, err, sizeof err)) {
+        nuage_cli_fail("train-tokenizer", 1, "%s", err);
+        goto done;
+    }
+    w = nuage_gguf_writer_new();
+    if (!w || nuage_gguf_writer_set_str(w, "general.architecture", "llama") ||
+        nuage_gguf_writer_set_str(w, "general.name", "nuage-tokenizer") || nuage_bpe_write_gguf(b, w)) {
+        nuage_cli_fail("train-tokenizer", 1, "out of memory");
+        goto done;
+    }
+    if (nuage_gguf_writer_write_file(w, out, err, sizeof err)) {
+        nuage_cli_fail("train-tokenizer", 1, "%s", err);
+        goto done;
+    }
+    fprintf(stderr, "train-tokenizer: %zu chats, %d distinct words, %d tokens (%d merges), %.1fs -> %s\n",
+            n, b->n_words, b->n_tokens, b->n_merges, nuage_cli_now() - t0, out);
+    ret = 0;
+done:
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(lens);
+    nuage_bpe_free(b);
+    nuage_gguf_writer_free(w);
+    return ret;
+}
