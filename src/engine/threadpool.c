@@ -47,9 +47,12 @@ struct nuage_pool {
     _Atomic int n_sleeping;
     _Atomic bool stop;
     uint32_t gen;                   /* caller's copy of the generation */
-    int n_chunks;
-    nuage_pool_fn fn;
-    void *arg;
+    /* The job. Atomic (relaxed) because a worker may read them while the
+     * caller writes the next job; the CAS on `state` decides whether what
+     * it read is used. */
+    _Atomic int n_chunks;
+    _Atomic(nuage_pool_fn) fn;
+    _Atomic(void *) arg;
     pthread_mutex_t mu;
     pthread_cond_t cv;
 };
@@ -66,11 +69,13 @@ static void nuage__pool_work(struct nuage_pool *p, uint32_t gen) {
         uint64_t cur = atomic_load(&p->state);
         if ((uint32_t)(cur >> 32) != gen) return;
         uint32_t idx = (uint32_t)cur;
-        int n = p->n_chunks;
+        int n = atomic_load_explicit(&p->n_chunks, memory_order_relaxed);
         if ((int)idx >= n) return;
         if (!atomic_compare_exchange_weak(&p->state, &cur, cur + 1)) continue;
         /* claimed: the job cannot change until we count this chunk */
-        p->fn(p->arg, (int)idx, p->n_chunks);
+        nuage_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+        fn(atomic_load_explicit(&p->arg, memory_order_relaxed), (int)idx,
+           atomic_load_explicit(&p->n_chunks, memory_order_relaxed));
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
 }
@@ -162,9 +167,9 @@ void nuage__pool_run_chunks(nuage_pool *p, nuage_pool_fn fn, void *arg, int n_ch
         for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    p->n_chunks = n_chunks;
+    atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+    atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+    atomic_store_explicit(&p->n_chunks, n_chunks, memory_order_relaxed);
     atomic_store(&p->done, 0);
     uint32_t gen = ++p->gen;
     if (gen == 0) gen = ++p->gen; /* 0 is "nothing seen yet" for workers */
