@@ -1,0 +1,173 @@
+/*
+ * store.h - the platform's persistent state behind one narrow interface:
+ * tenants, API keys, usage records, files and batch jobs.
+ *
+ * The only backend today is SQLite (one file, WAL mode, synchronous=FULL
+ * for usage and batch progress so a record whose response completed
+ * survives a SIGKILL), with versioned schema migrations. Everything above
+ * this interface (HTTP handlers, the admin CLI, the batch runner) sees
+ * only these calls, so a PostgreSQL backend for several replicas sharing
+ * tenants, quotas, usage and batches can be added later beside it.
+ *
+ * Thread safety: every call may be made from any thread; the store
+ * serialises access internally (one connection + one mutex, a leaf lock:
+ * no store call takes any other lock, and callers must not call back into
+ * the store while holding their own locks that the store's callers could
+ * hold — in practice: call it with no lock held).
+ *
+ * Secrets: API keys are random (from getrandom()), shown once at
+ * creation, stored only as SHA-256 hashes (salted per key), compared in
+ * constant time. Prompt or completion text is never stored here unless a
+ * deployment opts in (usage records carry counts only).
+ *
+ * All functions return 0 or a negative NUAGE_E_* code: NUAGE_E_RANGE
+ * "not found", NUAGE_E_STATE "already exists / wrong state", NUAGE_E_INVAL
+ * bad argument, NUAGE_E_IO database error (message in the store's last
+ * error, nuage_store_errmsg).
+ */
+#ifndef NUAGE_STORE_H
+#define NUAGE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nuage_store nuage_store;
+
+/* Open (creating and migrating as needed) the store at path. */
+int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errlen);
+void nuage_store_close(nuage_store *s);
+/* Last error message of this thread's last failed call (static storage). */
+const char *nuage_store_errmsg(nuage_store *s);
+int nuage_store_schema_version(nuage_store *s);
+
+/* ---- tenants ---------------------------------------------------------------- */
+typedef struct {
+    int64_t id;
+    char name[64];
+    int64_t tpm, rpm;     /* tokens / requests per minute; 0 = unlimited */
+    double weight;        /* fair-scheduling weight (> 0) */
+    int64_t created_ms;
+} nuage_tenant;
+
+int nuage_store_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm,
+                              double weight, nuage_tenant *out);
+int nuage_store_tenant_get(nuage_store *s, const char *name, nuage_tenant *out);
+int nuage_store_tenant_get_id(nuage_store *s, int64_t id, nuage_tenant *out);
+/* *out malloc'd array of *n tenants (caller frees). */
+int nuage_store_tenant_list(nuage_store *s, nuage_tenant **out, int *n);
+/* Deletes the tenant and revokes its keys (usage records stay). */
+int nuage_store_tenant_delete(nuage_store *s, const char *name);
+
+/* ---- API keys ----------------------------------------------------------------- */
+typedef struct {
+    int64_t id;
+    int64_t tenant_id;
+    char prefix[16];          /* first characters of the key, for listings */
+    char deployments[256];    /* comma-separated allowed deployments; "" = all */
+    int64_t expires_ms;       /* 0 = never */
+    int64_t created_ms;
+    bool revoked;
+    bool admin;               /* may call the admin API */
+} nuage_key;
+
+/* Create a key; writes the secret (NUL-terminated, shown once) to key_out
+ * (cap >= 64). tenant NULL only for admin keys. */
+int nuage_store_key_create(nuage_store *s, const char *tenant, const char *deployments,
+                           int64_t expires_ms, bool admin, char *key_out, size_t cap,
+                           nuage_key *out);
+/* Look up a presented key: 0 and the key (and its tenant, unless admin
+ * without tenant) when valid; NUAGE_E_RANGE when unknown, revoked or
+ * expired (the caller answers 401 without saying which). */
+int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key,
+                           nuage_tenant *tenant);
+int nuage_store_key_list(nuage_store *s, const char *tenant, nuage_key **out, int *n);
+/* Revoke by id or by prefix. */
+int nuage_store_key_revoke(nuage_store *s, const char *id_or_prefix);
+/* Number of active (unrevoked, unexpired) keys; < 0 on error. */
+int nuage_store_key_count(nuage_store *s);
+/* Is deployment allowed for this key? */
+bool nuage_key_allows(const nuage_key *k, const char *deployment);
+
+/* ---- usage ------------------------------------------------------------------------- */
+typedef struct {
+    int64_t time_ms;
+    int64_t tenant_id, key_id;      /* 0 when auth is off */
+    char request_id[48];
+    char deployment[64];
+    char model_version[64];
+    int64_t prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens;
+    int status;                     /* HTTP status */
+    double latency_ms;
+} nuage_usage_record;
+
+/* Durable when it returns 0 (fsync'd WAL commit). */
+int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r);
+
+typedef struct {
+    char group[64];                 /* day (YYYY-MM-DD), deployment, or "total" */
+    int64_t requests, prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens;
+} nuage_usage_total;
+
+/* Totals for tenant_id (0 = all tenants) since since_ms (0 = all time),
+ * grouped by "day", "deployment" or NULL (one "total" row). */
+int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
+                             nuage_usage_total **out, int *n);
+
+/* ---- files (OpenAI Files API, purpose "batch" and "batch_output") ------------------ */
+typedef struct {
+    char id[40];          /* "file-..." */
+    int64_t tenant_id;
+    char filename[256];
+    char purpose[32];
+    int64_t bytes;
+    int64_t created_ms;
+} nuage_file;
+
+int nuage_store_file_create(nuage_store *s, int64_t tenant_id, const char *filename,
+                            const char *purpose, const void *data, size_t len, nuage_file *out);
+/* Only the owning tenant sees a file: another tenant's id is NUAGE_E_RANGE. */
+int nuage_store_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_file *out);
+/* Content: malloc'd *data of *len bytes. */
+int nuage_store_file_content(nuage_store *s, int64_t tenant_id, const char *id, void **data,
+                             size_t *len);
+int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose,
+                          nuage_file **out, int *n);
+int nuage_store_file_delete(nuage_store *s, int64_t tenant_id, const char *id);
+
+/* ---- batch jobs (OpenAI Batch API) ---------------------------------------------------- */
+typedef struct {
+    char id[40];                  /* "batch_..." */
+    int64_t tenant_id;
+    char endpoint[64];            /* "/v1/chat/completions", ... */
+    char input_file_id[40], output_file_id[40], error_file_id[40];
+    char completion_window[16];   /* "24h" */
+    char status[24];              /* validating, in_progress, finalizing, completed, failed,
+                                     cancelling, cancelled, expired */
+    int64_t created_ms, in_progress_ms, finalizing_ms, completed_ms, cancelled_ms, failed_ms,
+        expires_ms;
+    int64_t total, completed, failed;  /* request_counts */
+    char deployment[64];          /* deployment that runs it */
+} nuage_batch_job;
+
+int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endpoint,
+                             const char *input_file_id, const char *completion_window,
+                             const char *deployment, nuage_batch_job *out);
+int nuage_store_batch_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_batch_job *out);
+/* tenant_id < 0: every tenant's (for the runner). */
+int nuage_store_batch_list(nuage_store *s, int64_t tenant_id, nuage_batch_job **out, int *n);
+/* Set status (and its timestamp), plus total when > 0. */
+int nuage_store_batch_set_status(nuage_store *s, const char *id, const char *status, int64_t total);
+/* Record line `line` (1-based) as done, with its output JSONL line (a
+ * response or an error). Idempotent: a line already recorded is left as it
+ * is (returns NUAGE_E_STATE), so a resumed batch never counts a line twice.
+ * Durable when it returns. */
+int nuage_store_batch_line_done(nuage_store *s, const char *id, int64_t line, bool is_error,
+                                const char *jsonl);
+/* Which lines are done: malloc'd sorted array of line numbers. */
+int nuage_store_batch_lines_done(nuage_store *s, const char *id, int64_t **lines, int *n);
+/* Assemble the output and error files from the recorded lines (in line
+ * order), store them as files and set output_file_id / error_file_id. */
+int nuage_store_batch_finalize(nuage_store *s, const char *id);
+
+#endif
