@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "nuage/nuage.h"
+#include "test_util.h"
 
 typedef struct {
     int n_pos;
@@ -35,16 +36,7 @@ typedef struct {
 static inline char *nuage_ref_read(const char *dir, const char *name, size_t *len) {
     char path[4096];
     snprintf(path, sizeof path, "%s/vectors/logits/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) { free(buf); buf = NULL; }
-    fclose(f);
-    if (buf) { buf[n] = 0; if (len) *len = (size_t)n; }
-    return buf;
+    return nuage_test_read_file(path, len);
 }
 
 static inline int nuage_ref_parse_ids(const char *s, int32_t *out, int cap) {
