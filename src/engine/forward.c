@@ -251,7 +251,9 @@ static void nuage__ffn_std(nuage_context *c, const nuage_batch *b, int il) {
     nuage__matmul(c->pool, &L->ffn_gate, c->xb, T, c->hb, c->work);
     nuage__matmul(c->pool, &L->ffn_up, c->xb, T, c->hb2, c->work);
     /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  xb2 = hb @ Wdown^T */
-    for (long i = 0; i < (long)T * F; i++) c->hb[i] = nuage__silu(c->hb[i]) * c->hb2[i];
+    /* row by row: a token's values must not depend on where the batch
+     * splits into vector lanes and scalar tails (batch invariance) */
+    for (int t = 0; t < T; t++) nuage__ops()->silu_mul(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F);
     nuage__matmul(c->pool, &L->ffn_down, c->hb, T, c->xb2, c->work);
 }
 

@@ -44,7 +44,12 @@ static void accum_f16(int n, int hd, const float *w, const uint16_t *v, size_t s
         for (int d = 0; d < hd; d++) out[d] += w[i] * nuage_fp16_to_fp32(v[d]);
 }
 
+static void silu_mul(long n, float *g, const float *u) {
+    for (long i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void nuage__ops_fill_scalar(nuage_ops *o) {
+    o->silu_mul = silu_mul;
     o->scores_f32 = scores_f32;
     o->scores_f16 = scores_f16;
     o->exp_sum = exp_sum;

@@ -19,6 +19,9 @@ typedef struct {
     /* out += sum_i w[i] * v_i, i < n; v rows of hd values at stride */
     void (*accum_f32)(int n, int hd, const float *w, const float *v, size_t stride, float *out);
     void (*accum_f16)(int n, int hd, const float *w, const uint16_t *v, size_t stride, float *out);
+    /* SwiGLU gate: g[i] = silu(g[i]) * u[i] = g / (1 + exp(-g)) * u. Call it
+     * per row: lanes and tails depend on where the array starts. */
+    void (*silu_mul)(long n, float *g, const float *u);
 } nuage_ops;
 
 /* The best set for this CPU (never NULL). */

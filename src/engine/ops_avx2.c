@@ -39,10 +39,11 @@ static void scores_f16(int n, int hd, const float *q, const uint16_t *k, size_t 
     }
 }
 
-/* exp(x) for x <= 0 (scores minus their max): Cody-Waite reduction by ln 2
- * and a degree-6 polynomial (relative error ~2e-7, like expf). */
+/* exp(x) for x <= 88 (scores minus their max; -g in SiLU): Cody-Waite
+ * reduction by ln 2 and a degree-6 polynomial (relative error ~2e-7, like
+ * expf). Inputs below -87 give ~1e-38 instead of a denormal. */
 static inline __m256 exp256(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
     __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
@@ -105,7 +106,20 @@ static void accum_f16(int n, int hd, const float *w, const uint16_t *v, size_t s
     }
 }
 
+static void silu_mul(long n, float *g, const float *u) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(g + i);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 s = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
 void nuage__ops_fill_avx2(nuage_ops *o) {
+    o->silu_mul = silu_mul;
     o->scores_f32 = scores_f32;
     o->scores_f16 = scores_f16;
     o->exp_sum = exp_sum;
