@@ -2,9 +2,11 @@
  * threadpool.c - fork-join pool with chunk stealing (see threadpool.h).
  *
  * A job is split into n_chunks chunks. The pool state is one 64-bit word:
- * the job's generation in the high half, the next unclaimed chunk in the
- * low half. Any thread, the caller included, claims a chunk with a CAS on
- * that word, runs it, and counts it in `done`; the caller returns when
+ * the job's generation in the high 32 bits, its chunk count in the next 16
+ * and the next unclaimed chunk in the low 16. Any thread, the caller
+ * included, claims a chunk with a CAS on that word (count and generation
+ * come from the same word, so a thread can never claim a chunk of a job
+ * against another job's count), runs it, and counts it in `done`; the caller returns when
  * `done` reaches n_chunks. Nobody waits for a particular thread: if a
  * worker is descheduled (an oversubscribed machine, HTTP threads busy in
  * the server), the others take its chunks, and the caller only ever waits
@@ -48,9 +50,8 @@ struct nuage_pool {
     _Atomic bool stop;
     uint32_t gen;                   /* caller's copy of the generation */
     /* The job. Atomic (relaxed) because a worker may read them while the
-     * caller writes the next job; the CAS on `state` decides whether what
-     * it read is used. */
-    _Atomic int n_chunks;
+     * caller writes the next job; they are only used after a successful
+     * CAS on `state` for this job's generation. */
     _Atomic(nuage_pool_fn) fn;
     _Atomic(void *) arg;
     pthread_mutex_t mu;
@@ -68,14 +69,12 @@ static void nuage__pool_work(struct nuage_pool *p, uint32_t gen) {
     for (;;) {
         uint64_t cur = atomic_load(&p->state);
         if ((uint32_t)(cur >> 32) != gen) return;
-        uint32_t idx = (uint32_t)cur;
-        int n = atomic_load_explicit(&p->n_chunks, memory_order_relaxed);
-        if ((int)idx >= n) return;
+        int idx = (int)(cur & 0xffff), n = (int)((cur >> 16) & 0xffff);
+        if (idx >= n) return;
         if (!atomic_compare_exchange_weak(&p->state, &cur, cur + 1)) continue;
         /* claimed: the job cannot change until we count this chunk */
         nuage_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
-        fn(atomic_load_explicit(&p->arg, memory_order_relaxed), (int)idx,
-           atomic_load_explicit(&p->n_chunks, memory_order_relaxed));
+        fn(atomic_load_explicit(&p->arg, memory_order_relaxed), idx, n);
         atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
     }
 }
@@ -163,17 +162,17 @@ int nuage__pool_size(const nuage_pool *p) { return p->n; }
 
 void nuage__pool_run_chunks(nuage_pool *p, nuage_pool_fn fn, void *arg, int n_chunks) {
     if (n_chunks <= 0) return;
+    if (n_chunks > 0xffff) n_chunks = 0xffff; /* the state word holds 16 bits */
     if (p->n == 1 || n_chunks == 1) {
         for (int i = 0; i < n_chunks; i++) fn(arg, i, n_chunks);
         return;
     }
     atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
-    atomic_store_explicit(&p->n_chunks, n_chunks, memory_order_relaxed);
     atomic_store(&p->done, 0);
     uint32_t gen = ++p->gen;
     if (gen == 0) gen = ++p->gen; /* 0 is "nothing seen yet" for workers */
-    atomic_store(&p->state, (uint64_t)gen << 32);
+    atomic_store(&p->state, (uint64_t)gen << 32 | (uint64_t)n_chunks << 16);
     if (atomic_load(&p->n_sleeping) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
