@@ -37,6 +37,7 @@ static int usage(void) {
             "                  [--digits D] [--seed S] [--model NAME] [--reasoning]\n"
             "                  [--max-tokens N] [-t THREADS] [--verbose]\n"
             "  --task T      a task, a comma-separated list, 'all' (each task) or 'mix'\n"
+            "  --model NAME  the served model (default: the first of GET /v1/models)\n"
             "  --reasoning   the model thinks first: allow long replies (default max 48 / 400)\n");
     return 2;
 }
@@ -68,10 +69,11 @@ static bool nuage__parse_url(const char *s, nuage__url *u) {
     return true;
 }
 
-/* POST body to url + path; returns the response body (malloc'd) and the
- * status in *status, or NULL with err set. */
-static char *nuage__http_post(const nuage__url *u, const char *path, const char *body, int *status,
-                              char *err, size_t errlen) {
+/* POST body (or GET when body is NULL) to url + path; returns the
+ * response body (malloc'd) and the status in *status, or NULL with err
+ * set. */
+static char *nuage__http(const nuage__url *u, const char *path, const char *body, int *status,
+                         char *err, size_t errlen) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai = NULL;
     int gr = getaddrinfo(u->host, u->port, &hints, &ai);
     if (gr) {
@@ -91,12 +93,14 @@ static char *nuage__http_post(const nuage__url *u, const char *path, const char 
         snprintf(err, errlen, "cannot connect to %s:%s", u->host, u->port);
         return NULL;
     }
-    size_t blen = strlen(body);
+    size_t blen = body ? strlen(body) : 0;
     char head[1024];
-    int hn = snprintf(head, sizeof head,
-                      "POST %s%s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                      u->path, path, u->host, u->port, blen);
+    int hn = body ? snprintf(head, sizeof head,
+                             "POST %s%s HTTP/1.1\r\nHost: %s:%s\r\nContent-Type: application/json\r\n"
+                             "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                             u->path, path, u->host, u->port, blen)
+                  : snprintf(head, sizeof head, "GET %s%s HTTP/1.1\r\nHost: %s:%s\r\nConnection: close\r\n\r\n",
+                             u->path, path, u->host, u->port);
     char *resp = NULL;
     size_t rn = 0, rcap = 0;
     bool ok = send(fd, head, (size_t)hn, MSG_NOSIGNAL) == hn;
@@ -167,14 +171,14 @@ static char *nuage__http_post(const nuage__url *u, const char *path, const char 
 /* Ask the server; writes "<think>reasoning</think>content" or content. */
 static int nuage__ask_server(const nuage__url *u, const char *model, const char *question, int max_tokens,
                              char *reply, size_t cap, char *err, size_t errlen) {
-    json_t *req = json_pack("{s:s,s:[{s:s,s:s}],s:f,s:i,s:b}", "model", model ? model : "default",
+    json_t *req = json_pack("{s:s,s:[{s:s,s:s}],s:f,s:i,s:b}", "model", model,
                             "messages", "role", "user", "content", question, "temperature", 0.0,
                             "max_tokens", max_tokens, "stream", 0);
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body) return NUAGE_E_NOMEM;
     int status = 0;
-    char *resp = nuage__http_post(u, "/v1/chat/completions", body, &status, err, errlen);
+    char *resp = nuage__http(u, "/v1/chat/completions", body, &status, err, errlen);
     free(body);
     if (!resp) return NUAGE_E_IO;
     json_error_t je;
@@ -184,12 +188,31 @@ static int nuage__ask_server(const nuage__url *u, const char *model, const char 
     const char *content = json_string_value(json_object_get(msg, "content"));
     const char *rc = json_string_value(json_object_get(msg, "reasoning_content"));
     if (status != 200 || !msg) {
-        snprintf(err, errlen, "server answered %d%s", status, r ? "" : " (not JSON)");
+        const char *em = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+        snprintf(err, errlen, "server answered %d%s%s", status, em ? ": " : (r ? "" : " (not JSON)"), em ? em : "");
         json_decref(r);
         return NUAGE_E_IO;
     }
     if (rc && *rc) snprintf(reply, cap, "<think>%s</think>%s", rc, content ? content : "");
     else snprintf(reply, cap, "%s", content ? content : "");
+    json_decref(r);
+    return 0;
+}
+
+/* The id of the server's first model (GET /v1/models) into out. */
+static int nuage__server_model(const nuage__url *u, char *out, size_t cap, char *err, size_t errlen) {
+    int status = 0;
+    char *resp = nuage__http(u, "/v1/models", NULL, &status, err, errlen);
+    if (!resp) return NUAGE_E_IO;
+    json_t *r = json_loads(resp, 0, NULL);
+    free(resp);
+    const char *id = json_string_value(json_object_get(json_array_get(json_object_get(r, "data"), 0), "id"));
+    if (status != 200 || !id) {
+        snprintf(err, errlen, "GET /v1/models answered %d without a model id", status);
+        json_decref(r);
+        return NUAGE_E_IO;
+    }
+    snprintf(out, cap, "%s", id);
     json_decref(r);
     return 0;
 }
@@ -295,7 +318,15 @@ int nuage_cmd_eval(int argc, char **argv) {
     int ret = 1;
     nuage__url u;
     nuage__local L = {0};
+    char model_buf[512];
     if (url && !nuage__parse_url(url, &u)) return nuage_cli_fail("eval", 2, "bad URL '%s' (http://HOST:PORT)", url);
+    if (url && !model_name) { /* ask the server which model it serves */
+        if (nuage__server_model(&u, model_buf, sizeof model_buf, err, sizeof err)) {
+            nuage_cli_fail("eval", 1, "%s", err);
+            goto done;
+        }
+        model_name = model_buf;
+    }
     if (model_path) {
         if (nuage_model_load(model_path, NULL, &L.m, err, sizeof err)) {
             nuage_cli_fail("eval", 1, "%s: %s", model_path, err);
