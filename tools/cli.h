@@ -18,5 +18,7 @@ int nuage_cmd_synth_data(int argc, char **argv);  /* cmd_synth_data.c */
 int nuage_cmd_train(int argc, char **argv);       /* cmd_train.c */
 int nuage_cmd_train_tokenizer(int argc, char **argv); /* cmd_train_tokenizer.c */
 int nuage_cmd_eval(int argc, char **argv);        /* cmd_eval.c */
+int nuage_cmd_admin(int argc, char **argv);       /* cmd_admin.c */
+int nuage_cmd_batch(int argc, char **argv);       /* cmd_batch.c */
 
 #endif

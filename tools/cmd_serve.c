@@ -1,14 +1,28 @@
 /*
- * cmd_serve.c - `nuage serve`: the OpenAI-compatible HTTP server.
+ * cmd_serve.c - `nuage serve`: the OpenAI-compatible HTTP server, and the
+ * multi-tenant hosting service around it.
  *
- * Order of events: bind the port first (so that /health can answer
- * "loading" and a supervisor sees the process is alive), load the model,
- * start the scheduler, mark the server ready; then wait for SIGINT or
- * SIGTERM. Shutdown: /health turns to "stopping" and new generation
- * requests get 503, the scheduler drains (requests in flight may finish
- * for --drain-timeout seconds, then the rest are cancelled), the HTTP
- * layer lets finished streams write their last bytes, and everything is
- * freed in reverse order.
+ * Two ways to say what is served: `-m MODEL` (one deployment named after
+ * --alias or the file, configured by the command-line flags: the local
+ * developer's shortcut) or `--config nuage.json` (any number of
+ * deployments, docs/platform.md). The store (`--db`, else $NUAGE_DB, else
+ * the default path shared with `nuage admin` when that file exists) holds
+ * tenants, keys and usage; without one, the server runs open on loopback
+ * with no quotas and no metering, exactly like the first versions.
+ *
+ * Order of events: check the exposure rule (a non-loopback address with no
+ * API key in the store is refused unless --insecure), bind the port (so
+ * that /health can answer "loading" and a supervisor sees the process is
+ * alive), load the deployments (each checked against the memory available
+ * first), start answering; then wait for signals. SIGHUP re-reads the
+ * configuration file and applies the difference (new deployments loaded,
+ * changed ones replaced with their requests in flight finishing on the old
+ * instance, removed ones unloaded), without disturbing the others.
+ * Shutdown on SIGINT / SIGTERM: /health turns to "stopping" and new
+ * generation requests get 503, every scheduler drains (requests in flight
+ * may finish for --drain-timeout seconds, then the rest are cancelled), the
+ * HTTP layer lets finished streams write their last bytes, and everything
+ * is freed in reverse order.
  *
  * Signals are blocked in every thread (the mask is set before any thread
  * starts and inherited) and taken synchronously with sigwait in the main
@@ -17,26 +31,45 @@
  *
  * The first line on stderr is "nuage serve: listening on http://HOST:PORT"
  * (with the real port when --port 0 asked for any free one); scripts and
- * the integration tests read it.
+ * the integration tests read it. A reload logs "nuage serve: reloaded
+ * CONFIG: ..." (or "reload failed: ...").
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "cli_util.h"
 #include "nuage/nuage.h"
+#include "platform/auth.h"
+#include "platform/batch_runner.h"
+#include "platform/deploy.h"
+#include "platform/quota.h"
+#include "platform/router.h"
+#include "platform/store.h"
+#include "server/api_batch.h"
 #include "server/http.h"
 #include "server/sched.h"
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: nuage serve -m MODEL [--host 127.0.0.1] [--port 8080] [-t THREADS] [--ctx N]\n"
-            "                   [--kv-blocks N | --kv-memory BYTES] [--max-batch-tokens N]\n"
-            "                   [--max-queue N] [--parallel N] [--alias NAME] [options]\n"
+            "usage: nuage serve (-m MODEL | --config FILE) [--host 127.0.0.1] [--port 8080] [options]\n"
+            "  -m, --model MODEL     serve one model file as one deployment\n"
+            "  --config FILE         serve the deployments of a JSON configuration (docs/platform.md);\n"
+            "                        SIGHUP re-reads it\n"
+            "  --db PATH             tenants, keys and usage (default $NUAGE_DB, else the store\n"
+            "                        shared with `nuage admin` when it exists)\n"
+            "  --no-db               run without a store (no keys, no quotas, no metering)\n"
+            "  --insecure            allow a non-loopback address without any API key\n"
+            "  --memory-limit BYTES  memory for all deployments (default: MemAvailable - margin)\n"
+            "  --memory-margin BYTES kept free of MemAvailable (default 256M)\n"
             "  --port N              port to listen on; 0 picks a free one (default 8080)\n"
+            "  -t, --threads N       compute threads per deployment (default: all cores)\n"
+            " with -m:\n"
             "  --ctx N               tokens per sequence, prompt + output (default: model's, <= 4096)\n"
             "  --parallel N          sequences decoding at once (default 8)\n"
             "  --kv-blocks N         KV-cache pool size in blocks of --kv-block-size tokens\n"
@@ -48,30 +81,14 @@ static int usage(void) {
             "  --max-queue N         waiting requests before 503 (default 256)\n"
             "  --max-n N             largest 'n' accepted (default: --parallel, at most 8)\n"
             "  --max-tokens-default N  output cap when a request gives no max_tokens (default 4096)\n"
+            "  --alias NAME          deployment name (default: file name without .gguf)\n"
+            "  --version LABEL       version label reported by responses (default none)\n"
+            " server:\n"
             "  --max-body BYTES      request body limit (default 8M)\n"
             "  --timeout S           idle connection timeout in seconds (default 60)\n"
             "  --drain-timeout S     on SIGINT/SIGTERM, seconds to let requests finish (default 10)\n"
-            "  --alias NAME          model id reported by /v1/models (default: file name)\n"
             "  --quiet               no per-request log lines\n");
     return 2;
-}
-
-/* "123", "64K", "512M", "2G" -> bytes. */
-static bool nuage__parse_bytes(const char *s, uint64_t *out) {
-    if (!s || !*s) return false;
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || !(v >= 0)) return false;
-    double mul = 1;
-    if (*end == 'K' || *end == 'k') mul = 1024.0, end++;
-    else if (*end == 'M' || *end == 'm') mul = 1024.0 * 1024, end++;
-    else if (*end == 'G' || *end == 'g') mul = 1024.0 * 1024 * 1024, end++;
-    if (*end == 'B' || *end == 'b' || *end == 'i') end++;
-    if (*end) return false;
-    v *= mul;
-    if (v > 1.8e19) return false;
-    *out = (uint64_t)v;
-    return true;
 }
 
 /* Model id from the path: the file name without ".gguf". */
@@ -83,28 +100,85 @@ static void nuage__model_stem(const char *path, char *buf, size_t cap) {
     if (n > 5 && !strcmp(buf + n - 5, ".gguf")) buf[n - 5] = 0;
 }
 
+/* SIGHUP / POST /admin/reload: the configuration file's current content. */
+typedef struct {
+    const char *path;
+    nuage_registry *reg;
+    pthread_mutex_t mu;      /* one reload at a time */
+} nuage__reloader;
+
+static int nuage__reload(void *ud, char *summary, size_t slen, char *err, size_t elen) {
+    nuage__reloader *rl = ud;
+    pthread_mutex_lock(&rl->mu);
+    nuage_deploy_config *cs = NULL;
+    int n = 0;
+    summary[0] = 0;
+    int rc = nuage_deploy_config_load(rl->path, &cs, &n, NULL, err, elen);
+    if (!rc) rc = nuage_registry_apply(rl->reg, cs, n, summary, slen, err, elen);
+    for (int i = 0; i < n; i++) nuage_deploy_config_free(&cs[i]);
+    free(cs);
+    pthread_mutex_unlock(&rl->mu);
+    return rc;
+}
+
+/* The "server" object of a configuration file: values the command line
+ * did not give. */
+static int nuage__server_settings(json_t *srv, const char **host, long *port, bool port_given,
+                                  const char **db, uint64_t *mem_limit, uint64_t *margin, long *threads) {
+    if (!srv) return 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(srv, key, v) {
+        if (!strcmp(key, "host") && json_is_string(v)) {
+            if (!*host) *host = json_string_value(v);
+        } else if (!strcmp(key, "port") && json_is_integer(v) && json_integer_value(v) >= 0 &&
+                   json_integer_value(v) <= 65535) {
+            if (!port_given) *port = (long)json_integer_value(v);
+        } else if (!strcmp(key, "db") && json_is_string(v)) {
+            if (!*db) *db = json_string_value(v);
+        } else if ((!strcmp(key, "memory_limit") || !strcmp(key, "memory_margin")) &&
+                   (json_is_string(v) || json_is_integer(v))) {
+            uint64_t b = 0;
+            bool ok = json_is_integer(v) ? (json_integer_value(v) > 0 && (b = (uint64_t)json_integer_value(v)))
+                                         : nuage_deploy_parse_bytes(json_string_value(v), &b);
+            if (!ok) return nuage_cli_fail("serve", 2, "config: bad \"%s\"", key);
+            uint64_t *dst = !strcmp(key, "memory_limit") ? mem_limit : margin;
+            if (!*dst) *dst = b;
+        } else if (!strcmp(key, "threads") && json_is_integer(v) && json_integer_value(v) > 0) {
+            if (!*threads) *threads = (long)json_integer_value(v);
+        } else {
+            return nuage_cli_fail("serve", 2, "config: unknown or invalid \"server\" field \"%s\"", key);
+        }
+    }
+    return 0;
+}
+
 int nuage_cmd_serve(int argc, char **argv) {
-    const char *model = NULL, *alias = NULL, *host = "127.0.0.1";
+    const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
-    uint64_t kv_memory = 0, max_body = 8u << 20;
-    bool prefix_cache = true, quiet = false;
+    uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
+    bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
     nuage_kv_type kv_type = NUAGE_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         if (!strcmp(a, "--no-prefix-cache")) { prefix_cache = false; continue; }
         if (!strcmp(a, "--quiet")) { quiet = true; continue; }
+        if (!strcmp(a, "--insecure")) { insecure = true; continue; }
+        if (!strcmp(a, "--no-db")) { no_db = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
+        else if (!strcmp(a, "--config")) config = v;
+        else if (!strcmp(a, "--db")) db = v;
         else if (!strcmp(a, "--host")) host = v;
-        else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port);
+        else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = nuage_cli_int(v, 1, 1024, &threads);
         else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) ok = nuage_cli_int(v, 1, 1 << 24, &n_ctx);
         else if (!strcmp(a, "--kv-blocks")) ok = nuage_cli_int(v, 1, 1 << 30, &kv_blocks);
-        else if (!strcmp(a, "--kv-memory")) ok = nuage__parse_bytes(v, &kv_memory) && kv_memory > 0;
+        else if (!strcmp(a, "--kv-memory")) ok = nuage_deploy_parse_bytes(v, &kv_memory) && kv_memory > 0;
         else if (!strcmp(a, "--kv-block-size")) ok = nuage_cli_int(v, 1, 4096, &block_size);
         else if (!strcmp(a, "--kv-type")) {
             if (!strcmp(v, "f16")) kv_type = NUAGE_KV_F16;
@@ -116,31 +190,122 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) ok = nuage_cli_int(v, 1, 4096, &parallel);
         else if (!strcmp(a, "--max-n")) ok = nuage_cli_int(v, 1, 128, &max_n);
         else if (!strcmp(a, "--max-tokens-default")) ok = nuage_cli_int(v, 1, 1 << 24, &max_tok_def);
-        else if (!strcmp(a, "--max-body")) ok = nuage__parse_bytes(v, &max_body) && max_body > 0;
+        else if (!strcmp(a, "--max-body")) ok = nuage_deploy_parse_bytes(v, &max_body) && max_body > 0;
         else if (!strcmp(a, "--timeout")) ok = nuage_cli_int(v, 1, 86400, &timeout);
         else if (!strcmp(a, "--drain-timeout")) ok = nuage_cli_int(v, 0, 86400, &drain);
+        else if (!strcmp(a, "--memory-limit")) ok = nuage_deploy_parse_bytes(v, &mem_limit) && mem_limit > 0;
+        else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
         else if (!strcmp(a, "--alias")) alias = v;
+        else if (!strcmp(a, "--version")) version = v;
         else return usage();
         if (!ok) return nuage_cli_fail("serve", 2, "bad value for %s: '%s'", a, v);
         i++;
     }
-    if (!model) return usage();
+    if (!model == !config) {
+        if (model) return nuage_cli_fail("serve", 2, "give -m MODEL or --config FILE, not both");
+        return usage();
+    }
     if (kv_blocks && kv_memory) return nuage_cli_fail("serve", 2, "give --kv-blocks or --kv-memory, not both");
     if (!max_n) max_n = parallel < 8 ? parallel : 8;
     if (max_n > parallel) max_n = parallel;
+
+    /* The deployments to serve. */
+    char err[1024];
+    nuage_deploy_config *cs = NULL;
+    int n_cs = 0;
+    json_t *srv_cfg = NULL;
+    if (config) {
+        if (nuage_deploy_config_load(config, &cs, &n_cs, &srv_cfg, err, sizeof err))
+            return nuage_cli_fail("serve", 1, "%s", err);
+        int rc = nuage__server_settings(srv_cfg, &host, &port, port_given, &db, &mem_limit, &mem_margin, &threads);
+        if (rc) {
+            for (int i = 0; i < n_cs; i++) nuage_deploy_config_free(&cs[i]);
+            free(cs);
+            json_decref(srv_cfg);
+            return rc;
+        }
+    } else {
+        cs = calloc(1, sizeof *cs);
+        if (!cs) return nuage_cli_fail("serve", 1, "out of memory");
+        n_cs = 1;
+        nuage_deploy_config *c = &cs[0];
+        char id[256];
+        if (alias) snprintf(id, sizeof id, "%s", alias);
+        else nuage__model_stem(model, id, sizeof id);
+        if (strlen(id) >= sizeof c->name) {
+            free(cs);
+            return nuage_cli_fail("serve", 2, "deployment name '%s' is too long (at most 63 characters)", id);
+        }
+        snprintf(c->name, sizeof c->name, "%s", id);
+        snprintf(c->model, sizeof c->model, "%s", model);
+        if (strcmp(model, id) && strlen(model) < sizeof c->aliases[0]) {
+            snprintf(c->aliases[0], sizeof c->aliases[0], "%s", model);
+            c->n_aliases = 1;
+        }
+        if (version) snprintf(c->version, sizeof c->version, "%s", version);
+        c->kind = NUAGE_DEPLOY_MODEL;
+        c->n_ctx = (int)n_ctx;
+        c->kv_memory = kv_memory;
+        c->kv_blocks = (int)kv_blocks;
+        c->kv_block_size = (int)block_size;
+        c->kv_type = kv_type;
+        c->threads = (int)threads;
+        c->parallel = (int)parallel;
+        c->max_batch_tokens = (int)max_batch;
+        c->max_queue = (int)max_queue;
+        c->prefix_cache = prefix_cache;
+        c->max_n = (int)max_n;
+        c->max_tokens_default = (int)max_tok_def;
+    }
+    if (!host) host = "127.0.0.1";
 
     /* Block the signals before any thread exists: every thread inherits the mask. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     bool tty = isatty(2);
 
-    char id[256];
-    if (alias) snprintf(id, sizeof id, "%s", alias);
-    else nuage__model_stem(model, id, sizeof id);
+    int ret = 1;
+    nuage_store *store = NULL;
+    nuage_quota *quota = NULL;
+    nuage_registry *reg = NULL;
+    nuage_server *srv = NULL;
+    nuage_batch_runner *runner = NULL;
+    nuage__reloader rl = {.path = config};
+    pthread_mutex_init(&rl.mu, NULL);
+
+    /* The store: --db, $NUAGE_DB, or the shared default when it exists. */
+    char dbpath[1024] = "";
+    if (!no_db) {
+        if (db) snprintf(dbpath, sizeof dbpath, "%s", db);
+        else if (getenv("NUAGE_DB") && *getenv("NUAGE_DB")) snprintf(dbpath, sizeof dbpath, "%s", getenv("NUAGE_DB"));
+        else {
+            struct stat sb;
+            if (nuage_store_default_path(dbpath, sizeof dbpath) || stat(dbpath, &sb)) dbpath[0] = 0;
+        }
+    }
+    if (dbpath[0] && nuage_store_open(dbpath, &store, err, sizeof err)) {
+        nuage_cli_fail("serve", 1, "store %s: %s", dbpath, err);
+        goto done;
+    }
+    bool loopback = nuage_auth_is_loopback(host);
+    int n_keys = store ? nuage_store_key_count(store) : 0;
+    if (!loopback && !insecure && n_keys <= 0) {
+        nuage_cli_fail("serve", 1,
+                       "refusing to serve on %s without API keys%s: create one with `nuage admin key create`, "
+                       "or pass --insecure to serve without authentication",
+                       host, store ? "" : " (no store: give --db)");
+        goto done;
+    }
+    if (!(quota = nuage_quota_new())) {
+        nuage_cli_fail("serve", 1, "out of memory");
+        goto done;
+    }
+
     nuage_server_params sp = nuage_server_default_params();
     sp.host = host;
     sp.port = (int)port;
@@ -148,67 +313,121 @@ int nuage_cmd_serve(int argc, char **argv) {
     sp.idle_timeout_s = (int)timeout;
     sp.max_n = (int)max_n;
     sp.max_tokens_default = (int)max_tok_def;
-    sp.model_id = id;
+    sp.model_id = cs[0].name;
     sp.model_path = model;
     sp.log_requests = !quiet;
-
-    char err[512];
-    int ret = 1;
-    nuage_server *srv = NULL;
-    nuage_model *m = NULL;
-    nuage_sched *sched = NULL;
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
-        return 1;
+        goto done;
     }
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
             nuage_server_port(srv));
-    if (tty) fprintf(stderr, "nuage serve: [1/3] loading %s ...\n", model);
-    double t0 = nuage_cli_now();
-    if (nuage_model_load(model, NULL, &m, err, sizeof err)) {
-        nuage_cli_fail("serve", 1, "%s: %s", model, err);
-        goto done;
-    }
-    if (tty) fprintf(stderr, "nuage serve: [2/3] starting the scheduler ...\n");
-    nuage_sched_params pp = nuage_sched_default_params();
-    pp.n_threads = (int)threads;
-    pp.n_ctx = (int)n_ctx;
-    pp.max_running = (int)parallel;
-    if (max_batch) pp.max_batch_tokens = (int)max_batch;
-    if (max_queue) pp.max_queue = (int)max_queue;
-    pp.kv_blocks = (int)kv_blocks;
-    pp.kv_memory = kv_memory;
-    pp.kv_block_size = (int)block_size;
-    pp.kv_type = kv_type;
-    pp.prefix_cache = prefix_cache;
-    if (nuage_sched_new(m, &pp, &sched, err, sizeof err)) {
-        nuage_cli_fail("serve", 1, "%s", err);
-        goto done;
-    }
-    if (nuage_server_set_ready(srv, m, sched, err, sizeof err)) {
-        nuage_cli_fail("serve", 1, "%s", err);
-        goto done;
-    }
-    nuage_sched_stats st;
-    nuage_sched_get_stats(sched, &st);
-    fprintf(stderr, "nuage serve: %s[3/3] ready: model '%s' (%s), context %d, %d parallel, %d KV blocks, loaded in %.2f s\n",
-            "", id, nuage_model_arch(m), st.n_ctx, (int)parallel, st.kv_blocks_total,
-            nuage_cli_now() - t0);
+    if (store)
+        fprintf(stderr, "nuage serve: store %s: %s\n", dbpath,
+                n_keys > 0 ? "API keys required" : loopback ? "no API key yet: auth off on loopback" : "no API key: --insecure, auth off");
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    fprintf(stderr, "nuage serve: %s: finishing requests in flight (up to %ld s)\n",
-            sig == SIGINT ? "SIGINT" : "SIGTERM", drain);
+    nuage_registry_params rp = nuage_registry_default_params();
+    rp.memory_limit = mem_limit;
+    if (mem_margin) rp.memory_margin = mem_margin;
+    rp.default_threads = (int)threads;
+    rp.verbose = config != NULL;
+    if (nuage_registry_new(&rp, &reg)) {
+        nuage_cli_fail("serve", 1, "out of memory");
+        goto done;
+    }
+    rl.reg = reg;
+    nuage_router_hook hook = nuage_router_default_hook();
+    nuage_registry_set_router(reg, &hook);
+    double t0 = nuage_cli_now();
+    for (int i = 0; i < n_cs; i++) {
+        if (tty) fprintf(stderr, "nuage serve: loading '%s'%s%s ...\n", cs[i].name, cs[i].model[0] ? " from " : "",
+                         cs[i].model);
+        if (nuage_registry_load(reg, &cs[i], NUAGE_DEPLOY_ORIGIN_CONFIG, NULL, err, sizeof err)) {
+            nuage_cli_fail("serve", 1, "%s", err);
+            goto done;
+        }
+    }
+    /* Files and batches (docs/router-and-batch.md): the runner executes
+     * batch lines through the endpoints at batch priority. */
+    if (store) {
+        nuage_batch_runner_params bp = nuage_batch_runner_default_params();
+        bp.verbose = true; /* one line per job, not per request: kept with --quiet */
+        if (nuage_batch_runner_new(store, &bp, nuage_batch_exec_http, srv, &runner)) {
+            nuage_cli_fail("serve", 1, "cannot start the batch runner");
+            goto done;
+        }
+    }
+    if (nuage_batch_api_register(srv, runner)) {
+        nuage_cli_fail("serve", 1, "cannot register the files and batches routes");
+        goto done;
+    }
+    nuage_server_platform pf;
+    memset(&pf, 0, sizeof pf);
+    pf.registry = reg;
+    pf.store = store;
+    pf.quota = quota;
+    pf.insecure = insecure;
+    if (config) {
+        pf.reload = nuage__reload;
+        pf.reload_ud = &rl;
+    }
+    if (nuage_server_attach(srv, &pf, err, sizeof err)) {
+        nuage_cli_fail("serve", 1, "%s", err);
+        goto done;
+    }
+    if (model) {
+        nuage_deployment *d = nuage_registry_acquire(reg, NULL);
+        nuage_sched_stats st;
+        memset(&st, 0, sizeof st);
+        if (d && d->sched) nuage_sched_get_stats(d->sched, &st);
+        fprintf(stderr, "nuage serve: [3/3] ready: model '%s' (%s), context %d, %d parallel, %d KV blocks, loaded in %.2f s\n",
+                cs[0].name, d ? nuage_model_arch(d->model) : "?", st.n_ctx, (int)parallel, st.kv_blocks_total,
+                nuage_cli_now() - t0);
+        nuage_deployment_release(d);
+    } else {
+        fprintf(stderr, "nuage serve: ready: %d deployment%s from %s, loaded in %.2f s\n", n_cs, n_cs == 1 ? "" : "s",
+                config, nuage_cli_now() - t0);
+    }
+
+    for (;;) {
+        int sig = 0;
+        sigwait(&sigs, &sig);
+        if (sig == SIGHUP) {
+            if (!config) {
+                fprintf(stderr, "nuage serve: SIGHUP ignored (no --config to re-read)\n");
+                continue;
+            }
+            char summary[1000];
+            int rc = nuage__reload(&rl, summary, sizeof summary, err, sizeof err);
+            if (rc) fprintf(stderr, "nuage serve: reload of %s failed: %s%s%s\n", config, err,
+                            summary[0] ? "; applied: " : "", summary);
+            else fprintf(stderr, "nuage serve: reloaded %s: %s\n", config, summary[0] ? summary : "no change");
+            continue;
+        }
+        fprintf(stderr, "nuage serve: %s: finishing requests in flight (up to %ld s)\n",
+                sig == SIGINT ? "SIGINT" : "SIGTERM", drain);
+        break;
+    }
     nuage_server_set_stopping(srv);
-    int cancelled = nuage_sched_drain(sched, (int)(drain * 1000));
+    if (runner) nuage_batch_runner_stop(runner);
+    int cancelled = nuage_registry_drain(reg, (int)(drain * 1000));
     int left = nuage_server_wait_idle(srv, 3000);
     fprintf(stderr, "nuage serve: stopped (%d request%s cancelled, %d connection%s cut)\n", cancelled,
             cancelled == 1 ? "" : "s", left, left == 1 ? "" : "s");
     ret = 0;
 done:
+    if (runner) nuage_batch_runner_stop(runner);
+    /* The runner's lines end once the schedulers are drained (or freed). */
+    if (runner && reg) nuage_registry_drain(reg, 0);
+    nuage_batch_runner_free(runner);
     nuage_server_free(srv);
-    nuage_sched_free(sched);
-    nuage_model_free(m);
+    nuage_registry_free(reg);
+    nuage_quota_free(quota);
+    nuage_store_close(store);
+    for (int i = 0; i < n_cs; i++) nuage_deploy_config_free(&cs[i]);
+    free(cs);
+    json_decref(srv_cfg);
+    pthread_mutex_destroy(&rl.mu);
     return ret;
 }

@@ -25,6 +25,8 @@ static const nuage_command commands[] = {
     {"train-tokenizer", nuage_cmd_train_tokenizer, "train a byte-level BPE tokenizer"},
     {"train", nuage_cmd_train, "train a llama-architecture model from scratch"},
     {"eval", nuage_cmd_eval, "score a served model on held-out questions"},
+    {"admin", nuage_cmd_admin, "manage tenants, API keys and usage (the store)"},
+    {"batch", nuage_cmd_batch, "submit, follow and download Batch API jobs"},
 };
 
 static void usage(FILE *f) {

@@ -34,6 +34,12 @@
 
 typedef struct nuage_store nuage_store;
 
+/* The database path to use when none is given: $NUAGE_DB, else
+ * $XDG_DATA_HOME/nuage/nuage.db, else ~/.local/share/nuage/nuage.db; the
+ * directory is created (mode 0700). 0, or NUAGE_E_RANGE (buf too small),
+ * NUAGE_E_INVAL (no HOME), NUAGE_E_IO (mkdir failed). */
+int nuage_store_default_path(char *buf, size_t cap);
+
 /* Open (creating and migrating as needed) the store at path. */
 int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errlen);
 void nuage_store_close(nuage_store *s);
@@ -110,7 +116,8 @@ typedef struct {
 } nuage_usage_total;
 
 /* Totals for tenant_id (0 = all tenants) since since_ms (0 = all time),
- * grouped by "day", "deployment" or NULL (one "total" row). */
+ * grouped by "day", "deployment", "tenant" (group = tenant name) or NULL
+ * (one "total" row). */
 int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
                              nuage_usage_total **out, int *n);
 

@@ -20,6 +20,11 @@
  * becomes `reasoning_content` and its tokens are counted in
  * usage.completion_tokens_details.reasoning_tokens.
  *
+ * reasoning_effort (or reasoning.effort) sets a thinking budget through
+ * the deployment's "thinking" configuration (platform/thinking.h): the
+ * scheduler closes the <think> block once a choice has spent it. Models
+ * whose vocabulary has no <think> / </think> tokens get no budget.
+ *
  * max_tokens: when neither max_tokens nor max_completion_tokens is given,
  * a choice may use the rest of the context, capped by the server's
  * --max-tokens-default (4096): llama.cpp's server generates until the
@@ -30,17 +35,18 @@
 #include <string.h>
 #include <time.h>
 
+#include "platform/thinking.h"
 #include "server/http.h"
 
 /* Tokenize text[0..n) into a malloc'd array; count in *out_n. Returns
  * NULL on OOM or a tokenizer error. */
-int32_t *nuage__tokenize_alloc(nuage_server *s, const char *text, size_t n, bool add_special,
-                               bool parse_special, int *out_n) {
+int32_t *nuage__tokenize_alloc(const nuage_deployment *d, const char *text, size_t n,
+                               bool add_special, bool parse_special, int *out_n) {
     size_t cap = n + 8;
     for (int attempt = 0; attempt < 2; attempt++) {
         int32_t *toks = malloc(cap * sizeof *toks);
         if (!toks) return NULL;
-        int k = nuage_tokenize(s->voc, text, n, toks, cap, add_special, parse_special);
+        int k = nuage_tokenize(d->voc, text, n, toks, cap, add_special, parse_special);
         if (k < 0) {
             free(toks);
             return NULL;
@@ -70,8 +76,8 @@ static json_t *nuage__chat_response(nuage__gen *g, const char *id, int64_t creat
                                                  "finish_reason", fr ? fr : "stop"));
     }
     return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", id, "object", "chat.completion",
-                     "created", (json_int_t)created, "model", g->srv->model_id,
-                     "system_fingerprint", "nuage", "choices", choices ? choices : json_array(),
+                     "created", (json_int_t)created, "model", g->dep->name,
+                     "system_fingerprint", nuage__fingerprint(g->dep), "choices", choices ? choices : json_array(),
                      "usage", nuage__gen_usage(g, true));
 }
 
@@ -88,13 +94,31 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     size_t plen = 0;
     int32_t *toks = NULL;
     nuage__gen *g = NULL;
-    int n_names;
-    const char *const *names = nuage__model_names(s, &n_names);
-
-    if (!nuage__check_model(body, names, n_names, &e)) goto fail_err;
+    const nuage_deployment *d = nuage__use_deployment(q, body, r);
+    if (!d) {
+        json_decref(body);
+        return;
+    }
     msgs = nuage__parse_messages(body, &e);
     if (!msgs) goto fail_err;
-    if (!nuage__parse_gen_params(body, true, s->n_vocab, s->max_n, &gp, &e)) goto fail_err;
+    if (!nuage__parse_gen_params(body, true, d->n_vocab, d->max_n, &gp, &e)) goto fail_err;
+    /* reasoning_effort -> thinking budget (platform/thinking.h). */
+    int think_budget = -1;
+    const char *effort = nuage_thinking_effort_of(body);
+    if ((effort && *effort) || d->cfg.thinking) {
+        nuage_thinking_config tc;
+        char terr[200];
+        if (nuage_thinking_config_parse(d->cfg.thinking, &tc, terr, sizeof terr)) tc = nuage_thinking_default();
+        if (effort && !*effort) {
+            nuage__err400(&e, "reasoning_effort", "Invalid type for 'reasoning_effort': expected a string.");
+            goto fail_err;
+        }
+        if (nuage_thinking_budget(&tc, effort, &think_budget)) {
+            nuage__err400(&e, "reasoning_effort",
+                          "Invalid value for 'reasoning_effort': expected 'none', 'minimal', 'low', 'medium' or 'high'.");
+            goto fail_err;
+        }
+    }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && json_is_null(kw)) kw = NULL;
     if (kw && !json_is_object(kw)) {
@@ -111,11 +135,11 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     nuage_template_input in;
     memset(&in, 0, sizeof in);
     in.add_generation_prompt = true;
-    in.bos_token = s->bos_text;
-    in.eos_token = s->eos_text;
+    in.bos_token = d->bos_text;
+    in.eos_token = d->eos_text;
     in.now = -1;
     char terr[300];
-    int rc = nuage_template_render_json(s->tmpl, msgs, tools, kw, &in, &prompt, &plen, terr, sizeof terr);
+    int rc = nuage_template_render_json(d->tmpl, msgs, tools, kw, &in, &prompt, &plen, terr, sizeof terr);
     if (rc == NUAGE_E_NOMEM) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
@@ -124,10 +148,10 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
         nuage__err400(&e, "messages", "The chat template could not render these messages: %s", terr);
         goto fail_err;
     }
-    size_t bl = s->bos_text ? strlen(s->bos_text) : 0;
-    bool has_bos = bl > 0 && plen >= bl && !memcmp(prompt, s->bos_text, bl);
+    size_t bl = d->bos_text ? strlen(d->bos_text) : 0;
+    bool has_bos = bl > 0 && plen >= bl && !memcmp(prompt, d->bos_text, bl);
     int n_tok = 0;
-    toks = nuage__tokenize_alloc(s, prompt, plen, !has_bos, true, &n_tok);
+    toks = nuage__tokenize_alloc(d, prompt, plen, !has_bos, true, &n_tok);
     if (!toks) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
         goto fail_err;
@@ -138,20 +162,22 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     }
     bool think_open = nuage__prompt_opens_think(prompt, plen);
     int64_t req_max = gp.max_tokens;
-    g = nuage__gen_new(s, 1, &toks, &n_tok, &gp, true, think_open, false);
+    g = nuage__gen_new(q, 1, &toks, &n_tok, &gp, true, think_open, false);
     if (!g) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
-    rc = nuage__gen_submit(g);
+    g->think_budget = think_budget;
+    char id[64];
+    nuage__new_id(s, "chatcmpl", id, sizeof id);
+    snprintf(g->req_id, sizeof g->req_id, "%s", id);
+    rc = nuage__gen_submit(g, q);
     if (rc) {
-        nuage__sched_error(s, rc, n_tok, req_max, &e, &r->retry_after);
+        nuage__sched_error(g, rc, n_tok, req_max, &e, r);
         goto fail_err;
     }
     q->gen = g; /* the request context keeps our reference */
     q->log_prompt = n_tok;
-    char id[64];
-    nuage__new_id(s, "chatcmpl", id, sizeof id);
     int64_t created = (int64_t)time(NULL);
     if (g->gp.stream) {
         bool ok;
@@ -164,10 +190,13 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
             r->status = 200;
         }
     } else if (!nuage__gen_wait(g, q->fd)) {
+        nuage__gen_finish(g, 499);
         nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
     } else if (g->failed) {
+        nuage__gen_finish(g, 500);
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
     } else {
+        nuage__gen_finish(g, nuage__gen_status(g));
         nuage__resp_json(r, 200, nuage__chat_response(g, id, created));
     }
     free(toks);

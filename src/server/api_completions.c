@@ -45,7 +45,7 @@ static void nuage__prompts_free(nuage__prompts *p) {
 }
 
 /* Token ids of a JSON array of integers (param names it for errors). */
-static bool nuage__ids(nuage_server *s, json_t *a, const char *param, nuage__prompts *p,
+static bool nuage__ids(const nuage_deployment *s, json_t *a, const char *param, nuage__prompts *p,
                        nuage__apierr *e) {
     size_t n = json_array_size(a);
     if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
@@ -71,7 +71,7 @@ static bool nuage__ids(nuage_server *s, json_t *a, const char *param, nuage__pro
     return true;
 }
 
-static bool nuage__text_prompt(nuage_server *s, json_t *str, const char *param, nuage__prompts *p,
+static bool nuage__text_prompt(const nuage_deployment *s, json_t *str, const char *param, nuage__prompts *p,
                                nuage__apierr *e) {
     const char *text = json_string_value(str);
     size_t len = json_string_length(str);
@@ -90,7 +90,7 @@ static bool nuage__text_prompt(nuage_server *s, json_t *str, const char *param, 
     return true;
 }
 
-static bool nuage__parse_prompts(nuage_server *s, json_t *body, nuage__prompts *p, nuage__apierr *e) {
+static bool nuage__parse_prompts(const nuage_deployment *s, json_t *body, nuage__prompts *p, nuage__apierr *e) {
     json_t *v = json_object_get(body, "prompt");
     if (!v || json_is_null(v)) return nuage__err400(e, "prompt", "Missing required parameter: 'prompt'.");
     if (json_is_string(v)) return nuage__text_prompt(s, v, "prompt", p, e);
@@ -140,12 +140,12 @@ static json_t *nuage__completion_response(nuage__gen *g, const char *id, int64_t
         nuage__sb_free(&text);
     }
     return json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", id, "object", "text_completion", "created",
-                     (json_int_t)created, "model", g->srv->model_id, "system_fingerprint", "nuage",
+                     (json_int_t)created, "model", g->dep->name, "system_fingerprint", nuage__fingerprint(g->dep),
                      "choices", choices ? choices : json_array(), "usage", nuage__gen_usage(g, false));
 }
 
 /* The prompt's text for echo / text offsets. */
-static bool nuage__set_echo(nuage_server *s, nuage__gjob *jb, const char *text, size_t len) {
+static bool nuage__set_echo(const nuage_deployment *s, nuage__gjob *jb, const char *text, size_t len) {
     if (text) {
         jb->echo_text = malloc(len + 1);
         if (!jb->echo_text) return false;
@@ -189,40 +189,45 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     memset(&gp, 0, sizeof gp);
     nuage__prompts *p = calloc(1, sizeof *p);
     nuage__gen *g = NULL;
-    int n_names;
-    const char *const *names = nuage__model_names(s, &n_names);
+    const nuage_deployment *d = NULL;
     if (!p) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
-    if (!nuage__check_model(body, names, n_names, &e)) goto fail_err;
-    if (!nuage__parse_gen_params(body, false, s->n_vocab, s->max_n, &gp, &e)) goto fail_err;
-    if (!nuage__parse_prompts(s, body, p, &e)) goto fail_err;
+    d = nuage__use_deployment(q, body, r);
+    if (!d) {
+        free(p);
+        json_decref(body);
+        return;
+    }
+    if (!nuage__parse_gen_params(body, false, d->n_vocab, d->max_n, &gp, &e)) goto fail_err;
+    if (!nuage__parse_prompts(d, body, p, &e)) goto fail_err;
     bool want_text = gp.echo || gp.top_logprobs >= 0;
     int64_t req_max = gp.max_tokens;
-    g = nuage__gen_new(s, p->n, p->toks, p->len, &gp, false, false, false);
+    g = nuage__gen_new(q, p->n, p->toks, p->len, &gp, false, false, false);
     if (!g) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
     for (int j = 0; want_text && j < p->n; j++)
-        if (!nuage__set_echo(s, &g->jobs[j], p->text[j], p->text_len[j])) {
+        if (!nuage__set_echo(d, &g->jobs[j], p->text[j], p->text_len[j])) {
             nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
             goto fail_err;
         }
-    int rc = nuage__gen_submit(g);
+    char id[64];
+    nuage__new_id(s, "cmpl", id, sizeof id);
+    snprintf(g->req_id, sizeof g->req_id, "%s", id);
+    int rc = nuage__gen_submit(g, q);
     if (rc) {
         int bad = 0;
         for (int j = 0; j < p->n; j++)
             if (p->len[j] > p->len[bad]) bad = j;
-        nuage__sched_error(s, rc, p->len[bad], req_max, &e, &r->retry_after);
+        nuage__sched_error(g, rc, p->len[bad], req_max, &e, r);
         if (e.code && !strcmp(e.code, "context_length_exceeded")) snprintf(e.param, sizeof e.param, "prompt");
         goto fail_err;
     }
     q->gen = g;
     for (int j = 0; j < p->n; j++) q->log_prompt += p->len[j];
-    char id[64];
-    nuage__new_id(s, "cmpl", id, sizeof id);
     int64_t created = (int64_t)time(NULL);
     if (g->gp.stream) {
         bool ok;
@@ -235,10 +240,13 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
             r->status = 200;
         }
     } else if (!nuage__gen_wait(g, q->fd)) {
+        nuage__gen_finish(g, 499);
         nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
     } else if (g->failed) {
+        nuage__gen_finish(g, 500);
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
     } else {
+        nuage__gen_finish(g, nuage__gen_status(g));
         nuage__resp_json(r, 200, nuage__completion_response(g, id, created));
     }
     nuage__prompts_free(p);

@@ -69,7 +69,7 @@ static void nuage__inputs_free(nuage__inputs *in) {
     free(in->len);
 }
 
-static bool nuage__add_ids(nuage_server *s, json_t *a, const char *param, nuage__inputs *in,
+static bool nuage__add_ids(const nuage_deployment *s, json_t *a, const char *param, nuage__inputs *in,
                            nuage__apierr *e) {
     size_t n = json_array_size(a);
     if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
@@ -91,7 +91,7 @@ static bool nuage__add_ids(nuage_server *s, json_t *a, const char *param, nuage_
     return true;
 }
 
-static bool nuage__add_text(nuage_server *s, json_t *str, const char *param, nuage__inputs *in,
+static bool nuage__add_text(const nuage_deployment *s, json_t *str, const char *param, nuage__inputs *in,
                             nuage__apierr *e) {
     if (json_string_length(str) == 0)
         return nuage__err400(e, param, "Invalid '%s': the input must not be an empty string.", param);
@@ -112,7 +112,7 @@ static bool nuage__add_text(nuage_server *s, json_t *str, const char *param, nua
     return true;
 }
 
-static bool nuage__parse_inputs(nuage_server *s, json_t *body, nuage__inputs *in, nuage__apierr *e) {
+static bool nuage__parse_inputs(const nuage_deployment *s, json_t *body, nuage__inputs *in, nuage__apierr *e) {
     json_t *v = json_object_get(body, "input");
     if (!v || json_is_null(v)) return nuage__err400(e, "input", "Missing required parameter: 'input'.");
     size_t n = json_is_array(v) ? json_array_size(v) : 1;
@@ -142,7 +142,8 @@ static bool nuage__parse_inputs(nuage_server *s, json_t *body, nuage__inputs *in
 
 void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     nuage_server *s = q->srv;
-    if (!nuage__require_ready(s, r)) return;
+    (void)s;
+    if (!nuage__require_ready(q->srv, r)) return;
     json_t *body = nuage__hreq_json(q, r);
     if (!body) return;
     nuage__apierr e = {0};
@@ -151,9 +152,11 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
     gp.n = 1;
-    int n_names;
-    const char *const *names = nuage__model_names(s, &n_names);
-    if (!nuage__check_model(body, names, n_names, &e)) goto fail_err;
+    const nuage_deployment *d = nuage__use_deployment(q, body, r);
+    if (!d) {
+        json_decref(body);
+        return;
+    }
     const char *fmt = "float";
     if (!nuage__get_string(body, "encoding_format", &fmt, NULL, &e)) goto fail_err;
     bool b64 = !strcmp(fmt, "base64");
@@ -164,31 +167,35 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     int64_t dims;
     bool has_dims;
     if (!nuage__get_int(body, "dimensions", 1, INT32_MAX, &dims, &has_dims, &e)) goto fail_err;
-    if (has_dims && dims != s->n_embd) {
-        nuage__err400(&e, "dimensions", "This model produces %d dimensions; 'dimensions' cannot change that.", s->n_embd);
+    if (has_dims && dims != d->n_embd) {
+        nuage__err400(&e, "dimensions", "This model produces %d dimensions; 'dimensions' cannot change that.", d->n_embd);
         goto fail_err;
     }
     const char *user;
     if (!nuage__get_string(body, "user", &user, NULL, &e)) goto fail_err;
-    if (!nuage__parse_inputs(s, body, &in, &e)) goto fail_err;
-    g = nuage__gen_new(s, in.n, in.toks, in.len, &gp, false, false, true);
+    if (!nuage__parse_inputs(d, body, &in, &e)) goto fail_err;
+    g = nuage__gen_new(q, in.n, in.toks, in.len, &gp, false, false, true);
     if (!g) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
-    int rc = nuage__gen_submit(g);
+    nuage__new_id(s, "embd", g->req_id, sizeof g->req_id);
+    int rc = nuage__gen_submit(g, q);
     if (rc) {
-        nuage__sched_error(s, rc, in.len[0], -1, &e, &r->retry_after);
+        nuage__sched_error(g, rc, in.len[0], -1, &e, r);
         if (e.code && !strcmp(e.code, "context_length_exceeded")) snprintf(e.param, sizeof e.param, "input");
         goto fail_err;
     }
     q->gen = g;
     for (int j = 0; j < in.n; j++) q->log_prompt += in.len[j];
     if (!nuage__gen_wait(g, q->fd)) {
+        nuage__gen_finish(g, 499);
         nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
     } else if (g->failed) {
+        nuage__gen_finish(g, 500);
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
     } else {
+        nuage__gen_finish(g, nuage__gen_status(g));
         json_t *data = json_array();
         long long total = 0;
         for (int j = 0; data && j < in.n; j++) {
@@ -216,7 +223,7 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
             nuage__resp_error(r, 500, "server_error", NULL, NULL, "the engine returned no embedding");
         else
             nuage__resp_json(r, 200, json_pack("{s:s,s:o,s:s,s:{s:I,s:I}}", "object", "list", "data", data,
-                                               "model", s->model_id, "usage", "prompt_tokens",
+                                               "model", d->name, "usage", "prompt_tokens",
                                                (json_int_t)total, "total_tokens", (json_int_t)total));
     }
     nuage__inputs_free(&in);

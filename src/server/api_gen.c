@@ -32,6 +32,19 @@
  * 200 ms and peeks at the socket; a closed connection cancels every
  * prompt of the job (nuage_sched_cancel), so their KV blocks return to the
  * pool within one scheduler step.
+ *
+ * Deployment, quota, metering. A job holds a reference on the deployment
+ * instance it runs on (its scheduler and vocabulary stay valid for the
+ * job's whole life, even if the deployment is replaced meanwhile). Before
+ * submitting, the rate limiter reserves prompt + max_tokens tokens for the
+ * caller's tenant on that deployment; nuage__gen_finish settles the
+ * reservation with what was used and writes the usage record -- for a
+ * stream before "data: [DONE]" goes out, for a plain answer before its
+ * first byte, so a response the client saw complete is always metered,
+ * even if the process is killed right after. Each scheduler request
+ * carries the tenant id and weight (weighted fair queuing) and a
+ * prefix-cache salt derived from the tenant, so tenants never share cached
+ * prompt blocks.
  */
 #include <math.h>
 #include <stdio.h>
@@ -66,6 +79,7 @@ static void nuage__gen_destroy(nuage__gen *g) {
     nuage__gen_params_free(&g->gp);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
+    nuage_deployment_release(g->dep);
     free(g);
 }
 
@@ -83,11 +97,18 @@ void nuage__gen_unref(nuage__gen *g) {
     if (left == 0) nuage__gen_destroy(g);
 }
 
-nuage__gen *nuage__gen_new(nuage_server *s, int n_jobs, int32_t *const *prompts,
+nuage__gen *nuage__gen_new(nuage__hreq *q, int n_jobs, int32_t *const *prompts,
                            const int *n_prompt, nuage__gen_params *gp, bool reasoning,
                            bool think_open, bool embedding) {
+    nuage_server *s = q->srv;
     nuage__gen *g = calloc(1, sizeof *g);
     if (!g) return NULL;
+    g->dep = q->dep;
+    nuage_deployment_ref(g->dep);
+    g->auth = q->auth;
+    g->t_arrival = q->t0;
+    g->priority = q->priority;
+    g->think_budget = -1;
     g->gp = *gp;                          /* moved: the job frees the arrays */
     memset(gp, 0, sizeof *gp);
     if (pthread_mutex_init(&g->mu, NULL)) goto fail_mu;
@@ -100,7 +121,7 @@ nuage__gen *nuage__gen_new(nuage_server *s, int n_jobs, int32_t *const *prompts,
     g->reasoning = reasoning;
     g->think_open = think_open;
     g->embedding = embedding;
-    g->n_embd = s->n_embd;
+    g->n_embd = g->dep->n_embd;
     g->t_start = nuage__now();
     g->jobs = calloc((size_t)n_jobs, sizeof *g->jobs);
     g->ch = calloc((size_t)g->n_choices, sizeof *g->ch);
@@ -128,7 +149,7 @@ nuage__gen *nuage__gen_new(nuage_server *s, int n_jobs, int32_t *const *prompts,
         nuage__stopper_init(&c->stop, g->gp.stops, g->gp.n_stops);
         nuage__think_init(&c->think, think_open);
         if (!embedding) {
-            c->dt = nuage_detok_new(s->voc, false);
+            c->dt = nuage_detok_new(g->dep->voc, false);
             if (!c->dt) goto fail;
         }
     }
@@ -141,6 +162,7 @@ fail_cv:
     pthread_mutex_destroy(&g->mu);
 fail_mu:
     nuage__gen_params_free(&g->gp);
+    nuage_deployment_release(g->dep);
     free(g);
     return NULL;
 }
@@ -167,7 +189,7 @@ static bool nuage__on_token(void *ud, int choice, const nuage_sched_token *tok) 
     c->t_last = now;
     size_t n = 0;
     const char *piece = NULL;
-    bool eog = !g->gp.ignore_eos && nuage_vocab_is_eog(g->srv->voc, tok->token);
+    bool eog = !g->gp.ignore_eos && nuage_vocab_is_eog(g->dep->voc, tok->token);
     if (!eog && !c->stop.matched) piece = nuage_detok_push(c->dt, tok->token, &n);
     pthread_mutex_lock(&g->mu);
     bool inside = nuage__think_inside(&c->think);
@@ -271,11 +293,82 @@ static uint64_t nuage__random_seed(nuage_server *s) {
     return x ^ (x >> 29);
 }
 
-int nuage__gen_submit(nuage__gen *g) {
+/* Under g->mu: wait up to ms milliseconds. */
+static void nuage__timedwait(nuage__gen *g, int ms) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += (long)ms * 1000000L;
+    while (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
+/* Tokens the rate limiter reserves: every prompt, plus max_tokens for
+ * each choice. */
+static int64_t nuage__reserve(const nuage__gen *g) {
+    int64_t t = 0;
+    for (int j = 0; j < g->n_jobs; j++) {
+        t += g->jobs[j].n_prompt;
+        if (!g->embedding) t += (int64_t)g->n_per * g->jobs[j].max_tokens;
+    }
+    return t;
+}
+
+int nuage__gen_submit(nuage__gen *g, nuage__hreq *q) {
     nuage_server *s = g->srv;
+    nuage_deployment *d = g->dep;
+    /* 1. max_tokens of every prompt (the reservation depends on it). */
+    int rc = 0;
+    for (int j = 0; j < g->n_jobs && !rc; j++) {
+        nuage__gjob *jb = &g->jobs[j];
+        if (jb->n_prompt <= 0) rc = NUAGE_E_INVAL;
+        else if (g->embedding) {
+            if (jb->n_prompt > d->n_ctx) rc = NUAGE_E_CTX;
+        } else {
+            int64_t room = (int64_t)d->n_ctx - jb->n_prompt;
+            int64_t mt = g->gp.max_tokens;
+            if (mt < 0) {
+                mt = room < d->max_tokens_default ? room : d->max_tokens_default;
+                if (mt < 1) rc = NUAGE_E_CTX;
+            } else if (mt > room) {
+                rc = NUAGE_E_CTX;
+            }
+            jb->max_tokens = mt;
+        }
+    }
+    /* 2. The rate limiter. */
+    if (!rc && s->quota && (g->auth.tpm > 0 || g->auth.rpm > 0)) {
+        int qrc = nuage_quota_admit(s->quota, g->auth.tenant_id, d->name, g->auth.tpm, g->auth.rpm,
+                                    nuage__reserve(g), nuage__mono_ms(), &g->rl, &g->ticket);
+        g->has_rl = true;
+        if (qrc == NUAGE_E_BUSY || qrc == NUAGE_E_RANGE) {
+            g->quota_rc = qrc;
+            atomic_fetch_add(&s->metrics.rate_limited, 1);
+            rc = NUAGE__E_QUOTA;
+        } else if (qrc) {
+            rc = qrc;
+        }
+    }
+    if (q && g->has_rl) {
+        q->rl = g->rl;
+        q->has_rl = true;
+    }
+    if (rc) {
+        pthread_mutex_lock(&g->mu);
+        for (int k = 0; k < g->n_jobs; k++) {
+            g->jobs[k].complete = true;
+        }
+        g->n_complete = g->n_jobs;
+        pthread_mutex_unlock(&g->mu);
+        return rc;
+    }
+    g->admitted = true;
+    /* 3. The scheduler. */
+    uint64_t salt = nuage_auth_cache_salt(g->auth.tenant_id);
     for (int j = 0; j < g->n_jobs; j++) {
         nuage__gjob *jb = &g->jobs[j];
-        int rc = 0;
         nuage_sched_request r;
         memset(&r, 0, sizeof r);
         r.prompt = jb->prompt;
@@ -284,17 +377,8 @@ int nuage__gen_submit(nuage__gen *g) {
             r.embedding = true;
             r.n_choices = 1;
             r.top_logprobs = -1;
-            if (jb->n_prompt > s->n_ctx) rc = NUAGE_E_CTX;
         } else {
-            int64_t room = (int64_t)s->n_ctx - jb->n_prompt;
-            int64_t mt = g->gp.max_tokens;
-            if (mt < 0) {
-                mt = room < s->p.max_tokens_default ? room : s->p.max_tokens_default;
-                if (mt < 1) rc = NUAGE_E_CTX;
-            } else if (mt > room) {
-                rc = NUAGE_E_CTX;
-            }
-            jb->max_tokens = mt;
+            int64_t mt = jb->max_tokens;
             r.max_tokens = (int)(mt > 0 && mt < INT32_MAX ? mt : 1);
             r.n_choices = g->n_per;
             r.sampling = g->gp.sp;
@@ -303,29 +387,29 @@ int nuage__gen_submit(nuage__gen *g) {
             r.prompt_logprobs = jb->ptoks != NULL;
             r.ignore_eos = g->gp.ignore_eos;
         }
-        if (jb->n_prompt <= 0) rc = NUAGE_E_INVAL;
-        r.weight = 1.0f;
+        if (!g->embedding && g->think_budget >= 0) {
+            /* Thinking budget: only for vocabularies with the markers. */
+            r.think_budget = g->think_budget;
+            if (nuage_sched_think_markers(d->voc, &r)) {
+                r.think_budget = 0;
+                r.n_think_end = 0;
+            }
+        }
+        r.priority = g->priority == 1 ? 1 : 0;
+        r.cache_salt = salt;
+        r.tenant = (int32_t)(g->auth.tenant_id > 0 && g->auth.tenant_id < INT32_MAX ? g->auth.tenant_id : 0);
+        r.weight = g->auth.weight > 0 ? (float)g->auth.weight : 1.0f;
         r.cb.ud = jb;
         r.cb.on_token = nuage__on_token;
         r.cb.on_prompt_token = jb->ptoks ? nuage__on_prompt_token : NULL;
         r.cb.on_embedding = nuage__on_embedding;
         r.cb.on_finish = nuage__on_finish;
         r.cb.on_complete = nuage__on_complete;
-        if (!rc) {
-            nuage__gen_ref(g); /* the scheduler's reference, dropped by on_complete */
-            uint64_t id = 0;
-            rc = nuage_sched_submit(s->sched, &r, &id);
-            if (rc) {
-                nuage__gen_unref(g);
-            } else {
-                pthread_mutex_lock(&g->mu);
-                jb->id = id;
-                jb->submitted = true;
-                pthread_mutex_unlock(&g->mu);
-                atomic_fetch_add(&s->metrics.requests_started, 1);
-            }
-        }
+        nuage__gen_ref(g); /* the scheduler's reference, dropped by on_complete */
+        uint64_t id = 0;
+        rc = nuage_sched_submit(d->sched, &r, &id);
         if (rc) {
+            nuage__gen_unref(g);
             nuage__gen_cancel(g);
             /* Jobs never submitted count as complete: nobody waits on them. */
             pthread_mutex_lock(&g->mu);
@@ -334,10 +418,80 @@ int nuage__gen_submit(nuage__gen *g) {
                 g->n_complete++;
             }
             pthread_mutex_unlock(&g->mu);
+            /* Admitted but not served: give the reservation back (the
+             * request never ran, or only partly) and meter the failure. */
+            if (j == 0 && g->ticket) {
+                nuage_quota_cancel(s->quota, g->ticket, nuage__mono_ms());
+                g->ticket = 0;
+            }
+            nuage__gen_wait_done(g, 10000);
+            nuage__gen_finish(g, rc == NUAGE_E_BUSY ? 503 : rc == NUAGE_E_NOMEM ? 500 : 400);
             return rc;
         }
+        pthread_mutex_lock(&g->mu);
+        jb->id = id;
+        jb->submitted = true;
+        pthread_mutex_unlock(&g->mu);
+        atomic_fetch_add(&s->metrics.requests_started, 1);
     }
     return 0;
+}
+
+bool nuage__gen_wait_done(nuage__gen *g, int timeout_ms) {
+    int64_t end = nuage__mono_ms() + timeout_ms;
+    pthread_mutex_lock(&g->mu);
+    while (g->n_complete < g->n_jobs && nuage__mono_ms() < end) nuage__timedwait(g, 100);
+    bool done = g->n_complete >= g->n_jobs;
+    pthread_mutex_unlock(&g->mu);
+    return done;
+}
+
+int nuage__gen_status(nuage__gen *g) {
+    pthread_mutex_lock(&g->mu);
+    int st = g->failed ? 500 : 200;
+    for (int i = 0; st == 200 && i < g->n_choices; i++)
+        if (g->ch[i].finish == NUAGE_FINISH_CANCELLED) st = 503;
+    pthread_mutex_unlock(&g->mu);
+    return st;
+}
+
+void nuage__gen_finish(nuage__gen *g, int status) {
+    nuage_server *s = g->srv;
+    nuage_usage_record u;
+    memset(&u, 0, sizeof u);
+    pthread_mutex_lock(&g->mu);
+    bool run = g->admitted && !g->finalized;
+    g->finalized = true;
+    if (run) {
+        for (int j = 0; j < g->n_jobs; j++) {
+            u.prompt_tokens += g->jobs[j].n_prompt;
+            u.cached_tokens += g->jobs[j].usage.cached_tokens;
+        }
+        for (int i = 0; i < g->n_choices; i++) {
+            u.completion_tokens += g->ch[i].n_gen;
+            u.reasoning_tokens += g->ch[i].n_reasoning;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (!run) return;
+    if (g->ticket && s->quota) {
+        nuage_quota_settle(s->quota, g->ticket, u.prompt_tokens + u.completion_tokens, nuage__mono_ms());
+        g->ticket = 0;
+    }
+    if (!s->store) return;
+    u.time_ms = nuage__wall_ms();
+    u.tenant_id = g->auth.tenant_id;
+    u.key_id = g->auth.key_id;
+    snprintf(u.request_id, sizeof u.request_id, "%.47s", g->req_id);
+    snprintf(u.deployment, sizeof u.deployment, "%s", g->dep->name);
+    snprintf(u.model_version, sizeof u.model_version, "%s", g->dep->version);
+    u.status = status;
+    u.latency_ms = (nuage__now() - g->t_arrival) * 1e3;
+    if (nuage_store_usage_add(s->store, &u)) {
+        atomic_fetch_add(&s->metrics.usage_failures, 1);
+        fprintf(stderr, "nuage serve: warning: usage record of %s not written: %s\n", g->req_id,
+                nuage_store_errmsg(s->store));
+    }
 }
 
 void nuage__gen_cancel(nuage__gen *g) {
@@ -349,20 +503,8 @@ void nuage__gen_cancel(nuage__gen *g) {
         for (int j = j0; j < g->n_jobs && j < j0 + 64; j++)
             if (g->jobs[j].submitted && !g->jobs[j].complete) ids[n++] = g->jobs[j].id;
         pthread_mutex_unlock(&g->mu);
-        for (int i = 0; i < n; i++) nuage_sched_cancel(g->srv->sched, ids[i]);
+        for (int i = 0; i < n; i++) nuage_sched_cancel(g->dep->sched, ids[i]);
     }
-}
-
-/* Under g->mu: wait up to ms milliseconds. */
-static void nuage__timedwait(nuage__gen *g, int ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
 }
 
 bool nuage__gen_wait(nuage__gen *g, int fd) {
@@ -383,12 +525,39 @@ bool nuage__gen_wait(nuage__gen *g, int fd) {
     return !gone;
 }
 
-void nuage__sched_error(nuage_server *s, int rc, int n_prompt, int64_t max_tokens,
-                        nuage__apierr *e, int *retry_after) {
-    *retry_after = 0;
+void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
+                        nuage__apierr *e, nuage__hresp *r) {
+    nuage_server *s = g->srv;
+    const nuage_deployment *d = g->dep;
+    r->retry_after = 0;
     switch (rc) {
+    case NUAGE__E_QUOTA: {
+        const nuage_quota_info *in = &g->rl;
+        bool tokens = in->limit_tokens > 0 && !(in->limit_requests > 0 && in->remaining_requests <= 0);
+        if (g->quota_rc == NUAGE_E_RANGE) {
+            nuage__err(e, 429, "tokens", "rate_limit_exceeded", NULL,
+                       "Request too large for %s on tokens per min (TPM): Limit %lld, Requested %lld. "
+                       "Reduce the prompt or max_tokens.", d->name, (long long)in->limit_tokens,
+                       (long long)nuage__reserve(g));
+            break;
+        }
+        int64_t ms = in->retry_after_ms > 0 ? in->retry_after_ms : 1000;
+        r->retry_after_ms = ms;
+        r->retry_after = (int)((ms + 999) / 1000);
+        if (tokens)
+            nuage__err(e, 429, "tokens", "rate_limit_exceeded", NULL,
+                       "Rate limit reached for %s on tokens per min (TPM): Limit %lld, Remaining %lld, "
+                       "Requested %lld. Please try again in %.3gs.", d->name, (long long)in->limit_tokens,
+                       (long long)(in->remaining_tokens > 0 ? in->remaining_tokens : 0),
+                       (long long)nuage__reserve(g), (double)ms / 1e3);
+        else
+            nuage__err(e, 429, "requests", "rate_limit_exceeded", NULL,
+                       "Rate limit reached for %s on requests per min (RPM): Limit %lld. Please try again in %.3gs.",
+                       d->name, (long long)in->limit_requests, (double)ms / 1e3);
+        break;
+    }
     case NUAGE_E_BUSY:
-        *retry_after = 1;
+        r->retry_after = 1;
         if (atomic_load(&s->state) != NUAGE__STATE_READY)
             nuage__err(e, 503, "server_error", "server_shutting_down", NULL, "The server is shutting down.");
         else
@@ -399,14 +568,14 @@ void nuage__sched_error(nuage_server *s, int rc, int n_prompt, int64_t max_token
         if (max_tokens >= 0)
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, you requested %lld tokens (%d in the messages, %lld in the completion). Please reduce the length of the messages or completion.",
-                       s->n_ctx, (long long)n_prompt + max_tokens, n_prompt, (long long)max_tokens);
+                       d->n_ctx, (long long)n_prompt + max_tokens, n_prompt, (long long)max_tokens);
         else
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. Please reduce the length of the messages.",
-                       s->n_ctx, n_prompt);
+                       d->n_ctx, n_prompt);
         break;
     case NUAGE_E_RANGE:
-        nuage__err(e, 400, "invalid_request_error", NULL, "prompt", "A token id is outside the vocabulary [0, %d).", s->n_vocab);
+        nuage__err(e, 400, "invalid_request_error", NULL, "prompt", "A token id is outside the vocabulary [0, %d).", d->n_vocab);
         break;
     case NUAGE_E_INVAL:
         nuage__err(e, 400, "invalid_request_error", NULL, NULL, "Invalid request parameters (empty prompt or unsupported sampling settings).");
@@ -430,8 +599,8 @@ const char *nuage__finish_text(int finish) {
     }
 }
 
-size_t nuage__token_piece(nuage_server *s, int32_t tok, char *buf, size_t cap) {
-    int n = nuage_token_to_piece(s->voc, tok, buf, cap, true);
+size_t nuage__token_piece(const nuage_deployment *d, int32_t tok, char *buf, size_t cap) {
+    int n = nuage_token_to_piece(d->voc, tok, buf, cap, true);
     if (n < 0) return 0;
     return (size_t)n < cap ? (size_t)n : cap;
 }
@@ -466,12 +635,12 @@ json_t *nuage__chat_logprobs(nuage__gen *g, const nuage_sched_token *t, int n) {
     json_t *content = json_array();
     char buf[256];
     for (int i = 0; content && i < n; i++) {
-        size_t len = nuage__token_piece(g->srv, t[i].token, buf, sizeof buf);
+        size_t len = nuage__token_piece(g->dep, t[i].token, buf, sizeof buf);
         json_t *top = json_array();
         for (int k = 0; top && k < t[i].n_top && k < NUAGE_SCHED_MAX_TOP; k++) {
             if (t[i].top_ids[k] < 0) continue;
             char b2[256];
-            size_t l2 = nuage__token_piece(g->srv, t[i].top_ids[k], b2, sizeof b2);
+            size_t l2 = nuage__token_piece(g->dep, t[i].top_ids[k], b2, sizeof b2);
             json_array_append_new(top, json_pack("{s:o,s:f,s:o}", "token", nuage__json_text(b2, l2),
                                                  "logprob", isfinite(t[i].top_lp[k]) ? (double)t[i].top_lp[k] : -9999.0,
                                                  "bytes", nuage__bytes_array(b2, l2)));
@@ -494,7 +663,7 @@ json_t *nuage__legacy_logprobs(nuage__gen *g, const int32_t *ids, const nuage_sc
     char buf[256];
     for (int i = 0; i < n; i++) {
         int32_t id = ids ? ids[i] : t[i].token;
-        size_t len = nuage__token_piece(g->srv, id, buf, sizeof buf);
+        size_t len = nuage__token_piece(g->dep, id, buf, sizeof buf);
         json_array_append_new(tokens, nuage__json_text(buf, len));
         json_array_append_new(off, json_integer((json_int_t)*offset));
         *offset += len;
@@ -508,7 +677,7 @@ json_t *nuage__legacy_logprobs(nuage__gen *g, const int32_t *ids, const nuage_sc
         for (int k = 0; d && k < t[i].n_top && k < NUAGE_SCHED_MAX_TOP; k++) {
             if (t[i].top_ids[k] < 0) continue;
             char b2[256];
-            size_t l2 = nuage__token_piece(g->srv, t[i].top_ids[k], b2, sizeof b2);
+            size_t l2 = nuage__token_piece(g->dep, t[i].top_ids[k], b2, sizeof b2);
             json_t *key = nuage__json_text(b2, l2);
             if (key && !json_object_get(d, json_string_value(key)))
                 json_object_set_new(d, json_string_value(key),
@@ -532,6 +701,7 @@ struct nuage__sse {
     size_t out_off;
     bool eof;
     bool cancelled;        /* the client went away (counted once) */
+    bool need_finish;      /* every job completed: meter before the last event */
 };
 
 static void nuage__sse_append_json(nuage__sb *b, json_t *j) {
@@ -620,6 +790,12 @@ static void nuage__sse_produce(nuage__sse *e) {
         }
     }
     if (g->n_complete < g->n_jobs) return;
+    if (!g->finalized) {
+        /* The usage record goes first: the caller writes it without the
+         * lock and calls again for the last events. */
+        e->need_finish = true;
+        return;
+    }
     if (g->failed) {
         nuage__apierr er;
         nuage__err(&er, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
@@ -650,6 +826,13 @@ static ssize_t nuage__sse_read(void *self, char *buf, size_t max) {
         pthread_mutex_lock(&g->mu);
         for (;;) {
             nuage__sse_produce(e);
+            if (e->need_finish) {
+                e->need_finish = false;
+                pthread_mutex_unlock(&g->mu);
+                nuage__gen_finish(g, nuage__gen_status(g));
+                pthread_mutex_lock(&g->mu);
+                continue;
+            }
             if (e->out.n || e->eof) break;
             nuage__timedwait(g, 200);
             if (g->n_complete >= g->n_jobs) continue;
@@ -706,8 +889,11 @@ nuage__stream nuage__sse_new(nuage__gen *g, int fd, bool chat, const char *id, i
     nuage__sb_json_str(&e->prefix, id, strlen(id));
     nuage__sb_printf(&e->prefix, ",\"object\":\"%s\",\"created\":%lld,\"model\":",
                      chat ? "chat.completion.chunk" : "text_completion", (long long)created);
-    nuage__sb_json_str(&e->prefix, g->srv->model_id, strlen(g->srv->model_id));
-    nuage__sb_puts(&e->prefix, ",\"system_fingerprint\":\"nuage\",\"choices\":[");
+    nuage__sb_json_str(&e->prefix, g->dep->name, strlen(g->dep->name));
+    nuage__sb_puts(&e->prefix, ",\"system_fingerprint\":");
+    const char *fp = nuage__fingerprint(g->dep);
+    nuage__sb_json_str(&e->prefix, fp, strlen(fp));
+    nuage__sb_puts(&e->prefix, ",\"choices\":[");
     if (e->prefix.oom) {
         nuage__sb_free(&e->prefix);
         free(e);

@@ -9,8 +9,10 @@
  * /metrics renders metrics.c's counters and the scheduler's gauges in the
  * Prometheus text format (version 0.0.4).
  */
+#include <stdlib.h>
 #include <string.h>
 
+#include "platform/router.h"
 #include "server/http.h"
 
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r) {
@@ -26,11 +28,52 @@ void nuage__api_health(nuage__hreq *q, nuage__hresp *r) {
 void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r) {
     nuage_server *s = q->srv;
     int st = atomic_load(&s->state);
-    nuage_sched_stats stats;
-    bool have = st != NUAGE__STATE_LOADING && s->sched;
-    if (have) nuage_sched_get_stats(s->sched, &stats);
+    nuage_sched_stats total;
+    memset(&total, 0, sizeof total);
+    nuage_deployment **ds = NULL;
+    int n = 0, draining = 0;
+    bool have = st != NUAGE__STATE_LOADING && !nuage_registry_list(s->reg, &ds, &n);
+    nuage_sched_stats *per = have && n ? calloc((size_t)n, sizeof *per) : NULL;
+    const char **names = have && n ? calloc((size_t)n, sizeof *names) : NULL;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!ds[i]->sched || !per || !names) continue;
+        nuage_sched_get_stats(ds[i]->sched, &per[k]);
+        names[k] = ds[i]->name;
+        const nuage_sched_stats *x = &per[k++];
+        /* The unlabelled gauges are sums over deployments (the context
+         * size: the largest). */
+        total.queued += x->queued;
+        total.running += x->running;
+        total.kv_blocks_total += x->kv_blocks_total;
+        total.kv_blocks_free += x->kv_blocks_free;
+        total.kv_blocks_cached += x->kv_blocks_cached;
+        total.prompt_tokens += x->prompt_tokens;
+        total.cached_tokens += x->cached_tokens;
+        total.generated_tokens += x->generated_tokens;
+        total.steps += x->steps;
+        total.preemptions += x->preemptions;
+        if (x->n_ctx > total.n_ctx) total.n_ctx = x->n_ctx;
+    }
+    if (have) draining = nuage_registry_n_draining(s->reg);
     nuage__sb out = {0};
-    nuage__metrics_render(&s->metrics, have ? &stats : NULL, st == NUAGE__STATE_LOADING, &out);
+    nuage__metrics_render(&s->metrics, have ? &total : NULL, st == NUAGE__STATE_LOADING, &out);
+    if (have) nuage__metrics_render_deployments(names, per, k, draining, &out);
+    /* Router decisions (platform/router.c). */
+    char small[1];
+    size_t need = nuage_router_metrics_text(small, 0);
+    if (need > 0) {
+        char *buf = malloc(need + 1);
+        if (buf) {
+            nuage_router_metrics_text(buf, need + 1);
+            nuage__sb_puts(&out, buf);
+            free(buf);
+        }
+    }
+    for (int i = 0; i < n; i++) nuage_deployment_release(ds[i]);
+    free(ds);
+    free(per);
+    free(names);
     if (out.oom) {
         nuage__sb_free(&out);
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");

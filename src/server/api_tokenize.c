@@ -18,11 +18,37 @@
 
 #include "server/http.h"
 
+/* The deployment named by body["model"] (absent: the default one). */
+static const nuage_deployment *nuage__tok_deployment(nuage__hreq *q, json_t *body, nuage__hresp *r) {
+    nuage__apierr e = {0};
+    const char *name = NULL;
+    if (!nuage__get_string(body, "model", &name, NULL, &e)) {
+        nuage__resp_apierr(r, &e);
+        return NULL;
+    }
+    nuage_deployment *d = nuage__find_deployment(q, name, r);
+    if (d && d->kind != NUAGE_DEPLOY_MODEL) {
+        nuage__resp_error(r, 400, "invalid_request_error", NULL, "model",
+                          "The deployment '%s' is a router; name a model deployment.", d->name);
+        nuage_deployment_release(d);
+        return NULL;
+    }
+    if (d) {
+        nuage_deployment_release(q->dep);
+        q->dep = d;
+    }
+    return d;
+}
+
 void nuage__api_tokenize(nuage__hreq *q, nuage__hresp *r) {
-    nuage_server *s = q->srv;
-    if (!nuage__require_ready(s, r)) return;
+    if (!nuage__require_ready(q->srv, r)) return;
     json_t *body = nuage__hreq_json(q, r);
     if (!body) return;
+    const nuage_deployment *s = nuage__tok_deployment(q, body, r);
+    if (!s) {
+        json_decref(body);
+        return;
+    }
     nuage__apierr e = {0};
     const char *content = NULL;
     bool present, add_special = false, parse_special = true, with_pieces = false;
@@ -64,10 +90,14 @@ void nuage__api_tokenize(nuage__hreq *q, nuage__hresp *r) {
 }
 
 void nuage__api_detokenize(nuage__hreq *q, nuage__hresp *r) {
-    nuage_server *s = q->srv;
-    if (!nuage__require_ready(s, r)) return;
+    if (!nuage__require_ready(q->srv, r)) return;
     json_t *body = nuage__hreq_json(q, r);
     if (!body) return;
+    const nuage_deployment *s = nuage__tok_deployment(q, body, r);
+    if (!s) {
+        json_decref(body);
+        return;
+    }
     json_t *a = json_object_get(body, "tokens");
     if (!a || !json_is_array(a)) {
         nuage__resp_error(r, 400, "invalid_request_error", NULL, "tokens",

@@ -33,9 +33,22 @@
  * nuage__hreq (the body) or its generation job (reference counted, see
  * api_gen.c); the request-completed callback releases both, whether the
  * request ended normally or the client vanished.
+ *
+ * Platform. Before routing, every request except /health and /metrics is
+ * authenticated (platform/auth.c): the caller's tenant, limits and allowed
+ * deployments land in q->auth, where the endpoints -- and the files and
+ * batches modules added with nuage_server_add_route -- find them. A
+ * request's "model" names a deployment of the registry (platform/deploy.c);
+ * the request holds a reference on that deployment's current instance from
+ * then until it completed, so a deployment replaced meanwhile keeps
+ * serving it on the old weights. Responses of an authenticated tenant
+ * carry the x-ratelimit-* headers; generation requests are admitted by the
+ * rate limiter and metered in api_gen.c.
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/http.h"
+
+#include "platform/thinking.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -68,12 +81,105 @@ void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap) {
              (unsigned long long)(n & 0xFFFFFFFFULL));
 }
 
-const char *const *nuage__model_names(nuage_server *s, int *n) {
-    static __thread const char *names[2];
-    names[0] = s->model_id;
-    names[1] = s->model_path;
-    *n = s->model_path ? 2 : 1;
-    return names;
+int64_t nuage__wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t nuage__mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *nuage__fingerprint(const nuage_deployment *d) {
+    return d && d->version && d->version[0] ? d->version : "nuage";
+}
+
+static void nuage__model_404(nuage__hresp *r, const char *name) {
+    nuage__resp_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                      "The model '%.200s' does not exist or you do not have access to it.", name);
+}
+
+nuage_deployment *nuage__find_deployment(nuage__hreq *q, const char *name, nuage__hresp *r) {
+    nuage_server *s = q->srv;
+    nuage_deployment *d = s->reg ? nuage_registry_acquire(s->reg, name) : NULL;
+    if (d && !nuage_auth_allows(&q->auth, d->name)) {
+        nuage_deployment_release(d);
+        d = NULL;
+    }
+    if (!d) {
+        if (name && *name) nuage__model_404(r, name);
+        else nuage__resp_error(r, 404, "invalid_request_error", "model_not_found", "model",
+                               "No model is deployed; name one in 'model'.");
+    }
+    return d;
+}
+
+/* Copy d's default request parameters into body where absent. */
+static void nuage__apply_defaults(const nuage_deployment *d, json_t *body) {
+    if (!d->cfg.sampling) return;
+    const char *k;
+    json_t *v;
+    json_object_foreach(d->cfg.sampling, k, v) {
+        json_t *have = json_object_get(body, k);
+        if (have && !json_is_null(have)) continue;
+        bool is_max = !strcmp(k, "max_tokens") || !strcmp(k, "max_completion_tokens");
+        if (is_max) {
+            json_t *a = json_object_get(body, "max_tokens"), *b = json_object_get(body, "max_completion_tokens");
+            if ((a && !json_is_null(a)) || (b && !json_is_null(b))) continue;
+        }
+        json_object_set(body, k, v);
+    }
+}
+
+nuage_deployment *nuage__use_deployment(nuage__hreq *q, json_t *body, nuage__hresp *r) {
+    nuage__apierr e = {0};
+    const char *name = NULL;
+    if (!nuage__get_string(body, "model", &name, NULL, &e)) {
+        nuage__resp_apierr(r, &e);
+        return NULL;
+    }
+    nuage_deployment *d = nuage__find_deployment(q, name, r);
+    if (!d) return NULL;
+    if (d->kind == NUAGE_DEPLOY_ROUTER) {
+        /* The router decides on reasoning_effort: a bad one is the
+         * client's error about that field, not about the model. */
+        const char *effort = nuage_thinking_effort_of(body);
+        nuage_thinking_config tc = nuage_thinking_default();
+        int budget;
+        if (effort && (!*effort || nuage_thinking_budget(&tc, effort, &budget))) {
+            nuage__resp_error(r, 400, "invalid_request_error", NULL, "reasoning_effort",
+                              "Invalid value for 'reasoning_effort': expected 'none', 'minimal', 'low', 'medium' or 'high'.");
+            nuage_deployment_release(d);
+            return NULL;
+        }
+        nuage_router_hook h = nuage_registry_router(q->srv->reg);
+        char target[64], msg[300] = "";
+        int rc = h.route ? h.route(h.ud, d, body, q->auth.tenant_id, target, sizeof target, msg, sizeof msg) : 0;
+        nuage_deployment *t = NULL;
+        if (!h.route) {
+            nuage__resp_error(r, 501, "server_error", "router_unavailable", "model",
+                              "The deployment '%s' is a router, and this server has no router module.", d->name);
+        } else if (rc) {
+            nuage__resp_error(r, 400, "invalid_request_error", "routing_failed", "model", "%s",
+                              msg[0] ? msg : "The router could not choose a deployment for this request.");
+        } else if (!(t = nuage_registry_acquire(q->srv->reg, target)) || t->kind != NUAGE_DEPLOY_MODEL) {
+            nuage__resp_error(r, 503, "server_error", "routing_failed", "model",
+                              "The router '%s' chose '%.64s', which is not a loaded model deployment.", d->name, target);
+            nuage_deployment_release(t);
+            t = NULL;
+        }
+        if (t) snprintf(q->router, sizeof q->router, "%s", d->name);
+        nuage_deployment_release(d);
+        if (!t) return NULL;
+        d = t;
+    }
+    nuage__apply_defaults(d, body);
+    nuage_deployment_release(q->dep);
+    q->dep = d;
+    return d;
 }
 
 bool nuage__client_gone(int fd) {
@@ -183,11 +289,59 @@ static const nuage__route nuage__routes[] = {
     {"/health", "GET", nuage__api_health},
     {"/v1/health", "GET", nuage__api_health},
     {"/metrics", "GET", nuage__api_metrics},
+    {"/v1/usage", "GET", nuage__api_usage},
 };
+
+int nuage_server_add_route(nuage_server *s, const char *prefix, nuage__route_fn fn) {
+    if (s->n_ext >= NUAGE__MAX_EXT_ROUTES || !prefix || strlen(prefix) >= sizeof s->ext[0].prefix)
+        return NUAGE_E_NOMEM;
+    snprintf(s->ext[s->n_ext].prefix, sizeof s->ext[0].prefix, "%s", prefix);
+    s->ext[s->n_ext].fn = fn;
+    s->n_ext++;
+    return 0;
+}
+
+/* Authenticate q (fills q->auth). false with r filled (401 / 500). */
+static bool nuage__authenticate(nuage__hreq *q, nuage__hresp *r) {
+    nuage_server *s = q->srv;
+    const char *authz = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    const char *apikey = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "api-key");
+    char msg[300];
+    int rc = nuage_auth_check(s->auth, authz, apikey, &q->auth, msg, sizeof msg);
+    if (rc == 0) return true;
+    atomic_fetch_add(&s->metrics.auth_failures, 1);
+    if (rc == NUAGE_E_RANGE)
+        nuage__resp_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", msg);
+    else
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", msg);
+    return false;
+}
 
 /* Dispatch q; fills r and, for 405, the allowed method in *allow. */
 static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, const char **allow) {
     bool is_get = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
+    bool open = !strcmp(url, "/health") || !strcmp(url, "/v1/health") || !strcmp(url, "/metrics");
+    /* While loading, nothing of the platform exists yet (every endpoint
+     * but health and metrics answers 503 then). */
+    bool loading = atomic_load(&q->srv->state) == NUAGE__STATE_LOADING;
+    if (!open && !loading && !nuage__authenticate(q, r)) return;
+    if (!strcmp(url, "/admin") || !strncmp(url, "/admin/", 7)) {
+        if (!q->auth.admin) {
+            nuage__resp_error(r, 403, "invalid_request_error", "permission_denied", NULL,
+                              "This endpoint needs an admin key.");
+            return;
+        }
+        nuage__api_admin(q, r, url + 6);
+        return;
+    }
+    for (int i = 0; i < q->srv->n_ext; i++) {
+        const char *pre = q->srv->ext[i].prefix;
+        size_t l = strlen(pre);
+        if (!strncmp(url, pre, l) && (url[l] == 0 || url[l] == '/')) {
+            q->srv->ext[i].fn(q, r, url + l);
+            return;
+        }
+    }
     for (size_t i = 0; i < sizeof nuage__routes / sizeof *nuage__routes; i++) {
         const nuage__route *rt = &nuage__routes[i];
         if (strcmp(url, rt->path)) continue;
@@ -240,6 +394,59 @@ static void nuage__mhd_free(void *cls) {
     free(ms);
 }
 
+/* "1.5s" / "12m0.0s" (OpenAI's x-ratelimit-reset-* format). */
+static void nuage__reset_text(int64_t ms, char *buf, size_t cap) {
+    if (ms < 0) ms = 0;
+    if (ms >= 60000) snprintf(buf, cap, "%lldm%.3gs", (long long)(ms / 60000), (double)(ms % 60000) / 1e3);
+    else snprintf(buf, cap, "%.3gs", (double)ms / 1e3);
+}
+
+/* The deployment and rate-limit headers of q's answer. */
+static void nuage__platform_headers(nuage__hreq *q, struct MHD_Response *resp) {
+    nuage_server *s = q->srv;
+    if (q->dep) {
+        MHD_add_response_header(resp, "x-nuage-deployment", q->dep->name);
+        if (q->dep->version[0]) MHD_add_response_header(resp, "x-nuage-model-version", q->dep->version);
+        if (q->router[0]) MHD_add_response_header(resp, "x-nuage-router", q->router);
+    }
+    if (!q->auth.authenticated || !q->auth.tenant_id || !s->quota) return;
+    nuage_quota_info in;
+    if (q->has_rl) {
+        in = q->rl;
+    } else {
+        /* Not a metered request: report the window of its deployment (or
+         * of the default one) without counting anything. */
+        memset(&in, 0, sizeof in);
+        int64_t reqs = 0, toks = 0;
+        nuage_deployment *d = q->dep ? q->dep : nuage_registry_acquire(s->reg, NULL);
+        if (d) nuage_quota_usage(s->quota, q->auth.tenant_id, d->name, nuage__mono_ms(), &reqs, &toks);
+        if (d && d != q->dep) nuage_deployment_release(d);
+        in.limit_requests = q->auth.rpm;
+        in.limit_tokens = q->auth.tpm;
+        in.remaining_requests = q->auth.rpm ? (q->auth.rpm > reqs ? q->auth.rpm - reqs : 0) : -1;
+        in.remaining_tokens = q->auth.tpm ? (q->auth.tpm > toks ? q->auth.tpm - toks : 0) : -1;
+        in.reset_requests_ms = reqs ? NUAGE_QUOTA_WINDOW_MS : 0;
+        in.reset_tokens_ms = toks ? NUAGE_QUOTA_WINDOW_MS : 0;
+    }
+    char v[32];
+    if (in.limit_requests > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)in.limit_requests);
+        MHD_add_response_header(resp, "x-ratelimit-limit-requests", v);
+        snprintf(v, sizeof v, "%lld", (long long)(in.remaining_requests > 0 ? in.remaining_requests : 0));
+        MHD_add_response_header(resp, "x-ratelimit-remaining-requests", v);
+        nuage__reset_text(in.reset_requests_ms, v, sizeof v);
+        MHD_add_response_header(resp, "x-ratelimit-reset-requests", v);
+    }
+    if (in.limit_tokens > 0) {
+        snprintf(v, sizeof v, "%lld", (long long)in.limit_tokens);
+        MHD_add_response_header(resp, "x-ratelimit-limit-tokens", v);
+        snprintf(v, sizeof v, "%lld", (long long)(in.remaining_tokens > 0 ? in.remaining_tokens : 0));
+        MHD_add_response_header(resp, "x-ratelimit-remaining-tokens", v);
+        nuage__reset_text(in.reset_tokens_ms, v, sizeof v);
+        MHD_add_response_header(resp, "x-ratelimit-reset-tokens", v);
+    }
+}
+
 /* Queue r on the connection; frees r's body (or hands it/the stream over). */
 static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *allow) {
     struct MHD_Response *resp = NULL;
@@ -279,7 +486,14 @@ static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *
         snprintf(ra, sizeof ra, "%d", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
+    if (r->retry_after_ms > 0) {
+        char ra[24];
+        snprintf(ra, sizeof ra, "%lld", (long long)r->retry_after_ms);
+        MHD_add_response_header(resp, "retry-after-ms", ra);
+    }
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    nuage__platform_headers(q, resp);
     q->status = r->status;
     nuage__metrics_request(&q->srv->metrics, r->status);
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)r->status, resp);
@@ -359,6 +573,27 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
     return nuage__send(q, &r, allow);
 }
 
+/* The request and completion texts, for deployments that opted in to
+ * prompt logging (log_prompts). Never written otherwise. */
+static void nuage__log_texts(nuage__hreq *q) {
+    nuage__sb b = {0};
+    nuage__sb_puts(&b, "  request: ");
+    size_t n = q->len < 8192 ? q->len : 8192;
+    if (q->body) nuage__sb_json_str(&b, q->body, n);
+    else nuage__sb_puts(&b, "null");
+    if (q->gen) {
+        nuage__gen *g = q->gen;
+        pthread_mutex_lock(&g->mu);
+        for (int i = 0; i < g->n_choices; i++) {
+            nuage__sb_printf(&b, "\n  completion[%d]: ", i);
+            nuage__sb_json_str(&b, g->ch[i].text.p ? g->ch[i].text.p : "", g->ch[i].text.n < 8192 ? g->ch[i].text.n : 8192);
+        }
+        pthread_mutex_unlock(&g->mu);
+    }
+    if (!b.oom && b.p) fprintf(stderr, "%s\n", b.p);
+    nuage__sb_free(&b);
+}
+
 static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                              enum MHD_RequestTerminationCode toe) {
     (void)conn;
@@ -367,27 +602,40 @@ static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_
     if (!q) return;
     *con_cls = NULL;
     int prompt = q->log_prompt, completion = q->log_completion;
+    bool texts = s->p.log_requests && q->dep && q->dep->cfg.log_prompts;
     if (q->gen) {
         nuage__gen *g = q->gen;
-        bool done;
+        bool done, finalized;
         pthread_mutex_lock(&g->mu);
         done = g->n_complete >= g->n_jobs;
+        finalized = g->finalized;
         pthread_mutex_unlock(&g->mu);
         if (!done) nuage__gen_cancel(g);
+        if (!finalized) {
+            /* The answer did not reach its end (client gone, stream cut):
+             * meter what was computed once the cancellation took effect. */
+            nuage__gen_wait_done(g, 10000);
+            bool ok = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && q->status > 0 && q->status < 400;
+            nuage__gen_finish(g, ok ? nuage__gen_status(g) : (q->status >= 400 ? q->status : 499));
+        }
         pthread_mutex_lock(&g->mu);
         prompt = 0;
         completion = 0;
         for (int j = 0; j < g->n_jobs; j++) prompt += g->jobs[j].n_prompt;
         for (int i = 0; i < g->n_choices; i++) completion += g->ch[i].n_gen;
         pthread_mutex_unlock(&g->mu);
-        nuage__gen_unref(g);
     }
     if (s->p.log_requests) {
         double ms = (nuage__now() - q->t0) * 1e3;
-        fprintf(stderr, "%s %s %d prompt_tokens=%d completion_tokens=%d %.1f ms%s\n", q->method, q->path,
-                q->status, prompt, completion, ms,
+        char who[96] = "";
+        if (q->auth.tenant[0]) snprintf(who, sizeof who, " tenant=%s", q->auth.tenant);
+        fprintf(stderr, "%s %s %d%s%s%s prompt_tokens=%d completion_tokens=%d %.1f ms%s\n", q->method, q->path,
+                q->status, q->dep ? " deployment=" : "", q->dep ? q->dep->name : "", who, prompt, completion, ms,
                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+        if (texts) nuage__log_texts(q);
     }
+    nuage__gen_unref(q->gen);
+    nuage_deployment_release(q->dep);
     free(q->body);
     free(q);
     atomic_fetch_sub(&s->active, 1);
@@ -428,7 +676,7 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     if (!s->model_id || (p.model_path && !s->model_path)) goto fail_oom;
     s->p.model_id = s->model_id;
     s->p.model_path = s->model_path;
-    s->max_n = p.max_n;
+    s->loopback = nuage_auth_is_loopback(p.host);
     nuage__metrics_init(&s->metrics);
     atomic_init(&s->state, NUAGE__STATE_LOADING);
     atomic_init(&s->id_counter, 0);
@@ -483,43 +731,66 @@ fail:
 
 int nuage_server_port(const nuage_server *s) { return s ? s->port : 0; }
 
+int nuage_server_attach(nuage_server *s, const nuage_server_platform *pf, char *err, size_t errlen) {
+    if (!pf || !pf->registry) {
+        snprintf(err, errlen, "no deployment registry");
+        return NUAGE_E_INVAL;
+    }
+    if (!s->loopback && !pf->insecure && (!pf->store || nuage_store_key_count(pf->store) <= 0)) {
+        snprintf(err, errlen,
+                 "refusing to serve on %s without API keys: create one with `nuage admin key create`, "
+                 "or pass --insecure to serve without authentication", s->p.host);
+        return NUAGE_E_STATE;
+    }
+    nuage_auth_params ap = {.store = pf->store, .loopback = s->loopback, .insecure = pf->insecure};
+    int rc = nuage_auth_new(&ap, &s->auth);
+    if (rc) {
+        snprintf(err, errlen, "out of memory");
+        return rc;
+    }
+    s->pf = *pf;
+    s->reg = pf->registry;
+    s->store = pf->store;
+    s->quota = pf->quota;
+    atomic_store(&s->state, NUAGE__STATE_READY);
+    return 0;
+}
+
 int nuage_server_set_ready(nuage_server *s, const nuage_model *m, nuage_sched *sched, char *err,
                            size_t errlen) {
-    s->m = m;
-    s->voc = nuage_model_vocab(m);
-    s->sched = sched;
-    s->n_vocab = nuage_model_n_vocab(m);
-    s->n_embd = nuage_model_n_embd(m);
-    nuage_sched_stats st;
-    memset(&st, 0, sizeof st);
-    nuage_sched_get_stats(sched, &st);
-    s->n_ctx = st.n_ctx > 0 ? st.n_ctx : nuage_model_n_ctx_train(m);
-    int32_t bos = nuage_vocab_bos(s->voc), eos = nuage_vocab_eos(s->voc);
-    const char *bt = bos >= 0 ? nuage_vocab_token_text(s->voc, bos) : NULL;
-    const char *et = eos >= 0 ? nuage_vocab_token_text(s->voc, eos) : NULL;
-    s->bos_text = bt ? strdup(bt) : NULL;
-    s->eos_text = et ? strdup(et) : NULL;
-    if ((bt && !s->bos_text) || (et && !s->eos_text)) {
+    nuage_registry_params rp = nuage_registry_default_params();
+    nuage_registry *reg = NULL;
+    int rc = nuage_registry_new(&rp, &reg);
+    if (rc) {
         snprintf(err, errlen, "out of memory");
-        return NUAGE_E_NOMEM;
+        return rc;
     }
-    const char *src = nuage_model_chat_template(m);
-    char terr[256];
-    if (src) {
-        if (nuage_template_parse(src, strlen(src), &s->tmpl, terr, sizeof terr)) {
-            fprintf(stderr, "nuage serve: warning: the model's chat template does not parse (%s); using ChatML\n", terr);
-            s->tmpl = NULL;
-        }
+    nuage_deploy_config c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.name, sizeof c.name, "%s", s->model_id);
+    if (s->model_path && strcmp(s->model_path, s->model_id) && strlen(s->model_path) < sizeof c.aliases[0]) {
+        snprintf(c.aliases[0], sizeof c.aliases[0], "%s", s->model_path);
+        c.n_aliases = 1;
     }
-    if (!s->tmpl) {
-        const char *cml = nuage_template_chatml();
-        int rc = nuage_template_parse(cml, strlen(cml), &s->tmpl, terr, sizeof terr);
-        if (rc) {
-            snprintf(err, errlen, "cannot parse the ChatML template: %s", terr);
-            return rc;
-        }
+    c.parallel = s->p.max_n;
+    c.max_n = s->p.max_n;
+    c.max_tokens_default = s->p.max_tokens_default;
+    c.prefix_cache = true;
+    rc = nuage_registry_adopt(reg, &c, m, sched, err, errlen);
+    if (rc) {
+        nuage_registry_free(reg);
+        return rc;
     }
-    atomic_store(&s->state, NUAGE__STATE_READY);
+    nuage_server_platform pf;
+    memset(&pf, 0, sizeof pf);
+    pf.registry = reg;
+    pf.insecure = true; /* no store: the caller decided where it listens */
+    rc = nuage_server_attach(s, &pf, err, errlen);
+    if (rc) {
+        nuage_registry_free(reg);
+        return rc;
+    }
+    s->own_reg = true;
     return 0;
 }
 
@@ -540,9 +811,8 @@ int nuage_server_wait_idle(nuage_server *s, int timeout_ms) {
 void nuage_server_free(nuage_server *s) {
     if (!s) return;
     if (s->daemon) MHD_stop_daemon(s->daemon);
-    nuage_template_free(s->tmpl);
-    free(s->bos_text);
-    free(s->eos_text);
+    if (s->own_reg) nuage_registry_free(s->reg);
+    nuage_auth_free(s->auth);
     free(s->model_id);
     free(s->model_path);
     free(s);

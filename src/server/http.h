@@ -3,8 +3,11 @@
  *
  * Public part (used by tools/cmd_serve.c): create a server that listens at
  * once (GET /health answers 503 "loading" while the model loads), attach
- * the model and scheduler when they are ready, stop accepting generation
- * work before draining the scheduler, free.
+ * the deployments when they are ready -- either one model and scheduler
+ * (nuage_server_set_ready, `nuage serve -m`) or the platform: a deployment
+ * registry, the store (tenants, keys, usage) and the rate limiter
+ * (nuage_server_attach) --, stop accepting generation work before draining
+ * the schedulers, free.
  *
  * Internal part (nuage__*): what http.c gives the endpoint files
  * api_*.c: the request and response objects, the streaming interface, the
@@ -25,6 +28,10 @@
 #include "nuage/nuage.h"
 #include "nuage/template.h"
 #include "nuage/tokenizer.h"
+#include "platform/auth.h"
+#include "platform/deploy.h"
+#include "platform/quota.h"
+#include "platform/store.h"
 #include "server/metrics.h"
 #include "server/sched.h"
 #include "server/validate.h"
@@ -40,10 +47,22 @@ typedef struct {
     int idle_timeout_s;      /* idle keep-alive / slow client timeout (default 60) */
     int max_n;               /* largest `n` accepted (default 8; also <= --parallel) */
     int max_tokens_default;  /* cap of the default max_tokens (default 4096) */
-    const char *model_id;    /* id reported by /v1/models (required before ready) */
+    const char *model_id;    /* deployment name for nuage_server_set_ready (default "model") */
     const char *model_path;  /* also accepted as a model name (may be NULL) */
     bool log_requests;       /* one line per request on stderr (default true) */
 } nuage_server_params;
+
+/* What nuage_server_attach plugs in (the hosting platform). */
+typedef struct {
+    nuage_registry *registry;  /* deployments (required; not owned) */
+    nuage_store *store;        /* tenants, keys, usage (may be NULL: no keys, no metering) */
+    nuage_quota *quota;        /* rate limiter (may be NULL: no limits) */
+    bool insecure;             /* run open on a non-loopback address (--insecure) */
+    /* POST /admin/reload: re-read the configuration file (may be NULL: 404).
+     * 0 with a summary, or a negative code with a message. */
+    int (*reload)(void *ud, char *summary, size_t slen, char *err, size_t elen);
+    void *reload_ud;
+} nuage_server_platform;
 
 nuage_server_params nuage_server_default_params(void);
 
@@ -52,12 +71,20 @@ nuage_server_params nuage_server_default_params(void);
 int nuage_server_new(const nuage_server_params *p, nuage_server **out, char *err, size_t errlen);
 /* The port actually bound. */
 int nuage_server_port(const nuage_server *s);
-/* The model is loaded and the scheduler runs: parse the chat template
- * (ChatML when the model has none or its own does not parse; a warning is
- * written to stderr then) and start answering. m and sched stay owned by
- * the caller and must outlive nuage_server_free. 0 or NUAGE_E_NOMEM. */
+/* The model is loaded and the scheduler runs: serve them as the one
+ * deployment p.model_id (p.model_path also accepted as its name), with
+ * no store: auth off (the server must be bound to loopback), no quotas, no
+ * metering. The chat template is parsed (ChatML when the model has none or
+ * its own does not parse; a warning is written to stderr then). m and sched
+ * stay owned by the caller and must outlive nuage_server_free. 0 or a
+ * negative code. */
 int nuage_server_set_ready(nuage_server *s, const nuage_model *m, nuage_sched *sched,
                            char *err, size_t errlen);
+/* Serve the deployments of pf->registry with the store and quotas of pf,
+ * and start answering. Everything in pf must outlive nuage_server_free.
+ * 0, or NUAGE_E_STATE when the server is bound to a non-loopback address,
+ * the store holds no key and pf->insecure is false (refuse to start). */
+int nuage_server_attach(nuage_server *s, const nuage_server_platform *pf, char *err, size_t errlen);
 /* Shutting down: new generation requests get 503, streams in flight go on. */
 void nuage_server_set_stopping(nuage_server *s);
 /* Wait until no request is in progress (streams included) or timeout_ms
@@ -72,28 +99,48 @@ void nuage_server_free(nuage_server *s);
 
 enum { NUAGE__STATE_LOADING = 0, NUAGE__STATE_READY = 1, NUAGE__STATE_STOPPING = 2 };
 
+typedef struct nuage__hreq nuage__hreq;
+typedef struct nuage__hresp nuage__hresp;
+/* A handler added with nuage_server_add_route: sub is the rest of the
+ * path after the prefix ("" or "/..."). */
+typedef void (*nuage__route_fn)(nuage__hreq *q, nuage__hresp *r, const char *sub);
+
+#define NUAGE__MAX_EXT_ROUTES 8
+
 struct nuage_server {
     nuage_server_params p;
     char *model_id, *model_path;     /* owned copies */
     struct MHD_Daemon *daemon;
     int port;
     _Atomic int state;
-    const nuage_model *m;            /* set when ready */
-    const nuage_vocab *voc;
-    nuage_sched *sched;
-    nuage_template *tmpl;
-    char *bos_text, *eos_text;       /* owned; NULL when the vocab has none */
-    int n_ctx, n_vocab, n_embd;
-    int max_n;
+    bool loopback;                   /* bound to a loopback address */
+    /* set when ready (read-only afterwards) */
+    nuage_registry *reg;             /* deployments */
+    bool own_reg;                    /* created by nuage_server_set_ready */
+    nuage_store *store;              /* may be NULL */
+    nuage_quota *quota;              /* may be NULL */
+    nuage_auth *auth;                /* owned */
+    nuage_server_platform pf;
+    struct {
+        char prefix[64];
+        nuage__route_fn fn;
+    } ext[NUAGE__MAX_EXT_ROUTES];    /* files, batches (other modules) */
+    int n_ext;
     nuage__metrics metrics;
     _Atomic uint64_t id_counter;
     _Atomic int active;              /* requests between arrival and completion */
     uint64_t id_salt;
 };
 
+/* Route requests under prefix ("/v1/files": also "/v1/files/...") to fn,
+ * after authentication (q->auth holds the caller). For endpoint modules
+ * outside http.c; call before the server is ready. 0 or NUAGE_E_NOMEM
+ * (table full). */
+int nuage_server_add_route(nuage_server *s, const char *prefix, nuage__route_fn fn);
+
 /* One HTTP request (MHD's per-request context). */
 typedef struct nuage__gen nuage__gen;
-typedef struct {
+struct nuage__hreq {
     nuage_server *srv;
     struct MHD_Connection *conn;
     int fd;                       /* the connection's socket (client-gone checks) */
@@ -106,7 +153,15 @@ typedef struct {
     int status;                   /* answered status (for the log) */
     nuage__gen *gen;              /* generation in flight (one reference), or NULL */
     int log_prompt, log_completion;
-} nuage__hreq;
+    /* platform */
+    nuage_auth_ctx auth;          /* the caller (anonymous tenant 0 when auth is off) */
+    nuage_deployment *dep;        /* the deployment serving it (one reference), or NULL */
+    nuage_quota_info rl;          /* rate-limit state for the x-ratelimit-* headers */
+    bool has_rl;
+    int priority;                 /* scheduler priority of its generation (1: batch) */
+    char router[64];              /* router deployment that chose q->dep ("" when none) */
+};
+#define NUAGE__HREQ_HAS_PRIORITY 1
 
 /* A streamed body: read blocks until it has bytes, then returns how many
  * it wrote (> 0), or -1 at the end, or -2 to abort the connection. close
@@ -118,15 +173,16 @@ typedef struct {
 } nuage__stream;
 
 /* What an endpoint answers. */
-typedef struct {
+struct nuage__hresp {
     int status;
     char *body;                   /* malloc'd, owned by the response */
     size_t len;
     const char *content_type;     /* static; default application/json */
     int retry_after;              /* > 0: Retry-After header (seconds) */
+    int64_t retry_after_ms;       /* > 0: retry-after-ms header */
     bool streaming;               /* body is `stream` (text/event-stream) */
     nuage__stream stream;
-} nuage__hresp;
+};
 
 /* Fill r with j serialised compactly (steals j; 500 if it cannot). */
 void nuage__resp_json(nuage__hresp *r, int status, json_t *j);
@@ -146,8 +202,23 @@ bool nuage__require_ready(nuage_server *s, nuage__hresp *r);
 void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap);
 /* Monotonic seconds. */
 double nuage__now(void);
-/* Model names accepted in a request's "model" field (count in *n). */
-const char *const *nuage__model_names(nuage_server *s, int *n);
+/* Wall-clock milliseconds since the epoch / monotonic milliseconds. */
+int64_t nuage__wall_ms(void);
+int64_t nuage__mono_ms(void);
+
+/*
+ * The deployment of a request: body["model"] (absent: the default
+ * deployment) must name a deployment the caller's key may use (else 404
+ * model_not_found); a router deployment is resolved to the model
+ * deployment it picks; the deployment's default sampling parameters are
+ * copied into body where the request gives none. Sets q->dep (a
+ * reference, released when the request completes) and returns it, or
+ * NULL with r filled.
+ */
+nuage_deployment *nuage__use_deployment(nuage__hreq *q, json_t *body, nuage__hresp *r);
+/* The same for a model name given directly (NULL: default); no router
+ * resolution and no defaults. */
+nuage_deployment *nuage__find_deployment(nuage__hreq *q, const char *name, nuage__hresp *r);
 
 /* Endpoints (api_*.c). Each fills r; none keeps q after returning except
  * through the stream it installs. */
@@ -159,6 +230,13 @@ void nuage__api_tokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_detokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r);
+/* api_admin.c: /admin/... (sub: path after "/admin") and GET /v1/usage. */
+void nuage__api_admin(nuage__hreq *q, nuage__hresp *r, const char *sub);
+void nuage__api_usage(nuage__hreq *q, nuage__hresp *r);
+/* system_fingerprint of d's answers: its version label, else "nuage". */
+const char *nuage__fingerprint(const nuage_deployment *d);
+/* JSON object describing deployment d (api_models.c). */
+json_t *nuage__deployment_object(const nuage_deployment *d, bool details);
 
 /* ---- text filters (reasoning.c) ------------------------------------------ */
 typedef struct {
@@ -233,6 +311,8 @@ typedef struct {
 
 struct nuage__gen {
     nuage_server *srv;
+    nuage_deployment *dep;        /* one reference, for the job's whole life */
+    nuage_auth_ctx auth;          /* the caller (copy) */
     pthread_mutex_t mu;           /* leaf lock: never call the scheduler holding it */
     pthread_cond_t cv;
     int refs;
@@ -250,22 +330,53 @@ struct nuage__gen {
     float **embd;                 /* (n_jobs) pooled embeddings, owned */
     int n_embd;
     double t_start;
+    double t_arrival;             /* the HTTP request's arrival (latency) */
+    char req_id[64];              /* response id, for the usage record */
+    /* quota and metering */
+    uint64_t ticket;              /* rate-limiter reservation (0: none) */
+    nuage_quota_info rl;
+    bool has_rl;
+    int quota_rc;                 /* NUAGE_E_BUSY / NUAGE_E_RANGE when refused */
+    bool admitted;                /* passed admission (a usage record is due) */
+    int priority;                 /* scheduler priority (copied from the request) */
+    int think_budget;             /* reasoning tokens allowed per choice; -1: no budget */
+    bool finalized;               /* usage recorded, quota settled */
 };
 
 /*
- * Create a job for n_jobs prompts (tokens copied) with the given
+ * Create a job for request q (its deployment q->dep, which must be set,
+ * and caller q->auth) for n_jobs prompts (tokens copied) with the given
  * parameters (gp is moved into the job: the caller must not free it).
  * One reference for the caller. NULL on OOM.
  */
-nuage__gen *nuage__gen_new(nuage_server *s, int n_jobs, int32_t *const *prompts,
+nuage__gen *nuage__gen_new(nuage__hreq *q, int n_jobs, int32_t *const *prompts,
                            const int *n_prompt, nuage__gen_params *gp, bool reasoning,
                            bool think_open, bool embedding);
+/* nuage__gen_submit's code for "refused by the rate limiter" (429). */
+#define NUAGE__E_QUOTA (-1000)
+
 /*
- * Submit every prompt. 0, or the scheduler's error code of the first
- * failure (the ones already submitted are cancelled; their callbacks still
- * release their references).
+ * Resolve max_tokens, pass the rate limiter (prompt + max_tokens
+ * reserved) and submit every prompt with the caller's tenant, weight and
+ * prefix-cache scope. 0, or NUAGE__E_QUOTA (not admitted; g->rl says why),
+ * or the scheduler's error code of the first failure (the ones already
+ * submitted are cancelled; their callbacks still release their
+ * references; a failure after admission is recorded as usage with its
+ * status). Copies the rate-limit state into q for the response headers.
  */
-int nuage__gen_submit(nuage__gen *g);
+int nuage__gen_submit(nuage__gen *g, nuage__hreq *q);
+/*
+ * The job is over for the client (status: 200, 499 client gone, 500
+ * engine error, 503 cancelled by shutdown): settle the rate-limiter
+ * reservation with the tokens actually used and write the usage record
+ * (durable when this returns). Once per job; no-op when not admitted.
+ * Call with g->mu NOT held (it takes the store's lock).
+ */
+void nuage__gen_finish(nuage__gen *g, int status);
+/* Wait up to timeout_ms for every job to complete; true when they did. */
+bool nuage__gen_wait_done(nuage__gen *g, int timeout_ms);
+/* Status for nuage__gen_finish of a job whose jobs all completed. */
+int nuage__gen_status(nuage__gen *g);
 /* Cancel every submitted, unfinished prompt (do not hold g->mu). */
 void nuage__gen_cancel(nuage__gen *g);
 /* Block until every job completed. If the client goes away meanwhile the
@@ -273,15 +384,15 @@ void nuage__gen_cancel(nuage__gen *g);
 bool nuage__gen_wait(nuage__gen *g, int fd);
 void nuage__gen_ref(nuage__gen *g);
 void nuage__gen_unref(nuage__gen *g);
-/* Fill e from a nuage_sched_submit error code. */
-void nuage__sched_error(nuage_server *s, int rc, int n_prompt, int64_t max_tokens,
-                        nuage__apierr *e, int *retry_after);
+/* Fill e (and r's Retry-After) from a nuage__gen_submit error code. */
+void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
+                        nuage__apierr *e, nuage__hresp *r);
 /* Tokenize text[0..n) into a malloc'd array, its length in *out_n; NULL
  * on OOM or tokenizer error (api_chat.c). */
-int32_t *nuage__tokenize_alloc(nuage_server *s, const char *text, size_t n, bool add_special,
-                               bool parse_special, int *out_n);
+int32_t *nuage__tokenize_alloc(const nuage_deployment *d, const char *text, size_t n,
+                               bool add_special, bool parse_special, int *out_n);
 /* Text of a token for logprobs (special tokens rendered). */
-size_t nuage__token_piece(nuage_server *s, int32_t tok, char *buf, size_t cap);
+size_t nuage__token_piece(const nuage_deployment *d, int32_t tok, char *buf, size_t cap);
 
 /* Streaming response over a job (api_gen.c): chat = chat.completion.chunk
  * events, else text_completion. Takes one reference on g. */

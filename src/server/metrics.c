@@ -14,6 +14,7 @@
  */
 #include "server/metrics.h"
 
+#include <stddef.h>
 #include <string.h>
 
 static const double nuage__ttft_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5,
@@ -34,6 +35,9 @@ void nuage__metrics_init(nuage__metrics *m) {
     for (int i = 0; i < 600; i++) atomic_init(&m->by_status[i], 0);
     atomic_init(&m->requests_started, 0);
     atomic_init(&m->cancelled, 0);
+    atomic_init(&m->rate_limited, 0);
+    atomic_init(&m->auth_failures, 0);
+    atomic_init(&m->usage_failures, 0);
     nuage__hist_init(&m->ttft, nuage__ttft_bounds, (int)(sizeof nuage__ttft_bounds / sizeof(double)));
     nuage__hist_init(&m->itl, nuage__itl_bounds, (int)(sizeof nuage__itl_bounds / sizeof(double)));
     nuage__hist_init(&m->e2e, nuage__e2e_bounds, (int)(sizeof nuage__e2e_bounds / sizeof(double)));
@@ -86,6 +90,12 @@ void nuage__metrics_render(const nuage__metrics *m, const nuage_sched_stats *st,
     nuage__gauge(out, "nuage_requests_cancelled_total", "counter",
                  "Requests cancelled because the client went away.",
                  (unsigned long long)atomic_load(&m->cancelled));
+    nuage__gauge(out, "nuage_rate_limited_total", "counter", "Requests refused by a tenant's rate limit (429).",
+                 (unsigned long long)atomic_load(&m->rate_limited));
+    nuage__gauge(out, "nuage_auth_failures_total", "counter", "Requests refused for a missing or invalid API key (401).",
+                 (unsigned long long)atomic_load(&m->auth_failures));
+    nuage__gauge(out, "nuage_usage_write_failures_total", "counter", "Usage records that could not be written to the store.",
+                 (unsigned long long)atomic_load(&m->usage_failures));
     if (st) {
         nuage__gauge(out, "nuage_prompt_tokens_total", "counter", "Prompt tokens processed (cached ones included).", st->prompt_tokens);
         nuage__gauge(out, "nuage_cached_tokens_total", "counter", "Prompt tokens served from the prefix cache.", st->cached_tokens);
@@ -104,4 +114,44 @@ void nuage__metrics_render(const nuage__metrics *m, const nuage_sched_stats *st,
     nuage__hist_render(&m->ttft, "nuage_time_to_first_token_seconds", "Time from request to its first generated token.", out);
     nuage__hist_render(&m->itl, "nuage_inter_token_latency_seconds", "Time between two generated tokens of one choice.", out);
     nuage__hist_render(&m->e2e, "nuage_request_duration_seconds", "Duration of generation requests.", out);
+}
+
+/* One labelled family: name{deployment="..."} per deployment. */
+static void nuage__family(nuage__sb *out, const char *name, const char *help, const char *const *names,
+                          const nuage_sched_stats *st, int n, size_t off, bool is_int) {
+    nuage__sb_printf(out, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+    for (int i = 0; i < n; i++) {
+        const char *p = (const char *)&st[i] + off;
+        unsigned long long v;
+        if (is_int) {
+            int x;
+            memcpy(&x, p, sizeof x);
+            v = x > 0 ? (unsigned long long)x : 0;
+        } else {
+            uint64_t x;
+            memcpy(&x, p, sizeof x);
+            v = x;
+        }
+        /* Deployment names are [A-Za-z0-9._:-]: nothing to escape. */
+        nuage__sb_printf(out, "%s{deployment=\"%s\"} %llu\n", name, names[i], v);
+    }
+}
+
+void nuage__metrics_render_deployments(const char *const *names, const nuage_sched_stats *st, int n,
+                                       int draining, nuage__sb *out) {
+    nuage__gauge(out, "nuage_deployments", "gauge", "Deployments served.", (unsigned long long)(n > 0 ? n : 0));
+    nuage__gauge(out, "nuage_deployments_draining", "gauge",
+                 "Replaced or removed deployment instances still finishing their requests.",
+                 (unsigned long long)(draining > 0 ? draining : 0));
+    if (n <= 0) return;
+    nuage__family(out, "nuage_deployment_queue_length", "Requests waiting, per deployment.", names, st, n,
+                  offsetof(nuage_sched_stats, queued), true);
+    nuage__family(out, "nuage_deployment_running_sequences", "Requests decoding, per deployment.", names, st, n,
+                  offsetof(nuage_sched_stats, running), true);
+    nuage__family(out, "nuage_deployment_kv_blocks_total", "KV-cache blocks in the pool, per deployment.", names,
+                  st, n, offsetof(nuage_sched_stats, kv_blocks_total), true);
+    nuage__family(out, "nuage_deployment_kv_blocks_free", "KV-cache blocks free, per deployment.", names, st, n,
+                  offsetof(nuage_sched_stats, kv_blocks_free), true);
+    nuage__family(out, "nuage_deployment_generated_tokens", "Tokens generated, per deployment instance.", names,
+                  st, n, offsetof(nuage_sched_stats, generated_tokens), false);
 }

@@ -31,6 +31,9 @@ typedef struct {
     _Atomic uint64_t by_status[600];   /* requests answered, by HTTP status */
     _Atomic uint64_t requests_started; /* generation requests accepted by the scheduler */
     _Atomic uint64_t cancelled;        /* generation requests ended by a gone client */
+    _Atomic uint64_t rate_limited;     /* requests refused by the rate limiter (429) */
+    _Atomic uint64_t auth_failures;    /* requests refused for a missing or bad key (401) */
+    _Atomic uint64_t usage_failures;   /* usage records that could not be written */
     nuage__histogram ttft;             /* time to first token */
     nuage__histogram itl;              /* time between two tokens of a choice */
     nuage__histogram e2e;              /* request duration (generation endpoints) */
@@ -40,8 +43,13 @@ void nuage__metrics_init(nuage__metrics *m);
 /* Record one answered request (status outside 100..599 is ignored). */
 void nuage__metrics_request(nuage__metrics *m, int status);
 void nuage__hist_observe(nuage__histogram *h, double seconds);
-/* Append the whole page to out; st may be NULL while the model loads. */
+/* Append the whole page to out; st (the sum over deployments) may be NULL
+ * while the model loads. */
 void nuage__metrics_render(const nuage__metrics *m, const nuage_sched_stats *st, int loading,
                            nuage__sb *out);
+/* Append per-deployment gauges: names[i] with stats st[i] (n of them), and
+ * the number of retired instances still draining. */
+void nuage__metrics_render_deployments(const char *const *names, const nuage_sched_stats *st, int n,
+                                       int draining, nuage__sb *out);
 
 #endif

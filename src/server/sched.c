@@ -58,6 +58,7 @@ nuage_sched_params nuage_sched_default_params(void) {
     p.kv_block_size = 16;
     p.kv_type = NUAGE_KV_F16;
     p.prefix_cache = true;
+    p.max_batch_running = 0;
     return p;
 }
 
@@ -89,6 +90,13 @@ static int nuage__sreq_new(const nuage_sched *s, const nuage_sched_request *r, n
     }
     for (int i = 0; i < r->n_prompt; i++)
         if (r->prompt[i] < 0 || r->prompt[i] >= s->n_vocab) return NUAGE_E_RANGE;
+    if (r->n_think_end < 0 || r->n_think_end > NUAGE_SCHED_MAX_THINK_END) return NUAGE_E_INVAL;
+    if (r->n_think_end > 0 && !r->embedding) {
+        if (r->think_budget < 0) return NUAGE_E_INVAL;
+        if (r->think_start < 0 || r->think_start >= s->n_vocab) return NUAGE_E_RANGE;
+        for (int i = 0; i < r->n_think_end; i++)
+            if (r->think_end[i] < 0 || r->think_end[i] >= s->n_vocab) return NUAGE_E_RANGE;
+    }
     long need = (long)r->n_prompt + (r->embedding ? 0 : (long)r->max_tokens);
     if (need > s->n_ctx) return NUAGE_E_CTX;
 
@@ -100,6 +108,7 @@ static int nuage__sreq_new(const nuage_sched *s, const nuage_sched_request *r, n
         q->r.max_tokens = 0;
         q->r.prompt_logprobs = false;
         q->r.top_logprobs = -1;
+        q->r.n_think_end = 0;
     }
     if (!(q->r.weight > 0) || !isfinite(q->r.weight)) q->r.weight = 1.0f;
     if (!q->r.cb.on_prompt_token) q->r.prompt_logprobs = false;
@@ -110,7 +119,18 @@ static int nuage__sreq_new(const nuage_sched *s, const nuage_sched_request *r, n
     if (!q->prompt || !q->ch) goto fail;
     memcpy(q->prompt, r->prompt, (size_t)r->n_prompt * sizeof *q->prompt);
     q->r.prompt = q->prompt;
-    for (int c = 0; c < nc; c++) q->ch[c].seq = -1;
+    /* Thinking budget: does the prompt leave a reasoning block open? */
+    bool think_open = false;
+    if (q->r.n_think_end > 0)
+        for (int i = r->n_prompt - 1; i >= 0; i--) {
+            if (q->prompt[i] == q->r.think_start) { think_open = true; break; }
+            if (q->prompt[i] == q->r.think_end[0]) break;
+        }
+    for (int c = 0; c < nc; c++) {
+        q->ch[c].seq = -1;
+        q->ch[c].in_think = think_open;
+        q->ch[c].force_i = think_open && q->r.think_budget == 0 ? 0 : -1;
+    }
     if (q->r.embedding) {
         q->embd_sum = calloc((size_t)s->n_embd, sizeof *q->embd_sum);
         if (!q->embd_sum) goto fail;

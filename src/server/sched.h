@@ -52,11 +52,15 @@ typedef struct {
     int kv_block_size;      /* tokens per block (default 16) */
     nuage_kv_type kv_type;  /* default f16 */
     bool prefix_cache;      /* default true */
+    int max_batch_running;  /* max priority-1 (batch) requests running at once; 0 = no
+                               limit beyond max_running. Batch requests also give way:
+                               an interactive request that cannot be admitted preempts
+                               the youngest running batch request. */
 } nuage_sched_params;
 
 /* Defaults: all cores, n_ctx 0, max_running 8, max_batch_tokens 512 (raised to
  * max_running if smaller), max_queue 256, pool from the rule above, blocks of
- * 16 tokens, f16 KV, prefix cache on. */
+ * 16 tokens, f16 KV, prefix cache on, max_batch_running 0. */
 nuage_sched_params nuage_sched_default_params(void);
 
 typedef enum {
@@ -67,6 +71,7 @@ typedef enum {
 } nuage_finish;
 
 #define NUAGE_SCHED_MAX_TOP 20
+#define NUAGE_SCHED_MAX_THINK_END 4
 
 typedef struct {
     int32_t token;
@@ -121,6 +126,22 @@ typedef struct {
     float weight;               /* tenant weight (> 0; 0 or invalid: 1) */
     int priority;               /* 0 interactive, 1 batch (admitted only while no
                                    interactive request waits); else NUAGE_E_INVAL */
+    /* Thinking budget (reasoning_effort), on when n_think_end > 0. A choice
+     * is "inside" a reasoning block after a think_start token (or from its
+     * first token when the prompt's last think_start / think_end[0] token is
+     * a think_start) until a think_end[0] token. Once a choice has generated
+     * think_budget tokens inside (in all, over every block; the markers
+     * themselves not counted), the tokens think_end[0..n_think_end) (e.g.
+     * "</think>" and a newline) are fed as its next tokens instead of
+     * sampling. They are reported through on_token like sampled tokens (with
+     * their model log-probabilities) and count towards max_tokens.
+     * think_budget 0 closes the block at once; < 0 with n_think_end > 0,
+     * n_think_end > NUAGE_SCHED_MAX_THINK_END: NUAGE_E_INVAL; a marker id
+     * outside the vocabulary: NUAGE_E_RANGE. */
+    int think_budget;
+    int32_t think_start;
+    int32_t think_end[NUAGE_SCHED_MAX_THINK_END];
+    int n_think_end;
     nuage_sched_callbacks cb;
 } nuage_sched_request;
 
@@ -159,5 +180,12 @@ typedef struct {
 } nuage_sched_stats;
 
 void nuage_sched_get_stats(nuage_sched *s, nuage_sched_stats *st);
+
+struct nuage_vocab;
+/* Fill r's think_start / think_end / n_think_end with the vocabulary's
+ * "<think>", "</think>" and newline tokens (sched_think.c); the caller
+ * sets think_budget. 0, or NUAGE_E_RANGE when the vocabulary lacks a
+ * marker (no budget possible). */
+int nuage_sched_think_markers(const struct nuage_vocab *v, nuage_sched_request *r);
 
 #endif

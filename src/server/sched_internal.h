@@ -36,6 +36,10 @@ typedef struct {
     bool done;
     nuage_sampler *smp;  /* owned */
     int32_t *gen;        /* (max_tokens) generated tokens, owned */
+    /* thinking budget (r.n_think_end > 0) */
+    bool in_think;       /* inside a reasoning block */
+    int think_n;         /* tokens generated inside reasoning blocks */
+    int force_i;         /* next think_end index to force, -1: sampling */
 } nuage__schoice;
 
 enum { NUAGE__SREQ_WAITING = 0, NUAGE__SREQ_RUNNING = 1, NUAGE__SREQ_DONE = 2 };
@@ -185,6 +189,7 @@ struct nuage_sched {
     nuage__sreq **run;         /* (max_running) admission order; NULL holes */
     int n_run;                 /* used entries of run (holes included) */
     int n_running;             /* requests running */
+    int n_batch_running;       /* of which priority 1 */
     int *free_seqs;            /* (max_running) stack of free sequence ids */
     int n_free_seqs;
     nuage_batch *batch;

@@ -41,6 +41,20 @@
  * prefix or again after a preemption, and each choice's sampler sees the
  * same logits in the same order.
  *
+ * Batch work (priority 1) runs in idle capacity: fair queuing offers it
+ * only when no interactive request waits, at most max_batch_running of
+ * it runs at once, and an interactive request that cannot be admitted
+ * (no sequence id or not enough blocks) preempts the youngest running
+ * batch request -- which resumes later with its output unchanged, like
+ * any preempted request. Under memory pressure batch requests are also
+ * the first to be preempted.
+ *
+ * Thinking budget: a choice whose request carries think_end tokens counts
+ * the tokens it generates inside a reasoning block; once the budget is
+ * spent, nuage__sample feeds the think_end tokens one per step instead
+ * of sampling (the sampler still accepts them, so penalties see them).
+ * The state lives in the choice and survives preemption.
+ *
  * Costs per step: O(running sequences) bookkeeping plus the cache's
  * evictable count (O(cached blocks)); O(n_vocab) only inside sampling and
  * when logprobs are requested. Nothing allocates in steady state.
@@ -96,6 +110,7 @@ static void nuage__request_done(nuage_sched *s, nuage__sreq *q) {
         s->run[q->run_idx] = NULL;
         q->run_idx = -1;
         s->n_running--;
+        if (q->r.priority == 1) s->n_batch_running--;
         nuage__fair_stopped(&s->fair, q);
     } else if (q->state == NUAGE__SREQ_WAITING) {
         nuage__fair_remove(&s->fair, q);
@@ -144,6 +159,7 @@ static void nuage__preempt(nuage_sched *s, nuage__sreq *q) {
     s->run[q->run_idx] = NULL;
     q->run_idx = -1;
     s->n_running--;
+    if (q->r.priority == 1) s->n_batch_running--;
     nuage__fair_stopped(&s->fair, q);
     q->state = NUAGE__SREQ_WAITING;
     nuage__fair_requeue_front(&s->fair, q);
@@ -151,9 +167,22 @@ static void nuage__preempt(nuage_sched *s, nuage__sreq *q) {
     if (s->pc) s->evictable = nuage__prefix_evictable(s->pc);
 }
 
+/* The request to preempt first: the youngest batch request, else the
+ * youngest of all. */
 static nuage__sreq *nuage__youngest(nuage_sched *s) {
+    if (s->n_batch_running > 0)
+        for (int i = s->n_run - 1; i >= 0; i--)
+            if (s->run[i] && s->run[i]->r.priority == 1) return s->run[i];
     for (int i = s->n_run - 1; i >= 0; i--)
         if (s->run[i]) return s->run[i];
+    return NULL;
+}
+
+/* The youngest running batch request, or NULL. */
+static nuage__sreq *nuage__youngest_batch(nuage_sched *s) {
+    if (s->n_batch_running == 0) return NULL;
+    for (int i = s->n_run - 1; i >= 0; i--)
+        if (s->run[i] && s->run[i]->r.priority == 1) return s->run[i];
     return NULL;
 }
 
@@ -272,6 +301,7 @@ static bool nuage__admit(nuage_sched *s, nuage__sreq *q, int *avail) {
     q->run_idx = s->n_run;
     s->run[s->n_run++] = q;
     s->n_running++;
+    if (q->r.priority == 1) s->n_batch_running++;
     nuage__fair_started(&s->fair, q);
     if (!q->admitted_once) {
         q->admitted_once = true;
@@ -294,11 +324,31 @@ static void nuage__first_out(nuage__sreq *q) {
     q->usage.ttft_ms = nuage__sched_now_ms() - q->t_submit;
 }
 
-/* Sample choice c's next token from logits and report it. */
+/* Thinking budget: account for choice ch's new token tok (forced or not). */
+static void nuage__think_track(const nuage__sreq *q, nuage__schoice *ch, int32_t tok, bool forced) {
+    if (forced) {
+        if (ch->force_i >= q->r.n_think_end) {
+            ch->force_i = -1;
+            ch->in_think = false;
+        }
+        return;
+    }
+    if (tok == q->r.think_end[0]) {
+        ch->in_think = false;
+        return;
+    }
+    if (tok == q->r.think_start) ch->in_think = true;
+    else if (ch->in_think) ch->think_n++;
+    if (ch->in_think && ch->think_n >= q->r.think_budget) ch->force_i = 0;
+}
+
+/* Sample choice c's next token from logits (or take the forced one) and
+ * report it. */
 static void nuage__sample(nuage_sched *s, nuage__sreq *q, int c, const float *logits) {
     nuage__schoice *ch = &q->ch[c];
     if (ch->done || !logits) return;
-    int32_t tok = nuage_sampler_sample(ch->smp, logits);
+    const bool forced = q->r.n_think_end > 0 && ch->force_i >= 0;
+    int32_t tok = forced ? q->r.think_end[ch->force_i++] : nuage_sampler_sample(ch->smp, logits);
     if (tok < 0) {
         if (!q->usage.error[0])
             snprintf(q->usage.error, sizeof q->usage.error, "no token can be sampled (all banned)");
@@ -307,9 +357,10 @@ static void nuage__sample(nuage_sched *s, nuage__sreq *q, int c, const float *lo
     }
     nuage_sampler_accept(ch->smp, tok);
     ch->gen[ch->n_gen++] = tok;
+    if (q->r.n_think_end > 0) nuage__think_track(q, ch, tok, forced);
     nuage__first_out(q);
     nuage__fair_charge(&s->fair, q, 1);
-    if (!q->r.ignore_eos && nuage_vocab_is_eog(s->voc, tok)) {
+    if (!forced && !q->r.ignore_eos && nuage_vocab_is_eog(s->voc, tok)) {
         nuage__choice_finish(s, q, c, NUAGE_FINISH_STOP);
         return;
     }
@@ -495,13 +546,28 @@ static int nuage__plan(nuage_sched *s) {
         /* 2. admission */
         const int n_old = s->n_run;
         int adm_avail = avail - reserve, adm_budget = budget;
-        while (adm_budget > 0 && s->n_free_seqs > 0) {
+        bool replan = false;
+        while (adm_budget > 0) {
             nuage__sreq *q = nuage__fair_peek(&s->fair);
             if (!q) break;
-            if (!nuage__admit(s, q, &adm_avail)) break;
-            int lead_rem = nuage__sreq_len(q, q->lead) - q->ch[q->lead].n_kv;
-            adm_budget -= lead_rem > 0 ? lead_rem : 1;
+            if (q->r.priority == 1 && s->p.max_batch_running > 0 &&
+                s->n_batch_running >= s->p.max_batch_running)
+                break;
+            if (s->n_free_seqs > 0 && nuage__admit(s, q, &adm_avail)) {
+                int lead_rem = nuage__sreq_len(q, q->lead) - q->ch[q->lead].n_kv;
+                adm_budget -= lead_rem > 0 ? lead_rem : 1;
+                continue;
+            }
+            /* An interactive request that does not fit takes the place of
+             * running batch work; plan again without it. */
+            nuage__sreq *b = q->r.priority == 0 ? nuage__youngest_batch(s) : NULL;
+            if (b) {
+                nuage__preempt(s, b);
+                replan = true;
+            }
+            break;
         }
+        if (replan) continue;
 
         /* Attaching cached blocks and forking at admission changed the
          * pool: count again. */

@@ -1,0 +1,347 @@
+/*
+ * quota.c - the sliding-window rate limiter (quota.h).
+ *
+ * Each (tenant, deployment) pair is a `bucket`: a ring buffer of the
+ * requests admitted in the last 60 s, oldest first, each entry holding its
+ * admission time, its tokens (the reservation, replaced by the actual use
+ * on settle) and a per-bucket sequence number, plus running sums of the
+ * live requests and tokens. Expiring old entries pops from the front, so
+ * every call costs O(expired entries) amortised O(1), and admission is
+ * O(1) unless refused, when computing the retry time walks the log from
+ * the oldest entry until enough has expired for this request to fit.
+ *
+ * Tickets: (bucket index + 1) << 40 | sequence. The sequence numbers in a
+ * ring are increasing, so settle and cancel find their entry by binary
+ * search; an entry already expired is simply not found. A settled or
+ * cancelled entry is flagged so a second call does nothing.
+ *
+ * Buckets are found through an open-addressing hash table on (tenant,
+ * deployment) and stay for the limiter's life, so a ticket's bucket index
+ * never changes meaning.
+ */
+#include "platform/quota.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nuage/nuage.h"
+
+#define SEQ_BITS 40
+#define SEQ_MASK ((UINT64_C(1) << SEQ_BITS) - 1)
+#define MAX_BUCKETS (1 << 23)
+
+typedef struct {
+    int64_t t_ms;
+    int64_t tokens;
+    uint64_t seq;      /* SEQ_BITS of sequence, plus the flags below */
+} entry;
+
+#define F_SETTLED (UINT64_C(1) << 62)
+#define F_CANCELLED (UINT64_C(1) << 63)
+
+typedef struct {
+    int64_t tenant;
+    char *deployment;
+    uint64_t hash;
+    entry *ring;
+    size_t cap, head, count;   /* cap is a power of two (or 0) */
+    int64_t live_requests, live_tokens;
+    uint64_t next_seq;
+} bucket;
+
+struct nuage_quota {
+    pthread_mutex_t mu;
+    bucket **buckets;          /* by index (ticket order) */
+    size_t n_buckets, cap_buckets;
+    uint32_t *table;           /* open addressing: bucket index + 1, 0 = empty */
+    size_t table_cap;          /* power of two */
+};
+
+static uint64_t key_hash(int64_t tenant, const char *d) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)tenant;
+    h *= 1099511628211ull;
+    for (; *d; d++) {
+        h ^= (unsigned char)*d;
+        h *= 1099511628211ull;
+    }
+    return h ^ (h >> 29);
+}
+
+nuage_quota *nuage_quota_new(void) {
+    nuage_quota *q = calloc(1, sizeof *q);
+    if (!q) return NULL;
+    if (pthread_mutex_init(&q->mu, NULL) != 0) {
+        free(q);
+        return NULL;
+    }
+    return q;
+}
+
+void nuage_quota_free(nuage_quota *q) {
+    if (!q) return;
+    for (size_t i = 0; i < q->n_buckets; i++) {
+        free(q->buckets[i]->ring);
+        free(q->buckets[i]->deployment);
+        free(q->buckets[i]);
+    }
+    free(q->buckets);
+    free(q->table);
+    pthread_mutex_destroy(&q->mu);
+    free(q);
+}
+
+/* Rebuild the hash table with new_cap slots; false when out of memory. */
+static bool table_grow(nuage_quota *q, size_t new_cap) {
+    uint32_t *t = calloc(new_cap, sizeof *t);
+    if (!t) return false;
+    for (size_t i = 0; i < q->n_buckets; i++) {
+        size_t j = q->buckets[i]->hash & (new_cap - 1);
+        while (t[j]) j = (j + 1) & (new_cap - 1);
+        t[j] = (uint32_t)i + 1;
+    }
+    free(q->table);
+    q->table = t;
+    q->table_cap = new_cap;
+    return true;
+}
+
+/* Find (or, when create, add) the bucket of (tenant, deployment); its index
+ * in *idx. NULL when absent (and !create) or out of memory. */
+static bucket *find_bucket(nuage_quota *q, int64_t tenant, const char *d, bool create,
+                           size_t *idx) {
+    uint64_t h = key_hash(tenant, d);
+    if (q->table_cap) {
+        for (size_t j = h & (q->table_cap - 1); q->table[j]; j = (j + 1) & (q->table_cap - 1)) {
+            bucket *b = q->buckets[q->table[j] - 1];
+            if (b->hash == h && b->tenant == tenant && !strcmp(b->deployment, d)) {
+                *idx = q->table[j] - 1;
+                return b;
+            }
+        }
+    }
+    if (!create || q->n_buckets >= MAX_BUCKETS) return NULL;
+    /* Keep the table at most half full. */
+    if ((q->n_buckets + 1) * 2 > q->table_cap &&
+        !table_grow(q, q->table_cap ? q->table_cap * 2 : 64))
+        return NULL;
+    if (q->n_buckets == q->cap_buckets) {
+        size_t cap = q->cap_buckets ? q->cap_buckets * 2 : 16;
+        bucket **bb = realloc(q->buckets, cap * sizeof *bb);
+        if (!bb) return NULL;
+        q->buckets = bb;
+        q->cap_buckets = cap;
+    }
+    bucket *b = calloc(1, sizeof *b);
+    if (!b || !(b->deployment = strdup(d))) {
+        free(b);
+        return NULL;
+    }
+    b->tenant = tenant;
+    b->hash = h;
+    b->next_seq = 1;
+    size_t j = h & (q->table_cap - 1);
+    while (q->table[j]) j = (j + 1) & (q->table_cap - 1);
+    q->table[j] = (uint32_t)q->n_buckets + 1;
+    *idx = q->n_buckets;
+    q->buckets[q->n_buckets++] = b;
+    return b;
+}
+
+static entry *at(bucket *b, size_t i) { return &b->ring[(b->head + i) & (b->cap - 1)]; }
+
+/* Drop the entries that left the window ending at now_ms. */
+static void expire(bucket *b, int64_t now_ms) {
+    while (b->count > 0) {
+        entry *e = at(b, 0);
+        if (e->t_ms > now_ms - NUAGE_QUOTA_WINDOW_MS) break;
+        if (!(e->seq & F_CANCELLED)) {
+            b->live_requests--;
+            b->live_tokens -= e->tokens;
+        }
+        b->head = (b->head + 1) & (b->cap - 1);
+        b->count--;
+    }
+}
+
+/* Append an entry (growing the ring); false when out of memory. */
+static bool push(bucket *b, int64_t t_ms, int64_t tokens, uint64_t seq) {
+    if (b->count == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        entry *r = malloc(cap * sizeof *r);
+        if (!r) return false;
+        for (size_t i = 0; i < b->count; i++) r[i] = *at(b, i);
+        free(b->ring);
+        b->ring = r;
+        b->cap = cap;
+        b->head = 0;
+    }
+    *at(b, b->count++) = (entry){t_ms, tokens, seq};
+    b->live_requests++;
+    b->live_tokens += tokens;
+    return true;
+}
+
+/* Milliseconds until the newest live entry (with tokens, when
+ * need_tokens) leaves the window: when the window is back to full. */
+static int64_t reset_ms(bucket *b, int64_t now_ms, bool need_tokens) {
+    for (size_t i = b->count; i-- > 0;) {
+        entry *e = at(b, i);
+        if (e->seq & F_CANCELLED) continue;
+        if (need_tokens && e->tokens <= 0) continue;
+        int64_t r = e->t_ms + NUAGE_QUOTA_WINDOW_MS - now_ms;
+        return r > 0 ? r : 0;
+    }
+    return 0;
+}
+
+static void fill_info(nuage_quota_info *info, bucket *b, int64_t tpm, int64_t rpm,
+                      int64_t now_ms) {
+    if (!info) return;
+    int64_t req = b ? b->live_requests : 0, tok = b ? b->live_tokens : 0;
+    info->limit_requests = rpm;
+    info->limit_tokens = tpm;
+    info->remaining_requests = rpm > 0 ? (rpm > req ? rpm - req : 0) : -1;
+    info->remaining_tokens = tpm > 0 ? (tpm > tok ? tpm - tok : 0) : -1;
+    info->reset_requests_ms = rpm > 0 && b ? reset_ms(b, now_ms, false) : 0;
+    info->reset_tokens_ms = tpm > 0 && b ? reset_ms(b, now_ms, true) : 0;
+}
+
+/* Would a request of `tokens` fit after the first `dropped` entries go,
+ * which free `freed_req` requests and `freed_tok` tokens? */
+static bool fits(const bucket *b, int64_t tpm, int64_t rpm, int64_t tokens, size_t dropped,
+                 int64_t freed_req, int64_t freed_tok) {
+    if (rpm > 0 && b->live_requests - freed_req + 1 > rpm) return false;
+    if (tpm > 0 && b->live_tokens - freed_tok + tokens > tpm) return false;
+    return b->count - dropped < NUAGE_QUOTA_MAX_LOG;
+}
+
+/* Wait until the request fits, given no new traffic (> 0). */
+static int64_t retry_after(bucket *b, int64_t tpm, int64_t rpm, int64_t tokens, int64_t now_ms) {
+    int64_t freed_req = 0, freed_tok = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        entry *e = at(b, i);
+        if (!(e->seq & F_CANCELLED)) {
+            freed_req++;
+            freed_tok += e->tokens;
+        }
+        if (fits(b, tpm, rpm, tokens, i + 1, freed_req, freed_tok)) {
+            int64_t r = e->t_ms + NUAGE_QUOTA_WINDOW_MS - now_ms;
+            return r > 0 ? r : 1;
+        }
+    }
+    return NUAGE_QUOTA_WINDOW_MS;  /* unreachable: an empty window always fits */
+}
+
+int nuage_quota_admit(nuage_quota *q, int64_t tenant, const char *deployment, int64_t tpm_limit,
+                      int64_t rpm_limit, int64_t tokens, int64_t now_ms, nuage_quota_info *info,
+                      uint64_t *ticket) {
+    if (ticket) *ticket = 0;
+    if (info) memset(info, 0, sizeof *info);
+    if (!q || tokens < 0 || tpm_limit < 0 || rpm_limit < 0) return NUAGE_E_INVAL;
+    if (!deployment) deployment = "";
+    if (tpm_limit == 0 && rpm_limit == 0) {
+        fill_info(info, NULL, 0, 0, now_ms);
+        return 0;
+    }
+    pthread_mutex_lock(&q->mu);
+    size_t idx;
+    int rc = 0;
+    bucket *b = find_bucket(q, tenant, deployment, true, &idx);
+    if (!b) {
+        rc = NUAGE_E_NOMEM;
+        goto out;
+    }
+    expire(b, now_ms);
+    if (tpm_limit > 0 && tokens > tpm_limit) {
+        fill_info(info, b, tpm_limit, rpm_limit, now_ms);
+        if (info) info->retry_after_ms = -1;
+        rc = NUAGE_E_RANGE;
+        goto out;
+    }
+    if (!fits(b, tpm_limit, rpm_limit, tokens, 0, 0, 0)) {
+        fill_info(info, b, tpm_limit, rpm_limit, now_ms);
+        if (info) info->retry_after_ms = retry_after(b, tpm_limit, rpm_limit, tokens, now_ms);
+        rc = NUAGE_E_BUSY;
+        goto out;
+    }
+    uint64_t seq = b->next_seq;
+    if (!push(b, now_ms, tokens, seq)) {
+        rc = NUAGE_E_NOMEM;
+        goto out;
+    }
+    b->next_seq = (seq + 1) & SEQ_MASK;
+    if (!b->next_seq) b->next_seq = 1;
+    fill_info(info, b, tpm_limit, rpm_limit, now_ms);
+    if (ticket) *ticket = ((uint64_t)(idx + 1) << SEQ_BITS) | seq;
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* The live entry of ticket (lock held; expired first), or NULL. */
+static entry *find_ticket(nuage_quota *q, uint64_t ticket, int64_t now_ms, bucket **bp) {
+    size_t idx = (size_t)(ticket >> SEQ_BITS);
+    uint64_t seq = ticket & SEQ_MASK;
+    if (idx == 0 || idx > q->n_buckets || seq == 0) return NULL;
+    bucket *b = q->buckets[idx - 1];
+    expire(b, now_ms);
+    /* Sequence numbers increase along the ring (a wrap after 2^40 requests
+     * to one pair would only make an old ticket miss). */
+    size_t lo = 0, hi = b->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t s = at(b, mid)->seq & SEQ_MASK;
+        if (s == seq) {
+            entry *e = at(b, mid);
+            if (e->seq & (F_SETTLED | F_CANCELLED)) return NULL;
+            *bp = b;
+            return e;
+        }
+        if (s < seq) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, int64_t now_ms) {
+    if (!q || !ticket) return;
+    if (actual_tokens < 0) actual_tokens = 0;
+    pthread_mutex_lock(&q->mu);
+    bucket *b;
+    entry *e = find_ticket(q, ticket, now_ms, &b);
+    if (e) {
+        b->live_tokens += actual_tokens - e->tokens;
+        e->tokens = actual_tokens;
+        e->seq |= F_SETTLED;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+void nuage_quota_cancel(nuage_quota *q, uint64_t ticket, int64_t now_ms) {
+    if (!q || !ticket) return;
+    pthread_mutex_lock(&q->mu);
+    bucket *b;
+    entry *e = find_ticket(q, ticket, now_ms, &b);
+    if (e) {
+        b->live_requests--;
+        b->live_tokens -= e->tokens;
+        e->seq |= F_CANCELLED;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
+int nuage_quota_usage(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
+                      int64_t *requests, int64_t *tokens) {
+    if (!q) return NUAGE_E_INVAL;
+    if (!deployment) deployment = "";
+    pthread_mutex_lock(&q->mu);
+    size_t idx;
+    bucket *b = find_bucket(q, tenant, deployment, false, &idx);
+    if (b) expire(b, now_ms);
+    if (requests) *requests = b ? b->live_requests : 0;
+    if (tokens) *tokens = b ? b->live_tokens : 0;
+    pthread_mutex_unlock(&q->mu);
+    return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * store_internal.h - what the SQLite store's files (store_sqlite.c: open,
+ * migrations, tenants; store_keys.c; store_usage.c; store_files.c: files
+ * and batches) share. Not part of the interface: only src/platform/store*.c
+ * include it.
+ *
+ * Locking: every public call takes s->mu for its whole duration and runs
+ * its statements on the one connection; functions named *_locked expect
+ * the caller to hold it. Errors are recorded with nuage__store_fail /
+ * nuage__store_sqlerr, which write this thread's error message (read back
+ * by nuage_store_errmsg) and return the code, so a failing path is
+ * `return nuage__store_fail(...)` after unlocking.
+ */
+#ifndef NUAGE_STORE_INTERNAL_H
+#define NUAGE_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "nuage/nuage.h"
+#include "platform/store.h"
+
+struct nuage_store {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+/* Record "fmt..." as this thread's last error; returns rc. */
+int nuage__store_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Record "what: <sqlite message>" and return NUAGE_E_IO (also when another
+ * process kept the database locked past the busy timeout). */
+int nuage__store_sqlerr(nuage_store *s, const char *what);
+
+int64_t nuage__store_now_ms(void);
+/* Fill buf with n bytes from getrandom(); 0 or NUAGE_E_IO. */
+int nuage__store_random(void *buf, size_t n);
+/* Write n uniformly random base62 characters and a NUL to out (cap > n). */
+int nuage__store_random_base62(char *out, size_t n);
+
+/* Prepare sql on s->db (error recorded on failure; *st NULL). */
+int nuage__store_prepare(nuage_store *s, const char *sql, sqlite3_stmt **st);
+/* Run statements without results (error recorded on failure). */
+int nuage__store_exec(nuage_store *s, const char *sql);
+/* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails loudly). */
+int nuage__store_begin(nuage_store *s);
+int nuage__store_commit(nuage_store *s);
+void nuage__store_rollback(nuage_store *s);
+
+/* Copy text column i into buf (truncated, always NUL-terminated). */
+void nuage__store_col_text(sqlite3_stmt *st, int i, char *buf, size_t cap);
+/* Bind a fixed-size char array field (NUL-terminated or full) as text. */
+int nuage__store_bind_field(sqlite3_stmt *st, int i, const char *field, size_t cap);
+
+/* Tenant lookups with s->mu held (0, NUAGE_E_RANGE or an error). */
+int nuage__store_tenant_by_name_locked(nuage_store *s, const char *name, nuage_tenant *out);
+int nuage__store_tenant_by_id_locked(nuage_store *s, int64_t id, nuage_tenant *out);
+
+/* Store a file with s->mu held, inside the caller's transaction. */
+int nuage__store_file_insert_locked(nuage_store *s, int64_t tenant_id, const char *filename,
+                                    const char *purpose, const void *data, size_t len,
+                                    nuage_file *out);
+
+#endif

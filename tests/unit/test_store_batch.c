@@ -1,0 +1,305 @@
+/*
+ * test_store_batch.c - files (CRUD, tenant isolation) and batch jobs
+ * (create, status changes, idempotent durable line records, finalize).
+ *
+ * Line durability: a forked child records lines and SIGKILLs itself right
+ * after the last call returns; the parent must find every line and the
+ * counters equal to them. Finalize is checked against the JSONL the test
+ * itself wrote, recorded out of order.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+#include "test_store_util.h"
+
+/* ---- files ----------------------------------------------------------------- */
+
+static void test_files_crud_isolation(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    /* Binary content with NUL bytes survives exactly. */
+    unsigned char data[3000];
+    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 31 + 7);
+    nuage_file a, b, e, got;
+    assert_int_equal(nuage_store_file_create(s, 1, "in.jsonl", "batch", data, sizeof data, &a), 0);
+    assert_memory_equal(a.id, "file-", 5);
+    assert_int_equal(a.bytes, sizeof data);
+    assert_int_equal(a.tenant_id, 1);
+    assert_int_equal(nuage_store_file_create(s, 1, "out.jsonl", "batch_output", "x", 1, &b), 0);
+    assert_string_not_equal(a.id, b.id);
+    assert_int_equal(nuage_store_file_create(s, 1, "empty", "batch", NULL, 0, &e), 0);
+    assert_int_equal(e.bytes, 0);
+    assert_int_equal(nuage_store_file_get(s, 1, a.id, &got), 0);
+    assert_string_equal(got.filename, "in.jsonl");
+    assert_string_equal(got.purpose, "batch");
+    void *content;
+    size_t len;
+    assert_int_equal(nuage_store_file_content(s, 1, a.id, &content, &len), 0);
+    assert_int_equal(len, sizeof data);
+    assert_memory_equal(content, data, sizeof data);
+    free(content);
+    assert_int_equal(nuage_store_file_content(s, 1, e.id, &content, &len), 0);
+    assert_int_equal(len, 0);
+    free(content);
+    /* Another tenant sees none of it. */
+    assert_int_equal(nuage_store_file_get(s, 2, a.id, &got), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_file_content(s, 2, a.id, &content, &len), NUAGE_E_RANGE);
+    assert_null(content);
+    assert_int_equal(nuage_store_file_delete(s, 2, a.id), NUAGE_E_RANGE);
+    nuage_file *list;
+    int n;
+    assert_int_equal(nuage_store_file_list(s, 2, NULL, &list, &n), 0);
+    assert_int_equal(n, 0);
+    free(list);
+    /* Lists: by purpose, all. */
+    assert_int_equal(nuage_store_file_list(s, 1, "batch", &list, &n), 0);
+    assert_int_equal(n, 2);
+    for (int i = 0; i < n; i++) assert_string_equal(list[i].purpose, "batch");
+    free(list);
+    assert_int_equal(nuage_store_file_list(s, 1, NULL, &list, &n), 0);
+    assert_int_equal(n, 3);
+    free(list);
+    /* Delete. */
+    assert_int_equal(nuage_store_file_delete(s, 1, a.id), 0);
+    assert_int_equal(nuage_store_file_get(s, 1, a.id, &got), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_file_delete(s, 1, a.id), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_file_get(s, 1, "file-nope", &got), NUAGE_E_RANGE);
+    /* Bad arguments. */
+    assert_int_equal(nuage_store_file_create(s, 1, "", "batch", "x", 1, NULL), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_file_create(s, 1, "f", "", "x", 1, NULL), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_file_create(s, 1, "f", "batch", NULL, 5, NULL), NUAGE_E_INVAL);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+/* ---- batches ----------------------------------------------------------------- */
+
+static void make_batch(nuage_store *s, int64_t tenant, nuage_batch_job *b) {
+    nuage_file in;
+    const char *text = "{\"custom_id\":\"a\"}\n{\"custom_id\":\"b\"}\n";
+    assert_int_equal(nuage_store_file_create(s, tenant, "in.jsonl", "batch", text, strlen(text),
+                                             &in), 0);
+    assert_int_equal(nuage_store_batch_create(s, tenant, "/v1/chat/completions", in.id, "24h",
+                                              "small", b), 0);
+}
+
+static void test_batch_create_status(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_batch_job b, got;
+    make_batch(s, 7, &b);
+    assert_memory_equal(b.id, "batch_", 6);
+    assert_string_equal(b.status, "validating");
+    assert_string_equal(b.endpoint, "/v1/chat/completions");
+    assert_string_equal(b.deployment, "small");
+    assert_string_equal(b.completion_window, "24h");
+    assert_int_equal(b.expires_ms - b.created_ms, 24LL * 3600 * 1000);
+    assert_true(llabs(b.created_ms - test_now_ms()) < 60000);
+    assert_int_equal(b.output_file_id[0], 0);
+    /* Input file rules: must exist and be the tenant's. */
+    nuage_file other;
+    assert_int_equal(nuage_store_file_create(s, 8, "x.jsonl", "batch", "{}\n", 3, &other), 0);
+    assert_int_equal(nuage_store_batch_create(s, 7, "/v1/chat/completions", other.id, "24h", "",
+                                              NULL), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_batch_create(s, 7, "/v1/chat/completions", "file-x", "24h", "",
+                                              NULL), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_batch_create(s, 8, "/v1/chat/completions", other.id, "soon", "",
+                                              NULL), NUAGE_E_INVAL);
+    /* Visibility. */
+    assert_int_equal(nuage_store_batch_get(s, 7, b.id, &got), 0);
+    assert_int_equal(nuage_store_batch_get(s, 8, b.id, &got), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_batch_get(s, -1, b.id, &got), 0);
+    nuage_batch_job b2, *list;
+    int n;
+    make_batch(s, 8, &b2);
+    assert_int_equal(nuage_store_batch_list(s, 7, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].id, b.id);
+    free(list);
+    assert_int_equal(nuage_store_batch_list(s, -1, &list, &n), 0);
+    assert_int_equal(n, 2);
+    free(list);
+    /* Status changes stamp their time once; total is set when > 0. */
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "in_progress", 2), 0);
+    assert_int_equal(nuage_store_batch_get(s, 7, b.id, &got), 0);
+    assert_string_equal(got.status, "in_progress");
+    assert_int_equal(got.total, 2);
+    assert_true(got.in_progress_ms >= b.created_ms);
+    int64_t first = got.in_progress_ms;
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "in_progress", 0), 0);
+    assert_int_equal(nuage_store_batch_get(s, 7, b.id, &got), 0);
+    assert_int_equal(got.in_progress_ms, first);
+    assert_int_equal(got.total, 2);
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "done", 0), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_batch_set_status(s, "batch_nope", "failed", 0), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "finalizing", 0), 0);
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "completed", 0), 0);
+    assert_int_equal(nuage_store_batch_get(s, 7, b.id, &got), 0);
+    assert_true(got.finalizing_ms > 0 && got.completed_ms >= got.finalizing_ms);
+    /* Terminal: no further change. */
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "cancelling", 0), NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_set_status(s, b2.id, "cancelled", 0), 0);
+    assert_int_equal(nuage_store_batch_get(s, 8, b2.id, &got), 0);
+    assert_true(got.cancelled_ms > 0);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+static void test_batch_lines_idempotent(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_batch_job b, got;
+    make_batch(s, 1, &b);
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "in_progress", 5), 0);
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 3, false, "{\"l\":3}"), 0);
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 1, true, "{\"l\":1}"), 0);
+    /* The same line again: refused, the first record and counts stay. */
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 3, true, "{\"other\":1}"),
+                     NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 1, true, "{\"l\":1}"), NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_get(s, 1, b.id, &got), 0);
+    assert_int_equal(got.completed, 1);
+    assert_int_equal(got.failed, 1);
+    /* Out of range. */
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 0, false, "{}"), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_batch_line_done(s, b.id, 6, false, "{}"), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_batch_line_done(s, "batch_x", 1, false, "{}"), NUAGE_E_RANGE);
+    int64_t *lines;
+    int n;
+    assert_int_equal(nuage_store_batch_lines_done(s, b.id, &lines, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(lines[0], 1);
+    assert_int_equal(lines[1], 3);
+    free(lines);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+static void test_batch_lines_survive_sigkill(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_batch_job b, got;
+    make_batch(s, 1, &b);
+    const int total = 30;
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "in_progress", total), 0);
+    nuage_store_close(s);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        nuage_store *c = NULL;
+        if (nuage_store_open(t.path, &c, NULL, 0)) _exit(3);
+        /* Even lines first, then odd ones, every 5th an error. */
+        for (int pass = 0; pass < 2; pass++)
+            for (int line = 1 + (pass == 0); line <= total; line += 2) {
+                char text[64];
+                snprintf(text, sizeof text, "{\"line\":%d}", line);
+                if (nuage_store_batch_line_done(c, b.id, line, line % 5 == 0, text)) _exit(4);
+            }
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    s = tmp_db_open(&t);
+    int64_t *lines;
+    int n;
+    assert_int_equal(nuage_store_batch_lines_done(s, b.id, &lines, &n), 0);
+    assert_int_equal(n, total);
+    for (int i = 0; i < n; i++) assert_int_equal(lines[i], i + 1);
+    free(lines);
+    assert_int_equal(nuage_store_batch_get(s, 1, b.id, &got), 0);
+    assert_int_equal(got.failed, total / 5);
+    assert_int_equal(got.completed, total - total / 5);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+static void test_batch_finalize_order(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_batch_job b, got;
+    make_batch(s, 4, &b);
+    assert_int_equal(nuage_store_batch_set_status(s, b.id, "in_progress", 6), 0);
+    /* Recorded out of order; line 5 with a trailing newline; 2 and 6 errors. */
+    const char *text[7] = {NULL,           "{\"id\":\"r1\"}", "{\"err\":\"e2\"}", "{\"id\":\"r3\"}",
+                           "{\"id\":\"r4\"}", "{\"id\":\"r5\"}\n", "{\"err\":\"e6\"}"};
+    const int order[6] = {4, 6, 1, 5, 3, 2};
+    for (int i = 0; i < 6; i++) {
+        int l = order[i];
+        assert_int_equal(nuage_store_batch_line_done(s, b.id, l, l == 2 || l == 6, text[l]), 0);
+    }
+    assert_int_equal(nuage_store_batch_finalize(s, b.id), 0);
+    assert_int_equal(nuage_store_batch_get(s, 4, b.id, &got), 0);
+    assert_true(got.output_file_id[0] && got.error_file_id[0]);
+    void *data;
+    size_t len;
+    const char *want_out = "{\"id\":\"r1\"}\n{\"id\":\"r3\"}\n{\"id\":\"r4\"}\n{\"id\":\"r5\"}\n";
+    const char *want_err = "{\"err\":\"e2\"}\n{\"err\":\"e6\"}\n";
+    assert_int_equal(nuage_store_file_content(s, 4, got.output_file_id, &data, &len), 0);
+    assert_int_equal(len, strlen(want_out));
+    assert_memory_equal(data, want_out, len);
+    free(data);
+    assert_int_equal(nuage_store_file_content(s, 4, got.error_file_id, &data, &len), 0);
+    assert_int_equal(len, strlen(want_err));
+    assert_memory_equal(data, want_err, len);
+    free(data);
+    nuage_file f;
+    assert_int_equal(nuage_store_file_get(s, 4, got.output_file_id, &f), 0);
+    assert_string_equal(f.purpose, "batch_output");
+    assert_int_equal(f.bytes, strlen(want_out));
+    /* The tenant's files only. */
+    assert_int_equal(nuage_store_file_get(s, 5, got.output_file_id, &f), NUAGE_E_RANGE);
+    /* Finalizing again keeps the same files. */
+    assert_int_equal(nuage_store_batch_finalize(s, b.id), 0);
+    nuage_batch_job again;
+    assert_int_equal(nuage_store_batch_get(s, 4, b.id, &again), 0);
+    assert_string_equal(again.output_file_id, got.output_file_id);
+    assert_string_equal(again.error_file_id, got.error_file_id);
+    nuage_file *list;
+    int n;
+    assert_int_equal(nuage_store_file_list(s, 4, "batch_output", &list, &n), 0);
+    assert_int_equal(n, 2);
+    free(list);
+    /* A batch without errors gets no error file. */
+    nuage_batch_job c;
+    make_batch(s, 4, &c);
+    assert_int_equal(nuage_store_batch_line_done(s, c.id, 1, false, "{\"ok\":1}"), 0);
+    assert_int_equal(nuage_store_batch_finalize(s, c.id), 0);
+    assert_int_equal(nuage_store_batch_get(s, 4, c.id, &got), 0);
+    assert_true(got.output_file_id[0]);
+    assert_int_equal(got.error_file_id[0], 0);
+    assert_int_equal(nuage_store_batch_finalize(s, "batch_none"), NUAGE_E_RANGE);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_files_crud_isolation),
+        cmocka_unit_test(test_batch_create_status),
+        cmocka_unit_test(test_batch_lines_idempotent),
+        cmocka_unit_test(test_batch_lines_survive_sigkill),
+        cmocka_unit_test(test_batch_finalize_order),
+    };
+    return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
+}

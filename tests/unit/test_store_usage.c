@@ -1,0 +1,254 @@
+/*
+ * test_store_usage.c - usage records: durability across SIGKILL and the
+ * totals by day / deployment / tenant, with tenant and since filters.
+ *
+ * Durability: a forked child writes N records and kills itself with
+ * SIGKILL the moment the last nuage_store_usage_add returns (no close, no
+ * exit handlers); the parent reopens the file and must find all N. Totals
+ * are compared with sums computed here from the records the test wrote.
+ */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "test_util.h"
+#include "test_store_util.h"
+
+#define DAY_MS 86400000LL
+
+static void test_usage_survives_sigkill(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_tenant ten;
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, &ten), 0);
+    nuage_store_close(s);
+    const int n = 40;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        nuage_store *c = NULL;
+        if (nuage_store_open(t.path, &c, NULL, 0)) _exit(3);
+        for (int i = 0; i < n; i++) {
+            nuage_usage_record r = {.time_ms = test_now_ms(), .tenant_id = ten.id, .key_id = 1,
+                                    .prompt_tokens = i + 1, .completion_tokens = 2 * i,
+                                    .cached_tokens = i / 2, .reasoning_tokens = i % 3,
+                                    .status = 200, .latency_ms = 1.0};
+            snprintf(r.request_id, sizeof r.request_id, "req-%d", i);
+            snprintf(r.deployment, sizeof r.deployment, "dep");
+            if (nuage_store_usage_add(c, &r)) _exit(4);
+        }
+        kill(getpid(), SIGKILL);
+        _exit(5);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    s = tmp_db_open(&t);
+    nuage_usage_total *tot;
+    int k;
+    assert_int_equal(nuage_store_usage_totals(s, ten.id, 0, NULL, &tot, &k), 0);
+    assert_int_equal(k, 1);
+    int64_t prompt = 0, completion = 0, cached = 0, reasoning = 0;
+    for (int i = 0; i < n; i++) {
+        prompt += i + 1;
+        completion += 2 * i;
+        cached += i / 2;
+        reasoning += i % 3;
+    }
+    assert_int_equal(tot[0].requests, n);
+    assert_int_equal(tot[0].prompt_tokens, prompt);
+    assert_int_equal(tot[0].completion_tokens, completion);
+    assert_int_equal(tot[0].cached_tokens, cached);
+    assert_int_equal(tot[0].reasoning_tokens, reasoning);
+    free(tot);
+    /* The request ids are all there, each once. */
+    nuage_store_close(s);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(DISTINCT request_id) FROM usage"), n);
+    tmp_db_cleanup(&t);
+}
+
+/* Test records: tenant, day offset, deployment, counts. */
+typedef struct {
+    int tenant;      /* 0 or 1: index into ids */
+    int day;         /* days after base */
+    const char *dep;
+    int64_t p, c, comp, r;
+} rec;
+
+static const rec recs[] = {
+    {0, 0, "small", 10, 2, 5, 0},  {0, 0, "big", 100, 50, 20, 7}, {1, 0, "small", 3, 0, 1, 0},
+    {0, 1, "small", 11, 0, 6, 1},  {1, 1, "big", 200, 10, 40, 9}, {0, 2, "big", 7, 7, 7, 7},
+    {1, 2, "small", 1, 1, 1, 1},   {0, 2, "small", 5, 0, 0, 0},
+};
+#define N_RECS ((int)(sizeof recs / sizeof recs[0]))
+
+/* Expected totals over records matching (tenant idx or -1, day >= min_day)
+ * with key(rec) == group. */
+static void expect(int tenant, int min_day, const char *by, const char *group,
+                   const char *const day_names[], const char *const tenant_names[],
+                   nuage_usage_total *out) {
+    memset(out, 0, sizeof *out);
+    for (int i = 0; i < N_RECS; i++) {
+        const rec *r = &recs[i];
+        if ((tenant >= 0 && r->tenant != tenant) || r->day < min_day) continue;
+        const char *g = !by ? "total"
+                        : !strcmp(by, "day") ? day_names[r->day]
+                        : !strcmp(by, "deployment") ? r->dep
+                                                     : tenant_names[r->tenant];
+        if (strcmp(g, group)) continue;
+        out->requests++;
+        out->prompt_tokens += r->p;
+        out->cached_tokens += r->c;
+        out->completion_tokens += r->comp;
+        out->reasoning_tokens += r->r;
+    }
+}
+
+static void check_totals(nuage_store *s, int64_t tenant_id, int tenant_idx, int64_t since,
+                         int min_day, const char *by, const char *const day_names[],
+                         const char *const tenant_names[], int want_rows) {
+    nuage_usage_total *tot;
+    int n;
+    assert_int_equal(nuage_store_usage_totals(s, tenant_id, since, by, &tot, &n), 0);
+    assert_int_equal(n, want_rows);
+    for (int i = 0; i < n; i++) {
+        if (i > 0) assert_true(strcmp(tot[i - 1].group, tot[i].group) < 0);  /* ordered */
+        nuage_usage_total want;
+        expect(tenant_idx, min_day, by, tot[i].group, day_names, tenant_names, &want);
+        assert_true(want.requests > 0);
+        assert_int_equal(tot[i].requests, want.requests);
+        assert_int_equal(tot[i].prompt_tokens, want.prompt_tokens);
+        assert_int_equal(tot[i].cached_tokens, want.cached_tokens);
+        assert_int_equal(tot[i].completion_tokens, want.completion_tokens);
+        assert_int_equal(tot[i].reasoning_tokens, want.reasoning_tokens);
+    }
+    free(tot);
+}
+
+static void test_usage_totals(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_tenant ta, tb;
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, &ta), 0);
+    assert_int_equal(nuage_store_tenant_create(s, "bolt", 0, 0, 1.0, &tb), 0);
+    int64_t ids[2] = {ta.id, tb.id};
+    const char *const tenant_names[2] = {"acme", "bolt"};
+    /* 2024-03-09 00:00:00 UTC = 1709942400 s; records at varying hours. */
+    const int64_t base = 1709942400000LL;
+    const char *const day_names[3] = {"2024-03-09", "2024-03-10", "2024-03-11"};
+    for (int i = 0; i < N_RECS; i++) {
+        nuage_usage_record r = {.time_ms = base + recs[i].day * DAY_MS + (i * 3 % 24) * 3600000LL,
+                                .tenant_id = ids[recs[i].tenant], .prompt_tokens = recs[i].p,
+                                .cached_tokens = recs[i].c, .completion_tokens = recs[i].comp,
+                                .reasoning_tokens = recs[i].r, .status = 200};
+        snprintf(r.deployment, sizeof r.deployment, "%s", recs[i].dep);
+        assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    }
+    /* All tenants, all time. */
+    check_totals(s, 0, -1, 0, 0, NULL, day_names, tenant_names, 1);
+    check_totals(s, 0, -1, 0, 0, "day", day_names, tenant_names, 3);
+    check_totals(s, 0, -1, 0, 0, "deployment", day_names, tenant_names, 2);
+    check_totals(s, 0, -1, 0, 0, "tenant", day_names, tenant_names, 2);
+    /* One tenant. */
+    check_totals(s, ta.id, 0, 0, 0, NULL, day_names, tenant_names, 1);
+    check_totals(s, tb.id, 1, 0, 0, "day", day_names, tenant_names, 3);
+    check_totals(s, ta.id, 0, 0, 0, "deployment", day_names, tenant_names, 2);
+    /* Since the start of the second day. */
+    check_totals(s, 0, -1, base + DAY_MS, 1, "day", day_names, tenant_names, 2);
+    check_totals(s, tb.id, 1, base + DAY_MS, 1, "deployment", day_names, tenant_names, 2);
+    check_totals(s, ta.id, 0, base + 2 * DAY_MS, 2, NULL, day_names, tenant_names, 1);
+    /* Nothing matches: one zero "total" row, no grouped rows. */
+    nuage_usage_total *tot;
+    int n;
+    assert_int_equal(nuage_store_usage_totals(s, 0, base + 9 * DAY_MS, NULL, &tot, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(tot[0].group, "total");
+    assert_int_equal(tot[0].requests, 0);
+    assert_int_equal(tot[0].prompt_tokens, 0);
+    free(tot);
+    assert_int_equal(nuage_store_usage_totals(s, 0, base + 9 * DAY_MS, "day", &tot, &n), 0);
+    assert_int_equal(n, 0);
+    free(tot);
+    assert_int_equal(nuage_store_usage_totals(s, 0, 0, "week", &tot, &n), NUAGE_E_INVAL);
+    /* A deleted tenant's records stay, grouped under "#id". */
+    assert_int_equal(nuage_store_tenant_delete(s, "bolt"), 0);
+    assert_int_equal(nuage_store_usage_totals(s, 0, 0, "tenant", &tot, &n), 0);
+    assert_int_equal(n, 2);
+    char want[32];
+    snprintf(want, sizeof want, "#%lld", (long long)tb.id);
+    assert_string_equal(tot[0].group, want);
+    free(tot);
+    /* Bad records. */
+    nuage_usage_record bad = {.prompt_tokens = -1};
+    assert_int_equal(nuage_store_usage_add(s, &bad), NUAGE_E_INVAL);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+typedef struct {
+    nuage_store *s;
+    int base;
+} add_job;
+
+static void *add_thread(void *arg) {
+    add_job *j = arg;
+    for (int i = 0; i < 15; i++) {
+        nuage_usage_record r = {.tenant_id = 1, .prompt_tokens = j->base + i, .status = 200};
+        if (nuage_store_usage_add(j->s, &r)) return (void *)1;
+    }
+    return NULL;
+}
+
+/* Threads of one process and a second handle (another process's view)
+ * writing at once: nothing lost, nothing doubled. */
+static void test_usage_concurrent_writers(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_store *s2 = tmp_db_open(&t);
+    pthread_t th[4];
+    add_job jobs[4];
+    int64_t want = 0;
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (add_job){i % 2 ? s2 : s, i * 100};
+        for (int k = 0; k < 15; k++) want += i * 100 + k;
+        assert_int_equal(pthread_create(&th[i], NULL, add_thread, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        void *ret;
+        pthread_join(th[i], &ret);
+        assert_null(ret);
+    }
+    nuage_usage_total *tot;
+    int n;
+    assert_int_equal(nuage_store_usage_totals(s2, 0, 0, NULL, &tot, &n), 0);
+    assert_int_equal(tot[0].requests, 60);
+    assert_int_equal(tot[0].prompt_tokens, want);
+    free(tot);
+    nuage_store_close(s2);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_survives_sigkill),
+        cmocka_unit_test(test_usage_totals),
+        cmocka_unit_test(test_usage_concurrent_writers),
+    };
+    return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
+}
