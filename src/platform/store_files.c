@@ -44,6 +44,8 @@ static void file_row(sqlite3_stmt *st, nuage_file *f) {
     f->created_ms = sqlite3_column_int64(st, 5);
 }
 
+static void file_row_v(sqlite3_stmt *st, void *elem) { file_row(st, elem); }
+
 int nuage__store_file_insert_locked(nuage_store *s, int64_t tenant_id, const char *filename,
                                     const char *purpose, const void *data, size_t len,
                                     nuage_file *out) {
@@ -153,8 +155,6 @@ int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose
     *n = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    nuage_file *arr = NULL;
-    int k = 0, cap = 0;
     /* Newest first, as the OpenAI API lists them. */
     int rc = nuage__store_prepare(s, "SELECT " FILE_COLS " FROM files WHERE tenant_id = ?1 AND"
                                   " (?2 IS NULL OR purpose = ?2)"
@@ -162,31 +162,7 @@ int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose
     if (rc) goto out;
     sqlite3_bind_int64(st, 1, tenant_id);
     if (purpose) sqlite3_bind_text(st, 2, purpose, -1, SQLITE_TRANSIENT);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            nuage_file *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        file_row(st, &arr[k++]);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "list files");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof(**out), file_row_v, "list files", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -233,6 +209,8 @@ static void batch_row(sqlite3_stmt *st, nuage_batch_job *b) {
     b->failed = sqlite3_column_int64(st, 17);
     nuage__store_col_text(st, 18, b->deployment, sizeof b->deployment);
 }
+
+static void batch_row_v(sqlite3_stmt *st, void *elem) { batch_row(st, elem); }
 
 /* "<N>h" -> milliseconds (1 <= N <= 8760), or -1. */
 static int64_t window_ms(const char *w) {
@@ -329,37 +307,11 @@ int nuage_store_batch_list(nuage_store *s, int64_t tenant_id, nuage_batch_job **
     *n = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    nuage_batch_job *arr = NULL;
-    int k = 0, cap = 0;
     int rc = nuage__store_prepare(s, "SELECT " BATCH_COLS " FROM batches WHERE"
                                   " (?1 < 0 OR tenant_id = ?1) ORDER BY created_ms, rowid", &st);
     if (rc) goto out;
     sqlite3_bind_int64(st, 1, tenant_id);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            nuage_batch_job *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        batch_row(st, &arr[k++]);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "list batches");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof(**out), batch_row_v, "list batches", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;

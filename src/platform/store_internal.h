@@ -31,6 +31,14 @@ int nuage__store_fail(int rc, const char *fmt, ...) __attribute__((format(printf
  * process kept the database locked past the busy timeout). */
 int nuage__store_sqlerr(nuage_store *s, const char *what);
 
+/* Step st to its end, appending one elem_size-byte element per row (filled
+ * by row(st, element)) to a growing malloc'd array; always finalizes st.
+ * Returns 0 with *out (caller frees) and *n, or NUAGE_E_NOMEM / the SQL
+ * error (with `what` in the message) and nothing allocated. Lock held. */
+int nuage__store_collect(nuage_store *s, sqlite3_stmt *st, size_t elem_size,
+                         void (*row)(sqlite3_stmt *st, void *elem), const char *what,
+                         void **out, int *n);
+
 int64_t nuage__store_now_ms(void);
 /* Fill buf with n bytes from getrandom(); 0 or NUAGE_E_IO. */
 int nuage__store_random(void *buf, size_t n);

@@ -105,6 +105,8 @@ static void key_row(sqlite3_stmt *st, nuage_key *k) {
     k->admin = sqlite3_column_int(st, 7) != 0;
 }
 
+static void key_row_v(sqlite3_stmt *st, void *elem) { key_row(st, elem); }
+
 int nuage_store_key_create(nuage_store *s, const char *tenant, const char *deployments,
                            int64_t expires_ms, bool admin, char *key_out, size_t cap,
                            nuage_key *out) {
@@ -220,8 +222,7 @@ int nuage_store_key_list(nuage_store *s, const char *tenant, nuage_key **out, in
     *n = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = NULL;
-    nuage_key *arr = NULL;
-    int k = 0, cap = 0, rc = 0;
+    int rc = 0;
     nuage_tenant t;
     if (tenant) {
         if ((rc = nuage__store_tenant_by_name_locked(s, tenant, &t))) goto out;
@@ -232,31 +233,7 @@ int nuage_store_key_list(nuage_store *s, const char *tenant, nuage_key **out, in
         rc = nuage__store_prepare(s, "SELECT " KEY_COLS " FROM api_keys ORDER BY id", &st);
     }
     if (rc) goto out;
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            nuage_key *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        key_row(st, &arr[k++]);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "list keys");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof(**out), key_row_v, "list keys", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;

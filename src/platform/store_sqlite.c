@@ -400,6 +400,8 @@ static void tenant_row(sqlite3_stmt *st, nuage_tenant *t) {
     t->created_ms = sqlite3_column_int64(st, 5);
 }
 
+static void tenant_row_v(sqlite3_stmt *st, void *elem) { tenant_row(st, elem); }
+
 /* One tenant by a bound parameter: 0, NUAGE_E_RANGE or an error. */
 static int tenant_one(nuage_store *s, sqlite3_stmt *st, nuage_tenant *out, const char *what) {
     int rc = sqlite3_step(st);
@@ -489,41 +491,48 @@ int nuage_store_tenant_get_id(nuage_store *s, int64_t id, nuage_tenant *out) {
     return rc;
 }
 
+int nuage__store_collect(nuage_store *s, sqlite3_stmt *st, size_t elem_size,
+                         void (*row)(sqlite3_stmt *st, void *elem), const char *what,
+                         void **out, int *n) {
+    char *arr = NULL;
+    int k = 0, cap = 0, rc = 0, step;
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        if (k == cap) {
+            cap = cap ? cap * 2 : 16;
+            char *bigger = realloc(arr, (size_t)cap * elem_size);
+            if (!bigger) {
+                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
+                goto fail;
+            }
+            arr = bigger;
+        }
+        memset(arr + (size_t)k * elem_size, 0, elem_size);
+        row(st, arr + (size_t)k++ * elem_size);
+    }
+    if (step != SQLITE_DONE) {
+        rc = nuage__store_sqlerr(s, what);
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    *out = arr;
+    *n = k;
+    return 0;
+
+fail:
+    sqlite3_finalize(st);
+    free(arr);
+    return rc;
+}
+
 int nuage_store_tenant_list(nuage_store *s, nuage_tenant **out, int *n) {
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    nuage_tenant *arr = NULL;
-    int k = 0, cap = 0;
     int rc = nuage__store_prepare(s, "SELECT " TENANT_COLS " FROM tenants ORDER BY name", &st);
     if (rc) goto out;
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            nuage_tenant *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        tenant_row(st, &arr[k++]);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "list tenants");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof(**out), tenant_row_v, "list tenants", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
