@@ -11,7 +11,8 @@
 # usage: scripts/make_models.sh [BUILD_DIR]   (default: build)
 #   env: THREADS (default 2), WORK (scratch dir, default a temp dir),
 #        EVAL_N (questions per task, default 200), NICE (default 10),
-#        PARALLEL=1 trains the two models at the same time (same results)
+#        PARALLEL=1 trains the two models at the same time (same results),
+#        OUT (where the models go, default models/)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ THREADS=${THREADS:-2}
 EVAL_N=${EVAL_N:-200}
 NICE=${NICE:-10}
 WORK=${WORK:-$(mktemp -d /tmp/nuage-models.XXXXXX)}
-OUT=$ROOT/models
+OUT=${OUT:-$ROOT/models}
 mkdir -p "$WORK" "$OUT"
 [ -x "$NUAGE" ] || { echo "build nuage first: cmake -S $ROOT -B $BUILD && make -C $BUILD nuage-cli" >&2; exit 1; }
 run() { nice -n "$NICE" "$NUAGE" "$@"; }
@@ -41,7 +42,7 @@ run train-tokenizer --data "$WORK/all.jsonl" --vocab 1024 --out "$WORK/tok.gguf"
 SHAPE="--dim 192 --layers 4 --heads 6 --kv-heads 2 --ff 512 --ctx 256"
 OPTS="--batch 32 --lr 2e-3 --lr-min 2e-4 --warmup 100 --wd 0.1 --clip 1 --seed 1 -t $THREADS"
 train_fast() {
-    timed fast nice -n "$NICE" "$NUAGE" train --data "$WORK/fast.jsonl" --tokenizer "$WORK/tok.gguf" $SHAPE $OPTS --steps 4000 \
+    timed fast nice -n "$NICE" "$NUAGE" train --data "$WORK/fast.jsonl" --tokenizer "$WORK/tok.gguf" $SHAPE $OPTS --steps 6000 \
         --ckpt "$WORK/fast.ckpt" --out "$OUT/nuage-fast.gguf" 2> >(tee "$WORK/fast.log" >&2)
 }
 train_think() {
