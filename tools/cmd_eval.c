@@ -38,7 +38,7 @@ static int usage(void) {
             "                  [--max-tokens N] [-t THREADS] [--verbose]\n"
             "  --task T      a task, a comma-separated list, 'all' (each task) or 'mix'\n"
             "  --model NAME  the served model (default: the first of GET /v1/models)\n"
-            "  --reasoning   the model thinks first: allow long replies (default max 48 / 400)\n");
+            "  --reasoning   the model thinks first: allow long replies (default max tokens 48 / 200)\n");
     return 2;
 }
 
@@ -298,7 +298,7 @@ int nuage_cmd_eval(int argc, char **argv) {
         i++;
     }
     if (!task || (!url == !model_path)) return usage();
-    if (max_tokens < 0) max_tokens = reasoning ? 400 : 48;
+    if (max_tokens < 0) max_tokens = reasoning ? 200 : 48;
 
     /* tasks to run: -1 = mix */
     int tasks[NUAGE_TASK_N + 1], nt = 0;

@@ -86,7 +86,7 @@ int nuage_tdata_load(nuage_tdata *d, const char *path, const nuage_vocab *v, con
     int rc = nuage_template_parse(src, strlen(src), &t, err, errlen);
     if (rc) { fclose(f); return rc; }
     char *line = NULL, *pr = NULL, *full = NULL;
-    size_t line_cap = 0, tcap = 0, acap = 0, pcap = 0;
+    size_t line_cap = 0, tcap = 0, acap = 0;
     int32_t *tb = NULL, *ab = NULL;
     size_t cap_seq = 1024, cap_tok = 1 << 16;
     d->off = malloc((cap_seq + 1) * sizeof *d->off);
@@ -95,7 +95,6 @@ int nuage_tdata_load(nuage_tdata *d, const char *path, const nuage_vocab *v, con
     if (!d->off || !d->n_prompt || !d->tok) { rc = NUAGE_E_NOMEM; goto done; }
     d->off[0] = 0;
     long lineno = 0;
-    (void)pcap;
     while (nuage__getline(f, &line, &line_cap) >= 0) {
         lineno++;
         if (!line[0]) continue;
