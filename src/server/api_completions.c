@@ -228,27 +228,7 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     }
     q->gen = g;
     for (int j = 0; j < p->n; j++) q->log_prompt += p->len[j];
-    int64_t created = (int64_t)time(NULL);
-    if (g->gp.stream) {
-        bool ok;
-        r->stream = nuage__sse_new(g, q->fd, false, id, created, &ok);
-        if (!ok) {
-            nuage__gen_cancel(g);
-            nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
-        } else {
-            r->streaming = true;
-            r->status = 200;
-        }
-    } else if (!nuage__gen_wait(g, q->fd)) {
-        nuage__gen_finish(g, 499);
-        nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
-    } else if (g->failed) {
-        nuage__gen_finish(g, 500);
-        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
-    } else {
-        nuage__gen_finish(g, nuage__gen_status(g));
-        nuage__resp_json(r, 200, nuage__completion_response(g, id, created));
-    }
+    nuage__gen_respond(g, q, r, false, id, nuage__completion_response);
     nuage__prompts_free(p);
     free(p);
     json_decref(body);

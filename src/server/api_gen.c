@@ -906,3 +906,28 @@ nuage__stream nuage__sse_new(nuage__gen *g, int fd, bool chat, const char *id, i
     *ok = true;
     return st;
 }
+
+void nuage__gen_respond(nuage__gen *g, nuage__hreq *q, nuage__hresp *r, bool chat, const char *id,
+                        json_t *(*build)(nuage__gen *g, const char *id, int64_t created)) {
+    int64_t created = (int64_t)time(NULL);
+    if (g->gp.stream) {
+        bool ok;
+        r->stream = nuage__sse_new(g, q->fd, chat, id, created, &ok);
+        if (!ok) {
+            nuage__gen_cancel(g);
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        } else {
+            r->streaming = true;
+            r->status = 200;
+        }
+    } else if (!nuage__gen_wait(g, q->fd)) {
+        nuage__gen_finish(g, 499);
+        nuage__resp_error(r, 499, "invalid_request_error", "client_closed_request", NULL, "client closed the connection");
+    } else if (g->failed) {
+        nuage__gen_finish(g, 500);
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", g->error[0] ? g->error : "engine error");
+    } else {
+        nuage__gen_finish(g, nuage__gen_status(g));
+        nuage__resp_json(r, 200, build(g, id, created));
+    }
+}

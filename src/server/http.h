@@ -399,6 +399,11 @@ size_t nuage__token_piece(const nuage_deployment *d, int32_t tok, char *buf, siz
 typedef struct nuage__sse nuage__sse;
 nuage__stream nuage__sse_new(nuage__gen *g, int fd, bool chat, const char *id, int64_t created,
                              bool *ok);
+/* Answer a submitted generation: an SSE stream, or wait and send the
+ * JSON body built by `build` (499 if the client left, 500 on an engine
+ * error). Shared by chat and completions (api_gen.c). */
+void nuage__gen_respond(nuage__gen *g, nuage__hreq *q, nuage__hresp *r, bool chat, const char *id,
+                        json_t *(*build)(nuage__gen *g, const char *id, int64_t created));
 /* Usage object of a finished job (chat adds completion_tokens_details). */
 json_t *nuage__gen_usage(nuage__gen *g, bool chat);
 /* finish_reason text: "stop" / "length" (NULL for cancelled / error). */
