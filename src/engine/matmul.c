@@ -16,15 +16,21 @@
 #include <assert.h>
 #include <string.h>
 
+#include "engine/gemm.h"
 #include "engine/quant.h"
 
 #define NUAGE_MM_CHUNK_ROWS 64
 
+/* Bytes of one prepared activation row: the gemm layout or vec_dot_type's. */
+static size_t nuage__act_row_size(const nuage_type_traits *tt, int64_t cols) {
+    if (tt->gemm) return (size_t)(cols / 32) * NUAGE_GEMM_ABLK;
+    return nuage_row_size(tt->vec_dot_type, cols);
+}
+
 size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok) {
     const nuage_type_traits *tt = nuage_type_get(wtype);
     if (!tt || !tt->supported) return 0;
-    size_t row = nuage_row_size(tt->vec_dot_type, cols);
-    return row * (size_t)n_tok + 64;
+    return nuage__act_row_size(tt, cols) * (size_t)n_tok + 64;
 }
 
 typedef struct {
@@ -42,8 +48,20 @@ static void nuage__mm_quantize(void *arg, int ith, int nth) {
     const nuage_type_traits *dt = nuage_type_get(j->tt->vec_dot_type);
     long lo, hi;
     nuage__pool_range(j->n_tok, ith, nth, 1, &lo, &hi);
+    nuage_from_float_fn prep = j->tt->gemm ? j->tt->gemm_prep : dt->from_float;
     for (long t = lo; t < hi; t++)
-        dt->from_float(j->x + t * j->w->cols, j->xq + t * j->xq_stride, j->w->cols);
+        prep(j->x + t * j->w->cols, j->xq + t * j->xq_stride, j->w->cols);
+}
+
+/* Rows-in-lanes kernels (gemm.h): one call per chunk of 16-row groups. */
+static void nuage__mm_gemm(void *arg, int ith, int nth) {
+    nuage__mm_job *j = arg;
+    const nuage_weight *w = j->w;
+    long lo, hi;
+    nuage__pool_range(w->rows, ith, nth, 16, &lo, &hi);
+    if (hi > lo)
+        j->tt->gemm((int)w->cols, j->y + lo, (size_t)w->rows, w->data + (size_t)lo * w->row_bytes,
+                    w->row_bytes, (int)(hi - lo), j->xq, j->xq_stride, j->n_tok);
 }
 
 static void nuage__mm_rows(void *arg, int ith, int nth) {
@@ -65,7 +83,9 @@ static void nuage__mm_rows(void *arg, int ith, int nth) {
                 int nr = c1 - r < NUAGE_TILE_MAX ? (int)(c1 - r) : NUAGE_TILE_MAX;
                 const uint8_t *wr = w->data + (size_t)r * w->row_bytes;
                 float *yo = j->y + (size_t)t0 * rows + r;
-                if (tile && (nt > 1 || nr > 1)) {
+                /* the tile whenever there is one, even 1 x 1: a row must
+                 * see the same arithmetic at every batch size */
+                if (tile) {
                     tile(n, yo, (size_t)rows, wr, w->row_bytes, nr, a, j->xq_stride, nt);
                 } else {
                     for (int tt = 0; tt < nt; tt++)
@@ -86,21 +106,22 @@ void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int 
     /* More chunks than threads, so a thread that is slow or descheduled
      * does not hold up the others (see threadpool.c). */
     int nth = nuage__pool_size(pool);
-    long units = (w->rows + NUAGE_TILE_MAX - 1) / NUAGE_TILE_MAX;
+    long unit = tt->gemm ? 16 : NUAGE_TILE_MAX;
+    long units = (w->rows + unit - 1) / unit;
     long want = units / 16;
     if (want < nth) want = nth;
     if (want > 8L * nth) want = 8L * nth;
     if (want > units) want = units;
-    if (tt->vec_dot_type == NUAGE_TYPE_F32) {
+    if (tt->vec_dot_type == NUAGE_TYPE_F32 && !tt->gemm) {
         j.xq = (uint8_t *)x;
         j.xq_stride = (size_t)w->cols * sizeof(float);
     } else {
         j.xq = work;
-        j.xq_stride = nuage_row_size(tt->vec_dot_type, w->cols);
+        j.xq_stride = nuage__act_row_size(tt, w->cols);
         if (n_tok >= 8) nuage__pool_run(pool, nuage__mm_quantize, &j);
         else nuage__mm_quantize(&j, 0, 1);
     }
-    nuage__pool_run_chunks(pool, nuage__mm_rows, &j, (int)want);
+    nuage__pool_run_chunks(pool, tt->gemm ? nuage__mm_gemm : nuage__mm_rows, &j, (int)want);
 }
 
 void nuage__weight_row(const nuage_weight *w, int64_t r, float *out) {

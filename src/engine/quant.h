@@ -110,6 +110,15 @@ typedef void (*nuage_vec_dot_tile_fn)(int n, float *s, size_t s_stride,
                                       const void *w, size_t w_stride, int nw,
                                       const void *a, size_t a_stride, int na);
 
+/* Rows-in-lanes matrix product (see gemm.h): y[j*y_stride + i] =
+ * dot(w_i, a_j) for i < nw weight rows and j < na activation rows, the
+ * activations prepared by the type's gemm_prep (NUAGE_GEMM_ABLK bytes per
+ * 32 values). Any nw and na. Each output's arithmetic is fixed (gemm.h), so
+ * it does not depend on nw, na or which rows share a call. */
+typedef void (*nuage_gemm_fn)(int n, float *y, size_t y_stride, const void *w,
+                              size_t w_stride, int nw, const void *a, size_t a_stride,
+                              int na);
+
 typedef struct {
     const char *name;          /* "q4_K", as ggml names it; NULL = unknown id */
     int blck_size;             /* values per block */
@@ -121,6 +130,12 @@ typedef struct {
     nuage_vec_dot_fn vec_dot;      /* fastest available on this CPU */
     nuage_vec_dot_fn vec_dot_ref;  /* scalar reference */
     nuage_vec_dot_tile_fn vec_dot_tile; /* optional, fastest available */
+    /* Optional rows-in-lanes kernel, used by matmul for every batch size
+     * when set; gemm_ref is its scalar twin (bit-identical results) and
+     * gemm_prep rounds activations for both. */
+    nuage_gemm_fn gemm;
+    nuage_gemm_fn gemm_ref;
+    nuage_from_float_fn gemm_prep;
 } nuage_type_traits;
 
 /* Fill the table once (thread-safe, idempotent). Called by model load and

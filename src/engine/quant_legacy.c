@@ -27,6 +27,7 @@
  * exactly as llama.cpp does: see quant_legacy.h.
  */
 #include "engine/quant_legacy.h"
+#include "engine/gemm.h"
 
 #include <float.h>
 #include <math.h>
@@ -517,9 +518,13 @@ void nuage__quant_register_legacy(nuage_type_traits *table, int level) {
     set_type(&table[NUAGE_TYPE_IQ4_NL], true, NUAGE_TYPE_Q8_0, iq4_nl_to_float,
              iq4_nl_from_float, iq4_nl_vec_dot_ref);
 
+    nuage__gemm_register_ref(table);
 #if defined(NUAGE_X86)
     if (level >= 1) nuage__legacy_register_avx2(table);
-    if (level >= 2) nuage__legacy_register_avx512(table, nuage_cpu_get()->avx512bf16);
+    if (level >= 2) {
+        nuage__legacy_register_avx512(table, nuage_cpu_get()->avx512bf16);
+        nuage__gemm_register_avx512(table);
+    }
 #else
     (void)level;
 #endif
