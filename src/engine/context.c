@@ -102,9 +102,7 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     c->hb2 = nuage__alloc(B * F * 4);
     c->rope_cs = nuage__alloc(B * (size_t)hp->rope_dim * 4);
     c->scores = nuage__alloc((size_t)p.n_threads * (size_t)p.n_ctx * 4);
-    /* Every dot type takes at most 2 bytes per value (f16/bf16; the 8-bit
-     * block types 1.06-1.14); f32 activations are used in place. */
-    c->work_size = 2 * max_cols * B + 4096;
+    c->work_size = NUAGE_MM_WORK_BYTES(max_cols, B);
     c->work = nuage__alloc(c->work_size);
     if (m->arch->scratch_bytes) {
         c->arch_scratch = nuage__alloc(m->arch->scratch_bytes(m, p.n_batch_max, p.n_threads, p.n_ctx));

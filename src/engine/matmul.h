@@ -23,6 +23,11 @@ typedef struct {
  * values quantized to the weight type's dot type. */
 size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok);
 
+/* Enough for any weight type: prepared activations take at most 4 bytes
+ * per value (F32 rows for tiles with a tile_prep; 1.06-2 bytes for the
+ * quantized and half types; gemm 1.25). */
+#define NUAGE_MM_WORK_BYTES(cols, n_tok) (4 * (size_t)(cols) * (size_t)(n_tok) + 4096)
+
 /* y (n_tok, w->rows) = x (n_tok, w->cols) @ W^T. x is f32, row-major with
  * row stride w->cols; work has nuage__matmul_work_size bytes. */
 void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,

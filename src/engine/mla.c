@@ -91,7 +91,7 @@ static void nuage__mla_layout(const nuage_model *m, int n_batch, int n_threads, 
         {(void **)&s->qlat, H * B * R * 4},  {(void **)&s->olat, H * B * R * 4},
         {(void **)&s->vt, B * (size_t)hp->head_dim_v * 4},
         {(void **)&s->thr, (size_t)n_threads * s->per_thread},
-        {&s->work, 2 * cols * B + 4096},
+        {&s->work, NUAGE_MM_WORK_BYTES(cols, B)},
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {

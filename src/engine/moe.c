@@ -150,8 +150,7 @@ static void nuage__moe_layout(const nuage_model *m, int n_batch, uint8_t *base, 
         {(void **)&s->offset, (NE + 1) * 4}, {(void **)&s->sorted, B * K * 4},
         {(void **)&s->xg, B * E * 4},      {(void **)&s->g, B * F * 4},
         {(void **)&s->u, B * F * 4},       {(void **)&s->y, B * E * 4},
-        /* as context.c: at most 2 bytes per activation value in any dot type */
-        {(void **)&s->work, 2 * cols * B + 4096},
+        {(void **)&s->work, NUAGE_MM_WORK_BYTES(cols, B)},
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {

@@ -130,6 +130,10 @@ typedef struct {
     nuage_vec_dot_fn vec_dot;      /* fastest available on this CPU */
     nuage_vec_dot_fn vec_dot_ref;  /* scalar reference */
     nuage_vec_dot_tile_fn vec_dot_tile; /* optional, fastest available */
+    /* Optional: when set, vec_dot_tile takes F32 activation rows made by
+     * tile_prep (the vec_dot_type rounding, widened back to float) instead
+     * of vec_dot_type rows. */
+    nuage_from_float_fn tile_prep;
     /* Optional rows-in-lanes kernel, used by matmul for every batch size
      * when set; gemm_ref is its scalar twin (bit-identical results) and
      * gemm_prep rounds activations for both. */
