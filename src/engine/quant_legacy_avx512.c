@@ -535,6 +535,35 @@ static void bf16_vec_dot_dp(int n, float *s, const void *vw, const void *va) {
     *s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+/* BF16 tile (AVX512-BF16): one vdpbf16ps per 32 values per (row, token);
+ * the tail is masked. */
+ALWAYS_INLINE void bf16_tile_impl(TILE_ARGS, const int NW, const int NA) {
+    const nuage_bf16 *x[4], *y[4];
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++) x[i] = (const nuage_bf16 *)ROWP(w, ws, i);
+#pragma GCC unroll 4
+    for (int j = 0; j < NA; j++) y[j] = (const nuage_bf16 *)ROWP(a, as, j);
+#pragma GCC unroll 4
+    for (int i = 0; i < NW; i++)
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int k = 0; k < n; k += 32) {
+        const __mmask32 m = n - k >= 32 ? 0xffffffffu : (__mmask32)((1u << (n - k)) - 1);
+        __m512bh xv[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < NW; i++) xv[i] = (__m512bh)_mm512_maskz_loadu_epi16(m, x[i] + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < NA; j++) {
+            const __m512bh yv = (__m512bh)_mm512_maskz_loadu_epi16(m, y[j] + k);
+#pragma GCC unroll 4
+            for (int i = 0; i < NW; i++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], xv[i], yv);
+        }
+    }
+    store_tile(acc, s, ss, NW, NA);
+}
+INST_ALL(bf16_tile_impl)
+
 /* ----------------------------------------------- activation quantizers */
 
 /* Same arithmetic as quantize_block_q8 in quant_legacy.c: bit-identical. */
@@ -578,6 +607,7 @@ void nuage__legacy_register_avx512(nuage_type_traits *t, bool bf16) {
     t[NUAGE_TYPE_F16].vec_dot_tile = f16_tile_impl_tile;
     t[NUAGE_TYPE_F16].tile_prep = f16_tile_prep;
     t[NUAGE_TYPE_BF16].vec_dot = bf16 ? bf16_vec_dot_dp : bf16_vec_dot;
+    if (bf16) t[NUAGE_TYPE_BF16].vec_dot_tile = bf16_tile_impl_tile;
 
     t[NUAGE_TYPE_Q8_0].from_float = q8_0_from_float;
     t[NUAGE_TYPE_Q8_1].from_float = q8_1_from_float;
