@@ -201,9 +201,11 @@ static void nuage__attn_std(nuage_context *c, const nuage_batch *b, int il) {
     const int H = hp->n_head, Hkv = hp->n_head_kv, hd = hp->head_dim_k, hdv = hp->head_dim_v;
     const long Q = (long)H * hd, K = (long)Hkv * hd, V = (long)Hkv * hdv;
     /* q (T, H*hd), k (T, Hkv*hd), v (T, Hkv*hdv) = xb @ Wq^T, Wk^T, Wv^T (+ biases) */
-    nuage__matmul(c->pool, &L->wq, c->xb, T, c->q, c->work);
-    nuage__matmul(c->pool, &L->wk, c->xb, T, c->k, c->work);
-    nuage__matmul(c->pool, &L->wv, c->xb, T, c->v, c->work);
+    {
+        const nuage_weight *w[3] = {&L->wq, &L->wk, &L->wv};
+        float *y[3] = {c->q, c->k, c->v};
+        nuage__matmul_n(c->pool, w, 3, c->xb, T, y, c->work);
+    }
     if (L->bq.data)
         for (int t = 0; t < T; t++) nuage__add(c->q + t * Q, (const float *)L->bq.data, Q);
     if (L->bk.data)
@@ -248,8 +250,11 @@ static void nuage__ffn_std(nuage_context *c, const nuage_batch *b, int il) {
     const nuage_layer *L = &m->layers[il];
     const int T = b->n_tokens;
     const long F = m->hp.n_ff;
-    nuage__matmul(c->pool, &L->ffn_gate, c->xb, T, c->hb, c->work);
-    nuage__matmul(c->pool, &L->ffn_up, c->xb, T, c->hb2, c->work);
+    {
+        const nuage_weight *w[2] = {&L->ffn_gate, &L->ffn_up};
+        float *y[2] = {c->hb, c->hb2};
+        nuage__matmul_n(c->pool, w, 2, c->xb, T, y, c->work);
+    }
     /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  xb2 = hb @ Wdown^T */
     /* row by row: a token's values must not depend on where the batch
      * splits into vector lanes and scalar tails (batch invariance) */

@@ -129,36 +129,54 @@ ALWAYS_INLINE void build_nibbles(const int k, const char *const rp[16], size_t o
     }
 }
 
-/* Panel of blocks [b0, b0 + kb) of the 16 rows rp[]. */
-ALWAYS_INLINE void build(const int k, const char *const rp[16], size_t nextoff, __m512i vidx,
-                         int b0, int kb, __m512i *pw, __m512 *ps) {
+/* One block of the 16 rows rp[] at byte offset off: 8 code vectors into
+ * o, the scales as floats returned. */
+ALWAYS_INLINE __m512 build_block(const int k, const char *const rp[16], size_t off,
+                                 const char *next, __m512i vidx, __m512i *o) {
     const size_t bs = bsize(k);
-    for (int b = 0; b < kb; b++) {
-        const size_t off = (size_t)(b0 + b) * bs;
-        /* 16 rows are read side by side, a pattern the hardware
-         * prefetchers follow badly: decode ran at half the memory
-         * bandwidth. Rows are contiguous, so the next group's 16 rows are
-         * one span; fetch 16 blocks' worth of it into L2 per block, which
-         * brings it in just as this group ends (prefetching past the
-         * tensor is harmless). Measured on the reference machine, 1.17 GB
-         * Q8_0 decode, one thread: 9.7 -> 20.5 tok/s (llama.cpp: 18.6);
-         * a per-row stream into L1 or a longer distance did worse. */
-        for (size_t p = 0; p < 16 * bs; p += 64)
-            _mm_prefetch(rp[0] + nextoff + (size_t)(b0 + b) * 16 * bs + p, _MM_HINT_T1);
-        if (k == K_Q4_0 || k == K_IQ4_NL) {
-            build_nibbles(k, rp, off, pw + 8 * b);
-        } else {
-            build_bytes(k, rp, off, pw + 8 * b);
-        }
-        /* scales: the first 32 bits of each row's block hold its fp16 d */
-        const __m512i d32 = _mm512_i32gather_epi32(vidx, rp[0] + off, 1);
-        _mm512_store_ps(ps + b, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d32)));
-    }
+    /* 16 rows are read side by side, a pattern the hardware prefetchers
+     * follow badly: decode ran at half the memory bandwidth. Rows are
+     * contiguous, so the next group's 16 rows are one span; fetch 16
+     * blocks' worth of it into L2 per block, which brings it in just as
+     * this group ends (prefetching past the tensor is harmless). Measured
+     * on the reference machine, 1.17 GB Q8_0 decode, one thread: 9.7 ->
+     * 20.5 tok/s (llama.cpp: 18.6); a per-row stream into L1 or a longer
+     * distance did worse. */
+    for (size_t p = 0; p < 16 * bs; p += 64) _mm_prefetch(next + off * 16 + p, _MM_HINT_T1);
+    if (k == K_Q4_0 || k == K_IQ4_NL) build_nibbles(k, rp, off, o);
+    else build_bytes(k, rp, off, o);
+    /* scales: the first 32 bits of each row's block hold its fp16 d */
+    const __m512i d32 = _mm512_i32gather_epi32(vidx, rp[0] + off, 1);
+    return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(d32));
 }
+
+/* Panel of blocks [b0, b0 + kb) of the 16 rows rp[]. */
+ALWAYS_INLINE void build(const int k, const char *const rp[16], const char *next, __m512i vidx,
+                         int b0, int kb, __m512i *pw, __m512 *ps) {
+    for (int b = 0; b < kb; b++)
+        _mm512_store_ps(ps + b,
+                        build_block(k, rp, (size_t)(b0 + b) * bsize(k), next, vidx, pw + 8 * b));
+}
+
 ALWAYS_INLINE __m512i bcast32(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
+}
+
+/* isum + corr of one token's block against the 8 code vectors W, then
+ * f = fma(float(isum), sw * dy, f): the arithmetic of gemm.h. */
+ALWAYS_INLINE __m512 block_fma(const __m512i *W, __m512 sw, const nuage_gemm_ablk *x, __m512 f) {
+    /* two chains, so the dpbusd latency is hidden; integer sums are
+     * exact, the split changes nothing */
+    __m512i i0 = _mm512_set1_epi32(x->corr), i1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int g = 0; g < 8; g += 2) {
+        i0 = _mm512_dpbusd_epi32(i0, _mm512_load_si512(W + g), bcast32(x->y + 4 * g));
+        i1 = _mm512_dpbusd_epi32(i1, _mm512_load_si512(W + g + 1), bcast32(x->y + 4 * g + 4));
+    }
+    const __m512 s = _mm512_mul_ps(sw, _mm512_set1_ps(x->d));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), s, f);
 }
 
 /* J tokens (rows a, a + as, ...) over the panel's kb blocks; acc is
@@ -176,20 +194,7 @@ ALWAYS_INLINE void kern(const __m512i *pw, const __m512 *ps, int kb, const char 
         const __m512i *W = pw + 8 * b;
         const __m512 sw = _mm512_load_ps(ps + b);
 #pragma GCC unroll 4
-        for (int j = 0; j < J; j++) {
-            const nuage_gemm_ablk *x = ab[j] + b;
-            /* two chains, so the dpbusd latency is hidden; integer sums
-             * are exact, the split changes nothing */
-            __m512i i0 = _mm512_set1_epi32(x->corr), i1 = _mm512_setzero_si512();
-#pragma GCC unroll 4
-            for (int g = 0; g < 8; g += 2) {
-                i0 = _mm512_dpbusd_epi32(i0, _mm512_load_si512(W + g), bcast32(x->y + 4 * g));
-                i1 = _mm512_dpbusd_epi32(i1, _mm512_load_si512(W + g + 1),
-                                         bcast32(x->y + 4 * g + 4));
-            }
-            const __m512 s = _mm512_mul_ps(sw, _mm512_set1_ps(x->d));
-            f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1)), s, f[j]);
-        }
+        for (int j = 0; j < J; j++) f[j] = block_fma(W, sw, ab[j] + b, f[j]);
     }
 #pragma GCC unroll 4
     for (int j = 0; j < J; j++) _mm512_store_ps(acc + 16 * j, f[j]);
@@ -225,13 +230,27 @@ ALWAYS_INLINE void gemm_run(const int k, int n, float *y, size_t ys, const void 
         }
         const __m512i vidx = _mm512_loadu_si512(idx);
         const __mmask16 keep = (__mmask16)((1u << nr) - 1);
+        const char *next = (const char *)w + (size_t)(r0 + 16) * ws;
+        if (na == 1) {
+            /* one token (decode): no panel, each block's codes are used
+             * as soon as they are built */
+            const nuage_gemm_ablk *ab = (const nuage_gemm_ablk *)a;
+            __m512 f = _mm512_setzero_ps();
+            for (int b = 0; b < nb; b++) {
+                __m512i W[8];
+                const __m512 sw = build_block(k, rp, (size_t)b * bsize(k), next, vidx, W);
+                f = block_fma(W, sw, ab + b, f);
+            }
+            _mm512_mask_storeu_ps(y + r0, keep, f);
+            continue;
+        }
         for (int t0 = 0; t0 < na; t0 += TT) {
             const int tn = na - t0 < TT ? na - t0 : TT;
             memset(acc, 0, sizeof(float) * 16 * (size_t)tn);
             const char *at = (const char *)a + (size_t)t0 * as;
             for (int b0 = 0; b0 < nb; b0 += KB) {
                 const int kb = nb - b0 < KB ? nb - b0 : KB;
-                build(k, rp, 16 * ws, vidx, b0, kb, pw, ps);
+                build(k, rp, next, vidx, b0, kb, pw, ps);
                 int t = 0;
                 for (; t + 4 <= tn; t += 4) kern4(pw, ps, kb, at + (size_t)t * as, as, b0, acc + 16 * t);
                 if (t < tn) tail[tn - t](pw, ps, kb, at + (size_t)t * as, as, b0, acc + 16 * t);

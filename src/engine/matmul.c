@@ -37,47 +37,46 @@ size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok) {
     return nuage__act_row_size(tt, cols) * (size_t)n_tok + 64;
 }
 
+#define NUAGE_MM_MAX 3 /* matrices sharing one input in one call */
+
 typedef struct {
-    const nuage_weight *w;
+    const nuage_weight *w[NUAGE_MM_MAX];
+    float *y[NUAGE_MM_MAX];
+    int first[NUAGE_MM_MAX + 1]; /* chunk index where matrix i starts */
+    int nm;
     const nuage_type_traits *tt;
     const float *x;
     uint8_t *xq;
     size_t xq_stride;
     int n_tok;
-    float *y;
 } nuage__mm_job;
 
 static void nuage__mm_quantize(void *arg, int ith, int nth) {
     nuage__mm_job *j = arg;
     const nuage_type_traits *dt = nuage_type_get(j->tt->vec_dot_type);
+    const int64_t cols = j->w[0]->cols;
     long lo, hi;
     nuage__pool_range(j->n_tok, ith, nth, 1, &lo, &hi);
     nuage_from_float_fn prep = j->tt->gemm ? j->tt->gemm_prep
                                : j->tt->vec_dot_tile && j->tt->tile_prep ? j->tt->tile_prep
                                                                          : dt->from_float;
-    for (long t = lo; t < hi; t++)
-        prep(j->x + t * j->w->cols, j->xq + t * j->xq_stride, j->w->cols);
+    for (long t = lo; t < hi; t++) prep(j->x + t * cols, j->xq + t * j->xq_stride, cols);
 }
 
-/* Rows-in-lanes kernels (gemm.h): one call per chunk of 16-row groups. */
-static void nuage__mm_gemm(void *arg, int ith, int nth) {
-    nuage__mm_job *j = arg;
-    const nuage_weight *w = j->w;
-    long lo, hi;
-    nuage__pool_range(w->rows, ith, nth, 16, &lo, &hi);
+/* Rows-in-lanes kernels (gemm.h): one call for rows [lo, hi). */
+static void nuage__mm_gemm(const nuage__mm_job *j, const nuage_weight *w, float *y, long lo,
+                           long hi) {
     if (hi > lo)
-        j->tt->gemm((int)w->cols, j->y + lo, (size_t)w->rows, w->data + (size_t)lo * w->row_bytes,
+        j->tt->gemm((int)w->cols, y + lo, (size_t)w->rows, w->data + (size_t)lo * w->row_bytes,
                     w->row_bytes, (int)(hi - lo), j->xq, j->xq_stride, j->n_tok);
 }
 
-static void nuage__mm_rows(void *arg, int ith, int nth) {
-    nuage__mm_job *j = arg;
-    const nuage_weight *w = j->w;
+/* Row-major tiles (or vec_dot) for rows [lo, hi). */
+static void nuage__mm_tiles(const nuage__mm_job *j, const nuage_weight *w, float *y, long lo,
+                            long hi) {
     const int n = (int)w->cols;
     const int T = j->n_tok;
     const long rows = w->rows;
-    long lo, hi;
-    nuage__pool_range(rows, ith, nth, NUAGE_TILE_MAX, &lo, &hi);
     nuage_vec_dot_fn dot = j->tt->vec_dot;
     nuage_vec_dot_tile_fn tile = j->tt->vec_dot_tile;
     /* measured: helps the float types' decode (m76 F16 170 -> 225 tok/s),
@@ -105,7 +104,7 @@ static void nuage__mm_rows(void *arg, int ith, int nth) {
                         for (size_t p = 0; p < head; p += 64)
                             __builtin_prefetch(nx + (size_t)q * w->row_bytes + p, 0, 2);
                 }
-                float *yo = j->y + (size_t)t0 * rows + r;
+                float *yo = y + (size_t)t0 * rows + r;
                 /* the tile whenever there is one, even 1 x 1: a row must
                  * see the same arithmetic at every batch size */
                 if (tile) {
@@ -121,30 +120,64 @@ static void nuage__mm_rows(void *arg, int ith, int nth) {
     }
 }
 
-void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,
-                   float *y, void *work) {
-    const nuage_type_traits *tt = nuage_type_get(w->type);
-    assert(tt && tt->supported);
-    nuage__mm_job j = {.w = w, .tt = tt, .x = x, .n_tok = n_tok, .y = y};
-    /* More chunks than threads, so a thread that is slow or descheduled
-     * does not hold up the others (see threadpool.c). */
-    int nth = nuage__pool_size(pool);
-    long unit = tt->gemm ? 16 : NUAGE_TILE_MAX;
+/* Chunk c of the job: find its matrix, then its row range there. */
+static void nuage__mm_chunk(void *arg, int c, int n_chunks) {
+    (void)n_chunks;
+    nuage__mm_job *j = arg;
+    int i = 0;
+    while (c >= j->first[i + 1]) i++;
+    const int k = c - j->first[i], nk = j->first[i + 1] - j->first[i];
+    long lo, hi;
+    nuage__pool_range(j->w[i]->rows, k, nk, j->tt->gemm ? 16 : NUAGE_TILE_MAX, &lo, &hi);
+    if (j->tt->gemm) nuage__mm_gemm(j, j->w[i], j->y[i], lo, hi);
+    else nuage__mm_tiles(j, j->w[i], j->y[i], lo, hi);
+}
+
+/* Chunks for one matrix: more than threads, so a thread that is slow or
+ * descheduled does not hold up the others (see threadpool.c). */
+static int nuage__mm_chunks(const nuage_weight *w, long unit, int nth) {
     long units = (w->rows + unit - 1) / unit;
     long want = units / 16;
     if (want < nth) want = nth;
     if (want > 8L * nth) want = 8L * nth;
     if (want > units) want = units;
-    if (tt->vec_dot_type == NUAGE_TYPE_F32 && !tt->gemm) {
-        j.xq = (uint8_t *)x;
-        j.xq_stride = (size_t)w->cols * sizeof(float);
+    return (int)want;
+}
+
+void nuage__matmul_n(nuage_pool *pool, const nuage_weight *const *w, int nm, const float *x,
+                     int n_tok, float *const *y, void *work) {
+    assert(nm >= 1 && nm <= NUAGE_MM_MAX);
+    const nuage_type_traits *tt = nuage_type_get(w[0]->type);
+    assert(tt && tt->supported);
+    /* one input preparation serves every matrix of the same type and width */
+    for (int i = 1; i < nm; i++)
+        if (w[i]->type != w[0]->type || w[i]->cols != w[0]->cols) {
+            for (int k = 0; k < nm; k++) nuage__matmul_n(pool, &w[k], 1, x, n_tok, &y[k], work);
+            return;
+        }
+    nuage__mm_job j = {.nm = nm, .tt = tt, .x = x, .n_tok = n_tok};
+    const int nth = nuage__pool_size(pool);
+    const long unit = tt->gemm ? 16 : NUAGE_TILE_MAX;
+    for (int i = 0; i < nm; i++) {
+        j.w[i] = w[i];
+        j.y[i] = y[i];
+        j.first[i + 1] = j.first[i] + nuage__mm_chunks(w[i], unit, nth);
+    }
+    if (tt->vec_dot_type == NUAGE_TYPE_F32 && !tt->gemm && !tt->tile_prep) {
+        j.xq = (uint8_t *)x; /* f32 activations are used in place */
+        j.xq_stride = (size_t)w[0]->cols * sizeof(float);
     } else {
         j.xq = work;
-        j.xq_stride = nuage__act_row_size(tt, w->cols);
+        j.xq_stride = nuage__act_row_size(tt, w[0]->cols);
         if (n_tok >= 8) nuage__pool_run(pool, nuage__mm_quantize, &j);
         else nuage__mm_quantize(&j, 0, 1);
     }
-    nuage__pool_run_chunks(pool, tt->gemm ? nuage__mm_gemm : nuage__mm_rows, &j, (int)want);
+    nuage__pool_run_chunks(pool, nuage__mm_chunk, &j, j.first[nm]);
+}
+
+void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,
+                   float *y, void *work) {
+    nuage__matmul_n(pool, &w, 1, x, n_tok, &y, work);
 }
 
 void nuage__weight_row(const nuage_weight *w, int64_t r, float *out) {

@@ -33,6 +33,14 @@ size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok);
 void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int n_tok,
                    float *y, void *work);
 
+/* The same for nm <= 3 matrices on one input (Q, K, V; gate, up):
+ * y[i] = x @ w[i]^T. When the weights share a type and width the input is
+ * prepared once and all rows run in one parallel region (one barrier
+ * instead of nm); otherwise it is nm nuage__matmul calls. Results are
+ * bit-identical either way. */
+void nuage__matmul_n(nuage_pool *pool, const nuage_weight *const *w, int nm, const float *x,
+                     int n_tok, float *const *y, void *work);
+
 /* Dequantize row r of w into out (w->cols floats). */
 void nuage__weight_row(const nuage_weight *w, int64_t r, float *out);
 

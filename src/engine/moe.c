@@ -181,8 +181,11 @@ static void nuage__moe_swiglu(nuage_context *c, const nuage_weight *gate, const 
                               const nuage_weight *down, const float *x, int n, float *g, float *u,
                               float *out, void *work) {
     const long F = (long)gate->rows;
-    nuage__matmul(c->pool, gate, x, n, g, work);
-    nuage__matmul(c->pool, up, x, n, u, work);
+    {
+        const nuage_weight *w[2] = {gate, up};
+        float *y[2] = {g, u};
+        nuage__matmul_n(c->pool, w, 2, x, n, y, work);
+    }
     for (long i = 0; i < (long)n * F; i++) g[i] = nuage__silu(g[i]) * u[i];
     nuage__matmul(c->pool, down, g, n, out, work);
 }
