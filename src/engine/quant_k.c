@@ -547,14 +547,16 @@ void nuage__quant_register_k(nuage_type_traits *table, int level) {
     };
 #if defined(NUAGE_X86)
 #define NUAGE__SIMD(name) nuage__vec_dot_##name##_avx2, nuage__vec_dot_##name##_avx512
+#define NUAGE__TILE512(name) nuage__tile_##name##_avx512
 #else
 #define NUAGE__SIMD(name) NULL, NULL
+#define NUAGE__TILE512(name) NULL
 #endif
     const struct entry e[] = {
         {NUAGE_TYPE_Q2_K, q2_K_to_float, nuage__q2_K_from_float, q2_K_vec_dot_ref,
-         NUAGE__SIMD(q2_K), NULL, NULL},
+         NUAGE__SIMD(q2_K), NULL, NUAGE__TILE512(q2_K)},
         {NUAGE_TYPE_Q3_K, q3_K_to_float, nuage__q3_K_from_float, q3_K_vec_dot_ref,
-         NUAGE__SIMD(q3_K), NULL, NULL},
+         NUAGE__SIMD(q3_K), NULL, NUAGE__TILE512(q3_K)},
         {NUAGE_TYPE_Q4_K, q4_K_to_float, nuage__q4_K_from_float, q4_K_vec_dot_ref,
          NUAGE__SIMD(q4_K),
 #if defined(NUAGE_X86)
@@ -563,7 +565,7 @@ void nuage__quant_register_k(nuage_type_traits *table, int level) {
          NULL, NULL},
 #endif
         {NUAGE_TYPE_Q5_K, q5_K_to_float, nuage__q5_K_from_float, q5_K_vec_dot_ref,
-         NUAGE__SIMD(q5_K), NULL, NULL},
+         NUAGE__SIMD(q5_K), NULL, NUAGE__TILE512(q5_K)},
         {NUAGE_TYPE_Q6_K, q6_K_to_float, nuage__q6_K_from_float, q6_K_vec_dot_ref,
          NUAGE__SIMD(q6_K),
 #if defined(NUAGE_X86)
@@ -574,9 +576,10 @@ void nuage__quant_register_k(nuage_type_traits *table, int level) {
         {NUAGE_TYPE_Q8_K, q8_K_to_float, nuage__q8_K_from_float, q8_K_vec_dot_ref,
          NUAGE__SIMD(q8_K), NULL, NULL},
         {NUAGE_TYPE_IQ4_XS, iq4_xs_to_float, nuage__iq4_xs_from_float, iq4_xs_vec_dot_ref,
-         NUAGE__SIMD(iq4_xs), NULL, NULL},
+         NUAGE__SIMD(iq4_xs), NULL, NUAGE__TILE512(iq4_xs)},
     };
 #undef NUAGE__SIMD
+#undef NUAGE__TILE512
     for (size_t k = 0; k < sizeof e / sizeof e[0]; k++) {
         nuage_type_traits *t = &table[e[k].type];
         t->supported = true;

@@ -104,6 +104,16 @@ static const int8_t nuage__k_iq4_grid[16] = {-127, -104, -83, -65, -49, -35, -22
 NUAGE__K_DECL(avx2)
 NUAGE__K_DECL(avx512)
 
+/* AVX-512 only: tiles of the remaining K types. */
+#define NUAGE__K_TILE512(name)                                                        \
+    void nuage__tile_##name##_avx512(int n, float *s, size_t s_stride, const void *w, \
+                                     size_t w_stride, int nw, const void *a,          \
+                                     size_t a_stride, int na);
+NUAGE__K_TILE512(q2_K)
+NUAGE__K_TILE512(q3_K)
+NUAGE__K_TILE512(q5_K)
+NUAGE__K_TILE512(iq4_xs)
+
 /* Q8_K activation quantizer with AVX2 (bit-identical to the scalar one). */
 void nuage__quantize_q8_K_avx2(const float *x, void *y, int64_t n);
 
