@@ -133,6 +133,7 @@ static bool one_request(int fd, int idx, stats *st) {
     if (!ok) return false;
 
     bool headers_done = false, chunked = false, done = false, first = true;
+    long req_tokens = 0;
     long content_left = -1;
     int status = 0;
     long chunk_left = -1; /* bytes of the current chunk still to read; -1: at a size line */
@@ -187,8 +188,10 @@ static bool one_request(int fd, int idx, stats *st) {
                 d += 6;
                 const char *u = strstr(d, "\"completion_tokens\":");
                 const char *tx = strstr(d, "\"text\":\"");
+                /* usage: OpenAI sends it in a chunk of its own ("choices":
+                 * []); some servers (llama-server) in the last choice chunk */
+                if (u) req_tokens = strtol(u + 20, NULL, 10);
                 if (u && strstr(d, "\"choices\":[]")) {
-                    st->tokens += strtol(u + 20, NULL, 10);
                 } else if (tx && tx[8] != '"') {
                     if (first) {
                         vec_push(&st->ttft, t - t0);
@@ -209,6 +212,7 @@ static bool one_request(int fd, int idx, stats *st) {
         st->errors++;
     } else {
         st->requests++;
+        st->tokens += req_tokens;
     }
     free(raw.p);
     free(sse.p);
