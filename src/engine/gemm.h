@@ -1,6 +1,6 @@
 /*
  * gemm.h - rows-in-lanes matrix products for the 32-value integer types
- * (Q8_0, Q4_0, Q5_0, IQ4_NL).
+ * (Q8_0, Q4_0, Q5_0, IQ4_NL; Q4_1 and Q5_1 with their min term).
  *
  * Why this exists. The row-major kernels (quant_legacy_*.c) keep one
  * accumulator per (weight row, token) whose lanes hold partial sums of
@@ -23,8 +23,11 @@
  *   acc    = 0; for b = 0 .. nb-1: acc = fma((float)isum_b, dw_b * dy_b, acc)
  * with dw_b the weight block's fp16 scale and dy_b the activation's
  * (fp16-rounded, as ggml stores it), dw_b * dy_b rounded to float. That
- * is ggml's own scalar order, and it makes gemm and gemm_ref bit-equal
- * and a sequence's logits independent of what it is batched with.
+ * is ggml's own scalar order. Q4_1 and Q5_1 add, per block after that
+ * step, acc = fma(m_b, s_b, acc) with their fp16 min m_b and the
+ * activation's s_b = fp16(dy_b * sum(y)) (ggml's Q8_1 rounding, from which
+ * they take y and dy too). This makes gemm and gemm_ref bit-equal and a
+ * sequence's logits independent of what it is batched with.
  *
  * Activations are prepared once per matmul by the type's gemm_prep, from
  * the same Q8_0 rounding as vec_dot uses, into NUAGE_GEMM_ABLK-byte
@@ -44,7 +47,10 @@
 typedef struct {
     int8_t y[32];
     float d;
-    int32_t corr;
+    union {
+        int32_t corr; /* types without mins */
+        float s;      /* Q4_1, Q5_1: fp16(d * sum(y)), as ggml's Q8_1 */
+    };
 } nuage_gemm_ablk;
 
 /* Code offsets o of the weight types (see above). */
@@ -52,6 +58,8 @@ typedef struct {
 #define NUAGE_GEMM_O_Q4_0 8
 #define NUAGE_GEMM_O_Q5_0 16
 #define NUAGE_GEMM_O_IQ4_NL 128
+#define NUAGE_GEMM_O_Q4_1 0 /* codes are unsigned already; mins instead */
+#define NUAGE_GEMM_O_Q5_1 0
 
 /* Set gemm_ref and gemm_prep for the types above (gemm stays NULL: the
  * scalar version is for tests; matmul uses gemm only from a SIMD level). */

@@ -24,8 +24,10 @@
  * has no lock: its fields are written before `state` becomes READY
  * (a sequentially consistent store) and only read afterwards.
  *
- * Limits. Request bodies are capped (413, answered as soon as the
- * Content-Length shows it, else when the upload passes the cap); header
+ * Limits. Request bodies are capped (413: a body up to 16x the cap is
+ * read and dropped first, so clients that send it all before reading see
+ * the answer rather than a reset; a larger Content-Length is refused at
+ * once; nothing over the cap is kept in memory); header
  * size is bounded by the connection memory limit (libmicrohttpd answers
  * 431); an idle or stalled connection is closed after idle_timeout_s.
  *
@@ -522,13 +524,18 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
         snprintf(q->path, sizeof q->path, "%s", url);
         *con_cls = q;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        bool refuse_now = false;
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
             if (errno || *end || v > s->p.max_body) q->too_large = true;
+            /* A body up to 16x the limit is read and dropped, then 413:
+             * most clients send the whole body before reading the answer
+             * and would see a reset instead. Beyond that, refuse at once. */
+            if (errno || *end || v / 16 > s->p.max_body) refuse_now = true;
         }
-        if (q->too_large) {
+        if (refuse_now) {
             /* Refuse before reading the body; libmicrohttpd closes the
              * connection afterwards since the body was not consumed. */
             nuage__hresp r = {0};

@@ -43,11 +43,11 @@ static float rng_sym(void) { return (float)((double)(rng_next() >> 11) / 9007199
 static const struct {
     nuage_type type;
     int offset;
+    int has_min; /* Q4_1 / Q5_1: fp16 min at byte 2 of the block, Q8_1 activations */
 } k_types[] = {
-    {NUAGE_TYPE_Q8_0, NUAGE_GEMM_O_Q8_0},
-    {NUAGE_TYPE_Q4_0, NUAGE_GEMM_O_Q4_0},
-    {NUAGE_TYPE_Q5_0, NUAGE_GEMM_O_Q5_0},
-    {NUAGE_TYPE_IQ4_NL, NUAGE_GEMM_O_IQ4_NL},
+    {NUAGE_TYPE_Q8_0, NUAGE_GEMM_O_Q8_0, 0},     {NUAGE_TYPE_Q4_0, NUAGE_GEMM_O_Q4_0, 0},
+    {NUAGE_TYPE_Q5_0, NUAGE_GEMM_O_Q5_0, 0},     {NUAGE_TYPE_IQ4_NL, NUAGE_GEMM_O_IQ4_NL, 0},
+    {NUAGE_TYPE_Q4_1, NUAGE_GEMM_O_Q4_1, 1},     {NUAGE_TYPE_Q5_1, NUAGE_GEMM_O_Q5_1, 1},
 };
 
 typedef struct {
@@ -90,18 +90,27 @@ static void unmake(problem *p) { free(p->w); free(p->a); free(p->wf); }
 static void test_prep_matches_q8_0(void **state) {
     (void)state;
     const nuage_type_traits *q8 = nuage_type_get(NUAGE_TYPE_Q8_0);
+    const nuage_type_traits *q81 = nuage_type_get(NUAGE_TYPE_Q8_1);
     enum { N = 256 };
     float x[N];
     for (int e = 0; e < N; e++) x[e] = 3.0f * rng_sym();
     x[5] = 0.0f;
     nuage_block_q8_0 ref[N / 32];
+    nuage_block_q8_1 ref1[N / 32];
     q8->from_float(x, ref, N);
+    q81->from_float(x, ref1, N);
     for (size_t k = 0; k < sizeof k_types / sizeof k_types[0]; k++) {
         const nuage_type_traits *tt = nuage_type_get(k_types[k].type);
         assert_non_null(tt->gemm_prep);
         nuage_gemm_ablk a[N / 32];
         tt->gemm_prep(x, a, N);
         for (int b = 0; b < N / 32; b++) {
+            if (k_types[k].has_min) { /* vec_dot's Q8_1 rounding, s kept */
+                assert_memory_equal(a[b].y, ref1[b].qs, 32);
+                assert_true(a[b].d == nuage_fp16_to_fp32(ref1[b].d));
+                assert_true(a[b].s == nuage_fp16_to_fp32(ref1[b].s));
+                continue;
+            }
             int sum = 0;
             for (int i = 0; i < 32; i++) {
                 assert_int_equal(a[b].y[i], ref[b].qs[i]);
@@ -134,6 +143,18 @@ static void test_ref_vs_float64(void **state) {
                     exact += t;
                     mag += fabs(t);
                 }
+                /* ggml's min term uses s = fp16(d * sum(y)), not the exact
+                 * d * sum(y): add m * (s - d * sum(y)) per block */
+                if (k_types[k].has_min)
+                    for (int b = 0; b < p.n / 32; b++) {
+                        uint16_t mh;
+                        memcpy(&mh, p.w + (size_t)i * p.ws + (size_t)b * tt->type_size + 2, 2);
+                        int sum = 0;
+                        for (int e = 0; e < 32; e++) sum += a[b].y[e];
+                        const double m = nuage_fp16_to_fp32(mh);
+                        exact += m * ((double)a[b].s - (double)a[b].d * sum);
+                        mag += fabs(m * a[b].s);
+                    }
                 double err = fabs((double)y[(size_t)j * 9 + i] - exact);
                 double bound = (p.n / 32 + 2) * 2 * 6e-8 * mag + 1e-30;
                 if (err / bound > worst) worst = err / bound;
