@@ -11,6 +11,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "engine/cpu.h"
 
@@ -101,8 +102,12 @@ static void nuage__fill(int level) {
     nuage__quant_register_k(g_table, level);
 }
 
+/* NUAGE_SIMD_MAX=0|1|2 caps the level (scalar, AVX2, AVX-512), so the
+ * fallback kernels can be run and tested on a machine that has more. */
 static void nuage__init_once(void) {
     g_level = nuage_cpu_level();
+    const char *cap = getenv("NUAGE_SIMD_MAX");
+    if (cap && *cap >= '0' && *cap <= '2' && !cap[1] && *cap - '0' < g_level) g_level = *cap - '0';
     nuage__fill(g_level);
 }
 
