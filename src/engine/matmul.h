@@ -41,6 +41,21 @@ void nuage__matmul(nuage_pool *pool, const nuage_weight *w, const float *x, int 
 void nuage__matmul_n(nuage_pool *pool, const nuage_weight *const *w, int nm, const float *x,
                      int n_tok, float *const *y, void *work);
 
+/* Many small products over slices of one input (a MoE layer's experts):
+ * part i computes y (n_tok, w->rows) = x[row0 .. row0 + n_tok) @ w^T. All
+ * weights share a type and width; x (n_rows, cols) is prepared once and
+ * the parts run in one parallel region (per 64 parts). Each output has the
+ * arithmetic of nuage__matmul. */
+typedef struct {
+    const nuage_weight *w;
+    long row0;
+    int n_tok;
+    float *y;
+} nuage__mm_part;
+
+void nuage__matmul_parts(nuage_pool *pool, const nuage__mm_part *parts, int np, const float *x,
+                         long n_rows, void *work);
+
 /* Dequantize row r of w into out (w->cols floats). */
 void nuage__weight_row(const nuage_weight *w, int64_t r, float *out);
 
