@@ -58,10 +58,12 @@ void nuage__mla_kv_dims(const nuage_model *m, int64_t *k_dim, int64_t *v_dim) {
 
 typedef struct {
     float *qa;    /* (B, q_lora) low-rank query */
-    float *qn;    /* (B, nope) one head's q_nope, gathered */
+    float *qn;    /* (H, B, nope) q_nope, head-major */
     float *qlat;  /* (H, B, R) absorbed queries */
     float *olat;  /* (H, B, R) attention output in latent space */
-    float *vt;    /* (B, v) one head's value output */
+    float *vt;    /* (H, B, v) value outputs, head-major */
+    nuage__mm_part *parts; /* (H) one product per head */
+    nuage_weight *views;   /* (H) the heads' weight views */
     /* per attention thread (stride `per_thread` bytes): the query rows
      * [q_lat; q_pe] of its heads (H, R + rope),
      * one cache row converted to f32 (R + rope), scores (H, n_ctx) */
@@ -86,12 +88,18 @@ static void nuage__mla_layout(const nuage_model *m, int n_batch, int n_threads, 
     if (H * (size_t)hp->head_dim_v > cols) cols = H * (size_t)hp->head_dim_v; /* attn_output */
     s->per_thread = nuage__al64(H * (R + rope) * 4) + nuage__al64((R + rope) * 4) +
                     nuage__al64(H * (size_t)n_ctx * 4);
+    /* the per-head products run as one batch over H * B rows */
+    size_t work = NUAGE_MM_WORK_BYTES(cols, B);
+    if (NUAGE_MM_WORK_BYTES(R > nope ? R : nope, H * B) > work)
+        work = NUAGE_MM_WORK_BYTES(R > nope ? R : nope, H * B);
     struct { void **p; size_t bytes; } parts[] = {
-        {(void **)&s->qa, B * ql * 4},       {(void **)&s->qn, B * nope * 4},
+        {(void **)&s->qa, B * ql * 4},       {(void **)&s->qn, H * B * nope * 4},
         {(void **)&s->qlat, H * B * R * 4},  {(void **)&s->olat, H * B * R * 4},
-        {(void **)&s->vt, B * (size_t)hp->head_dim_v * 4},
+        {(void **)&s->vt, H * B * (size_t)hp->head_dim_v * 4},
         {(void **)&s->thr, (size_t)n_threads * s->per_thread},
-        {&s->work, NUAGE_MM_WORK_BYTES(cols, B)},
+        {(void **)&s->parts, H * sizeof(nuage__mm_part)},
+        {(void **)&s->views, H * sizeof(nuage_weight)},
+        {&s->work, work},
     };
     size_t off = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
@@ -245,26 +253,33 @@ void nuage__mla_attn(nuage_context *c, const nuage_batch *b, int il) {
         else
             for (int i = 0; i < D; i++) ((uint16_t *)dst)[i] = nuage_fp32_to_fp16(kvr[i]);
     }
-    /* q_lat[h] (T, R) = q_nope[h] @ Wk_b[h]^T */
+    /* q_lat[h] (T, R) = q_nope[h] @ Wk_b[h]^T, every head in one parallel
+     * region: qn (H, T, nope) = q_nope head-major */
     for (int h = 0; h < H; h++) {
         for (int t = 0; t < T; t++)
-            memcpy(s.qn + (size_t)t * nope, c->q + ((size_t)t * H + h) * hdk, (size_t)nope * sizeof(float));
-        nuage_weight wk = nuage__mla_head(&L->wk_b, R, h);
-        nuage__matmul(c->pool, &wk, s.qn, T, s.qlat + (size_t)h * T * R, s.work);
+            memcpy(s.qn + ((size_t)h * T + t) * nope, c->q + ((size_t)t * H + h) * hdk,
+                   (size_t)nope * sizeof(float));
+        s.views[h] = nuage__mla_head(&L->wk_b, R, h);
+        s.parts[h] = (nuage__mm_part){&s.views[h], (long)h * T, T, s.qlat + (size_t)h * T * R};
     }
+    nuage__matmul_parts(c->pool, s.parts, H, s.qn, (long)H * T, s.work);
     /* o_lat = attention over the latent cache */
     const int nth = nuage__pool_size(c->pool);
     int n_hg = T >= nth ? 1 : (nth + T - 1) / T;
     if (n_hg > H) n_hg = H;
     nuage__mla_job job = {.c = c, .b = b, .il = il, .n_hg = n_hg, .s = &s};
     nuage__pool_run(c->pool, nuage__mla_worker, &job);
-    /* att[t, h*hdv ...] = o_lat[h][t] @ Wv_b[h]^T */
+    /* att[t, h*hdv ...] = o_lat[h][t] @ Wv_b[h]^T, every head in one region:
+     * vt (H, T, hdv) */
     for (int h = 0; h < H; h++) {
-        nuage_weight wv = nuage__mla_head(&L->wv_b, hdv, h);
-        nuage__matmul(c->pool, &wv, s.olat + (size_t)h * T * R, T, s.vt, s.work);
-        for (int t = 0; t < T; t++)
-            memcpy(c->att + ((size_t)t * H + h) * hdv, s.vt + (size_t)t * hdv, (size_t)hdv * sizeof(float));
+        s.views[h] = nuage__mla_head(&L->wv_b, hdv, h);
+        s.parts[h] = (nuage__mm_part){&s.views[h], (long)h * T, T, s.vt + (size_t)h * T * hdv};
     }
+    nuage__matmul_parts(c->pool, s.parts, H, s.olat, (long)H * T, s.work);
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++)
+            memcpy(c->att + ((size_t)t * H + h) * hdv, s.vt + ((size_t)h * T + t) * hdv,
+                   (size_t)hdv * sizeof(float));
     /* xb2 = att @ Wo^T */
     nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, s.work);
 }
