@@ -171,7 +171,11 @@ int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key
     if (!s) return NUAGE_E_INVAL;
     char id[KEY_ID_LEN + 1];
     if (!parse_key(presented, id)) return nuage__store_fail(NUAGE_E_RANGE, "invalid API key");
-    pthread_mutex_lock(&s->mu);
+    /* on the read connection (store_internal.h): a view whose db is rdb */
+    pthread_mutex_lock(&s->rmu);
+    nuage_store *w = s;
+    nuage_store rview = {.db = s->rdb};
+    s = &rview;
     sqlite3_stmt *st;
     nuage_key k;
     unsigned char salt[SALT_LEN], stored[HASH_LEN], hash[HASH_LEN];
@@ -212,7 +216,7 @@ int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key
     if (key) *key = k;
     if (tenant) *tenant = t;
 out:
-    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_unlock(&w->rmu);
     return rc;
 }
 

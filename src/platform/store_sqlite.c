@@ -22,7 +22,9 @@
  *   v1: tenants, api_keys, usage (without reasoning tokens)
  *   v2: usage.reasoning_tokens, files, batches, batch_lines
  *
- * Concurrency inside one process: one connection and one mutex (store.h).
+ * Concurrency inside one process: one connection and one mutex (store.h),
+ * plus a read-only connection with its own mutex for key verification, so
+ * authenticating a request never waits for another's usage fsync.
  * The statements are prepared per call: a few microseconds against a
  * millisecond fsync, and no statement cache to keep consistent.
  */
@@ -344,9 +346,24 @@ int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errl
     if ((rc = nuage__store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
         goto fail_close;
     if ((rc = migrate(s, path))) goto fail_close;
+    if (pthread_mutex_init(&s->rmu, NULL) != 0) {
+        rc = nuage__store_fail(NUAGE_E_NOMEM, "mutex");
+        goto fail_close;
+    }
+    if (sqlite3_open_v2(path, &s->rdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = nuage__store_fail(NUAGE_E_IO, "%s: %s (read connection)", path,
+                               s->rdb ? sqlite3_errmsg(s->rdb) : "cannot open");
+        goto fail_rdb;
+    }
+    sqlite3_extended_result_codes(s->rdb, 1);
+    sqlite3_busy_timeout(s->rdb, 10000);
     *out = s;
     return 0;
 
+fail_rdb:
+    sqlite3_close_v2(s->rdb);
+    pthread_mutex_destroy(&s->rmu);
 fail_close:
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->mu);
@@ -358,6 +375,8 @@ fail:
 
 void nuage_store_close(nuage_store *s) {
     if (!s) return;
+    sqlite3_close_v2(s->rdb);
+    pthread_mutex_destroy(&s->rmu);
     sqlite3_close_v2(s->db);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -18,9 +18,12 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "test_util.h"
 #include "test_store_util.h"
+
+#include "platform/store_internal.h"
 
 /* ---- open / migrations ---------------------------------------------------- */
 
@@ -504,6 +507,51 @@ static void test_threads_share_handle(void **state) {
     tmp_db_cleanup(&t);
 }
 
+typedef struct {
+    nuage_store *s;
+    const char *key;
+    int rc;
+} verify_arg;
+
+static void *verify_once(void *p) {
+    verify_arg *a = p;
+    nuage_key k;
+    a->rc = nuage_store_key_verify(a->s, a->key, &k, NULL);
+    return NULL;
+}
+
+/* Authentication must not queue behind a writer: with the store's write
+ * lock held (as during a usage record's fsync), a key still verifies. */
+static void test_verify_does_not_wait_for_writer(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_key k;
+    char key[64];
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, NULL), 0);
+    assert_int_equal(nuage_store_key_create(s, "acme", "", 0, false, key, sizeof key, &k), 0);
+    pthread_mutex_lock(&s->mu);
+    verify_arg a = {.s = s, .key = key, .rc = 99};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, verify_once, &a), 0);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    int joined = pthread_timedjoin_np(th, NULL, &until);
+    pthread_mutex_unlock(&s->mu);
+    if (joined != 0) pthread_join(th, NULL);
+    assert_int_equal(joined, 0); /* it finished while the write lock was held */
+    assert_int_equal(a.rc, 0);
+    /* and a revocation committed on the write connection is seen at once */
+    assert_int_equal(nuage_store_key_revoke(s, k.prefix), 0);
+    a.rc = 99;
+    verify_once(&a);
+    assert_int_equal(a.rc, NUAGE_E_RANGE);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_new_file),
@@ -513,6 +561,7 @@ int main(void) {
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_tenants_crud),
         cmocka_unit_test(test_keys_verify_revoke),
+        cmocka_unit_test(test_verify_does_not_wait_for_writer),
         cmocka_unit_test(test_keys_expiry_tenants_admin),
         cmocka_unit_test(test_key_deployments),
         cmocka_unit_test(test_key_never_stored_in_clear),
