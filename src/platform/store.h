@@ -157,9 +157,15 @@ typedef struct {
     char deployment[64];          /* deployment that runs it */
 } nuage_batch_job;
 
+/* metadata: the request's metadata object as JSON text, or NULL / "" for
+ * none; kept as given and returned by nuage_store_batch_metadata. */
 int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endpoint,
                              const char *input_file_id, const char *completion_window,
-                             const char *deployment, nuage_batch_job *out);
+                             const char *deployment, const char *metadata,
+                             nuage_batch_job *out);
+/* The job's metadata JSON (malloc'd; "" when it has none) into *json.
+ * Any tenant's job when tenant_id < 0. NUAGE_E_RANGE: no such job. */
+int nuage_store_batch_metadata(nuage_store *s, int64_t tenant_id, const char *id, char **json);
 int nuage_store_batch_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_batch_job *out);
 /* tenant_id < 0: every tenant's (for the runner). */
 int nuage_store_batch_list(nuage_store *s, int64_t tenant_id, nuage_batch_job **out, int *n);

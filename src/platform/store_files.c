@@ -222,10 +222,12 @@ static int64_t window_ms(const char *w) {
 
 int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endpoint,
                              const char *input_file_id, const char *completion_window,
-                             const char *deployment, nuage_batch_job *out) {
+                             const char *deployment, const char *metadata,
+                             nuage_batch_job *out) {
     if (!s || !endpoint || !input_file_id) return NUAGE_E_INVAL;
     if (!completion_window) completion_window = "24h";
     if (!deployment) deployment = "";
+    if (!metadata) metadata = "";
     int64_t window = window_ms(completion_window);
     if (window < 0 || strlen(completion_window) >= sizeof((nuage_batch_job *)0)->completion_window)
         return nuage__store_fail(NUAGE_E_INVAL, "invalid completion_window '%.16s'",
@@ -246,8 +248,8 @@ int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endp
     sqlite3_finalize(st);
     if ((rc = nuage__store_prepare(s, "INSERT INTO batches(id, tenant_id, endpoint, input_file_id,"
                                    " completion_window, status, created_ms, expires_ms,"
-                                   " deployment) VALUES(?, ?, ?, ?, ?, 'validating', ?, ?, ?)"
-                                   " RETURNING " BATCH_COLS, &st)))
+                                   " deployment, metadata) VALUES(?, ?, ?, ?, ?, 'validating', ?,"
+                                   " ?, ?, ?) RETURNING " BATCH_COLS, &st)))
         goto out;
     int64_t now = nuage__store_now_ms();
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
@@ -258,6 +260,7 @@ int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endp
     sqlite3_bind_int64(st, 6, now);
     sqlite3_bind_int64(st, 7, now + window);
     sqlite3_bind_text(st, 8, deployment, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 9, metadata, -1, SQLITE_TRANSIENT);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW) {
         if (out) batch_row(st, out);
@@ -296,6 +299,31 @@ int nuage_store_batch_get(nuage_store *s, int64_t tenant_id, const char *id,
     if (!s || !id) return NUAGE_E_INVAL;
     pthread_mutex_lock(&s->mu);
     int rc = batch_get_locked(s, tenant_id, id, out);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage_store_batch_metadata(nuage_store *s, int64_t tenant_id, const char *id, char **json) {
+    if (!s || !id || !json) return NUAGE_E_INVAL;
+    *json = NULL;
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st;
+    int rc = nuage__store_prepare(s, "SELECT metadata FROM batches WHERE id = ?1 AND"
+                                  " (?2 < 0 OR tenant_id = ?2)", &st);
+    if (rc) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, tenant_id);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        const char *t = (const char *)sqlite3_column_text(st, 0);
+        *json = strdup(t ? t : "");
+        if (!*json) rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
+    } else {
+        rc = step == SQLITE_DONE ? nuage__store_fail(NUAGE_E_RANGE, "no batch '%.40s'", id)
+                                 : nuage__store_sqlerr(s, "batch metadata");
+    }
+    sqlite3_finalize(st);
+out:
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

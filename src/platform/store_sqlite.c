@@ -21,6 +21,7 @@
  * SQLite database fails clearly instead of adding tables to it.
  *   v1: tenants, api_keys, usage (without reasoning tokens)
  *   v2: usage.reasoning_tokens, files, batches, batch_lines
+ *   v3: batches.metadata (the Batch API's metadata object, as JSON)
  *
  * Concurrency inside one process: one connection and one mutex (store.h),
  * plus a read-only connection with its own mutex for key verification, so
@@ -218,6 +219,8 @@ static const char *const migrations[] = {
     "CREATE TABLE batch_lines("
     "  batch_id TEXT NOT NULL, line INTEGER NOT NULL, is_error INTEGER NOT NULL,"
     "  jsonl TEXT NOT NULL, PRIMARY KEY(batch_id, line)) WITHOUT ROWID;",
+    /* v3 */
+    "ALTER TABLE batches ADD COLUMN metadata TEXT NOT NULL DEFAULT '';",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

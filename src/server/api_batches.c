@@ -52,7 +52,17 @@ static const char *const nuage__batch_endpoints[] = {"/v1/chat/completions", "/v
 
 static json_t *nuage__secs_or_null(int64_t ms) { return ms > 0 ? json_integer(ms / 1000) : json_null(); }
 
-static json_t *nuage__batch_object(const nuage_batch_job *b, json_t *metadata) {
+/* The job as an OpenAI batch object. metadata: the request's (create), or
+ * NULL to read the stored one. */
+static json_t *nuage__batch_object(nuage_store *st, const nuage_batch_job *b, json_t *metadata) {
+    json_t *stored = NULL;
+    char *text = NULL;
+    if (!metadata && st && nuage_store_batch_metadata(st, b->tenant_id, b->id, &text) == 0 &&
+        text[0]) {
+        stored = json_loads(text, 0, NULL);
+        if (json_is_object(stored)) metadata = stored;
+    }
+    free(text);
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(b->id));
     json_object_set_new(o, "object", json_string("batch"));
@@ -76,6 +86,7 @@ static json_t *nuage__batch_object(const nuage_batch_job *b, json_t *metadata) {
                                                        "completed", (json_int_t)b->completed, "failed",
                                                        (json_int_t)b->failed));
     json_object_set_new(o, "metadata", metadata ? json_incref(metadata) : json_null());
+    json_decref(stored);
     json_object_set_new(o, "model", b->deployment[0] ? json_string(b->deployment) : json_null());
     return o;
 }
@@ -160,8 +171,11 @@ static void nuage__batches_create(nuage__hreq *q, nuage__hresp *r) {
         goto out;
     }
     nuage_batch_job job;
+    char *meta_text = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
     rc = nuage_store_batch_create(st, q->auth.tenant_id, endpoint, file_id,
-                                  json_is_string(win) ? json_string_value(win) : "24h", dep_name, &job);
+                                  json_is_string(win) ? json_string_value(win) : "24h", dep_name,
+                                  meta_text, &job);
+    free(meta_text);
     if (rc == NUAGE_E_INVAL) {
         nuage__resp_error(r, 400, "invalid_request_error", "invalid_value", "completion_window", "%s.",
                           nuage_store_errmsg(st));
@@ -173,7 +187,7 @@ static void nuage__batches_create(nuage__hreq *q, nuage__hresp *r) {
         goto out;
     }
     nuage_batch_runner_notify(nuage__batch_runner_ref);
-    nuage__resp_json(r, 200, nuage__batch_object(&job, json_is_object(meta) ? meta : NULL));
+    nuage__resp_json(r, 200, nuage__batch_object(st, &job, json_is_object(meta) ? meta : NULL));
 out:
     json_decref(body);
 }
@@ -210,7 +224,7 @@ static void nuage__batches_list(nuage__hreq *q, nuage__hresp *r) {
             more = true;
             break;
         }
-        json_array_append_new(data, nuage__batch_object(&jobs[i], NULL));
+        json_array_append_new(data, nuage__batch_object(q->srv->store, &jobs[i], NULL));
     }
     free(jobs);
     size_t k = json_array_size(data);
@@ -249,7 +263,7 @@ static void nuage__batches_cancel(nuage__hreq *q, nuage__hresp *r, const char *i
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(st));
         return;
     }
-    nuage__resp_json(r, 200, nuage__batch_object(&b, NULL));
+    nuage__resp_json(r, 200, nuage__batch_object(st, &b, NULL));
 }
 
 void nuage__api_batches(nuage__hreq *q, nuage__hresp *r, const char *sub) {
@@ -297,7 +311,7 @@ void nuage__api_batches(nuage__hreq *q, nuage__hresp *r, const char *sub) {
     int rc = nuage_store_batch_get(q->srv->store, q->auth.tenant_id, id, &b);
     if (rc == NUAGE_E_RANGE) nuage__batch_404(r, id);
     else if (rc) nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(q->srv->store));
-    else nuage__resp_json(r, 200, nuage__batch_object(&b, NULL));
+    else nuage__resp_json(r, 200, nuage__batch_object(q->srv->store, &b, NULL));
 }
 
 /* ---- executing a line ---------------------------------------------------------------------------- */

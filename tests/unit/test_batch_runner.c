@@ -133,7 +133,7 @@ static void reset_db(void) {
 static void submit(nuage_store *s, int64_t tenant, const char *jsonl, nuage_batch_job *job) {
     nuage_file f;
     assert_int_equal(nuage_store_file_create(s, tenant, "in.jsonl", "batch", jsonl, strlen(jsonl), &f), 0);
-    assert_int_equal(nuage_store_batch_create(s, tenant, "/v1/chat/completions", f.id, "24h", "dep", job), 0);
+    assert_int_equal(nuage_store_batch_create(s, tenant, "/v1/chat/completions", f.id, "24h", "dep", NULL, job), 0);
     assert_string_equal(job->status, "validating");
 }
 

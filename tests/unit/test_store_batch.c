@@ -90,7 +90,7 @@ static void make_batch(nuage_store *s, int64_t tenant, nuage_batch_job *b) {
     assert_int_equal(nuage_store_file_create(s, tenant, "in.jsonl", "batch", text, strlen(text),
                                              &in), 0);
     assert_int_equal(nuage_store_batch_create(s, tenant, "/v1/chat/completions", in.id, "24h",
-                                              "small", b), 0);
+                                              "small", "{\"job\":\"t\"}", b), 0);
 }
 
 static void test_batch_create_status(void **state) {
@@ -112,11 +112,18 @@ static void test_batch_create_status(void **state) {
     nuage_file other;
     assert_int_equal(nuage_store_file_create(s, 8, "x.jsonl", "batch", "{}\n", 3, &other), 0);
     assert_int_equal(nuage_store_batch_create(s, 7, "/v1/chat/completions", other.id, "24h", "",
-                                              NULL), NUAGE_E_RANGE);
+                                              NULL, NULL), NUAGE_E_RANGE);
     assert_int_equal(nuage_store_batch_create(s, 7, "/v1/chat/completions", "file-x", "24h", "",
-                                              NULL), NUAGE_E_RANGE);
+                                              NULL, NULL), NUAGE_E_RANGE);
     assert_int_equal(nuage_store_batch_create(s, 8, "/v1/chat/completions", other.id, "soon", "",
-                                              NULL), NUAGE_E_INVAL);
+                                              NULL, NULL), NUAGE_E_INVAL);
+    /* Metadata is kept as given, for the owner only. */
+    char *meta = NULL;
+    assert_int_equal(nuage_store_batch_metadata(s, 7, b.id, &meta), 0);
+    assert_string_equal(meta, "{\"job\":\"t\"}");
+    free(meta);
+    assert_int_equal(nuage_store_batch_metadata(s, 8, b.id, &meta), NUAGE_E_RANGE);
+    assert_null(meta);
     /* Visibility. */
     assert_int_equal(nuage_store_batch_get(s, 7, b.id, &got), 0);
     assert_int_equal(nuage_store_batch_get(s, 8, b.id, &got), NUAGE_E_RANGE);

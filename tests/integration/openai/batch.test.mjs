@@ -137,6 +137,7 @@ test('batch: one output line per request, same text as interactive, errors with 
   assert.ok(['validating', 'in_progress'].includes(b0.status));
   const b = await waitBatch(c, b0.id);
   assert.equal(b.status, 'completed');
+  assert.deepEqual(b.metadata, { job: 'test' }); // kept, not only echoed by create
   const nOk = kinds.filter((k) => k === 'ok').length;
   assert.deepEqual(b.request_counts, { total: N, completed: nOk, failed: N - nOk });
   assert.ok(b.completed_at >= b.in_progress_at && b.in_progress_at >= b.created_at);
@@ -170,6 +171,7 @@ test('batch: one output line per request, same text as interactive, errors with 
   // listed, and no longer cancellable
   const list = await c.batches.list();
   assert.ok(list.data.some((x) => x.id === b.id));
+  assert.deepEqual(list.data.find((x) => x.id === b.id).metadata, { job: 'test' });
   await assert.rejects(c.batches.cancel(b.id), (e) => e.status === 409);
   await assert.rejects(c.batches.retrieve('batch_nope'), (e) => e.status === 404);
   await assert.rejects(c.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }),
