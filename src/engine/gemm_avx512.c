@@ -304,7 +304,12 @@ GEMM(iq4_nl, K_IQ4_NL)
 GEMM(q4_1, K_Q4_1)
 GEMM(q5_1, K_Q5_1)
 
+/* gemm replaces the row-major tiles of these types: matmul would not call
+ * them, so none are left registered at this level. */
 void nuage__gemm_register_avx512(nuage_type_traits *t) {
+    static const nuage_type types[] = {NUAGE_TYPE_Q8_0, NUAGE_TYPE_Q4_0, NUAGE_TYPE_Q5_0,
+                                       NUAGE_TYPE_IQ4_NL, NUAGE_TYPE_Q4_1, NUAGE_TYPE_Q5_1};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) t[types[i]].vec_dot_tile = NULL;
     t[NUAGE_TYPE_Q8_0].gemm = gemm_q8_0;
     t[NUAGE_TYPE_Q4_0].gemm = gemm_q4_0;
     t[NUAGE_TYPE_Q5_0].gemm = gemm_q5_0;

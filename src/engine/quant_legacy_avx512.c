@@ -20,11 +20,8 @@
  * summation order is: per block exact integer dot, scaled, then summed
  * over blocks in 16 (or 32) interleaved lanes, then a tree reduction.
  *
- * Tiles (prefill): up to 4 weight rows x 4 activation rows. Weight codes
- * and their scales are prepared once per block pair and reused for every
- * activation row; the offset correction o * sum(y) and activation scales
- * once per activation row and reused for every weight row; the inner
- * step is one vpdpbusd, a convert and an FMA per (row, row) pair.
+ * Matrix products of these types do not use vec_dot: gemm_avx512.c's
+ * rows-in-lanes kernels replace both it and tiles at this level.
  *
  * F32: 16 floats per register, eight accumulators (vec_dot) or up to 16
  * (tiles), masked loads for the row tail. F16 tiles widen with vcvtph2ps
@@ -35,8 +32,8 @@
  * and FMA'd in f32.
  *
  * Measured on the reference machine (AMD EPYC, one thread, rows in L1,
- * n = 4096): Q8_0 vec_dot ~3.8 cycles per 32 values, 4x4 tile ~2.1 per
- * 32 values per dot; Q4_0 ~4.6 / ~2.2 (bench/bench_kernels.c).
+ * n = 4096): Q8_0 vec_dot ~3.8 cycles per 32 values, Q4_0 ~4.6
+ * (bench/bench_kernels.c).
  */
 #include <immintrin.h>
 
@@ -243,82 +240,6 @@ DEFINE_DOT(q5_1_vec_dot, K_Q5_1)
 #define TILE_ARGS int n, float *s, size_t ss, const void *w, size_t ws, const void *a, size_t as
 #define ROWP(p, stride, i) ((const char *)(p) + (size_t)(i) * (stride))
 
-/* Integer tile for the kinds without a min term (Q8_0, Q4_0, Q5_0,
- * IQ4_NL). */
-ALWAYS_INLINE void qtile_impl(const int k, TILE_ARGS, const int NW, const int NA) {
-    const int WS = wsize(k), AS = asize(k), nb = n / QK;
-    const char *x[4], *y[4];
-    __m512 acc[4][4];
-#pragma GCC unroll 4
-    for (int i = 0; i < NW; i++) x[i] = ROWP(w, ws, i);
-#pragma GCC unroll 4
-    for (int j = 0; j < NA; j++) y[j] = ROWP(a, as, j);
-#pragma GCC unroll 4
-    for (int i = 0; i < NW; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) acc[i][j] = _mm512_setzero_ps();
-    int b = 0;
-    for (; b + 8 <= nb; b += 8) {
-        _Alignas(64) float dw[4][16], da[4][16];
-#pragma GCC unroll 4
-        for (int i = 0; i < NW; i++)
-            _mm256_store_ps(dw[i], lo_h2f(gather8(x[i] + (size_t)b * WS, WS)));
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++)
-            _mm256_store_ps(da[j], lo_h2f(gather8(y[j] + (size_t)b * AS, AS)));
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; p++) {
-            const size_t bo = (size_t)(b + 2 * p);
-            __m512i c[4];
-            __m512 sw[4];
-#pragma GCC unroll 4
-            for (int i = 0; i < NW; i++) {
-                c[i] = prep(k, x[i] + bo * WS, x[i] + (bo + 1) * WS);
-                sw[i] = pair_scale(_mm512_load_ps(dw[i]), p);
-            }
-#pragma GCC unroll 4
-            for (int j = 0; j < NA; j++) {
-                const char *y0 = y[j] + bo * AS;
-                __m512i yv = act(k, y0, y0 + AS);
-                __m512i nc = neg_corr(k, yv);
-                __m512 sa = pair_scale(_mm512_load_ps(da[j]), p);
-#pragma GCC unroll 4
-                for (int i = 0; i < NW; i++) {
-                    __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, c[i], yv));
-                    acc[i][j] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw[i], sa), acc[i][j]);
-                }
-            }
-        }
-    }
-    for (; b < nb; b += 2) {
-        const int two = b + 1 < nb;
-        __m512i c[4];
-        __m512 sw[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < NW; i++) {
-            const char *x0 = x[i] + (size_t)b * WS;
-            c[i] = prep(k, x0, two ? x0 + WS : NULL);
-            sw[i] = two_scales(h2f(rd16(x0)), two ? h2f(rd16(x0 + WS)) : 0.0f);
-        }
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) {
-            const char *y0 = y[j] + (size_t)b * AS;
-            __m512i yv = act(k, y0, two ? y0 + AS : NULL);
-            __m512i nc = neg_corr(k, yv);
-            __m512 sa = two_scales(h2f(rd16(y0)), two ? h2f(rd16(y0 + AS)) : 0.0f);
-#pragma GCC unroll 4
-            for (int i = 0; i < NW; i++) {
-                __m512 f = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nc, c[i], yv));
-                acc[i][j] = _mm512_fmadd_ps(f, _mm512_mul_ps(sw[i], sa), acc[i][j]);
-            }
-        }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < NW; i++)
-#pragma GCC unroll 4
-        for (int j = 0; j < NA; j++) s[j * ss + i] = _mm512_reduce_add_ps(acc[i][j]);
-}
-
 /* ---------------------------------------------------------- F32 / F16 */
 
 ALWAYS_INLINE __mmask16 tail_mask(int r) { return (__mmask16)((1u << r) - 1); }
@@ -445,19 +366,6 @@ static void f16_tile_prep(const float *x, void *vy, int64_t n) {
     for (; i < n; i++) y[i] = nuage_fp16_to_fp32(nuage_fp32_to_fp16(x[i]));
 }
 
-ALWAYS_INLINE void q8_0_tile_impl(TILE_ARGS, const int NW, const int NA) {
-    qtile_impl(K_Q8_0, n, s, ss, w, ws, a, as, NW, NA);
-}
-ALWAYS_INLINE void q4_0_tile_impl(TILE_ARGS, const int NW, const int NA) {
-    qtile_impl(K_Q4_0, n, s, ss, w, ws, a, as, NW, NA);
-}
-ALWAYS_INLINE void q5_0_tile_impl(TILE_ARGS, const int NW, const int NA) {
-    qtile_impl(K_Q5_0, n, s, ss, w, ws, a, as, NW, NA);
-}
-ALWAYS_INLINE void iq4_nl_tile_impl(TILE_ARGS, const int NW, const int NA) {
-    qtile_impl(K_IQ4_NL, n, s, ss, w, ws, a, as, NW, NA);
-}
-
 typedef void (*tile_fn)(TILE_ARGS);
 
 #define INST1(impl, NW, NA)                                                     \
@@ -478,10 +386,6 @@ typedef void (*tile_fn)(TILE_ARGS);
 
 INST_ALL(f32_tile_impl)
 INST_ALL(f16_tile_impl)
-INST_ALL(q8_0_tile_impl)
-INST_ALL(q4_0_tile_impl)
-INST_ALL(q5_0_tile_impl)
-INST_ALL(iq4_nl_tile_impl)
 
 /* --------------------------------------------------------------- BF16 */
 
@@ -613,13 +517,9 @@ void nuage__legacy_register_avx512(nuage_type_traits *t, bool bf16) {
     t[NUAGE_TYPE_Q8_1].from_float = q8_1_from_float;
 
     t[NUAGE_TYPE_Q8_0].vec_dot = q8_0_vec_dot;
-    t[NUAGE_TYPE_Q8_0].vec_dot_tile = q8_0_tile_impl_tile;
     t[NUAGE_TYPE_Q4_0].vec_dot = q4_0_vec_dot;
-    t[NUAGE_TYPE_Q4_0].vec_dot_tile = q4_0_tile_impl_tile;
     t[NUAGE_TYPE_Q5_0].vec_dot = q5_0_vec_dot;
-    t[NUAGE_TYPE_Q5_0].vec_dot_tile = q5_0_tile_impl_tile;
     t[NUAGE_TYPE_IQ4_NL].vec_dot = iq4_nl_vec_dot;
-    t[NUAGE_TYPE_IQ4_NL].vec_dot_tile = iq4_nl_tile_impl_tile;
     t[NUAGE_TYPE_Q4_1].vec_dot = q4_1_vec_dot;
     t[NUAGE_TYPE_Q5_1].vec_dot = q5_1_vec_dot;
 }
