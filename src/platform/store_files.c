@@ -176,9 +176,8 @@ int nuage_store_file_delete(nuage_store *s, int64_t tenant_id, const char *id) {
     if (rc) goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, tenant_id);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = nuage__store_sqlerr(s, "delete file");
-    else if (sqlite3_changes(s->db) == 0) rc = nuage__store_fail(NUAGE_E_RANGE, "no file '%.40s'", id);
-    sqlite3_finalize(st);
+    if (!(rc = nuage__store_run(s, st, "delete file")) && sqlite3_changes(s->db) == 0)
+        rc = nuage__store_fail(NUAGE_E_RANGE, "no file '%.40s'", id);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -395,12 +394,9 @@ int nuage_store_batch_set_status(nuage_store *s, const char *id, const char *sta
     sqlite3_bind_int64(st, 2, nuage__store_now_ms());
     sqlite3_bind_int64(st, 3, total);
     sqlite3_bind_text(st, 4, id, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "set batch status");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "set batch status");
     st = NULL;
+    if (rc) goto fail_rollback;
     if ((rc = nuage__store_commit(s))) goto fail_rollback;
     goto out;
 
@@ -434,12 +430,9 @@ int nuage_store_batch_line_done(nuage_store *s, const char *id, int64_t line, bo
     sqlite3_bind_int64(st, 2, line);
     sqlite3_bind_int(st, 3, is_error ? 1 : 0);
     sqlite3_bind_text(st, 4, jsonl, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "record batch line");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "record batch line");
     st = NULL;
+    if (rc) goto fail_rollback;
     if (sqlite3_changes(s->db) == 0) {
         rc = nuage__store_fail(NUAGE_E_STATE, "line %lld of %s already recorded",
                                (long long)line, id);
@@ -450,12 +443,9 @@ int nuage_store_batch_line_done(nuage_store *s, const char *id, int64_t line, bo
                                                  " WHERE id = ?", &st)))
         goto fail_rollback;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "count batch line");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "count batch line");
     st = NULL;
+    if (rc) goto fail_rollback;
     if ((rc = nuage__store_commit(s))) goto fail_rollback;
     goto out;
 
@@ -467,45 +457,22 @@ out:
     return rc;
 }
 
+static void line_row(sqlite3_stmt *st, void *elem) { *(int64_t *)elem = sqlite3_column_int64(st, 0); }
+
 int nuage_store_batch_lines_done(nuage_store *s, const char *id, int64_t **lines, int *n) {
     if (!s || !id || !lines || !n) return NUAGE_E_INVAL;
     *lines = NULL;
     *n = 0;
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    int64_t *arr = NULL;
-    int k = 0, cap = 0;
     int rc = batch_get_locked(s, -1, id, NULL);
     if (rc) goto out;
     if ((rc = nuage__store_prepare(s, "SELECT line FROM batch_lines WHERE batch_id = ?"
                                    " ORDER BY line", &st)))
         goto out;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 64;
-            int64_t *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        arr[k++] = sqlite3_column_int64(st, 0);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "list batch lines");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *lines = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof **lines, line_row, "list batch lines",
+                              (void **)lines, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -580,12 +547,9 @@ int nuage_store_batch_finalize(nuage_store *s, const char *id) {
     sqlite3_bind_text(st, 1, files[0].id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 2, files[1].id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "finalize batch");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "finalize batch");
     st = NULL;
+    if (rc) goto fail_rollback;
     if ((rc = nuage__store_commit(s))) goto fail_rollback;
     goto out;
 

@@ -55,6 +55,9 @@ int nuage__store_random_base62(char *out, size_t n);
 
 /* Prepare sql on s->db (error recorded on failure; *st NULL). */
 int nuage__store_prepare(nuage_store *s, const char *sql, sqlite3_stmt **st);
+/* Step st (a statement without rows) to its end and finalize it: 0, or
+ * the error recorded with `what`. */
+int nuage__store_run(nuage_store *s, sqlite3_stmt *st, const char *what);
 /* Run statements without results (error recorded on failure). */
 int nuage__store_exec(nuage_store *s, const char *sql);
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK (rollback never fails loudly). */

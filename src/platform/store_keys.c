@@ -253,9 +253,7 @@ static int revoke_where(nuage_store *s, const char *col, const char *value, int 
     if (rc) return rc;
     if (by_row) sqlite3_bind_int64(st, 1, strtoll(value, NULL, 10));
     else sqlite3_bind_text(st, 1, value, KEY_ID_LEN, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = nuage__store_sqlerr(s, "revoke key");
-    else *changed = sqlite3_changes(s->db);
-    sqlite3_finalize(st);
+    if (!(rc = nuage__store_run(s, st, "revoke key"))) *changed = sqlite3_changes(s->db);
     return rc;
 }
 

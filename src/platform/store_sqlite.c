@@ -110,6 +110,12 @@ int nuage__store_prepare(nuage_store *s, const char *sql, sqlite3_stmt **st) {
     return 0;
 }
 
+int nuage__store_run(nuage_store *s, sqlite3_stmt *st, const char *what) {
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : nuage__store_sqlerr(s, what);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int nuage__store_exec(nuage_store *s, const char *sql) {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -572,20 +578,15 @@ int nuage_store_tenant_delete(nuage_store *s, const char *name) {
                                    &st)))
         goto fail_rollback;
     sqlite3_bind_int64(st, 1, t.id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "revoke tenant keys");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "revoke tenant keys");
+    st = NULL;
+    if (rc) goto fail_rollback;
     if ((rc = nuage__store_prepare(s, "DELETE FROM tenants WHERE id = ?", &st)))
         goto fail_rollback;
     sqlite3_bind_int64(st, 1, t.id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "delete tenant");
-        goto fail_rollback;
-    }
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "delete tenant");
     st = NULL;
+    if (rc) goto fail_rollback;
     rc = nuage__store_commit(s);
     if (rc) goto fail_rollback;
     goto out;

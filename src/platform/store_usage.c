@@ -37,11 +37,21 @@ int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 10, r->reasoning_tokens);
     sqlite3_bind_int(st, 11, r->status);
     sqlite3_bind_double(st, 12, r->latency_ms);
-    if (sqlite3_step(st) != SQLITE_DONE) rc = nuage__store_sqlerr(s, "add usage");
-    sqlite3_finalize(st);
+    rc = nuage__store_run(s, st, "add usage");
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+/* One row of the totals query: group, count and the four sums. */
+static void total_row(sqlite3_stmt *st, void *elem) {
+    nuage_usage_total *t = elem;
+    nuage__store_col_text(st, 0, t->group, sizeof t->group);
+    t->requests = sqlite3_column_int64(st, 1);
+    t->prompt_tokens = sqlite3_column_int64(st, 2);
+    t->cached_tokens = sqlite3_column_int64(st, 3);
+    t->completion_tokens = sqlite3_column_int64(st, 4);
+    t->reasoning_tokens = sqlite3_column_int64(st, 5);
 }
 
 int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
@@ -76,44 +86,11 @@ int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms
              " WHERE (?1 = 0 OR u.tenant_id = ?1) AND u.time_ms >= ?2%s", group, tail);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    nuage_usage_total *arr = NULL;
-    int k = 0, cap = 0;
     int rc = nuage__store_prepare(s, sql, &st);
     if (rc) goto out;
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, since_ms);
-    int step;
-    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        if (k == cap) {
-            cap = cap ? cap * 2 : 16;
-            nuage_usage_total *bigger = realloc(arr, (size_t)cap * sizeof *arr);
-            if (!bigger) {
-                rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-                goto fail_free;
-            }
-            arr = bigger;
-        }
-        nuage_usage_total *t = &arr[k++];
-        memset(t, 0, sizeof *t);
-        nuage__store_col_text(st, 0, t->group, sizeof t->group);
-        t->requests = sqlite3_column_int64(st, 1);
-        t->prompt_tokens = sqlite3_column_int64(st, 2);
-        t->cached_tokens = sqlite3_column_int64(st, 3);
-        t->completion_tokens = sqlite3_column_int64(st, 4);
-        t->reasoning_tokens = sqlite3_column_int64(st, 5);
-    }
-    if (step != SQLITE_DONE) {
-        rc = nuage__store_sqlerr(s, "usage totals");
-        goto fail_free;
-    }
-    sqlite3_finalize(st);
-    *out = arr;
-    *n = k;
-    goto out;
-
-fail_free:
-    sqlite3_finalize(st);
-    free(arr);
+    rc = nuage__store_collect(s, st, sizeof **out, total_row, "usage totals", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
