@@ -23,6 +23,33 @@ typedef struct {
  * values quantized to the weight type's dot type. */
 size_t nuage__matmul_work_size(uint32_t wtype, int64_t cols, int n_tok);
 
+/* Slice k of a 3-D weight stack whose slices (experts, heads) have `rows`
+ * rows each: a view, no copy. */
+static inline nuage_weight nuage__weight_slice(const nuage_weight *stack, int64_t rows, int k) {
+    nuage_weight v = *stack;
+    v.rows = rows;
+    v.data = stack->data + (size_t)k * (size_t)rows * stack->row_bytes;
+    return v;
+}
+
+/* Lay out scratch buffers one after another from base, each 64-byte
+ * aligned: *parts[i].p = base + offset (NULL when base is NULL). Returns
+ * the total bytes. */
+typedef struct {
+    void **p;
+    size_t bytes;
+} nuage__scratch_part;
+
+static inline size_t nuage__scratch_carve(const nuage__scratch_part *parts, size_t n,
+                                          uint8_t *base) {
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        *parts[i].p = base ? base + off : NULL;
+        off += (parts[i].bytes + 63) & ~(size_t)63;
+    }
+    return off;
+}
+
 /* Enough for any weight type: prepared activations take at most 4 bytes
  * per value (F32 rows for tiles with a tile_prep; 1.06-2 bytes for the
  * quantized and half types; gemm 1.25). */

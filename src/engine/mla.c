@@ -92,7 +92,7 @@ static void nuage__mla_layout(const nuage_model *m, int n_batch, int n_threads, 
     size_t work = NUAGE_MM_WORK_BYTES(cols, B);
     if (NUAGE_MM_WORK_BYTES(R > nope ? R : nope, H * B) > work)
         work = NUAGE_MM_WORK_BYTES(R > nope ? R : nope, H * B);
-    struct { void **p; size_t bytes; } parts[] = {
+    const nuage__scratch_part parts[] = {
         {(void **)&s->qa, B * ql * 4},       {(void **)&s->qn, H * B * nope * 4},
         {(void **)&s->qlat, H * B * R * 4},  {(void **)&s->olat, H * B * R * 4},
         {(void **)&s->vt, H * B * (size_t)hp->head_dim_v * 4},
@@ -101,26 +101,13 @@ static void nuage__mla_layout(const nuage_model *m, int n_batch, int n_threads, 
         {(void **)&s->views, H * sizeof(nuage_weight)},
         {&s->work, work},
     };
-    size_t off = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = base ? base + off : NULL;
-        off += nuage__al64(parts[i].bytes);
-    }
-    s->total = off;
+    s->total = nuage__scratch_carve(parts, sizeof parts / sizeof parts[0], base);
 }
 
 size_t nuage__mla_scratch_bytes(const nuage_model *m, int n_batch, int n_threads, int n_ctx) {
     nuage__mla_buf s;
     nuage__mla_layout(m, n_batch, n_threads, n_ctx, NULL, &s);
     return s.total;
-}
-
-/* Rows of head h of a per-head 3-D stack (rows per head = `rows`). */
-static nuage_weight nuage__mla_head(const nuage_weight *stack, int64_t rows, int h) {
-    nuage_weight v = *stack;
-    v.rows = rows;
-    v.data = stack->data + (size_t)h * (size_t)rows * stack->row_bytes;
-    return v;
 }
 
 /* ---- attention over the latent cache ------------------------------------------------- */
@@ -259,7 +246,7 @@ void nuage__mla_attn(nuage_context *c, const nuage_batch *b, int il) {
         for (int t = 0; t < T; t++)
             memcpy(s.qn + ((size_t)h * T + t) * nope, c->q + ((size_t)t * H + h) * hdk,
                    (size_t)nope * sizeof(float));
-        s.views[h] = nuage__mla_head(&L->wk_b, R, h);
+        s.views[h] = nuage__weight_slice(&L->wk_b, R, h);
         s.parts[h] = (nuage__mm_part){&s.views[h], (long)h * T, T, s.qlat + (size_t)h * T * R};
     }
     nuage__matmul_parts(c->pool, s.parts, H, s.qn, (long)H * T, s.work);
@@ -272,7 +259,7 @@ void nuage__mla_attn(nuage_context *c, const nuage_batch *b, int il) {
     /* att[t, h*hdv ...] = o_lat[h][t] @ Wv_b[h]^T, every head in one region:
      * vt (H, T, hdv) */
     for (int h = 0; h < H; h++) {
-        s.views[h] = nuage__mla_head(&L->wv_b, hdv, h);
+        s.views[h] = nuage__weight_slice(&L->wv_b, hdv, h);
         s.parts[h] = (nuage__mm_part){&s.views[h], (long)h * T, T, s.vt + (size_t)h * T * hdv};
     }
     nuage__matmul_parts(c->pool, s.parts, H, s.olat, (long)H * T, s.work);

@@ -151,7 +151,7 @@ static void nuage__moe_layout(const nuage_model *m, int n_batch, uint8_t *base, 
     const size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, F = nuage__moe_f(m);
     const size_t NE = (size_t)hp->n_expert, K = (size_t)hp->n_expert_used;
     const size_t cols = E > F ? E : F;
-    struct { void **p; size_t bytes; } parts[] = {
+    const nuage__scratch_part parts[] = {
         {(void **)&s->logits, B * NE * 4}, {(void **)&s->probs, NE * 4},
         {(void **)&s->w, B * K * 4},       {(void **)&s->sel, B * K * 4},
         {(void **)&s->offset, (NE + 1) * 4}, {(void **)&s->sorted, B * K * 4},
@@ -162,12 +162,7 @@ static void nuage__moe_layout(const nuage_model *m, int n_batch, uint8_t *base, 
         {(void **)&s->parts, 2 * NE * sizeof(nuage__mm_part)},
         {(void **)&s->work, NUAGE_MM_WORK_BYTES(cols, B * K)},
     };
-    size_t off = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = base ? base + off : NULL;
-        off += (parts[i].bytes + 63) & ~(size_t)63;
-    }
-    s->total = off;
+    s->total = nuage__scratch_carve(parts, sizeof parts / sizeof parts[0], base);
 }
 
 size_t nuage__moe_scratch_bytes(const nuage_model *m, int n_batch) {
@@ -177,14 +172,6 @@ size_t nuage__moe_scratch_bytes(const nuage_model *m, int n_batch) {
 }
 
 /* ---- the FFN ------------------------------------------------------------------------ */
-
-/* Rows [r0, r0 + rows) of a weight view: expert e of a stack. */
-static nuage_weight nuage__moe_view(const nuage_weight *stack, int64_t rows, int e) {
-    nuage_weight v = *stack;
-    v.rows = rows;
-    v.data = stack->data + (size_t)e * (size_t)rows * stack->row_bytes;
-    return v;
-}
 
 /* out (n, E) = down(silu(gate x) * up x) for n rows of x; g, u (n, F). */
 static void nuage__moe_swiglu(nuage_context *c, const nuage_weight *gate, const nuage_weight *up,
@@ -216,7 +203,7 @@ static void nuage__moe_experts(nuage_context *c, const nuage__moe_buf *s,
             const int e = e0 + k, g0 = s->offset[e], n = s->offset[e + 1] - g0;
             if (n == 0) continue;
             for (int q = 0; q < ns; q++) {
-                views[q][k] = nuage__moe_view(stack[q], rows, e);
+                views[q][k] = nuage__weight_slice(stack[q], rows, e);
                 s->parts[np++] = (nuage__mm_part){&views[q][k], g0, n, out[q] + (size_t)g0 * rows};
             }
         }
