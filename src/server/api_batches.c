@@ -267,11 +267,7 @@ static void nuage__batches_cancel(nuage__hreq *q, nuage__hresp *r, const char *i
 }
 
 void nuage__api_batches(nuage__hreq *q, nuage__hresp *r, const char *sub) {
-    if (!q->srv->store) {
-        nuage__resp_error(r, 501, "invalid_request_error", "not_implemented", NULL,
-                          "The Files and Batch APIs need a database: start the server with --db.");
-        return;
-    }
+    if (!nuage__require_store(q, r)) return;
     bool get = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
     bool post = !strcmp(q->method, "POST");
     if (!*sub || !strcmp(sub, "/")) {
@@ -283,17 +279,9 @@ void nuage__api_batches(nuage__hreq *q, nuage__hresp *r, const char *sub) {
         return;
     }
     char id[64];
-    const char *s = sub + 1;
-    const char *slash = strchr(s, '/');
-    size_t idl = slash ? (size_t)(slash - s) : strlen(s);
-    if (idl == 0 || idl >= sizeof id || (slash && strcmp(slash, "/cancel"))) {
-        nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s %.200s)", q->method,
-                          q->path);
-        return;
-    }
-    memcpy(id, s, idl);
-    id[idl] = 0;
-    if (slash) {
+    const char *action;
+    if (!nuage__split_id(q, r, sub, "cancel", id, sizeof id, &action)) return;
+    if (*action) {
         if (!post) {
             nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
                               "Method %s is not allowed on %.200s (use POST).", q->method, q->path);

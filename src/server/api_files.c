@@ -161,13 +161,6 @@ static json_t *nuage__file_object(const nuage_file *f) {
 }
 
 /* 501 without a store; false then. */
-static bool nuage__files_store(nuage__hreq *q, nuage__hresp *r) {
-    if (q->srv->store) return true;
-    nuage__resp_error(r, 501, "invalid_request_error", "not_implemented", NULL,
-                      "The Files and Batch APIs need a database: start the server with --db.");
-    return false;
-}
-
 static void nuage__file_404(nuage__hresp *r, const char *id) {
     nuage__resp_error(r, 404, "invalid_request_error", "not_found", "id", "No such File object: %.64s", id);
 }
@@ -328,7 +321,7 @@ static void nuage__files_content(nuage__hreq *q, nuage__hresp *r, const char *id
 }
 
 void nuage__api_files(nuage__hreq *q, nuage__hresp *r, const char *sub) {
-    if (!nuage__files_store(q, r)) return;
+    if (!nuage__require_store(q, r)) return;
     bool get = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
     if (!*sub || !strcmp(sub, "/")) {
         if (!strcmp(q->method, "POST")) nuage__files_upload(q, r);
@@ -340,21 +333,10 @@ void nuage__api_files(nuage__hreq *q, nuage__hresp *r, const char *sub) {
     }
     /* "/{id}" or "/{id}/content" */
     char id[64];
-    const char *s = sub + 1;
-    const char *slash = strchr(s, '/');
-    size_t idl = slash ? (size_t)(slash - s) : strlen(s);
-    if (idl == 0 || idl >= sizeof id) {
-        nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s %.200s)", q->method,
-                          q->path);
-        return;
-    }
-    memcpy(id, s, idl);
-    id[idl] = 0;
-    if (slash) {
-        if (strcmp(slash, "/content")) {
-            nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s %.200s)",
-                              q->method, q->path);
-        } else if (!get) {
+    const char *action;
+    if (!nuage__split_id(q, r, sub, "content", id, sizeof id, &action)) return;
+    if (*action) {
+        if (!get) {
             nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
                               "Method %s is not allowed on %.200s (use GET).", q->method, q->path);
         } else {

@@ -104,6 +104,44 @@ static void nuage__model_404(nuage__hresp *r, const char *name) {
                       "The model '%.200s' does not exist or you do not have access to it.", name);
 }
 
+bool nuage__require_store(nuage__hreq *q, nuage__hresp *r) {
+    if (q->srv->store) return true;
+    nuage__resp_error(r, 501, "invalid_request_error", "not_implemented", NULL,
+                      "The Files and Batch APIs need a database: start the server with --db.");
+    return false;
+}
+
+bool nuage__split_id(nuage__hreq *q, nuage__hresp *r, const char *sub, const char *actions,
+                     char *id, size_t cap, const char **action) {
+    const char *s = sub[0] == '/' ? sub + 1 : sub;
+    const char *slash = strchr(s, '/');
+    size_t idl = slash ? (size_t)(slash - s) : strlen(s);
+    bool ok = idl > 0 && idl < cap;
+    *action = "";
+    if (ok && slash) {
+        const char *a = slash + 1;
+        size_t al = strlen(a);
+        ok = false;
+        for (const char *p = actions; al && p && *p;) {
+            const char *bar = strchr(p, '|');
+            size_t pl = bar ? (size_t)(bar - p) : strlen(p);
+            if (pl == al && !memcmp(p, a, al)) {
+                ok = true;
+                *action = a;
+            }
+            p = bar ? bar + 1 : NULL;
+        }
+    }
+    if (!ok) {
+        nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL,
+                          "Invalid URL (%s %.200s)", q->method, q->path);
+        return false;
+    }
+    memcpy(id, s, idl);
+    id[idl] = 0;
+    return true;
+}
+
 nuage_deployment *nuage__find_deployment(nuage__hreq *q, const char *name, nuage__hresp *r) {
     nuage_server *s = q->srv;
     nuage_deployment *d = s->reg ? nuage_registry_acquire(s->reg, name) : NULL;

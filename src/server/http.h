@@ -220,6 +220,15 @@ nuage_deployment *nuage__use_deployment(nuage__hreq *q, json_t *body, nuage__hre
  * resolution and no defaults. */
 nuage_deployment *nuage__find_deployment(nuage__hreq *q, const char *name, nuage__hresp *r);
 
+/* The Files and Batch APIs need the store: false, with r = 501, without. */
+bool nuage__require_store(nuage__hreq *q, nuage__hresp *r);
+/* Split a resource sub-path "/{id}" or "/{id}/{action}" (action one of
+ * the '|'-separated names in `actions`, e.g. "cancel"): id into buf (cap
+ * bytes), *action "" or the action. false, with r = 404, for anything
+ * else. */
+bool nuage__split_id(nuage__hreq *q, nuage__hresp *r, const char *sub, const char *actions,
+                     char *id, size_t cap, const char **action);
+
 /* Endpoints (api_*.c). Each fills r; none keeps q after returning except
  * through the stream it installs. */
 void nuage__api_chat(nuage__hreq *q, nuage__hresp *r);
