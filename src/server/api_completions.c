@@ -31,90 +31,6 @@
 
 #define NUAGE_MAX_PROMPTS 256
 
-typedef struct {
-    int n;
-    int32_t *toks[NUAGE_MAX_PROMPTS];
-    int len[NUAGE_MAX_PROMPTS];
-    const char *text[NUAGE_MAX_PROMPTS]; /* string prompts: the text (in the body) */
-    size_t text_len[NUAGE_MAX_PROMPTS];
-} nuage__prompts;
-
-static void nuage__prompts_free(nuage__prompts *p) {
-    for (int i = 0; i < p->n; i++) free(p->toks[i]);
-    p->n = 0;
-}
-
-/* Token ids of a JSON array of integers (param names it for errors). */
-static bool nuage__ids(const nuage_deployment *s, json_t *a, const char *param, nuage__prompts *p,
-                       nuage__apierr *e) {
-    size_t n = json_array_size(a);
-    if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
-    if (n > (size_t)s->n_ctx)
-        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
-                          "This model's maximum context length is %d tokens, but the prompt has %zu tokens.",
-                          s->n_ctx, n);
-    int32_t *t = malloc(n * sizeof *t);
-    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(a, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= s->n_vocab) {
-            free(t);
-            return nuage__err400(e, param, "Invalid '%s': element %zu is not a token id in [0, %d).",
-                                 param, i, s->n_vocab);
-        }
-        t[i] = (int32_t)json_integer_value(v);
-    }
-    p->toks[p->n] = t;
-    p->len[p->n] = (int)n;
-    p->text[p->n] = NULL;
-    p->n++;
-    return true;
-}
-
-static bool nuage__text_prompt(const nuage_deployment *s, json_t *str, const char *param, nuage__prompts *p,
-                               nuage__apierr *e) {
-    const char *text = json_string_value(str);
-    size_t len = json_string_length(str);
-    int n = 0;
-    int32_t *t = nuage__tokenize_alloc(s, text, len, true, true, &n);
-    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "cannot tokenize the prompt");
-    if (n == 0) {
-        free(t);
-        return nuage__err400(e, param, "Invalid '%s': the prompt is empty.", param);
-    }
-    p->toks[p->n] = t;
-    p->len[p->n] = n;
-    p->text[p->n] = text;
-    p->text_len[p->n] = len;
-    p->n++;
-    return true;
-}
-
-static bool nuage__parse_prompts(const nuage_deployment *s, json_t *body, nuage__prompts *p, nuage__apierr *e) {
-    json_t *v = json_object_get(body, "prompt");
-    if (!v || json_is_null(v)) return nuage__err400(e, "prompt", "Missing required parameter: 'prompt'.");
-    if (json_is_string(v)) return nuage__text_prompt(s, v, "prompt", p, e);
-    if (!json_is_array(v))
-        return nuage__err400(e, "prompt", "Invalid type for 'prompt': expected a string, an array of strings, an array of tokens or an array of token arrays.");
-    size_t n = json_array_size(v);
-    if (n == 0) return nuage__err400(e, "prompt", "Invalid 'prompt': empty array.");
-    json_t *first = json_array_get(v, 0);
-    if (json_is_integer(first)) return nuage__ids(s, v, "prompt", p, e);
-    if (n > NUAGE_MAX_PROMPTS)
-        return nuage__err400(e, "prompt", "Invalid 'prompt': at most %d prompts per request.", NUAGE_MAX_PROMPTS);
-    for (size_t i = 0; i < n; i++) {
-        json_t *it = json_array_get(v, i);
-        char param[32];
-        snprintf(param, sizeof param, "prompt[%zu]", i);
-        bool ok;
-        if (json_is_string(first) && json_is_string(it)) ok = nuage__text_prompt(s, it, param, p, e);
-        else if (json_is_array(first) && json_is_array(it)) ok = nuage__ids(s, it, param, p, e);
-        else ok = nuage__err400(e, param, "Invalid type for '%s': all prompts must be strings or all token arrays.", param);
-        if (!ok) return false;
-    }
-    return true;
-}
-
 static json_t *nuage__completion_response(nuage__gen *g, const char *id, int64_t created) {
     json_t *choices = json_array();
     for (int i = 0; choices && i < g->n_choices; i++) {
@@ -187,30 +103,24 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     nuage__apierr e = {0};
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
-    nuage__prompts *p = calloc(1, sizeof *p);
+    nuage__prompts p = {0};
     nuage__gen *g = NULL;
-    const nuage_deployment *d = NULL;
-    if (!p) {
-        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
-        goto fail_err;
-    }
-    d = nuage__use_deployment(q, body, r);
+    const nuage_deployment *d = nuage__use_deployment(q, body, r);
     if (!d) {
-        free(p);
         json_decref(body);
         return;
     }
     if (!nuage__parse_gen_params(body, false, d->n_vocab, d->max_n, &gp, &e)) goto fail_err;
-    if (!nuage__parse_prompts(d, body, p, &e)) goto fail_err;
+    if (!nuage__prompts_parse(d, body, "prompt", NUAGE_MAX_PROMPTS, true, &p, &e)) goto fail_err;
     bool want_text = gp.echo || gp.top_logprobs >= 0;
     int64_t req_max = gp.max_tokens;
-    g = nuage__gen_new(q, p->n, p->toks, p->len, &gp, false, false, false);
+    g = nuage__gen_new(q, p.n, p.toks, p.len, &gp, false, false, false);
     if (!g) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
-    for (int j = 0; want_text && j < p->n; j++)
-        if (!nuage__set_echo(d, &g->jobs[j], p->text[j], p->text_len[j])) {
+    for (int j = 0; want_text && j < p.n; j++)
+        if (!nuage__set_echo(d, &g->jobs[j], p.text[j], p.text_len[j])) {
             nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
             goto fail_err;
         }
@@ -220,17 +130,16 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     int rc = nuage__gen_submit(g, q);
     if (rc) {
         int bad = 0;
-        for (int j = 0; j < p->n; j++)
-            if (p->len[j] > p->len[bad]) bad = j;
-        nuage__sched_error(g, rc, p->len[bad], req_max, &e, r);
+        for (int j = 0; j < p.n; j++)
+            if (p.len[j] > p.len[bad]) bad = j;
+        nuage__sched_error(g, rc, p.len[bad], req_max, &e, r);
         if (e.code && !strcmp(e.code, "context_length_exceeded")) snprintf(e.param, sizeof e.param, "prompt");
         goto fail_err;
     }
     q->gen = g;
-    for (int j = 0; j < p->n; j++) q->log_prompt += p->len[j];
+    for (int j = 0; j < p.n; j++) q->log_prompt += p.len[j];
     nuage__gen_respond(g, q, r, false, id, nuage__completion_response);
-    nuage__prompts_free(p);
-    free(p);
+    nuage__prompts_free(&p);
     json_decref(body);
     return;
 
@@ -238,7 +147,6 @@ fail_err:
     nuage__resp_apierr(r, &e);
     nuage__gen_unref(g);
     nuage__gen_params_free(&gp);
-    if (p) nuage__prompts_free(p);
-    free(p);
+    nuage__prompts_free(&p);
     json_decref(body);
 }

@@ -57,89 +57,6 @@ static char *nuage__base64_f32(const float *v, int n, size_t *out_len) {
     return o;
 }
 
-typedef struct {
-    int n;
-    int32_t **toks;
-    int *len;
-} nuage__inputs;
-
-static void nuage__inputs_free(nuage__inputs *in) {
-    for (int i = 0; i < in->n; i++) free(in->toks[i]);
-    free(in->toks);
-    free(in->len);
-}
-
-static bool nuage__add_ids(const nuage_deployment *s, json_t *a, const char *param, nuage__inputs *in,
-                           nuage__apierr *e) {
-    size_t n = json_array_size(a);
-    if (n == 0) return nuage__err400(e, param, "Invalid '%s': empty token list.", param);
-    if (n > (size_t)s->n_ctx)
-        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
-                          "This model's maximum context length is %d tokens, but the input has %zu tokens.", s->n_ctx, n);
-    int32_t *t = malloc(n * sizeof *t);
-    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        json_t *v = json_array_get(a, i);
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= s->n_vocab) {
-            free(t);
-            return nuage__err400(e, param, "Invalid '%s': element %zu is not a token id in [0, %d).", param, i, s->n_vocab);
-        }
-        t[i] = (int32_t)json_integer_value(v);
-    }
-    in->toks[in->n] = t;
-    in->len[in->n++] = (int)n;
-    return true;
-}
-
-static bool nuage__add_text(const nuage_deployment *s, json_t *str, const char *param, nuage__inputs *in,
-                            nuage__apierr *e) {
-    if (json_string_length(str) == 0)
-        return nuage__err400(e, param, "Invalid '%s': the input must not be an empty string.", param);
-    int n = 0;
-    int32_t *t = nuage__tokenize_alloc(s, json_string_value(str), json_string_length(str), true, true, &n);
-    if (!t) return nuage__err(e, 500, "server_error", NULL, NULL, "cannot tokenize the input");
-    if (n == 0) {
-        free(t);
-        return nuage__err400(e, param, "Invalid '%s': the input has no tokens.", param);
-    }
-    if (n > s->n_ctx) {
-        free(t);
-        return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
-                          "This model's maximum context length is %d tokens, but the input has %d tokens.", s->n_ctx, n);
-    }
-    in->toks[in->n] = t;
-    in->len[in->n++] = n;
-    return true;
-}
-
-static bool nuage__parse_inputs(const nuage_deployment *s, json_t *body, nuage__inputs *in, nuage__apierr *e) {
-    json_t *v = json_object_get(body, "input");
-    if (!v || json_is_null(v)) return nuage__err400(e, "input", "Missing required parameter: 'input'.");
-    size_t n = json_is_array(v) ? json_array_size(v) : 1;
-    if (json_is_array(v) && n == 0) return nuage__err400(e, "input", "Invalid 'input': empty array.");
-    if (n > NUAGE_MAX_INPUTS)
-        return nuage__err400(e, "input", "Invalid 'input': at most %d inputs per request.", NUAGE_MAX_INPUTS);
-    in->toks = calloc(n, sizeof *in->toks);
-    in->len = calloc(n, sizeof *in->len);
-    if (!in->toks || !in->len) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
-    if (json_is_string(v)) return nuage__add_text(s, v, "input", in, e);
-    if (!json_is_array(v))
-        return nuage__err400(e, "input", "Invalid type for 'input': expected a string, an array of strings, an array of tokens or an array of token arrays.");
-    json_t *first = json_array_get(v, 0);
-    if (json_is_integer(first)) return nuage__add_ids(s, v, "input", in, e);
-    for (size_t i = 0; i < n; i++) {
-        json_t *it = json_array_get(v, i);
-        char param[32];
-        snprintf(param, sizeof param, "input[%zu]", i);
-        bool ok;
-        if (json_is_string(first) && json_is_string(it)) ok = nuage__add_text(s, it, param, in, e);
-        else if (json_is_array(first) && json_is_array(it)) ok = nuage__add_ids(s, it, param, in, e);
-        else ok = nuage__err400(e, param, "Invalid type for '%s': all inputs must be strings or all token arrays.", param);
-        if (!ok) return false;
-    }
-    return true;
-}
-
 void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     nuage_server *s = q->srv;
     (void)s;
@@ -147,7 +64,7 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     json_t *body = nuage__hreq_json(q, r);
     if (!body) return;
     nuage__apierr e = {0};
-    nuage__inputs in = {0};
+    nuage__prompts in = {0};
     nuage__gen *g = NULL;
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
@@ -173,7 +90,7 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
     }
     const char *user;
     if (!nuage__get_string(body, "user", &user, NULL, &e)) goto fail_err;
-    if (!nuage__parse_inputs(d, body, &in, &e)) goto fail_err;
+    if (!nuage__prompts_parse(d, body, "input", NUAGE_MAX_INPUTS, false, &in, &e)) goto fail_err;
     g = nuage__gen_new(q, in.n, in.toks, in.len, &gp, false, false, true);
     if (!g) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
@@ -226,13 +143,13 @@ void nuage__api_embeddings(nuage__hreq *q, nuage__hresp *r) {
                                                "model", d->name, "usage", "prompt_tokens",
                                                (json_int_t)total, "total_tokens", (json_int_t)total));
     }
-    nuage__inputs_free(&in);
+    nuage__prompts_free(&in);
     json_decref(body);
     return;
 fail_err:
     nuage__resp_apierr(r, &e);
     nuage__gen_unref(g);
     nuage__gen_params_free(&gp);
-    nuage__inputs_free(&in);
+    nuage__prompts_free(&in);
     json_decref(body);
 }

@@ -400,6 +400,22 @@ void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
  * on OOM or tokenizer error (api_chat.c). */
 int32_t *nuage__tokenize_alloc(const nuage_deployment *d, const char *text, size_t n,
                                bool add_special, bool parse_special, int *out_n);
+/* A request's "prompt" / "input" (prompts.c): one token sequence per item. */
+typedef struct {
+    int n;
+    int32_t **toks;       /* (n) token ids, owned */
+    int *len;             /* (n) */
+    const char **text;    /* (n) string items: their text in the body, else NULL */
+    size_t *text_len;     /* (n) */
+    bool empty_text_ok;   /* "" allowed (it tokenizes to BOS alone) */
+} nuage__prompts;
+/* Parse body[param] ("prompt" / "input": a string, strings, token ids or
+ * token-id arrays) into p: at most max items, each within the context and
+ * with at least one token (an empty string only when empty_text_ok).
+ * false with e filled; p is then still to be freed. */
+bool nuage__prompts_parse(const nuage_deployment *d, json_t *body, const char *param, int max,
+                          bool empty_text_ok, nuage__prompts *p, nuage__apierr *e);
+void nuage__prompts_free(nuage__prompts *p);
 /* Text of a token for logprobs (special tokens rendered). */
 size_t nuage__token_piece(const nuage_deployment *d, int32_t tok, char *buf, size_t cap);
 
