@@ -1110,6 +1110,26 @@ static int one_arg(jctx *c, int line, const char *name, const jargs *a, jval *ar
     return 0;
 }
 
+/* *out = (v op arg) for one comparison operator (OP_EQ ... OP_IN), through
+ * the evaluator's own comparison so tests and operators agree. */
+static int compare(jctx *c, int line, jval v, uint8_t op, jval arg, bool *out) {
+    jnode na = {0}, nb = {0}, cmp = {0};
+    jnode *items[1] = {&nb};
+    na.kind = nb.kind = JN_CONST;
+    na.val = v;
+    nb.val = arg;
+    cmp.kind = JN_CMP;
+    cmp.line = line;
+    cmp.a = &na;
+    cmp.items = items;
+    cmp.nitems = 1;
+    cmp.ops = &op;
+    jval r;
+    if (nuage__jeval(c, &cmp, NULL, &r) < 0) return -1;
+    *out = r.u.b;
+    return 0;
+}
+
 int nuage__jtest(jctx *c, int line, const char *name, jval v, const jargs *a, bool *out) {
     jval arg;
     bool undef = v.t == JV_UNDEF || v.t == JV_MISSING;
@@ -1157,21 +1177,7 @@ int nuage__jtest(jctx *c, int line, const char *name, jval v, const jargs *a, bo
         jv_unref(r);
     } else if (!strcmp(name, "in")) {
         if (one_arg(c, line, name, a, &arg) < 0) return -1;
-        jnode na = {0}, nb = {0}, cmp = {0};
-        uint8_t op = OP_IN;
-        jnode *items[1] = {&nb};
-        na.kind = nb.kind = JN_CONST;
-        na.val = v;
-        nb.val = arg;
-        cmp.kind = JN_CMP;
-        cmp.line = line;
-        cmp.a = &na;
-        cmp.items = items;
-        cmp.nitems = 1;
-        cmp.ops = &op;
-        jval r;
-        if (nuage__jeval(c, &cmp, NULL, &r) < 0) return -1;
-        *out = r.u.b;
+        return compare(c, line, v, OP_IN, arg, out);
     } else if (!strcmp(name, "sameas")) {
         if (one_arg(c, line, name, a, &arg) < 0) return -1;
         if (v.t != arg.t) *out = false;
@@ -1190,21 +1196,7 @@ int nuage__jtest(jctx *c, int line, const char *name, jval v, const jargs *a, bo
         else if (!strcmp(name, "ge") || !strcmp(name, ">=")) op = OP_GE;
         else return nuage__jfail(c, line, "No test named '%s'.", name);
         if (one_arg(c, line, name, a, &arg) < 0) return -1;
-        jnode na = {0}, nb = {0}, cmp = {0};
-        uint8_t o = (uint8_t)op;
-        jnode *items[1] = {&nb};
-        na.kind = nb.kind = JN_CONST;
-        na.val = v;
-        nb.val = arg;
-        cmp.kind = JN_CMP;
-        cmp.line = line;
-        cmp.a = &na;
-        cmp.items = items;
-        cmp.nitems = 1;
-        cmp.ops = &o;
-        jval r;
-        if (nuage__jeval(c, &cmp, NULL, &r) < 0) return -1;
-        *out = r.u.b;
+        return compare(c, line, v, (uint8_t)op, arg, out);
     }
     return 0;
 }
