@@ -46,6 +46,7 @@
  */
 #include "nuage/sampler.h"
 #include "nuage/nuage.h"
+#include "engine/rng.h"
 
 #include <float.h>
 #include <math.h>
@@ -91,32 +92,8 @@ struct nuage_sampler {
 
 /* ---- random numbers ------------------------------------------------------ */
 
-static uint64_t nuage__splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t nuage__rotl(uint64_t x, int k) {
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t nuage__xoshiro_next(uint64_t s[4]) {
-    const uint64_t result = nuage__rotl(s[1] * 5, 7) * 9;
-    const uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = nuage__rotl(s[3], 45);
-    return result;
-}
-
 static void nuage__seed(nuage_sampler *s, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) s->rng[i] = nuage__splitmix64(&x);
+    nuage__xoshiro_seed(s->rng, seed);
     s->seed = seed;
 }
 

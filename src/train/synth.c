@@ -18,35 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/rng.h"
 #include "nuage/nuage.h"
 
 /* ---- random numbers ----------------------------------------------------------- */
 
-static uint64_t nuage__splitmix(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+/* The engine's generator (engine/rng.h): same sequences as the sampler's. */
+void nuage_rng_seed(nuage_rng *r, uint64_t seed) { nuage__xoshiro_seed(r->s, seed); }
 
-void nuage_rng_seed(nuage_rng *r, uint64_t seed) {
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++) r->s[i] = nuage__splitmix(&x);
-}
-
-static inline uint64_t nuage__rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-uint64_t nuage_rng_next(nuage_rng *r) {
-    uint64_t *s = r->s;
-    uint64_t res = nuage__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = nuage__rotl(s[3], 45);
-    return res;
-}
+uint64_t nuage_rng_next(nuage_rng *r) { return nuage__xoshiro_next(r->s); }
 
 uint64_t nuage_rng_below(nuage_rng *r, uint64_t n) {
     uint64_t lim = UINT64_MAX - UINT64_MAX % n;
