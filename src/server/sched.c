@@ -46,6 +46,20 @@ double nuage__sched_now_ms(void) {
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* The scheduler's buffers, prefix cache and context (NULL-safe: also the
+ * failure path of nuage_sched_new). */
+static void nuage__sched_free_buffers(nuage_sched *s) {
+    nuage__prefix_free(s->pc);
+    free(s->run);
+    free(s->free_seqs);
+    free(s->plan);
+    nuage_batch_free(s->batch);
+    free(s->stream);
+    free(s->blk);
+    free(s->embd_out);
+    nuage_context_free(s->ctx);
+}
+
 nuage_sched_params nuage_sched_default_params(void) {
     nuage_sched_params p = {0};
     p.n_threads = 0;
@@ -350,15 +364,7 @@ fail_idle:
 fail_wake:
     pthread_mutex_destroy(&s->mu);
 fail_alloc:
-    nuage__prefix_free(s->pc);
-    free(s->run);
-    free(s->free_seqs);
-    free(s->plan);
-    nuage_batch_free(s->batch);
-    free(s->stream);
-    free(s->blk);
-    free(s->embd_out);
-    nuage_context_free(s->ctx);
+    nuage__sched_free_buffers(s);
 fail_ctx:
     free(s);
     return rc;
@@ -379,15 +385,7 @@ void nuage_sched_free(nuage_sched *s) {
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     nuage__fair_free(&s->fair);
-    nuage__prefix_free(s->pc);
-    free(s->run);
-    free(s->free_seqs);
-    free(s->plan);
-    nuage_batch_free(s->batch);
-    free(s->stream);
-    free(s->blk);
-    free(s->embd_out);
-    nuage_context_free(s->ctx);
+    nuage__sched_free_buffers(s);
     free(s);
 }
 
