@@ -90,6 +90,9 @@ static void nuage__fill(int level) {
     nuage__set_size(NUAGE_TYPE_F64, "f64", 1, 8);
     nuage__set_size(NUAGE_TYPE_IQ1_M, "iq1_m", 256, 56);
     nuage__set_size(NUAGE_TYPE_BF16, "bf16", 1, 2);
+    /* Known to the reader (gpt-oss files open and list it); no kernels yet,
+     * so the model loader refuses it as an unsupported weight type. */
+    nuage__set_size(NUAGE_TYPE_MXFP4, "mxfp4", 32, 17);
 
     nuage_type_traits *f = &g_table[NUAGE_TYPE_F32];
     f->supported = true;

@@ -59,6 +59,7 @@ typedef enum {
     NUAGE_TYPE_F64 = 28,
     NUAGE_TYPE_IQ1_M = 29,
     NUAGE_TYPE_BF16 = 30,
+    NUAGE_TYPE_MXFP4 = 39,   /* 32 values: E8M0 scale byte + 16 bytes of FP4 (E2M1) pairs */
     NUAGE_TYPE_COUNT = 40
 } nuage_type;
 
