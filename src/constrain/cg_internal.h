@@ -147,6 +147,10 @@ int32_t ncg_toksym_of(const nuage_grammar *g, int32_t tok);  /* -1 when the gram
 /* mask.c */
 void ncg_cache_free(nuage_grammar *g);
 
+/* gbnf.c: ncg_gbnf with a token table, so <name> token references resolve. */
+int ncg_gbnf_for(ncg_builder *b, const char *src, size_t len, const nuage_cg_tokens *t, ncg_rule *root,
+                 nuage_cg_error *err);
+
 /* builder helpers */
 const char *ncg_rule_name(const ncg_builder *b, ncg_rule r);
 

@@ -40,6 +40,7 @@
 #define MAX_DFA_STATES (1u << 18)
 #define MAX_TRANS (1u << 24)          /* DFA states * classes */
 #define MAX_EXPR_DEPTH 2000
+#define MAX_WORK (1ull << 24)        /* subset construction: edge visits, closure sizes */
 
 enum { L_SET, L_CALL, L_TOK };
 typedef struct { int32_t from, to; } eps_e;
@@ -69,6 +70,7 @@ typedef struct cc {
     /* global DFA arrays being filled */
     uint32_t cap_states, cap_calls, cap_tedges, n_calls, n_tedges;
     uint32_t cap_toksym;
+    uint64_t work;
 } cc;
 
 static int fail(cc *c, int rc, const char *fmt, const char *arg) {
@@ -375,6 +377,9 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             ng += z - a;
         }
         if (fin) g->flags[gid] |= NCG_S_FINAL;
+        c->work += (uint64_t)g->ncls * ng + c->set_len[d];
+        if (c->work > MAX_WORK)
+            return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
         /* byte classes */
         for (uint32_t cl = 0; cl < g->ncls; cl++) {
             uint8_t rb = c->rep[cl];
@@ -611,21 +616,21 @@ static int reachable(cc *c, ncg_rule start, uint8_t *reach) {
     uint32_t sp = 0;
     reach[start] = 1;
     if (b->rules[start].body < 0) { rc = fail(c, NUAGE_E_INVAL, "rule '%s' has no body", b->rules[start].name); goto out; }
-    st[sp++] = b->rules[start].body;
+#define PUSH(e) do { if (!seen[e]) { seen[e] = 1; st[sp++] = (e); } } while (0)
+    PUSH(b->rules[start].body);
     while (sp) {
         int32_t e = st[--sp];
-        if (seen[e]) continue;
-        seen[e] = 1;
         const ncg_node *nd = &b->nodes[e];
         if (nd->kind == NCG_N_SEQ || nd->kind == NCG_N_ALT)
-            for (uint32_t i = 0; i < nd->b; i++) { if (!seen[b->kids[nd->a + (int32_t)i]]) st[sp++] = b->kids[nd->a + (int32_t)i]; }
-        else if (nd->kind == NCG_N_REP) st[sp++] = nd->a;
+            for (uint32_t i = 0; i < nd->b; i++) PUSH(b->kids[nd->a + (int32_t)i]);
+        else if (nd->kind == NCG_N_REP) PUSH(nd->a);
         else if (nd->kind == NCG_N_REF && !reach[nd->a]) {
             reach[nd->a] = 1;
             if (b->rules[nd->a].body < 0) { rc = fail(c, NUAGE_E_INVAL, "rule '%s' has no body", b->rules[nd->a].name); goto out; }
-            st[sp++] = b->rules[nd->a].body;
+            PUSH(b->rules[nd->a].body);
         }
     }
+#undef PUSH
 out:
     free(seen);
     free(st);
