@@ -74,7 +74,10 @@ int ncg_tokens_from_strings(const char *const *pieces, const size_t *lens, const
                             nuage_cg_tokens **out);
 
 /* ---- compiled grammar (compile.c) ---- */
-enum { NCG_S_FINAL = 1, NCG_S_TAIL = 2, NCG_S_MOVES = 4 };
+/* FINAL: the rule may end here. TAIL: final without edges. MOVES: has an
+ * edge. NOCALL: no call edges. SIMPLE: not final, E(s) empty: entering s
+ * over a byte needs no closure (the matcher's fast path). */
+enum { NCG_S_FINAL = 1, NCG_S_TAIL = 2, NCG_S_MOVES = 4, NCG_S_NOCALL = 8, NCG_S_SIMPLE = 16 };
 
 typedef struct ncg_call { int32_t rule, ret; } ncg_call;
 typedef struct ncg_tedge { int32_t sym, to; } ncg_tedge; /* sym: index into toksym */

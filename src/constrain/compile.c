@@ -578,6 +578,8 @@ static int analyse(cc *c) {
         for (uint32_t k = 0; k < g->ncls && !moves; k++) moves = TR(g, s, k) >= 0;
         if (moves) g->flags[s] |= NCG_S_MOVES;
         else if (g->flags[s] & NCG_S_FINAL) g->flags[s] |= NCG_S_TAIL;
+        if (g->call_off[s + 1] == g->call_off[s]) g->flags[s] |= NCG_S_NOCALL;
+        if (!(g->flags[s] & NCG_S_FINAL) && g->eps_off[s + 1] == g->eps_off[s]) g->flags[s] |= NCG_S_SIMPLE;
     }
     rc = 0;
 out:

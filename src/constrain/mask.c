@@ -1,14 +1,32 @@
 /*
  * mask.c - token masks: which tokens may come next.
  *
- * Design. The token trie (tokens.c) is walked depth first from the
- * matcher's current set: each trie node's set is the step of its parent's
- * set over the node's byte; an empty set skips the whole subtree; a
- * non-empty set at a node allows the tokens ending there. Stack nodes made
- * during the walk live above the matcher's arena mark and are truncated
- * when the walk backs up, so a mask leaves the matcher as it was. Named
- * tokens (ncg_token) are tried one by one; end-of-generation tokens are
- * allowed exactly when the set is accepting.
+ * Design. A mask is the union, over the configurations (s, parent) of the
+ * matcher's closed set, of the tokens each one accepts on its own (a step
+ * is a union over configurations). For one configuration, the token trie
+ * (tokens.c) is walked depth first: each trie node's set is the step of
+ * its parent's set over the node's byte, an empty set skips the subtree,
+ * a non-empty set allows the tokens ending there.
+ *
+ * The per-state cache (the lazy form of XGrammar's context-independent
+ * tokens). The walk from (s, BOTTOM), BOTTOM standing for "whatever stack
+ * is below", splits the vocabulary three ways: tokens accepted without
+ * ever returning from s's frame (accepted whatever the stack: a bit set),
+ * tokens refused before any return (refused whatever the stack: nothing
+ * stored), and tokens whose walk returned from s's frame at some byte and
+ * then died locally: their fate depends on the stack. Those are stored as
+ * a short list of trie entries: the subtree roots where the local walk
+ * died after a return, plus their ancestors. A mask then costs, per
+ * configuration, one OR of the cached bit set and a walk of the listed
+ * entries with the real stack. Entries are computed once per (grammar,
+ * state), on first use, by whichever matcher needs them, and published
+ * under the grammar's mutex (matchers of one grammar may run on different
+ * threads; readers load the pointer with acquire semantics). Stack nodes
+ * made during walks live above the matcher's arena mark and are truncated
+ * as the walk backs up, so a mask leaves the matcher as it was.
+ *
+ * Named tokens (ncg_token) are tried one by one; end-of-generation tokens
+ * are allowed exactly when the set is accepting.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +35,25 @@
 #include "constrain/matcher_internal.h"
 #include "nuage/nuage.h"
 
-void ncg_cache_free(nuage_grammar *g) { (void)g; }
+#define DEP_ROOT 0x80000000u   /* walk the whole subtree; else the node only */
+
+struct ncg_cache_entry {
+    uint32_t *acc;       /* mask words */
+    uint32_t *dep;       /* trie node indices in preorder, | DEP_ROOT for subtree roots */
+    uint32_t n_dep;
+};
+
+static void entry_free(ncg_cache_entry *e) {
+    if (!e) return;
+    free(e->acc);
+    free(e->dep);
+    free(e);
+}
+
+void ncg_cache_free(nuage_grammar *g) {
+    if (!g->cache) return;
+    for (uint32_t s = 0; s < g->n_states; s++) entry_free(g->cache[s]);
+}
 
 static int ensure_levels(nuage_matcher *m, uint32_t n) {
     if (m->n_lv >= n) return 0;
@@ -32,11 +68,150 @@ static int ensure_levels(nuage_matcher *m, uint32_t n) {
     return 0;
 }
 
+static void set_bits(uint32_t *mask, const nuage_cg_tokens *t, uint32_t i) {
+    for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
+        int32_t id = t->toks[k];
+        mask[id >> 5] |= 1u << (id & 31);
+    }
+}
+
+typedef struct dep_list { uint32_t *v; uint32_t n, cap; } dep_list;
+
+static int dep_push(dep_list *d, uint32_t x) {
+    if (d->n == d->cap) {
+        uint32_t nc = d->cap ? d->cap * 2 : 64;
+        uint32_t *q = realloc(d->v, nc * sizeof *q);
+        if (!q) return NUAGE_E_NOMEM;
+        d->v = q;
+        d->cap = nc;
+    }
+    d->v[d->n++] = x;
+    return 0;
+}
+
+/* The entry of state s: walk the trie from the closure of (s, BOTTOM). */
+static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    size_t nw = nuage_cg_mask_words(t);
+    ncg_cache_entry *e = calloc(1, sizeof *e);
+    uint32_t *acc = calloc(nw, sizeof *acc);
+    uint8_t *popped = malloc(t->max_depth + 1);            /* a return happened on the path to depth d */
+    uint32_t *path = malloc((t->max_depth + 1) * sizeof *path);   /* node at depth d on the current path */
+    uint32_t emitted = 0;                                    /* path[1..emitted] are in dep as ancestors */
+    dep_list dl = {0};
+    int rc = NUAGE_E_NOMEM;
+    if (!e || !acc || !popped || !path) goto fail;
+    uint32_t base = m->a.len;
+    ncg_set *l0 = &m->lv[0];
+    l0->n = 0;
+    l0->popped_bottom = false;
+    if ((rc = ncg_add_closed(g, &m->a, l0, s, NCG_BOTTOM))) goto fail;
+    popped[0] = 0;   /* a return before any byte is another configuration's business */
+    m->lwm[0] = m->a.len;
+    for (uint32_t i = 0; i < t->n_nodes;) {
+        uint32_t d = t->depth[i];
+        if (emitted >= d) emitted = d - 1;
+        path[d] = i;
+        m->a.len = m->lwm[d - 1];
+        ncg_set *cur = &m->lv[d];
+        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], cur))) goto fail;
+        popped[d] = popped[d - 1] || cur->popped_bottom;
+        if (!cur->n) {
+            if (popped[d]) {   /* fate depends on the stack: record the subtree with its ancestors */
+                for (uint32_t k = emitted + 1; k < d; k++)
+                    if ((rc = dep_push(&dl, path[k]))) goto fail;
+                emitted = d - 1;
+                if ((rc = dep_push(&dl, i | DEP_ROOT))) goto fail;
+            }
+            i = t->end[i];
+            continue;
+        }
+        m->lwm[d] = m->a.len;
+        set_bits(acc, t, i);
+        i++;
+    }
+    m->a.len = base;
+    free(popped);
+    free(path);
+    e->acc = acc;
+    e->dep = dl.v;
+    e->n_dep = dl.n;
+    *out = e;
+    return 0;
+fail:
+    m->a.len = base;
+    free(popped);
+    free(path);
+    free(acc);
+    free(dl.v);
+    free(e);
+    return rc;
+}
+
+static int get_entry(nuage_matcher *m, int32_t s, const ncg_cache_entry **out) {
+    nuage_grammar *g = m->g;
+    ncg_cache_entry *e = __atomic_load_n(&g->cache[s], __ATOMIC_ACQUIRE);
+    if (e) { *out = e; return 0; }
+    int rc = build_entry(m, s, &e);
+    if (rc) return rc;
+    pthread_mutex_lock(&g->lock);
+    ncg_cache_entry *old = g->cache[s];
+    if (!old) __atomic_store_n(&g->cache[s], e, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g->lock);
+    if (old) { entry_free(e); e = old; }
+    *out = e;
+    return 0;
+}
+
+/* Walk nodes [i, end) of the trie (one subtree) below level set lv[d0]. */
+static int walk_range(nuage_matcher *m, uint32_t i, uint32_t end, uint32_t *mask) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    int rc;
+    while (i < end) {
+        uint32_t d = t->depth[i];
+        m->a.len = m->lwm[d - 1];
+        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], &m->lv[d]))) return rc;
+        if (!m->lv[d].n) { i = t->end[i]; continue; }
+        m->lwm[d] = m->a.len;
+        set_bits(mask, t, i);
+        i++;
+    }
+    return 0;
+}
+
+/* The stack-dependent tokens of entry e from configuration c. */
+static int walk_dep(nuage_matcher *m, const ncg_cache_entry *e, ncg_cfg c, uint32_t *mask) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    ncg_set *l0 = &m->lv[0];
+    if (!l0->cap && ncg_set_reserve(l0, 16)) return NUAGE_E_NOMEM;
+    l0->c[0] = c;   /* c alone: its returns at depth 0 are configurations of their own */
+    l0->n = 1;
+    m->lwm[0] = m->a.len;
+    int rc;
+    for (uint32_t k = 0; k < e->n_dep; k++) {
+        uint32_t i = e->dep[k] & ~DEP_ROOT, d = t->depth[i];
+        if (!m->lv[d - 1].n) { m->lv[d].n = 0; continue; }
+        if (e->dep[k] & DEP_ROOT) {
+            if ((rc = walk_range(m, i, t->end[i], mask))) return rc;
+            continue;
+        }
+        m->a.len = m->lwm[d - 1];
+        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], &m->lv[d]))) return rc;
+        m->lwm[d] = m->a.len;
+        if (m->lv[d].n) set_bits(mask, t, i);
+    }
+    return 0;
+}
+
 int nuage_matcher_fill_mask(nuage_matcher *m, uint32_t *mask) {
     if (!m || !mask) return NUAGE_E_INVAL;
     const nuage_grammar *g = m->g;
     const nuage_cg_tokens *t = g->t;
-    memset(mask, 0, nuage_cg_mask_words(t) * sizeof *mask);
+    size_t nw = nuage_cg_mask_words(t);
+    memset(mask, 0, nw * sizeof *mask);
     uint32_t n0;
     bool term;
     const ncg_cfg *c0 = ncg_matcher_top(m, &n0, &term);
@@ -44,20 +219,15 @@ int nuage_matcher_fill_mask(nuage_matcher *m, uint32_t *mask) {
     int rc = ensure_levels(m, t->max_depth + 1);
     if (rc) return rc;
     uint32_t base = m->a.len;
-    m->lwm[0] = base;
-    for (uint32_t i = 0; i < t->n_nodes;) {
-        uint32_t d = t->depth[i];
-        const ncg_cfg *in = d == 1 ? c0 : m->lv[d - 1].c;
-        uint32_t nin = d == 1 ? n0 : m->lv[d - 1].n;
-        m->a.len = m->lwm[d - 1];
-        if ((rc = ncg_step(g, &m->a, in, nin, t->byte[i], &m->lv[d]))) break;
-        if (!m->lv[d].n) { i = t->end[i]; continue; }
-        m->lwm[d] = m->a.len;
-        for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
-            int32_t id = t->toks[k];
-            mask[id >> 5] |= 1u << (id & 31);
-        }
-        i++;
+    for (uint32_t k = 0; k < n0 && !rc; k++) {
+        const ncg_cache_entry *e;
+        if ((rc = get_entry(m, c0[k].state, &e))) break;
+        bool seen = false;
+        for (uint32_t j = 0; j < k && !seen; j++) seen = c0[j].state == c0[k].state;
+        if (!seen)
+            for (size_t w = 0; w < nw; w++) mask[w] |= e->acc[w];
+        if (e->n_dep) rc = walk_dep(m, e, c0[k], mask);
+        m->a.len = base;
     }
     for (uint32_t k = 0; k < g->n_toksym && !rc; k++) {
         m->a.len = base;
