@@ -612,7 +612,8 @@ static void byte_classes(cc *c) {
 static int reachable(cc *c, ncg_rule start, uint8_t *reach) {
     ncg_builder *b = c->b;
     uint8_t *seen = calloc(b->n_nodes ? b->n_nodes : 1, 1);
-    int32_t *st = malloc(((size_t)b->n_nodes + b->n_rules + 1) * sizeof *st);
+    /* a shared node can be pushed once per parent edge before it is seen */
+    int32_t *st = malloc(((size_t)b->n_nodes + b->n_kids + b->n_rules + 1) * sizeof *st);
     if (!seen || !st) { free(seen); free(st); return NUAGE_E_NOMEM; }
     int rc = 0;
     uint32_t sp = 0;
