@@ -63,6 +63,15 @@ struct nuage_cg_tokens {
     uint32_t *piece_off;
     uint8_t *pieces;
     uint8_t *in_trie;
+    uint32_t *parent;       /* parent node of i, UINT32_MAX for depth 1 */
+    /* The string slice: tokens made only of printable ASCII other than '"'
+     * and '\\' and of well-formed UTF-8 (a final sequence may be cut
+     * short). A state that loops on all of these (JSON string content)
+     * accepts them all; only the frontier subtrees need walking. */
+    uint32_t *slice_acc;    /* mask words */
+    uint32_t *frontier;     /* first nodes off the slice, preorder */
+    uint8_t *frontier_k;    /* bytes of an unfinished UTF-8 sequence before it */
+    uint32_t n_frontier;
     int32_t *eog;
     uint32_t n_eog;
 };
@@ -72,6 +81,12 @@ struct nuage_cg_tokens {
  * end-of-generation. 0 and *out (nuage_cg_tokens_free), or NUAGE_E_*. */
 int ncg_tokens_from_strings(const char *const *pieces, const size_t *lens, const uint8_t *kinds, int32_t n,
                             nuage_cg_tokens **out);
+
+/* tokens.c: bytes of the string slice outside UTF-8 sequences; the
+ * length of the sequence a lead byte starts (0: not a lead byte) and the
+ * range of the byte after it. */
+bool ncg_slice_ascii(uint8_t b);
+void ncg_utf8_lead(uint8_t b, int *len, uint8_t *lo, uint8_t *hi);
 
 /* ---- compiled grammar (compile.c) ---- */
 /* FINAL: the rule may end here. TAIL: final without edges. MOVES: has an

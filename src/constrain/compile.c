@@ -71,6 +71,7 @@ typedef struct cc {
     uint32_t cap_states, cap_calls, cap_tedges, n_calls, n_tedges;
     uint32_t cap_toksym;
     uint64_t work;
+    int32_t nfa_final;
 } cc;
 
 static int fail(cc *c, int rc, const char *fmt, const char *arg) {
@@ -255,7 +256,10 @@ static uint32_t closure(cc *c, const int32_t *seeds, uint32_t n) {
         if (c->stamp[seeds[i]] != c->cur_stamp) { c->stamp[seeds[i]] = c->cur_stamp; c->stack[sp++] = seeds[i]; }
     while (sp) {
         int32_t x = c->stack[--sp];
-        c->tmp[k++] = x;
+        /* only "important" states identify a DFA state: those with a
+         * labelled edge, and the final state (eps-only states add nothing
+         * their successors do not already say) */
+        if (c->lab_off[x + 1] > c->lab_off[x] || x == c->nfa_final) c->tmp[k++] = x;
         for (uint32_t j = c->eps_off[x]; j < c->eps_off[x + 1]; j++) {
             int32_t y = c->eps_to[j];
             if (c->stamp[y] != c->cur_stamp) { c->stamp[y] = c->cur_stamp; c->stack[sp++] = y; }
@@ -354,6 +358,7 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
     int rc;
     c->n_sets = 0;
     c->n_pool = 0;
+    c->nfa_final = nfa_final;
     if ((rc = rehash(c, 64))) return rc;
     uint32_t base = g->n_states;
     int32_t d0;

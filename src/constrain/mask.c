@@ -64,8 +64,30 @@ static int ensure_levels(nuage_matcher *m, uint32_t n) {
     uint32_t *w = realloc(m->lwm, n * sizeof *w);
     if (!w) return NUAGE_E_NOMEM;
     m->lwm = w;
+    for (uint32_t k = m->n_lv; k < n; k++)
+        if (ncg_set_reserve(&lv[k], 16)) return NUAGE_E_NOMEM;
     m->n_lv = n;
     return 0;
+}
+
+/* One trie step: out = step of in over byte. Inline fast path for one
+ * configuration on a state without calls entering a SIMPLE state. */
+static inline int lvl_step(nuage_matcher *m, const ncg_set *in, uint8_t byte, ncg_set *out) {
+    const nuage_grammar *g = m->g;
+    if (in->n == 1) {
+        int32_t s = in->c[0].state;
+        if (g->flags[s] & NCG_S_NOCALL) {
+            int32_t to = g->trans[(size_t)s * g->ncls + g->cls[byte]];
+            out->popped_bottom = false;
+            if (to < 0) { out->n = 0; return 0; }
+            if (g->flags[to] & NCG_S_SIMPLE) {
+                out->c[0] = (ncg_cfg){to, in->c[0].parent};
+                out->n = 1;
+                return 0;
+            }
+        }
+    }
+    return ncg_step(g, &m->a, in->c, in->n, byte, out);
 }
 
 static void set_bits(uint32_t *mask, const nuage_cg_tokens *t, uint32_t i) {
@@ -89,62 +111,154 @@ static int dep_push(dep_list *d, uint32_t x) {
     return 0;
 }
 
+#define NONE UINT32_MAX
+#define TRB(g, x, b) ((g)->trans[(size_t)(x) * (g)->ncls + (g)->cls[(uint8_t)(b)]])
+
+static bool plain(const nuage_grammar *g, int32_t x) {
+    return x >= 0 && (g->flags[x] & (NCG_S_SIMPLE | NCG_S_NOCALL)) == (NCG_S_SIMPLE | NCG_S_NOCALL);
+}
+
+typedef struct memo { int32_t x[64]; uint8_t r[64], ok[64]; int n; } memo;
+
+/* Every r-byte continuation from x (first byte in [lo, hi], the others
+ * 80..BF) passes through plain states and ends in s. */
+static bool conts_ok(const nuage_grammar *g, int32_t x, int r, uint8_t lo, uint8_t hi, int32_t s, memo *mm) {
+    bool full = lo == 0x80 && hi == 0xBF;
+    if (full)
+        for (int k = 0; k < mm->n; k++)
+            if (mm->x[k] == x && mm->r[k] == r) return mm->ok[k];
+    bool ok = true;
+    for (unsigned c = lo; c <= hi && ok; c++) {
+        if (c > lo && g->cls[c] == g->cls[c - 1]) continue;
+        int32_t y = TRB(g, x, c);
+        if (r == 1) ok = y == s;
+        else ok = plain(g, y) && conts_ok(g, y, r - 1, 0x80, 0xBF, s, mm);
+    }
+    if (full && mm->n < 64) { mm->x[mm->n] = x; mm->r[mm->n] = (uint8_t)r; mm->ok[mm->n++] = ok; }
+    return ok;
+}
+
+/* Every slice character read from s lands in *loop (s itself, or the
+ * state after a first character), and *loop reads every slice character
+ * back into itself (JSON string content): every slice token is accepted
+ * from s, only the frontier needs walking. */
+static bool string_like(const nuage_grammar *g, int32_t s, int32_t *loop) {
+    if (!plain(g, s)) return false;
+    int32_t L = TRB(g, s, 'a');
+    if (!plain(g, L)) return false;
+    memo mm = {.n = 0};
+    for (int pass = 0; pass < (s == L ? 1 : 2); pass++) {
+        int32_t from = pass ? s : L;
+        for (unsigned b = 0x20; b < 0x7F; b++)
+            if (ncg_slice_ascii((uint8_t)b) && TRB(g, from, b) != L) return false;
+        for (unsigned b = 0xC2; b <= 0xF4; b++) {
+            int len;
+            uint8_t lo, hi;
+            ncg_utf8_lead((uint8_t)b, &len, &lo, &hi);
+            int32_t y = TRB(g, from, b);
+            if (!plain(g, y) || !conts_ok(g, y, len - 1, lo, hi, L, &mm)) return false;
+        }
+    }
+    *loop = L;
+    return true;
+}
+
+typedef struct lw {
+    dep_list dl;
+    uint32_t *em;        /* em[d]: node at depth d already in dl (valid for d <= ev) */
+    uint32_t ev;
+    uint8_t *popped;     /* a return from the bottom frame happened on the path to depth d */
+    uint32_t *acc;
+} lw;
+
+/* Record subtree root i (and its ancestors not yet recorded). */
+static int emit_root(const nuage_cg_tokens *t, lw *w, uint32_t i) {
+    uint32_t d = t->depth[i], chain[130];
+    uint32_t a = t->parent[i];
+    for (uint32_t k = d - 1; k >= 1; k--) { chain[k] = a; a = t->parent[a]; }
+    int rc;
+    for (uint32_t k = 1; k < d; k++) {
+        if (k <= w->ev && w->em[k] == chain[k]) continue;
+        if ((rc = dep_push(&w->dl, chain[k]))) return rc;
+        w->em[k] = chain[k];
+        w->ev = k;
+    }
+    if (w->ev > d - 1) w->ev = d - 1;
+    return dep_push(&w->dl, i | DEP_ROOT);
+}
+
+/* Local walk of nodes [i, end) below the level set m->lv[depth[i] - 1]. */
+static int local_walk(nuage_matcher *m, lw *w, uint32_t i, uint32_t end) {
+    const nuage_cg_tokens *t = m->g->t;
+    int rc;
+    while (i < end) {
+        uint32_t d = t->depth[i];
+        m->a.len = m->lwm[d - 1];
+        ncg_set *cur = &m->lv[d];
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], cur))) return rc;
+        w->popped[d] = w->popped[d - 1] || cur->popped_bottom;
+        if (!cur->n) {
+            if (w->popped[d] && (rc = emit_root(t, w, i))) return rc;
+            i = t->end[i];
+            continue;
+        }
+        m->lwm[d] = m->a.len;
+        set_bits(w->acc, t, i);
+        i++;
+    }
+    return 0;
+}
+
 /* The entry of state s: walk the trie from the closure of (s, BOTTOM). */
 static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
     const nuage_grammar *g = m->g;
     const nuage_cg_tokens *t = g->t;
     size_t nw = nuage_cg_mask_words(t);
     ncg_cache_entry *e = calloc(1, sizeof *e);
-    uint32_t *acc = calloc(nw, sizeof *acc);
-    uint8_t *popped = malloc(t->max_depth + 1);            /* a return happened on the path to depth d */
-    uint32_t *path = malloc((t->max_depth + 1) * sizeof *path);   /* node at depth d on the current path */
-    uint32_t emitted = 0;                                    /* path[1..emitted] are in dep as ancestors */
-    dep_list dl = {0};
+    lw w = {.acc = calloc(nw, sizeof *w.acc), .popped = malloc(t->max_depth + 1),
+            .em = malloc((t->max_depth + 1) * sizeof *w.em)};
     int rc = NUAGE_E_NOMEM;
-    if (!e || !acc || !popped || !path) goto fail;
     uint32_t base = m->a.len;
-    ncg_set *l0 = &m->lv[0];
-    l0->n = 0;
-    l0->popped_bottom = false;
-    if ((rc = ncg_add_closed(g, &m->a, l0, s, NCG_BOTTOM))) goto fail;
-    popped[0] = 0;   /* a return before any byte is another configuration's business */
-    m->lwm[0] = m->a.len;
-    for (uint32_t i = 0; i < t->n_nodes;) {
-        uint32_t d = t->depth[i];
-        if (emitted >= d) emitted = d - 1;
-        path[d] = i;
-        m->a.len = m->lwm[d - 1];
-        ncg_set *cur = &m->lv[d];
-        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], cur))) goto fail;
-        popped[d] = popped[d - 1] || cur->popped_bottom;
-        if (!cur->n) {
-            if (popped[d]) {   /* fate depends on the stack: record the subtree with its ancestors */
-                for (uint32_t k = emitted + 1; k < d; k++)
-                    if ((rc = dep_push(&dl, path[k]))) goto fail;
-                emitted = d - 1;
-                if ((rc = dep_push(&dl, i | DEP_ROOT))) goto fail;
-            }
-            i = t->end[i];
-            continue;
+    if (!e || !w.acc || !w.popped || !w.em) goto fail;
+    if (t->max_depth > 128) { rc = NUAGE_E_UNSUPPORTED; goto fail; }
+    int32_t loop;
+    if (string_like(g, s, &loop)) {
+        memcpy(w.acc, t->slice_acc, nw * sizeof *w.acc);
+        for (uint32_t f = 0; f < t->n_frontier; f++) {
+            uint32_t i = t->frontier[f], d = t->depth[i], k = t->frontier_k[f];
+            uint32_t anc[4], a = t->parent[i];
+            for (uint32_t j = 0; j < k; j++) { anc[j] = a; a = t->parent[a]; }
+            int32_t x = d - 1 == k ? s : loop;
+            for (uint32_t j = k; j-- > 0;) x = TRB(g, x, t->byte[anc[j]]);
+            m->lv[d - 1].c[0] = (ncg_cfg){x, NCG_BOTTOM};
+            m->lv[d - 1].n = 1;
+            m->lwm[d - 1] = base;
+            w.popped[d - 1] = 0;
+            if ((rc = local_walk(m, &w, i, t->end[i]))) goto fail;
         }
-        m->lwm[d] = m->a.len;
-        set_bits(acc, t, i);
-        i++;
+    } else {
+        ncg_set *l0 = &m->lv[0];
+        l0->n = 0;
+        l0->popped_bottom = false;
+        if ((rc = ncg_add_closed(g, &m->a, l0, s, NCG_BOTTOM))) goto fail;
+        w.popped[0] = 0;   /* a return before any byte is another configuration's business */
+        m->lwm[0] = m->a.len;
+        if ((rc = local_walk(m, &w, 0, t->n_nodes))) goto fail;
     }
     m->a.len = base;
-    free(popped);
-    free(path);
-    e->acc = acc;
-    e->dep = dl.v;
-    e->n_dep = dl.n;
+    free(w.popped);
+    free(w.em);
+    e->acc = w.acc;
+    e->dep = w.dl.v;
+    e->n_dep = w.dl.n;
     *out = e;
     return 0;
 fail:
     m->a.len = base;
-    free(popped);
-    free(path);
-    free(acc);
-    free(dl.v);
+    free(w.popped);
+    free(w.em);
+    free(w.acc);
+    free(w.dl.v);
     free(e);
     return rc;
 }
@@ -172,7 +286,7 @@ static int walk_range(nuage_matcher *m, uint32_t i, uint32_t end, uint32_t *mask
     while (i < end) {
         uint32_t d = t->depth[i];
         m->a.len = m->lwm[d - 1];
-        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], &m->lv[d]))) return rc;
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
         if (!m->lv[d].n) { i = t->end[i]; continue; }
         m->lwm[d] = m->a.len;
         set_bits(mask, t, i);
@@ -199,7 +313,7 @@ static int walk_dep(nuage_matcher *m, const ncg_cache_entry *e, ncg_cfg c, uint3
             continue;
         }
         m->a.len = m->lwm[d - 1];
-        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], &m->lv[d]))) return rc;
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
         m->lwm[d] = m->a.len;
         if (m->lv[d].n) set_bits(mask, t, i);
     }
