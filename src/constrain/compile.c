@@ -707,7 +707,9 @@ int ncg_builder_finish(ncg_builder *b, ncg_rule start, const nuage_cg_tokens *t,
     if ((rc = analyse(&c))) goto fail;
     g->start = g->rule_start[start];
     g->cache = calloc(g->n_states ? g->n_states : 1, sizeof *g->cache);
-    if (!g->cache) { rc = NUAGE_E_NOMEM; goto fail; }
+    g->slice_r = malloc((g->n_states ? g->n_states : 1) * sizeof *g->slice_r);
+    if (!g->cache || !g->slice_r) { rc = NUAGE_E_NOMEM; goto fail; }
+    for (uint32_t s = 0; s < g->n_states; s++) g->slice_r[s] = NCG_R_UNKNOWN;
     free(reach);
     free_cc(&c);
     *out = g;
@@ -724,6 +726,7 @@ void ncg_grammar_destroy(nuage_grammar *g) {
     if (!g) return;
     ncg_cache_free(g);
     free(g->cache);
+    free(g->slice_r);
     free(g->trans); free(g->flags); free(g->call_off); free(g->calls); free(g->tedge_off); free(g->tedges);
     free(g->eps_off); free(g->eps); free(g->rule_start); free(g->first); free(g->rule_tokfirst); free(g->toksym);
     pthread_mutex_destroy(&g->lock);

@@ -166,6 +166,10 @@ static void test_schemas_brute_force(void **st) {
         {"{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\",1.5,null]}}", "[\"green\",null,1.5]"},
         {"{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\"},\"o\":{\"type\":\"object\"}}}",
          "{\"n\":-1.25e3,\"o\":{\"k\":[1,{\"z\":\"\xf0\x9f\x98\x80\"}]}}"},
+        /* bounded strings: counted slice characters */
+        {"{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"maxLength\":5},"
+         "\"t\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":40}},\"required\":[\"s\",\"t\"]}",
+         "{\"s\":\"ab\xc3\xa9 \",\"t\":\"hello world, \xe6\x97\xa5\xe6\x9c\xac \\n and more text\"}"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         nuage_grammar *g = NULL;
