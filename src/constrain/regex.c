@@ -936,6 +936,59 @@ static int binarise(rx *x, uint32_t id) {
     return 0;
 }
 
+/* Search semantics let any string surround the match, which absorbs
+ * whatever a match may or may not carry at its free end: S*(A X{m,n})S*
+ * = S*(A X{m})S*, a trailing X* or X? vanishes, X+ becomes X, and an
+ * alternation is trimmed branch by branch. The language is unchanged and
+ * the automaton much smaller (e.g. "[a-z]{1,40}" becomes "[a-z]").
+ * Returns the (possibly new) node; right selects the end trimmed. Only
+ * for anchor-free trees. */
+static int32_t trim(rx *x, uint32_t id, bool right, int depth) {
+    rnode *n = &x->nodes[id];
+    if (depth > RX_MAX_DEPTH * 3 || x->rc) return (int32_t)id;
+    if (n->kind == K_REP) {
+        uint32_t c = x->kids[n->k0], mn = n->min;
+        if (mn == 0) return new_node(x, K_EMPTY);
+        if (mn == 1) return trim(x, c, right, depth + 1);
+        if (n->max == mn) return (int32_t)id;
+        int32_t r = new_node(x, K_REP);
+        if (r < 0) return r;
+        rnode *rn = &x->nodes[r];
+        n = &x->nodes[id];
+        *rn = *n;
+        rn->max = mn;
+        return r;
+    }
+    if (n->kind == K_ALT || n->kind == K_SEQ) {
+        size_t base = x->nstack;
+        uint32_t k0 = n->k0, nk = n->nk;
+        bool changed = false;
+        for (uint32_t i = 0; i < nk; i++)
+            if (push(x, x->kids[k0 + i])) return x->rc;
+        if (n->kind == K_ALT) {
+            for (uint32_t i = 0; i < nk; i++) {
+                int32_t t = trim(x, x->stack[base + i], right, depth + 1);
+                if (t < 0) return t;
+                changed |= (uint32_t)t != x->stack[base + i];
+                x->stack[base + i] = (uint32_t)t;
+            }
+        } else {
+            /* trim the free end; when that item trims to nothing, go on */
+            for (uint32_t k = 0; k < nk; k++) {
+                size_t at = right ? base + nk - 1 - k : base + k;
+                int32_t t = trim(x, x->stack[at], right, depth + 1);
+                if (t < 0) return t;
+                changed |= (uint32_t)t != x->stack[at];
+                x->stack[at] = (uint32_t)t;
+                if (x->nodes[t].kind != K_EMPTY) break;
+            }
+        }
+        if (!changed) { x->nstack = base; return (int32_t)id; }
+        return collect(x, x->nodes[id].kind, base);
+    }
+    return (int32_t)id;
+}
+
 /* Lower the suffix pairs of an anchored sequence bottom-up, so the
  * recursion in low() finds them memoised (a long sequence stays shallow). */
 static void prelower(rx *x) {
@@ -974,6 +1027,11 @@ int ncg_regex_ex(ncg_builder *b, const char *re, size_t len, bool anchored, bool
     int32_t root = parse_alt(&x);
     if (root >= 0 && x.p < x.end) fail(&x, NUAGE_E_INVAL, "unmatched ')' at offset %zu", (size_t)(x.p - (const unsigned char *)re));
     if (x.rc) goto done;
+    if (!anchored && !x.nodes[root].anch) {
+        root = trim(&x, (uint32_t)root, true, 0);
+        if (root >= 0) root = trim(&x, (uint32_t)root, false, 0);
+        if (x.rc || root < 0) goto done;
+    }
     if (binarise(&x, (uint32_t)root)) goto done;
     for (size_t i = 0; i < x.nn; i++) x.nodes[i].have = 0;
     prelower(&x);
