@@ -395,6 +395,8 @@ static const char *const BUILTIN[] = {
     "a*?b+?c??d{1,2}?", "((a|b)(c|d)){1,3}", "\\\\\"", "\"", "[\"\\\\]", "[\\x00-\\x1f]", "^[^\"]*$", "\\u2028",
     "^\\d{4}-\\d{2}-\\d{2}$", "^[A-Z]{2}[0-9]{2}(?: ?[0-9A-Z]{4}){2,6}? ?[0-9A-Z]{0,4}$", "(\\w|-){12}",
     "^(([0-9]|[a-f]){2}){4}$", "a{0}", "(a{0})*b", "(|a)+", "(a*)*", "(a|b*)+$", "^(?:\\S+\\s+){0,3}\\S+$",
+    /* literal alternations (lowered as tries) */
+    "(GET|GETS|POST|PUT|)x", "^(ab|abc|a|b|bc|ab)$", "(é|éa|ü|😀|😀x|\"|\\\\)+", "x(a|b|c|d)*y", "(aa|a|aaa|b)$",
 };
 
 /* Refused patterns and the code expected. */
