@@ -32,6 +32,10 @@
  *    before and after the match: S*RS* without anchors, and the four
  *    start/end cases with them, so "^a" is a prefix test, "b$" a suffix
  *    test, "^a$|b" both.
+ *  - Two rewrites keep the engine's automata small without changing the
+ *    language: a search drops what the surrounding any-string absorbs at
+ *    a free end (X{m,n} -> X{m}, X* -> nothing), and an alternation of
+ *    literal strings becomes a trie (shared prefixes, shared states).
  * Lazy quantifiers match the same language as greedy ones; capturing and
  * named groups are plain groups (no captures are reported).
  *
