@@ -350,7 +350,7 @@ static int intern(cc *c, uint32_t k, uint32_t base, int32_t *out) {
         c->set_len = b;
         c->cap_sets = nc;
     }
-    memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);
+    if (k) memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);   /* the empty set: pool may be NULL */
     c->set_off[c->n_sets] = c->n_pool;
     c->set_len[c->n_sets] = k;
     c->n_pool += k;
