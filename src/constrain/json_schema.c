@@ -88,8 +88,14 @@ ncg_expr js_fail(js_ctx *c, int rc, const json_t *node, const char *kw, const ch
 ncg_expr js_ws(js_ctx *c) {
     if (c->ws == NUAGE_E_INVAL - 1000) {
         static const uint8_t set[32] = { [1] = (1u << 1) | (1u << 2) | (1u << 5), [4] = 1 }; /* \t \n \r, space */
-        c->ws = c->max_ws > 0 ? ncg_repeat(c->b, ncg_byteset(c->b, set), 0, (uint32_t)c->max_ws)
-                              : ncg_empty(c->b);
+        if (c->max_ws <= 0) c->ws = ncg_empty(c->b);
+        else {
+            /* one shared rule: a bounded run unrolls to max_ws states, which
+             * would be copied at every place whitespace may appear */
+            ncg_rule r = ncg_rule_new(c->b, "ws");
+            int rc = r < 0 ? r : ncg_rule_set(c->b, r, ncg_repeat(c->b, ncg_byteset(c->b, set), 0, (uint32_t)c->max_ws));
+            c->ws = rc < 0 ? rc : ncg_ref(c->b, r);
+        }
     }
     return c->ws;
 }
@@ -825,6 +831,7 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.err = err;
     c.ws = NUAGE_E_INVAL - 1000;
     c.any_rule = -1;
+    c.str_rest_rule = -1;
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
     if (c.rc < 0) return c.rc;

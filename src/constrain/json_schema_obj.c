@@ -284,7 +284,11 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         if (key < 0) { free(p); return js_fail(c, key, cj->it[0].s, "properties", "property names outside the Basic Multilingual Plane are not supported"); }
         ncg_expr val = child(c, &xcj);
         if (val < 0) { free(p); return val; }
-        g.extra = ncg_seq(b, (ncg_expr[]){ key, ws, ncg_str(b, ":"), ws, val }, 5);
+        /* a rule: the member is referred to from every Head and Tail */
+        ncg_rule xr = ncg_rule_new(b, "obj_extra");
+        rc = xr < 0 ? xr : ncg_rule_set(b, xr, ncg_seq(b, (ncg_expr[]){ key, ws, ncg_str(b, ":"), ws, val }, 5));
+        if (rc < 0) { free(p); return rc; }
+        g.extra = ncg_ref(b, xr);
     }
     g.minp = count_kw(c, cj, "minProperties", true, &rc);
     if (rc == 0) g.maxp = count_kw(c, cj, "maxProperties", false, &rc);

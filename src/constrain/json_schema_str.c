@@ -236,7 +236,15 @@ static ncg_expr not_in_node(js_ctx *c, name_ref *v, int n, int depth) {
     }
     ncg_expr other = char_not(c, kids, nk);
     free(kids);
-    ncg_expr rest = ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\""));
+    if (c->str_rest_rule < 0) {
+        /* the rest of any string body and its closing quote, shared */
+        ncg_rule r = ncg_rule_new(b, "str_rest");
+        if (r < 0) return r;
+        int rc = ncg_rule_set(b, r, ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\"")));
+        if (rc < 0) return rc;
+        c->str_rest_rule = r;
+    }
+    ncg_expr rest = ncg_ref(b, c->str_rest_rule);
     return ncg_alt2(b, acc, ncg_seq2(b, other, rest));
 }
 
