@@ -422,9 +422,31 @@ static const json_t *deref_plain(js_ctx *c, const json_t *s) {
     return s;
 }
 
-/* Object branches that require a common property with disjoint const/enum. */
+/* a forbids key k: additionalProperties false, k not declared, no patterns */
+static bool forbids_key(const json_t *a, const char *k) {
+    if (!json_is_false(json_object_get(a, "additionalProperties"))) return false;
+    if (json_object_get(a, "patternProperties") || json_object_get(a, "allOf") || json_object_get(a, "anyOf") ||
+        json_object_get(a, "oneOf") || json_object_get(a, "$ref"))
+        return false;
+    const json_t *pa = json_object_get(a, "properties");
+    return !(pa && json_object_get(pa, k));
+}
+
+/* b requires a key that a forbids */
+static bool requires_forbidden(const json_t *a, const json_t *b) {
+    const json_t *rb = json_object_get(b, "required");
+    for (size_t i = 0; i < json_array_size(rb); i++) {
+        const char *k = json_string_value(json_array_get(rb, i));
+        if (k && forbids_key(a, k)) return true;
+    }
+    return false;
+}
+
+/* Object branches that require a common property with disjoint const/enum,
+ * or where one requires a key the other forbids. */
 static bool discriminated(js_ctx *c, const json_t *a, const json_t *b) {
     a = deref_plain(c, a); b = deref_plain(c, b);
+    if (json_is_object(a) && json_is_object(b) && (requires_forbidden(a, b) || requires_forbidden(b, a))) return true;
     const json_t *ra = json_object_get(a, "required"), *rb = json_object_get(b, "required");
     const json_t *pa = json_object_get(a, "properties"), *pb = json_object_get(b, "properties");
     if (!json_is_array(ra) || !json_is_array(rb) || !json_is_object(pa) || !json_is_object(pb)) return false;
@@ -832,6 +854,7 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.ws = NUAGE_E_INVAL - 1000;
     c.any_rule = -1;
     c.str_rest_rule = -1;
+    c.str_char_rule = -1;
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
     if (c.rc < 0) return c.rc;

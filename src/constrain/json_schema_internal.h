@@ -68,6 +68,7 @@ typedef struct js_ctx {
     int depth;
     ncg_expr ws;              /* cached whitespace expression */
     ncg_rule any_rule;        /* any JSON value; -1 until made */
+    ncg_rule str_char_rule;   /* one string character; -1 until made */
     ncg_rule str_rest_rule;   /* rest of a string body + quote; -1 until made */
     js_memo *memo;
     int n_memo, cap_memo;

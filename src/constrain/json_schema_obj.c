@@ -191,11 +191,17 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
     /* refusals and the extras' schema */
     bool extras = true;
     js_conj xcj = { 0 };
+    const js_item *ppit = NULL;     /* the one schema with patternProperties */
     for (int i = 0; i < cj->n; i++) {
         const js_item *it = &cj->it[i];
         const json_t *pp = kwi(it, "patternProperties");
-        if (pp && (!json_is_object(pp) || json_object_size(pp) > 0))
-            return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "patternProperties", "'patternProperties' is not supported");
+        if (pp && (!json_is_object(pp) || json_object_size(pp) > 0)) {
+            if (ppit || !json_is_false(kwi(it, "additionalProperties")))
+                return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "patternProperties",
+                               "'patternProperties' is supported only with \"additionalProperties\": false");
+            ppit = it;
+            continue;
+        }
         const json_t *ap = kwi(it, "additionalProperties");
         if (ap && json_is_false(ap)) extras = false;
         else if (ap && json_is_object(ap)) { if ((rc = add_item(c, &xcj, ap, it->s, "additionalProperties")) < 0) return rc; }
@@ -274,6 +280,43 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
     if (impossible) { free(p); return ncg_nothing(b); }
     objgen g = { .c = c, .p = p, .n = np, .extra = -1 };
     g.sep = ncg_seq(b, (ncg_expr[]){ ws, ncg_str(b, ","), ws }, 3);
+    if (ppit) {
+        /* keys matching a pattern are the only extras; exact when no
+         * declared name can match (none declared) and all patterns share
+         * one schema (a key matching two patterns needs both) */
+        const json_t *pp = kwi(ppit, "patternProperties");
+        if (np > 0) {
+            free(p);
+            return js_fail(c, NUAGE_E_UNSUPPORTED, ppit->s, "patternProperties",
+                           "'patternProperties' together with declared properties is not supported");
+        }
+        const char *pat;
+        json_t *ps, *first = NULL;
+        ncg_expr keys = ncg_nothing(b);
+        json_object_foreach((json_t *)pp, pat, ps) {
+            if (first && !js_json_equal(first, ps)) {
+                free(p);
+                return js_fail(c, NUAGE_E_UNSUPPORTED, ppit->s, "patternProperties",
+                               "several patternProperties with different schemas are not supported");
+            }
+            first = ps;
+            ncg_expr body;
+            nuage_cg_error e2 = { { 0 }, { 0 } };
+            int r2 = ncg_regex(b, pat, strlen(pat), false, true, &body, &e2);
+            if (r2 < 0) { free(p); return js_fail(c, r2, ppit->s, "patternProperties", "%s", e2.msg); }
+            keys = ncg_alt2(b, keys, ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3));
+        }
+        if (extras && !json_is_false(first)) {
+            if (!json_is_true(first) && (rc = add_item(c, &xcj, first, ppit->s, "patternProperties")) < 0) { free(p); return rc; }
+            ncg_expr val = child(c, &xcj);
+            if (val < 0) { free(p); return val; }
+            ncg_rule xr = ncg_rule_new(b, "obj_pattern");
+            rc = xr < 0 ? xr : ncg_rule_set(b, xr, ncg_seq(b, (ncg_expr[]){ keys, ws, ncg_str(b, ":"), ws, val }, 5));
+            if (rc < 0) { free(p); return rc; }
+            g.extra = ncg_ref(b, xr);
+        }
+        extras = false;
+    }
     if (extras) {
         const char **names = malloc(sizeof *names * (size_t)(np + 1));
         size_t *lens = malloc(sizeof *lens * (size_t)(np + 1));

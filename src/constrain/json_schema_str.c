@@ -76,7 +76,20 @@ ncg_expr js_str_char(js_ctx *c) {
 ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max) {
     ncg_builder *b = c->b;
     ncg_expr q = ncg_str(b, "\"");
-    return ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, js_str_char(c), min, max), q }, 3);
+    ncg_expr ch;
+    if ((max != NCG_INF && max > 8) || min > 8) {
+        /* a long bounded run: the engine unrolls repetitions, so repeat a
+         * call of one shared character rule rather than its automaton */
+        if (c->str_char_rule < 0) {
+            ncg_rule r = ncg_rule_new(b, "str_char");
+            if (r < 0) return r;
+            int rc = ncg_rule_set(b, r, js_str_char(c));
+            if (rc < 0) return rc;
+            c->str_char_rule = r;
+        }
+        ch = ncg_ref(b, c->str_char_rule);
+    } else ch = js_str_char(c);
+    return ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, ch, min, max), q }, 3);
 }
 
 /* decode one UTF-8 code point at s[*i]; advances *i */
