@@ -670,13 +670,34 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
         return js_fail(c, NUAGE_E_UNSUPPORTED, fit->s, "format", "format together with minLength/maxLength is not supported");
     (void)lit;
     if (pattern || format) {
+        /* one rule per distinct pattern / format: their automata are big
+         * and the same ones recur across properties */
+        const char *key = json_string_value(pattern ? pattern : format);
+        for (int i = 0; i < c->n_strc; i++)
+            if (c->strc[i].is_pattern == (pattern != NULL) && !strcmp(c->strc[i].text, key))
+                return ncg_ref(b, c->strc[i].rule);
         ncg_expr body;
         nuage_cg_error e2 = { { 0 }, { 0 } };
         int rc = pattern ? ncg_regex(b, json_string_value(pattern), json_string_length(pattern), false, true, &body, &e2)
                          : ncg_json_format(b, json_string_value(format), &body, &e2);
         if (rc < 0)
             return js_fail(c, rc, pattern ? pit->s : fit->s, pattern ? "pattern" : "format", "%s", e2.msg);
-        return ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3);
+        ncg_rule r = ncg_rule_new(b, pattern ? "pattern" : "format");
+        if (r < 0) return r;
+        rc = ncg_rule_set(b, r, ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3));
+        if (rc < 0) return rc;
+        if (c->n_strc == c->cap_strc) {
+            int cap = c->cap_strc ? 2 * c->cap_strc : 8;
+            js_strcache *n = realloc(c->strc, sizeof *n * (size_t)cap);
+            if (!n) return js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory");
+            c->strc = n;
+            c->cap_strc = cap;
+        }
+        c->strc[c->n_strc].is_pattern = pattern != NULL;
+        c->strc[c->n_strc].text = key;
+        c->strc[c->n_strc].rule = r;
+        c->n_strc++;
+        return ncg_ref(b, r);
     }
     return js_string(c, min, max);
 }
@@ -789,15 +810,7 @@ ncg_expr js_value(js_ctx *c, const json_t *schema) {
     return js_conj_value(c, &cj);
 }
 
-/* Does any schema of cj carry a $ref (so it may recurse)? */
-static bool has_ref(const js_conj *cj) {
-    for (int i = 0; i < cj->n; i++)
-        if (json_is_object(cj->it[i].s) && json_object_get(cj->it[i].s, "$ref")) return true;
-    return false;
-}
-
 ncg_expr js_conj_ref(js_ctx *c, js_conj *cj) {
-    if (!has_ref(cj)) return js_conj_value(c, cj);
     for (int i = 0; i < c->n_memo; i++) {
         js_memo *m = &c->memo[i];
         if (m->n != cj->n) continue;
@@ -857,6 +870,7 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.str_char_rule = -1;
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
+    free(c.strc);
     if (c.rc < 0) return c.rc;
     if (e < 0) {
         if (err && !err->msg[0]) snprintf(err->msg, sizeof err->msg, "grammar construction failed (%d)", e);

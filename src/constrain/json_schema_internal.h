@@ -57,6 +57,12 @@ typedef struct js_memo {
     ncg_rule rule;
 } js_memo;
 
+typedef struct js_strcache {
+    bool is_pattern;
+    const char *text;     /* borrowed from the schema */
+    ncg_rule rule;
+} js_strcache;
+
 typedef struct js_ctx {
     ncg_builder *b;
     int max_ws;
@@ -72,6 +78,8 @@ typedef struct js_ctx {
     ncg_rule str_rest_rule;   /* rest of a string body + quote; -1 until made */
     js_memo *memo;
     int n_memo, cap_memo;
+    js_strcache *strc;        /* pattern / format rules */
+    int n_strc, cap_strc;
 } js_ctx;
 
 /* ---- json_schema.c ---- */
@@ -85,8 +93,8 @@ ncg_expr js_value(js_ctx *c, const json_t *schema);
 ncg_expr js_conj_value(js_ctx *c, js_conj *cj);
 /* Any JSON value. */
 ncg_expr js_any(js_ctx *c);
-/* Compile a conjunction into a shared rule (memoized on its schemas), or
- * inline when small; used for property values and array items. */
+/* Compile a conjunction into a rule, memoized on its schemas (so $ref
+ * recursion terminates); used for property values and array items. */
 ncg_expr js_conj_ref(js_ctx *c, js_conj *cj);
 /* JSON equality (numbers compare by value, 1 == 1.0; bool != number). */
 bool js_json_equal(const json_t *a, const json_t *b);
