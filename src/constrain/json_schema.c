@@ -202,7 +202,7 @@ ncg_expr js_literal(js_ctx *c, const json_t *v) { return literal(c, v, false); }
 
 /* Keywords that constrain validation and that this compiler refuses. */
 static const char *const refused_kw[] = {
-    "not", "uniqueItems", "contains", "minContains", "maxContains", "propertyNames",
+    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames",
     "dependencies", "dependentRequired", "dependentSchemas", "unevaluatedProperties",
     "unevaluatedItems", "$dynamicRef", "$recursiveRef", "extends", "disallow", "divisibleBy",
 };
@@ -269,7 +269,13 @@ static int value_type(js_ctx *c, const json_t *v) {
 
 /* ---- $ref -------------------------------------------------------------- */
 
-static const json_t *resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
+bool js_format_known(const char *fmt) {
+    for (size_t f = 0; f < sizeof known_formats / sizeof *known_formats; f++)
+        if (!strcmp(fmt, known_formats[f])) return true;
+    return false;
+}
+
+const json_t *js_resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
     if (ref[0] != '#') {
         js_fail(c, NUAGE_E_UNSUPPORTED, s, "$ref", "$ref '%.120s': only references within the document (#/...) are supported", ref);
         return NULL;
@@ -334,13 +340,22 @@ static int flatten(js_ctx *c, js_conj *cj) {
         if (ref && !(cj->it[i].used & JS_USED_REF)) {
             cj->it[i].used |= JS_USED_REF;
             if (!json_is_string(ref)) return js_fail(c, NUAGE_E_INVAL, s, "$ref", "$ref must be a string");
-            const json_t *t = resolve_ref(c, s, json_string_value(ref));
+            const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
             if (!t) return c->rc;
             if (c->draft <= 7) cj->it[i].used |= JS_USED_ALLOF | JS_USED_ANYOF | JS_USED_ONEOF | 0x100; /* siblings ignored */
             int rc = conj_add(c, cj, t, s, "$ref");
             if (rc < 0) return rc;
         }
         if (cj->it[i].used & 0x100) continue;
+        const json_t *nt = json_object_get(s, "not");
+        if (nt && !(cj->it[i].used & JS_USED_NOT)) {
+            cj->it[i].used |= JS_USED_NOT;
+            const json_t *ng = js_negate(c, nt, s);
+            if (!ng) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+            int rc = conj_add(c, cj, ng, s, "not");
+            if (rc < 0) return rc;
+            if (json_is_false(ng)) return 1;
+        }
         const json_t *all = json_object_get(s, "allOf");
         if (all && !(cj->it[i].used & JS_USED_ALLOF)) {
             cj->it[i].used |= JS_USED_ALLOF;
@@ -371,7 +386,7 @@ static void sig_of(js_ctx *c, const json_t *s, branch_sig *g) {
     const json_t *ref = json_object_get(s, "$ref");
     if (ref && json_is_string(ref) && json_object_size(s) == 1) {
         int save = c->rc;
-        const json_t *t = resolve_ref(c, s, json_string_value(ref));
+        const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
         c->rc = save;
         if (t && t != s && c->depth < JS_MAX_DEPTH) { c->depth++; sig_of(c, t, g); c->depth--; }
         return;
@@ -414,7 +429,7 @@ static const json_t *deref_plain(js_ctx *c, const json_t *s) {
         const json_t *ref = json_object_get(s, "$ref");
         if (!ref || !json_is_string(ref)) break;
         int save = c->rc;
-        const json_t *t = resolve_ref(c, s, json_string_value(ref));
+        const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
         c->rc = save;
         if (!t) break;
         s = t;
@@ -497,7 +512,10 @@ static int check_value(js_ctx *c, const js_conj *cj, const json_t *v, int types)
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)s, k, x) {
-            if (!strcmp(k, "enum")) {
+            if (!strcmp(k, "$nuage:notStrings") && js_not_strings(c, s)) {
+                for (size_t j = 0; json_is_string(v) && j < json_array_size(x); j++)
+                    if (js_json_equal(v, json_array_get(x, j))) return 0;
+            } else if (!strcmp(k, "enum")) {
                 bool in = false;
                 for (size_t j = 0; json_is_array(x) && j < json_array_size(x); j++)
                     if (js_json_equal(v, json_array_get(x, j))) in = true;
@@ -663,6 +681,26 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     }
     if (min > max) return ncg_nothing(b);
     bool len = min > 0 || max != NCG_INF;
+    /* strings excluded by a "not" of an enum/const */
+    int n_ex = 0;
+    const char *ex[256];
+    size_t exl[256];
+    for (int i = 0; i < cj->n; i++) {
+        const json_t *l = live(&cj->it[i]) ? js_not_strings(c, cj->it[i].s) : NULL;
+        for (size_t j = 0; l && j < json_array_size(l); j++) {
+            if (n_ex == 256) return js_fail(c, NUAGE_E_UNSUPPORTED, NULL, NULL, "'not' of a long enum of strings is not supported");
+            ex[n_ex] = json_string_value(json_array_get(l, j));
+            exl[n_ex++] = json_string_length(json_array_get(l, j));
+        }
+    }
+    if (n_ex) {
+        if (len || pattern || format)
+            return js_fail(c, NUAGE_E_UNSUPPORTED, NULL, NULL,
+                           "'not' of string values together with other string keywords is not supported");
+        ncg_expr e = js_string_not_in(c, ex, exl, n_ex);
+        if (e < 0) return js_fail(c, e, NULL, NULL, "'not' of strings outside the Basic Multilingual Plane is not supported");
+        return e;
+    }
     if (pattern && (format || len))
         return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "pattern", "pattern together with %s is not supported",
                        format ? "format" : "minLength/maxLength");
@@ -871,6 +909,8 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
     free(c.strc);
+    for (int i = 0; i < c.n_synth; i++) json_decref(c.synth[i]);
+    free(c.synth);
     if (c.rc < 0) return c.rc;
     if (e < 0) {
         if (err && !err->msg[0]) snprintf(err->msg, sizeof err->msg, "grammar construction failed (%d)", e);

@@ -40,7 +40,7 @@ typedef struct js_bound {
 } js_bound;
 
 /* One schema of a conjunction and the keywords already consumed from it. */
-enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8 };
+enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8, JS_USED_NOT = 16 };
 typedef struct js_item {
     const json_t *s;
     unsigned used;
@@ -80,6 +80,8 @@ typedef struct js_ctx {
     int n_memo, cap_memo;
     js_strcache *strc;        /* pattern / format rules */
     int n_strc, cap_strc;
+    json_t **synth;           /* schemas made by the compiler ("not"); owned */
+    int n_synth, cap_synth;
 } js_ctx;
 
 /* ---- json_schema.c ---- */
@@ -103,6 +105,21 @@ bool js_json_equal(const json_t *a, const json_t *b);
 ncg_expr js_literal(js_ctx *c, const json_t *v);
 /* Whitespace between tokens. */
 ncg_expr js_ws(js_ctx *c);
+
+/* Resolve a JSON-pointer $ref within the document; NULL with an error. */
+const json_t *js_resolve_ref(js_ctx *c, const json_t *at, const char *ref);
+/* A format validators assert (others are annotations). */
+bool js_format_known(const char *fmt);
+
+/* ---- json_schema_not.c ---- */
+/* The negation of schema y as a positive schema (owned by c), or NULL
+ * with c->rc set (refused: no exact positive form). at: the schema
+ * holding the "not". */
+json_t *js_negate(js_ctx *c, const json_t *y, const json_t *at);
+/* Keep s (a new reference) until the compile ends. 0 or NUAGE_E_NOMEM. */
+int js_keep(js_ctx *c, json_t *s);
+/* The private "strings not in" list of a synthesized schema, or NULL. */
+const json_t *js_not_strings(const js_ctx *c, const json_t *s);
 
 /* ---- json_schema_num.c ---- */
 int js_dec_from_json(const json_t *v, js_dec *out);   /* 0, or -1 if not a number */

@@ -213,6 +213,21 @@ static void test_combinators_and_refs(void **st) {
     check("{\"definitions\":{\"i\":{\"type\":\"integer\"}},\"$ref\":\"#/definitions/i\",\"maximum\":3}", L("1"), L("10"));
 }
 
+static void test_not(void **st) {
+    (void)st;
+    check("{\"not\":{\"type\":\"null\"}}", L("1", "\"a\"", "[]", "{}", "true"), L("null"));
+    check("{\"type\":\"integer\",\"not\":{\"minimum\":3}}", L("2", "-5"), L("3", "10"));
+    check("{\"not\":{\"enum\":[1,\"a\",null,true,[]]}}", L("2", "0.5", "\"b\"", "false", "[1]", "{}", "\"\\u0062\""),
+          L("1", "1.0", "\"a\"", "\"\\u0061\"", "null", "true", "[]"));
+    check("{\"type\":\"string\",\"not\":{\"maxLength\":2}}", L("\"abc\""), L("\"ab\"", "\"\""));
+    check("{\"type\":\"object\",\"not\":{\"required\":[\"a\"]}}", L("{}", "{\"b\":1}"), L("{\"a\":1}"));
+    check("{\"not\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"number\"}]}}", L("null", "[]"), L("1", "\"s\""));
+    check("{\"not\":{\"not\":{\"type\":\"boolean\"}}}", L("true"), L("1"));
+    check("{\"not\":{}}", NULL, L("1", "null", "{}"));
+    refused("{\"not\":{\"pattern\":\"a\"}}", "/not/pattern", "pattern");
+    refused("{\"not\":{\"type\":\"integer\"}}", "/not/type", "integer");
+}
+
 static void test_refusals(void **st) {
     (void)st;
     refused("{\"properties\":{\"a\":{\"uniqueItems\":true}}}", "/properties/a/uniqueItems", "uniqueItems");
@@ -256,6 +271,7 @@ int main(void) {
         cmocka_unit_test(test_objects),
         cmocka_unit_test(test_arrays),
         cmocka_unit_test(test_combinators_and_refs),
+        cmocka_unit_test(test_not),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_whitespace_bound),
         cmocka_unit_test(test_pattern_and_format),
