@@ -815,16 +815,38 @@ ncg_expr js_conj_value(js_ctx *c, js_conj *cj) {
                 out = js_fail(c, NUAGE_E_INVAL, it->s, name, "%s must be a non-empty array", name);
                 goto done;
             }
-            if (one && json_array_size(arr) > 1 && !branches_disjoint(c, arr)) {
-                out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name,
-                              "oneOf whose branches may overlap is not supported (use anyOf)");
-                goto done;
+            /* overlapping oneOf branches: branch k and not every other
+             * branch, when each branch has an exact negation */
+            const json_t *negs[16];
+            size_t nb = json_array_size(arr);
+            bool with_negs = false;
+            if (one && nb > 1 && !branches_disjoint(c, arr)) {
+                bool ok = nb <= 8;
+                for (size_t k = 0; k < nb && ok; k++) {
+                    int save_rc = c->rc;
+                    nuage_cg_error save_err;
+                    if (c->err) save_err = *c->err;
+                    negs[k] = js_negate(c, json_array_get(arr, k), it->s);
+                    if (!negs[k]) {
+                        ok = false;
+                        c->rc = save_rc;
+                        if (c->err) *c->err = save_err;
+                    }
+                }
+                if (!ok) {
+                    out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name,
+                                  "oneOf whose branches may overlap is not supported (use anyOf)");
+                    goto done;
+                }
+                with_negs = true;
             }
             it->used |= bit;
             ncg_expr acc = ncg_nothing(c->b);
             for (size_t k = 0; k < json_array_size(arr); k++) {
                 js_conj sub = *cj;
                 int r2 = conj_add(c, &sub, json_array_get(arr, k), it->s, name);
+                for (size_t j = 0; with_negs && j < nb && r2 == 0; j++)
+                    if (j != k) r2 = conj_add(c, &sub, negs[j], it->s, name);
                 if (r2 < 0) { out = r2; goto done; }
                 ncg_expr e = js_conj_value(c, &sub);
                 if (e < 0) { out = e; goto done; }

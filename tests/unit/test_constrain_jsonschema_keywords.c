@@ -196,7 +196,11 @@ static void test_combinators_and_refs(void **st) {
     check("{\"oneOf\":[{\"properties\":{\"k\":{\"const\":\"a\"},\"x\":{\"type\":\"integer\"}},\"required\":[\"k\"],\"type\":\"object\"},"
           "{\"properties\":{\"k\":{\"const\":\"b\"}},\"required\":[\"k\"],\"type\":\"object\"}]}",
           L("{\"k\":\"a\",\"x\":1}", "{\"k\":\"b\",\"x\":\"s\"}"), L("{\"k\":\"a\",\"x\":\"s\"}", "{\"k\":\"c\"}"));
-    refused("{\"oneOf\":[{\"type\":\"integer\"},{\"minimum\":2}]}", "/oneOf", "oneOf");
+    /* overlapping branches: exactly one must hold */
+    check("{\"oneOf\":[{\"type\":\"number\"},{\"minimum\":2}]}", L("1", "1.5", "\"s\"", "-3", "null"), L("2", "7"));
+    check("{\"type\":\"object\",\"oneOf\":[{\"required\":[\"a\"]},{\"required\":[\"b\"]}]}",
+          L("{\"a\":1}", "{\"b\":1}"), L("{}", "{\"a\":1,\"b\":2}"));
+    refused("{\"oneOf\":[{\"pattern\":\"a\"},{\"minLength\":2}]}", "/oneOf", "oneOf");
     check("{\"allOf\":[{\"properties\":{\"a\":{\"type\":\"integer\"}},\"required\":[\"a\"]},"
           "{\"properties\":{\"a\":{\"minimum\":5},\"b\":{}},\"additionalProperties\":false}]}",
           L("{\"a\":5}", "{\"a\":7,\"b\":null}"), L("{\"a\":4}", "{\"b\":1}", "{\"a\":5,\"c\":1}"));
