@@ -640,6 +640,56 @@ static ncg_expr compile_number(js_ctx *c, const js_conj *cj, bool integer) {
     return js_number(c, &lo, &hi, integer || k == 1, c->draft >= 6);
 }
 
+/* A pattern "^A Q$" where A matches exactly one BMP code point (a
+ * non-negated class of BMP characters, \d or \w) and Q is + * {m} {m,}
+ * {m,n}: rewritten with its repeat bounds intersected with [min, max]
+ * into out (cap bytes). 1 when rewritten, 0 when not of that shape. */
+static int narrow_pattern(const char *p, size_t n, uint32_t min, uint32_t max, char *out, size_t cap) {
+    if (n < 4 || p[0] != '^' || p[n - 1] != '$' || p[n - 2] == '\\') return 0;
+    size_t i = 1, a0 = 1;
+    if (p[i] == '[') {
+        if (p[i + 1] == '^' || p[i + 1] == ']') return 0;
+        for (i++; i < n - 1 && p[i] != ']'; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            if (ch >= 0xF0) return 0;                       /* above the BMP */
+            if (ch == '[') return 0;
+            if (ch == '\\') {
+                char e = p[++i];
+                if (e == 'S' || e == 'D' || e == 'W' || e == 'p' || e == 'P' || e == 'u' || e == 'c' || e == 'x') return 0;
+            }
+        }
+        if (i >= n - 1) return 0;
+        i++;
+    } else if (p[i] == '\\' && (p[i + 1] == 'd' || p[i + 1] == 'w')) {
+        i += 2;
+    } else return 0;
+    size_t a1 = i;
+    uint64_t qmin, qmax;
+    if (p[i] == '+' && i + 1 == n - 1) { qmin = 1; qmax = NCG_INF; }
+    else if (p[i] == '*' && i + 1 == n - 1) { qmin = 0; qmax = NCG_INF; }
+    else if (p[i] == '{') {
+        char *end;
+        qmin = strtoull(p + i + 1, &end, 10);
+        if (end == p + i + 1) return 0;
+        if (*end == '}') qmax = qmin;
+        else if (*end == ',' && end[1] == '}') { qmax = NCG_INF; end++; }
+        else if (*end == ',') {
+            char *e2;
+            qmax = strtoull(end + 1, &e2, 10);
+            if (e2 == end + 1 || *e2 != '}') return 0;
+            end = e2;
+        } else return 0;
+        if ((size_t)(end - p) + 1 != n - 1) return 0;
+    } else return 0;
+    uint64_t lo = qmin > min ? qmin : min, hi = qmax < max ? qmax : max;
+    if (lo > 100000) return 0;
+    int w = hi == NCG_INF ? snprintf(out, cap, "^%.*s{%llu,}$", (int)(a1 - a0), p + a0, (unsigned long long)lo)
+          : lo > hi ? snprintf(out, cap, "^[]$")
+                    : snprintf(out, cap, "^%.*s{%llu,%llu}$", (int)(a1 - a0), p + a0, (unsigned long long)lo,
+                               (unsigned long long)hi);
+    return w > 0 && (size_t)w < cap;
+}
+
 static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     ncg_builder *b = c->b;
     uint32_t min = 0, max = NCG_INF;
@@ -700,6 +750,16 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
         ncg_expr e = js_string_not_in(c, ex, exl, n_ex);
         if (e < 0) return js_fail(c, e, NULL, NULL, "'not' of strings outside the Basic Multilingual Plane is not supported");
         return e;
+    }
+    char narrowed[1024];
+    if (pattern && len && !format &&
+        narrow_pattern(json_string_value(pattern), json_string_length(pattern), min, max, narrowed, sizeof narrowed)) {
+        /* the length bounds folded into the pattern's own repeat */
+        ncg_expr body;
+        nuage_cg_error e2 = { { 0 }, { 0 } };
+        int rc = ncg_regex(b, narrowed, strlen(narrowed), false, true, &body, &e2);
+        if (rc < 0) return js_fail(c, rc, pit->s, "pattern", "%s", e2.msg);
+        return ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3);
     }
     if (pattern && (format || len))
         return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "pattern", "pattern together with %s is not supported",

@@ -263,6 +263,10 @@ static void test_pattern_and_format(void **st) {
     (void)st;
     check("{\"type\":\"string\",\"pattern\":\"^[a-c]+$\"}", L("\"abc\"", "\"a\""), L("\"\"", "\"abd\""));
     check("{\"type\":\"string\",\"pattern\":\"b\"}", L("\"abc\"", "\"b\""), L("\"ac\""));
+    /* a one-character class repeated: the length bounds narrow its repeat */
+    check("{\"type\":\"string\",\"pattern\":\"^[a-c\\\\-]+$\",\"minLength\":2,\"maxLength\":3}",
+          L("\"ab\"", "\"a-c\"", "\"\\u0061b\""), L("\"a\"", "\"abca\"", "\"ad\""));
+    check("{\"type\":\"string\",\"pattern\":\"^\\\\d{2,8}$\",\"maxLength\":3}", L("\"12\"", "\"123\""), L("\"1\"", "\"1234\""));
     check("{\"type\":\"string\",\"format\":\"date\"}", L("\"2024-02-29\""), L("\"2024-13-01\"", "\"x\""));
     check("{\"type\":\"string\",\"format\":\"not-a-known-format\"}", L("\"anything\""), L("1"));
 }
