@@ -319,20 +319,30 @@ const json_t *js_resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
 
 /* ---- conjunctions ------------------------------------------------------- */
 
-static int conj_add(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, const char *kw) {
+/* Insert s at position pos (unless already present); 1 inserted, 0 present. */
+static int conj_insert(js_ctx *c, js_conj *cj, int pos, const json_t *s, const json_t *at, const char *kw) {
     for (int i = 0; i < cj->n; i++) if (cj->it[i].s == s) return 0;
     if (cj->n >= JS_MAX_CONJ) return js_fail(c, NUAGE_E_UNSUPPORTED, at, kw, "schema too deeply combined (allOf/$ref)");
-    cj->it[cj->n].s = s;
-    cj->it[cj->n].used = 0;
+    memmove(&cj->it[pos + 1], &cj->it[pos], sizeof cj->it[0] * (size_t)(cj->n - pos));
+    cj->it[pos].s = s;
+    cj->it[pos].used = 0;
     cj->n++;
-    return 0;
+    return 1;
 }
 
-/* Flatten $ref and allOf; 1 when the conjunction is unsatisfiable (a false
- * schema), 0, or an error. */
+static int conj_add(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, const char *kw) {
+    int rc = conj_insert(c, cj, cj->n, s, at, kw);
+    return rc < 0 ? rc : 0;
+}
+
+/* Flatten $ref, allOf and not; 1 when the conjunction is unsatisfiable (a
+ * false schema), 0, or an error. The schemas a schema brings in are
+ * inserted right after it, so the list is in depth-first pre-order: the
+ * order in which properties are declared reading the schema top down. */
 static int flatten(js_ctx *c, js_conj *cj) {
     for (int i = 0; i < cj->n; i++) {
         const json_t *s = cj->it[i].s;
+        int ins = i + 1, rc;
         if (json_is_true(s)) continue;
         if (json_is_false(s)) return 1;
         if (!json_is_object(s)) return js_fail(c, NUAGE_E_INVAL, s, NULL, "a schema must be an object or a boolean");
@@ -343,27 +353,26 @@ static int flatten(js_ctx *c, js_conj *cj) {
             const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
             if (!t) return c->rc;
             if (c->draft <= 7) cj->it[i].used |= JS_USED_ALLOF | JS_USED_ANYOF | JS_USED_ONEOF | 0x100; /* siblings ignored */
-            int rc = conj_add(c, cj, t, s, "$ref");
-            if (rc < 0) return rc;
+            if ((rc = conj_insert(c, cj, ins, t, s, "$ref")) < 0) return rc;
+            ins += rc;
         }
         if (cj->it[i].used & 0x100) continue;
-        const json_t *nt = json_object_get(s, "not");
-        if (nt && !(cj->it[i].used & JS_USED_NOT)) {
-            cj->it[i].used |= JS_USED_NOT;
-            const json_t *ng = js_negate(c, nt, s);
-            if (!ng) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
-            int rc = conj_add(c, cj, ng, s, "not");
-            if (rc < 0) return rc;
-            if (json_is_false(ng)) return 1;
-        }
         const json_t *all = json_object_get(s, "allOf");
         if (all && !(cj->it[i].used & JS_USED_ALLOF)) {
             cj->it[i].used |= JS_USED_ALLOF;
             if (!json_is_array(all)) return js_fail(c, NUAGE_E_INVAL, s, "allOf", "allOf must be an array");
             for (size_t k = 0; k < json_array_size(all); k++) {
-                int rc = conj_add(c, cj, json_array_get(all, k), s, "allOf");
-                if (rc < 0) return rc;
+                if ((rc = conj_insert(c, cj, ins, json_array_get(all, k), s, "allOf")) < 0) return rc;
+                ins += rc;
             }
+        }
+        const json_t *nt = json_object_get(s, "not");
+        if (nt && !(cj->it[i].used & JS_USED_NOT)) {
+            cj->it[i].used |= JS_USED_NOT;
+            const json_t *ng = js_negate(c, nt, s);
+            if (!ng) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+            if (json_is_false(ng)) return 1;
+            if ((rc = conj_insert(c, cj, ins, ng, s, "not")) < 0) return rc;
         }
     }
     return 0;

@@ -80,6 +80,8 @@ typedef struct js_ctx {
     int n_memo, cap_memo;
     js_strcache *strc;        /* pattern / format rules */
     int n_strc, cap_strc;
+    struct { uint32_t min, max; ncg_rule rule; } lenc[32];   /* counted strings */
+    int n_lenc;
     json_t **synth;           /* schemas made by the compiler ("not"); owned */
     int n_synth, cap_synth;
 } js_ctx;

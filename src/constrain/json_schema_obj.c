@@ -348,7 +348,7 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         }
         g.cap = (int)cap;
     }
-    g.use_rules = np > 12;
+    g.use_rules = np > 4;
     size_t ns = (size_t)(np + 1) * (size_t)(g.cap + 1);
     if (g.use_rules || g.cap > 0) {
         rules = malloc(sizeof *rules * ns * 2);

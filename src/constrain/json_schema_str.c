@@ -77,6 +77,12 @@ ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max) {
     ncg_builder *b = c->b;
     ncg_expr q = ncg_str(b, "\"");
     ncg_expr ch;
+    bool big = (max != NCG_INF && max > 64) || min > 64;
+    if (big) {
+        /* a long counted string is a big automaton: one rule per bounds */
+        for (int i = 0; i < c->n_lenc; i++)
+            if (c->lenc[i].min == min && c->lenc[i].max == max) return ncg_ref(b, c->lenc[i].rule);
+    }
     if ((max != NCG_INF && max > 8) || min > 8) {
         /* a long bounded run: the engine unrolls repetitions, so repeat a
          * call of one shared character rule rather than its automaton */
@@ -89,7 +95,17 @@ ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max) {
         }
         ch = ncg_ref(b, c->str_char_rule);
     } else ch = js_str_char(c);
-    return ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, ch, min, max), q }, 3);
+    ncg_expr e = ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, ch, min, max), q }, 3);
+    if (!big || c->n_lenc == (int)(sizeof c->lenc / sizeof *c->lenc)) return e;
+    ncg_rule r = ncg_rule_new(b, "str_counted");
+    if (r < 0) return r;
+    int rc = ncg_rule_set(b, r, e);
+    if (rc < 0) return rc;
+    c->lenc[c->n_lenc].min = min;
+    c->lenc[c->n_lenc].max = max;
+    c->lenc[c->n_lenc].rule = r;
+    c->n_lenc++;
+    return ncg_ref(b, r);
 }
 
 /* decode one UTF-8 code point at s[*i]; advances *i */

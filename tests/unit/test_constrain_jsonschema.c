@@ -213,24 +213,32 @@ static void ord_push(const json_t **L, int *n, const json_t *s) {
     if (*n < ORD_MAX) L[(*n)++] = s;
 }
 
+/* depth first: the schema, then its $ref target and allOf branches */
+static void ord_dfs(const json_t *root, const json_t **L, int *n, const json_t *s, int depth) {
+    if (!json_is_object(s) || depth > 40) return;
+    for (int i = 0; i < *n; i++) if (L[i] == s) return;
+    if (*n >= ORD_MAX) return;
+    L[(*n)++] = s;
+    const json_t *x;
+    if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_dfs(root, L, n, ord_ref(root, json_string_value(x)), depth + 1);
+    if ((x = json_object_get(s, "allOf")))
+        for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), depth + 1);
+}
+
+/* then the anyOf / oneOf branches, each depth first */
 static void ord_expand(const json_t *root, const json_t **L, int *n) {
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < *n; i++) {
-            const json_t *s = L[i], *x;
-            if (pass == 0) {
-                if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_push(L, n, ord_ref(root, json_string_value(x)));
-                if ((x = json_object_get(s, "allOf")))
-                    for (size_t k = 0; k < json_array_size(x); k++) ord_push(L, n, json_array_get(x, k));
-            } else {
-                static const char *const comb[] = { "anyOf", "oneOf" };
-                for (int c = 0; c < 2; c++)
-                    if ((x = json_object_get(s, comb[c])))
-                        for (size_t k = 0; k < json_array_size(x); k++) ord_push(L, n, json_array_get(x, k));
-                if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_push(L, n, ord_ref(root, json_string_value(x)));
-                if ((x = json_object_get(s, "allOf")))
-                    for (size_t k = 0; k < json_array_size(x); k++) ord_push(L, n, json_array_get(x, k));
-            }
+    const json_t *in[ORD_MAX];
+    int nin = *n;
+    memcpy(in, L, sizeof *in * (size_t)nin);
+    *n = 0;
+    for (int i = 0; i < nin; i++) ord_dfs(root, L, n, in[i], 0);
+    for (int i = 0; i < *n; i++) {
+        static const char *const comb[] = { "anyOf", "oneOf" };
+        for (int c = 0; c < 2; c++) {
+            const json_t *x = json_object_get(L[i], comb[c]);
+            for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), 0);
         }
+    }
 }
 
 static json_t *reorder(const json_t *root, const json_t *const *in, int nin, const json_t *v, int depth) {
