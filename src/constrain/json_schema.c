@@ -202,8 +202,7 @@ ncg_expr js_literal(js_ctx *c, const json_t *v) { return literal(c, v, false); }
 
 /* Keywords that constrain validation and that this compiler refuses. */
 static const char *const refused_kw[] = {
-    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames",
-    "dependencies", "dependentRequired", "dependentSchemas", "unevaluatedProperties",
+    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames", "unevaluatedProperties",
     "unevaluatedItems", "$dynamicRef", "$recursiveRef", "extends", "disallow", "divisibleBy",
 };
 
@@ -363,6 +362,26 @@ static int flatten(js_ctx *c, js_conj *cj) {
             if (!json_is_array(all)) return js_fail(c, NUAGE_E_INVAL, s, "allOf", "allOf must be an array");
             for (size_t k = 0; k < json_array_size(all); k++) {
                 if ((rc = conj_insert(c, cj, ins, json_array_get(all, k), s, "allOf")) < 0) return rc;
+                ins += rc;
+            }
+        }
+        /* if/then/else (draft 7 on) and dependencies: rewritten with not */
+        if (c->draft >= 7 && json_object_get(s, "if") && (json_object_get(s, "then") || json_object_get(s, "else")) &&
+            !(cj->it[i].used & JS_USED_IF)) {
+            cj->it[i].used |= JS_USED_IF;
+            const json_t *x = js_conditional(c, s);
+            if (!x) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+            if ((rc = conj_insert(c, cj, ins, x, s, "if")) < 0) return rc;
+            ins += rc;
+        }
+        if (!(cj->it[i].used & JS_USED_DEP)) {
+            cj->it[i].used |= JS_USED_DEP;
+            static const char *const deps[] = { "dependencies", "dependentRequired", "dependentSchemas" };
+            for (int k = 0; k < 3; k++) {
+                if (!json_object_get(s, deps[k])) continue;
+                const json_t *x = js_dependencies(c, s, deps[k]);
+                if (!x) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+                if ((rc = conj_insert(c, cj, ins, x, s, deps[k])) < 0) return rc;
                 ins += rc;
             }
         }
@@ -585,8 +604,6 @@ static int check_refused(js_ctx *c, const js_conj *cj) {
             if (!strcmp(refused_kw[k], "propertyNames") && json_is_true(x)) continue;
             return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, refused_kw[k], "'%s' is not supported", refused_kw[k]);
         }
-        if (kw(it, "if") && (kw(it, "then") || kw(it, "else")))
-            return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "if", "'if'/'then'/'else' is not supported");
         const json_t *req = kw(it, "required");
         if (req && !json_is_array(req))
             return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "required", "draft-3 boolean 'required' is not supported");

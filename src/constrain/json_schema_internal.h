@@ -40,7 +40,8 @@ typedef struct js_bound {
 } js_bound;
 
 /* One schema of a conjunction and the keywords already consumed from it. */
-enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8, JS_USED_NOT = 16 };
+enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8, JS_USED_NOT = 16, JS_USED_IF = 32,
+       JS_USED_DEP = 64 };
 typedef struct js_item {
     const json_t *s;
     unsigned used;
@@ -118,6 +119,12 @@ bool js_format_known(const char *fmt);
  * with c->rc set (refused: no exact positive form). at: the schema
  * holding the "not". */
 json_t *js_negate(js_ctx *c, const json_t *y, const json_t *at);
+/* if/then/else of schema s as anyOf [allOf [if, then], allOf [not if, else]]
+ * (owned by c), or NULL with c->rc set. */
+json_t *js_conditional(js_ctx *c, const json_t *s);
+/* s's dependencies / dependentRequired / dependentSchemas (kw) as an allOf
+ * of anyOf (owned by c), or NULL with c->rc set. */
+json_t *js_dependencies(js_ctx *c, const json_t *s, const char *kw);
 /* Keep s (a new reference) until the compile ends. 0 or NUAGE_E_NOMEM. */
 int js_keep(js_ctx *c, json_t *s);
 /* The private "strings not in" list of a synthesized schema, or NULL. */

@@ -271,3 +271,43 @@ json_t *js_negate(js_ctx *c, const json_t *y, const json_t *at) {
     if (js_keep(c, r) < 0) return NULL;
     return r;
 }
+
+json_t *js_conditional(js_ctx *c, const json_t *s) {
+    const json_t *i = json_object_get(s, "if"), *t = json_object_get(s, "then"), *e = json_object_get(s, "else");
+    json_t *ni = js_negate(c, i, s);
+    if (!ni) return NULL;
+    json_t *yes = t ? json_pack("{s:[O,O]}", "allOf", i, t) : json_incref((json_t *)i);
+    json_t *no = e ? json_pack("{s:[O,O]}", "allOf", ni, e) : json_incref(ni);
+    json_t *r = (yes && no) ? json_pack("{s:[o,o]}", "anyOf", yes, no) : NULL;
+    if (!r) { json_decref(yes); json_decref(no); js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory"); return NULL; }
+    return js_keep(c, r) < 0 ? NULL : r;
+}
+
+json_t *js_dependencies(js_ctx *c, const json_t *s, const char *kw) {
+    const json_t *d = json_object_get(s, kw);
+    if (!json_is_object(d)) { js_fail(c, NUAGE_E_INVAL, s, kw, "%s must be an object", kw); return NULL; }
+    if (json_object_size(d) > 6) {
+        js_fail(c, NUAGE_E_UNSUPPORTED, s, kw, "more than 6 %s are not supported", kw);
+        return NULL;
+    }
+    json_t *all = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)d, k, v) {
+        json_t *absent = json_pack("{s:{s:b}}", "properties", k, 0), *present;
+        if (json_is_array(v)) {
+            json_t *req = json_array();
+            json_array_append_new(req, json_string(k));
+            for (size_t j = 0; j < json_array_size(v); j++) json_array_append(req, json_array_get(v, j));
+            present = json_pack("{s:o}", "required", req);
+        } else {
+            present = json_pack("{s:[{s:[s]},O]}", "allOf", "required", k, v);
+        }
+        json_t *alt = (absent && present) ? json_pack("{s:[o,o]}", "anyOf", absent, present) : NULL;
+        if (!alt) { json_decref(all); js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory"); return NULL; }
+        json_array_append_new(all, alt);
+    }
+    json_t *r = json_pack("{s:o}", "allOf", all);
+    if (!r) { js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory"); return NULL; }
+    return js_keep(c, r) < 0 ? NULL : r;
+}

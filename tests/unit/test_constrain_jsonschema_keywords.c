@@ -232,13 +232,24 @@ static void test_not(void **st) {
     refused("{\"not\":{\"type\":\"integer\"}}", "/not/type", "integer");
 }
 
+static void test_conditionals(void **st) {
+    (void)st;
+    check("{\"if\":{\"type\":\"string\"},\"then\":{\"maxLength\":1},\"else\":{\"type\":\"integer\"}}",
+          L("\"a\"", "5"), L("\"ab\"", "1.5", "null"));
+    check("{\"$schema\":\"http://json-schema.org/draft-06/schema#\",\"if\":{\"type\":\"string\"},\"then\":false}",
+          L("\"a\""), NULL);   /* unknown before draft 7 */
+    check("{\"dependencies\":{\"a\":[\"b\"],\"c\":{\"required\":[\"d\"]}}}",
+          L("{}", "{\"b\":1}", "{\"a\":1,\"b\":2}", "{\"c\":1,\"d\":2}", "5"),
+          L("{\"a\":1}", "{\"c\":1}", "{\"a\":1,\"c\":2,\"d\":3}"));
+    check("{\"dependentRequired\":{\"a\":[\"b\"]}}", L("{\"a\":1,\"b\":2}"), L("{\"a\":1}"));
+}
+
 static void test_refusals(void **st) {
     (void)st;
     refused("{\"properties\":{\"a\":{\"uniqueItems\":true}}}", "/properties/a/uniqueItems", "uniqueItems");
-    refused("{\"items\":{\"if\":{},\"then\":{}}}", "/items/if", "if");
+    refused("{\"items\":{\"if\":{\"pattern\":\"a\"},\"then\":{}}}", "/items/if/pattern", "pattern");
     refused("{\"contains\":{}}", "/contains", "contains");
     refused("{\"$ref\":\"http://example.com/s.json\"}", "/$ref", "$ref");
-    refused("{\"dependencies\":{\"a\":[\"b\"]}}", "/dependencies", "dependencies");
     refused("{\"type\":\"string\",\"pattern\":\"a\",\"maxLength\":3}", "/pattern", "pattern");
     nuage_grammar *g = NULL;
     nuage_cg_error err;
@@ -280,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_arrays),
         cmocka_unit_test(test_combinators_and_refs),
         cmocka_unit_test(test_not),
+        cmocka_unit_test(test_conditionals),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_whitespace_bound),
         cmocka_unit_test(test_pattern_and_format),
