@@ -1017,6 +1017,7 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
     free(c.strc);
+    nuage_cg_tokens_free(c.bytes_table);
     for (int i = 0; i < c.n_synth; i++) json_decref(c.synth[i]);
     free(c.synth);
     if (c.rc < 0) return c.rc;

@@ -159,6 +159,13 @@ static void test_objects(void **st) {
           L("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
     check("{\"type\":\"object\",\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
           L("{}", "{\"x-a\":1,\"x-\":2}"), L("{\"a\":1}", "{\"x-a\":\"s\"}"));
+    /* required names matching a pattern take its schema */
+    check("{\"properties\":{\"city\":{\"type\":\"string\"}},\"patternProperties\":{\"^line[1-3]$\":{\"type\":\"string\"}},"
+          "\"additionalProperties\":false,\"required\":[\"city\",\"line1\"]}",
+          L("{\"city\":\"a\",\"line1\":\"b\"}", "{\"city\":\"a\",\"line1\":\"b\",\"line3\":\"c\"}"),
+          L("{\"city\":\"a\"}", "{\"city\":\"a\",\"line1\":1}", "{\"city\":\"a\",\"line1\":\"b\",\"line4\":\"c\"}"));
+    refused("{\"properties\":{\"xa\":{}},\"patternProperties\":{\"^x\":{}},\"additionalProperties\":false}",
+            "/patternProperties", "patternProperties");
     /* strict: no extra keys without additionalProperties */
     nuage_grammar *g = NULL;
     nuage_cg_error err;
