@@ -929,8 +929,10 @@ ncg_expr js_conj_value(js_ctx *c, js_conj *cj) {
             it->used |= bit;
             ncg_expr acc = ncg_nothing(c->b);
             for (size_t k = 0; k < json_array_size(arr); k++) {
+                /* the branch right after its holder: declaration order */
                 js_conj sub = *cj;
-                int r2 = conj_add(c, &sub, json_array_get(arr, k), it->s, name);
+                int r2 = conj_insert(c, &sub, i + 1, json_array_get(arr, k), it->s, name);
+                if (r2 > 0) r2 = 0;
                 for (size_t j = 0; with_negs && j < nb && r2 == 0; j++)
                     if (j != k) r2 = conj_add(c, &sub, negs[j], it->s, name);
                 if (r2 < 0) { out = r2; goto done; }

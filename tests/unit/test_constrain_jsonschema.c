@@ -179,10 +179,9 @@ static void py_dump(sbuf *s, const json_t *v, int indent, int level) {
  * The grammar writes declared properties in declaration order (a documented
  * serialization freedom, like whitespace). The data set's README says valid
  * instances follow it, but about 2 % of them do not, so instances are put
- * into declaration order first: the schemas that apply at a place are
- * collected breadth first (the schema, its $ref target and allOf branches,
- * then anyOf/oneOf branches), declared keys come in order of first
- * declaration, undeclared keys after them. */
+ * into declaration order first (and tried as written too): the schemas
+ * that apply at a place are collected depth first, declared keys come in
+ * order of first declaration, undeclared keys after them. */
 
 #define ORD_MAX 128
 
@@ -213,32 +212,30 @@ static void ord_push(const json_t **L, int *n, const json_t *s) {
     if (*n < ORD_MAX) L[(*n)++] = s;
 }
 
-/* depth first: the schema, then its $ref target and allOf branches */
+/* depth first, as the compiler lists them: the schema, its anyOf/oneOf
+ * branches (all of them: the instance picks one), its $ref target, its
+ * allOf branches */
 static void ord_dfs(const json_t *root, const json_t **L, int *n, const json_t *s, int depth) {
     if (!json_is_object(s) || depth > 40) return;
     for (int i = 0; i < *n; i++) if (L[i] == s) return;
     if (*n >= ORD_MAX) return;
     L[(*n)++] = s;
     const json_t *x;
+    static const char *const comb[] = { "anyOf", "oneOf" };
+    for (int c = 0; c < 2; c++)
+        if ((x = json_object_get(s, comb[c])))
+            for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), depth + 1);
     if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_dfs(root, L, n, ord_ref(root, json_string_value(x)), depth + 1);
     if ((x = json_object_get(s, "allOf")))
         for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), depth + 1);
 }
 
-/* then the anyOf / oneOf branches, each depth first */
 static void ord_expand(const json_t *root, const json_t **L, int *n) {
     const json_t *in[ORD_MAX];
     int nin = *n;
     memcpy(in, L, sizeof *in * (size_t)nin);
     *n = 0;
     for (int i = 0; i < nin; i++) ord_dfs(root, L, n, in[i], 0);
-    for (int i = 0; i < *n; i++) {
-        static const char *const comb[] = { "anyOf", "oneOf" };
-        for (int c = 0; c < 2; c++) {
-            const json_t *x = json_object_get(L[i], comb[c]);
-            for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), 0);
-        }
-    }
 }
 
 static json_t *reorder(const json_t *root, const json_t *const *in, int nin, const json_t *v, int depth) {
@@ -291,7 +288,15 @@ static json_t *reorder(const json_t *root, const json_t *const *in, int nin, con
                 if (json_object_get(out, key)) continue;
                 const json_t *C[ORD_MAX];
                 int nc = 0;
-                for (int q = 0; q < n; q++) ord_push(C, &nc, json_object_get(L[q], "additionalProperties"));
+                for (int q = 0; q < n; q++) {
+                    /* pattern schemas (the key is not matched here: for
+                     * ordering only) and additionalProperties */
+                    const json_t *pp = json_object_get(L[q], "patternProperties");
+                    const char *pk;
+                    json_t *ps;
+                    json_object_foreach((json_t *)pp, pk, ps) ord_push(C, &nc, ps);
+                    ord_push(C, &nc, json_object_get(L[q], "additionalProperties"));
+                }
                 json_object_set_new(out, key, reorder(root, C, nc, val, depth + 1));
             }
         }
