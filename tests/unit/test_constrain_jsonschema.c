@@ -213,29 +213,57 @@ static void ord_push(const json_t **L, int *n, const json_t *s) {
 }
 
 /* depth first, as the compiler lists them: the schema, its anyOf/oneOf
- * branches (all of them: the instance picks one), its $ref target, its
- * allOf branches */
-static void ord_dfs(const json_t *root, const json_t **L, int *n, const json_t *s, int depth) {
+ * branch (for an object instance the one declaring most of its keys: the
+ * instance follows one branch's order), its $ref target, its allOf
+ * branches */
+static void ord_dfs(const json_t *root, const json_t **L, int *n, const json_t *s, const json_t *v, int depth);
+
+static int ord_score(const json_t *root, const json_t *br, const json_t *v) {
+    const json_t *L[ORD_MAX];
+    int n = 0, score = 0;
+    ord_dfs(root, L, &n, br, NULL, 30);
+    const char *k;
+    json_t *x;
+    json_object_foreach((json_t *)v, k, x)
+        for (int i = 0; i < n; i++) {
+            const json_t *props = json_object_get(L[i], "properties");
+            if (props && json_object_get(props, k)) { score++; break; }
+        }
+    return score;
+}
+
+static void ord_dfs(const json_t *root, const json_t **L, int *n, const json_t *s, const json_t *v, int depth) {
     if (!json_is_object(s) || depth > 40) return;
     for (int i = 0; i < *n; i++) if (L[i] == s) return;
     if (*n >= ORD_MAX) return;
     L[(*n)++] = s;
     const json_t *x;
     static const char *const comb[] = { "anyOf", "oneOf" };
-    for (int c = 0; c < 2; c++)
-        if ((x = json_object_get(s, comb[c])))
-            for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), depth + 1);
-    if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_dfs(root, L, n, ord_ref(root, json_string_value(x)), depth + 1);
+    for (int c = 0; c < 2; c++) {
+        if (!(x = json_object_get(s, comb[c]))) continue;
+        if (json_is_object(v)) {
+            int best = -1;
+            size_t bk = 0;
+            for (size_t k = 0; k < json_array_size(x); k++) {
+                int sc = ord_score(root, json_array_get(x, k), v);
+                if (sc > best) { best = sc; bk = k; }
+            }
+            ord_dfs(root, L, n, json_array_get(x, bk), v, depth + 1);
+        } else {
+            for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), v, depth + 1);
+        }
+    }
+    if ((x = json_object_get(s, "$ref")) && json_is_string(x)) ord_dfs(root, L, n, ord_ref(root, json_string_value(x)), v, depth + 1);
     if ((x = json_object_get(s, "allOf")))
-        for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), depth + 1);
+        for (size_t k = 0; k < json_array_size(x); k++) ord_dfs(root, L, n, json_array_get(x, k), v, depth + 1);
 }
 
-static void ord_expand(const json_t *root, const json_t **L, int *n) {
+static void ord_expand(const json_t *root, const json_t **L, int *n, const json_t *v) {
     const json_t *in[ORD_MAX];
     int nin = *n;
     memcpy(in, L, sizeof *in * (size_t)nin);
     *n = 0;
-    for (int i = 0; i < nin; i++) ord_dfs(root, L, n, in[i], 0);
+    for (int i = 0; i < nin; i++) ord_dfs(root, L, n, in[i], v, 0);
 }
 
 static json_t *reorder(const json_t *root, const json_t *const *in, int nin, const json_t *v, int depth) {
@@ -243,7 +271,7 @@ static json_t *reorder(const json_t *root, const json_t *const *in, int nin, con
     const json_t *L[ORD_MAX];
     int n = 0;
     for (int i = 0; i < nin; i++) ord_push(L, &n, in[i]);
-    if (depth < 60) ord_expand(root, L, &n);
+    if (depth < 60) ord_expand(root, L, &n, v);
     if (json_is_array(v)) {
         json_t *out = json_array();
         for (size_t i = 0; i < json_array_size(v); i++) {
