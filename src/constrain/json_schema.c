@@ -927,6 +927,12 @@ ncg_expr js_conj_value(js_ctx *c, js_conj *cj) {
                 with_negs = true;
             }
             it->used |= bit;
+            /* distribution multiplies: bound the alternatives compiled */
+            c->n_alts += (long)json_array_size(arr);
+            if (c->n_alts > 4096) {
+                out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name, "too many anyOf/oneOf combinations");
+                goto done;
+            }
             ncg_expr acc = ncg_nothing(c->b);
             for (size_t k = 0; k < json_array_size(arr); k++) {
                 /* the branch right after its holder: declaration order */

@@ -83,6 +83,7 @@ typedef struct js_ctx {
     int n_strc, cap_strc;
     struct { uint32_t min, max; ncg_rule rule; } lenc[32];   /* counted strings */
     int n_lenc;
+    long n_alts;              /* anyOf/oneOf branches compiled so far */
     nuage_cg_tokens *bytes_table;   /* 256 one-byte tokens, for key tests */
     json_t **synth;           /* schemas made by the compiler ("not"); owned */
     int n_synth, cap_synth;

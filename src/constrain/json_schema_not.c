@@ -10,6 +10,8 @@
  *   minimum m      -> type number, exclusiveMaximum m (and so on)
  *   minLength n    -> type string, maxLength n-1 (items, properties alike)
  *   required [k..] -> type object whose properties k is false, for some k
+ *   properties     -> type object with some key k present whose value is
+ *                     not properties[k]
  *   enum/const V   -> every type V has no value of, numbers in the open
  *                     intervals between V's numbers, strings not in V
  *                     (a private keyword read only on these synthesized
@@ -231,6 +233,23 @@ static json_t *neg(js_ctx *c, const json_t *y, const json_t *at, int depth) {
                 if (!name) { rc = js_fail(c, NUAGE_E_INVAL, y, k, "required must hold strings"); break; }
                 if (push(pieces, json_pack("{s:s,s:{s:b}}", "type", "object", "properties", name, 0)) < 0) rc = NUAGE_E_NOMEM;
             }
+        } else if (!strcmp(k, "properties")) {
+            /* some declared key present with a value its schema refuses */
+            if (!json_is_object(v)) { rc = js_fail(c, NUAGE_E_INVAL, y, k, "properties must be an object"); break; }
+            const char *pk;
+            json_t *ps;
+            json_object_foreach(v, pk, ps) {
+                if (json_is_true(ps) || (json_is_object(ps) && json_object_size(ps) == 0)) continue;
+                json_t *np = neg(c, ps, at, depth + 1);
+                if (!np) { rc = c->rc ? c->rc : NUAGE_E_NOMEM; break; }
+                if (json_is_false(np)) { json_decref(np); continue; }
+                if (push(pieces, json_pack("{s:s,s:[s],s:{s:o}}", "type", "object", "required", pk, "properties", pk, np)) < 0) {
+                    rc = NUAGE_E_NOMEM;
+                    break;
+                }
+            }
+        } else if (!strcmp(k, "additionalProperties") && json_is_true(v)) {
+            continue;
         } else if (!strcmp(k, "not")) {
             if (push(pieces, json_deep_copy(v)) < 0) rc = NUAGE_E_NOMEM;
         } else if (!strcmp(k, "allOf") || !strcmp(k, "anyOf") || !strcmp(k, "$ref")) {

@@ -234,6 +234,8 @@ static void test_not(void **st) {
     check("{\"type\":\"object\",\"not\":{\"required\":[\"a\"]}}", L("{}", "{\"b\":1}"), L("{\"a\":1}"));
     check("{\"not\":{\"anyOf\":[{\"type\":\"string\"},{\"type\":\"number\"}]}}", L("null", "[]"), L("1", "\"s\""));
     check("{\"not\":{\"not\":{\"type\":\"boolean\"}}}", L("true"), L("1"));
+    check("{\"type\":\"object\",\"not\":{\"properties\":{\"a\":{\"type\":\"string\"}}}}",
+          L("{\"a\":1}", "{\"a\":null,\"b\":\"x\"}"), L("{}", "{\"a\":\"s\"}", "{\"b\":1}"));
     refused("{\"not\":{\"pattern\":\"a\"}}", "/not/pattern", "pattern");
     refused("{\"not\":{\"type\":\"integer\"}}", "/not/type", "integer");
 }
