@@ -570,13 +570,12 @@ static int check_value(js_ctx *c, const js_conj *cj, const json_t *v, int types)
                 for (size_t j = 0; j < json_string_length(v); j++) n += (p[j] & 0xC0) != 0x80;
                 if (k[1] == 'i' ? (long long)n < json_integer_value(x) : (long long)n > json_integer_value(x)) return 0;
             } else if (json_is_string(v) && (!strcmp(k, "pattern") || !strcmp(k, "format"))) {
-                if (!strcmp(k, "format")) {
-                    bool known = false;
-                    for (size_t f = 0; f < sizeof known_formats / sizeof *known_formats; f++)
-                        if (json_is_string(x) && !strcmp(json_string_value(x), known_formats[f])) known = true;
-                    if (!known) continue;
-                }
-                return -1;
+                if (!json_is_string(x)) return -1;
+                bool is_pattern = !strcmp(k, "pattern");
+                if (!is_pattern && !js_format_known(json_string_value(x))) continue;
+                int r = js_string_satisfies(c, is_pattern, json_string_value(x), json_string_value(v), json_string_length(v));
+                if (r < 0) return -1;
+                if (r == 0) return 0;
             } else if ((json_is_array(v) || json_is_object(v)) &&
                        (strstr(k, "roperties") || strstr(k, "tems") || !strcmp(k, "required"))) {
                 return -1;

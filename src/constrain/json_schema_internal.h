@@ -155,6 +155,9 @@ ncg_expr js_string_not_in(js_ctx *c, const char *const *names, const size_t *len
 
 /* ---- json_schema_obj.c ---- */
 ncg_expr js_object(js_ctx *c, const js_conj *cj);
+/* String value (decoded) satisfies pattern (is_pattern) or format pat:
+ * 1, 0, or a negative error (the pattern / format is refused). */
+int js_string_satisfies(js_ctx *c, bool is_pattern, const char *pat, const char *s, size_t len);
 ncg_expr js_array(js_ctx *c, const js_conj *cj);
 
 #endif

@@ -72,11 +72,12 @@ static int add_item(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, c
 
 /* ---- objects -------------------------------------------------------------- */
 
-/* Does the (decoded) key name match pattern pat, as the regex front end
- * reads it (JSON Schema: unanchored search)? 1, 0, or a negative error.
- * Runs the pattern's own grammar on a byte-level token table, so the
- * answer agrees exactly with the grammar that keys are generated from. */
-static int name_matches(js_ctx *c, const char *pat, const char *name, size_t len) {
+/* Does string value v (decoded: name, len) satisfy pattern pat
+ * (is_pattern; JSON Schema: unanchored search) or format pat? 1, 0, or a
+ * negative error. Runs the pattern's / format's own grammar on a
+ * byte-level token table, so the answer agrees exactly with the grammar
+ * that strings are generated from. */
+int js_string_satisfies(js_ctx *c, bool is_pattern, const char *pat, const char *name, size_t len) {
     if (!c->bytes_table) {
         static char bytes[256];
         const char *pc[257];
@@ -93,18 +94,38 @@ static int name_matches(js_ctx *c, const char *pat, const char *name, size_t len
     ncg_expr e;
     nuage_grammar *g = NULL;
     nuage_matcher *m = NULL;
-    int rc = ncg_regex(b, pat, strlen(pat), false, false, &e, &err);
+    char *text = NULL;
+    size_t tlen = len;
+    int rc;
+    if (is_pattern) {
+        rc = ncg_regex(b, pat, strlen(pat), false, false, &e, &err);
+        text = (char *)name;
+    } else {
+        /* a format describes the JSON string literal's body */
+        rc = ncg_json_format(b, pat, &e, &err);
+        json_t *sv = json_stringn(name, len);
+        text = sv ? json_dumps(sv, JSON_ENCODE_ANY) : NULL;
+        json_decref(sv);
+        if (!text) rc = rc < 0 ? rc : NUAGE_E_NOMEM;
+        else tlen = strlen(text);
+        if (rc == 0) e = ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), e, ncg_str(b, "\"") }, 3);
+    }
     if (rc == 0) {
-        ncg_rule r = ncg_rule_new(b, "key");
+        ncg_rule r = ncg_rule_new(b, "check");
         rc = r < 0 ? r : ncg_rule_set(b, r, e);
         if (rc == 0) rc = ncg_builder_finish(b, r, c->bytes_table, &g, &err);
     }
     if (rc == 0) rc = nuage_matcher_new(g, &m);
-    if (rc == 0) rc = nuage_matcher_accept_bytes(m, name, len) == 0 && nuage_matcher_is_accepting(m);
+    if (rc == 0) rc = nuage_matcher_accept_bytes(m, text, tlen) == 0 && nuage_matcher_is_accepting(m);
+    if (!is_pattern) free(text);
     nuage_matcher_free(m);
     nuage_grammar_free(g);
     ncg_builder_free(b);
     return rc;
+}
+
+static int name_matches(js_ctx *c, const char *pat, const char *name, size_t len) {
+    return js_string_satisfies(c, true, pat, name, len);
 }
 
 typedef struct prop {

@@ -287,6 +287,9 @@ static void test_pattern_and_format(void **st) {
           L("\"ab\"", "\"a-c\"", "\"\\u0061b\""), L("\"a\"", "\"abca\"", "\"ad\""));
     check("{\"type\":\"string\",\"pattern\":\"^\\\\d{2,8}$\",\"maxLength\":3}", L("\"12\"", "\"123\""), L("\"1\"", "\"1234\""));
     check("{\"type\":\"string\",\"format\":\"date\"}", L("\"2024-02-29\""), L("\"2024-13-01\"", "\"x\""));
+    /* enum values filtered by pattern and format */
+    check("{\"enum\":[\"ab\",\"b\",\"2024-01-01\"],\"pattern\":\"^[a-z]\"}", L("\"ab\"", "\"b\""), L("\"2024-01-01\""));
+    check("{\"enum\":[\"ab\",\"2024-01-01\",5],\"format\":\"date\"}", L("\"2024-01-01\"", "5"), L("\"ab\""));
     check("{\"type\":\"string\",\"format\":\"not-a-known-format\"}", L("\"anything\""), L("1"));
 }
 
