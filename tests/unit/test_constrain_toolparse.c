@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "test_toolparse_util.h"
 
 static const char *const NAMES[] = {"get_weather", "search_docs"};
@@ -263,6 +265,29 @@ static void test_names(void **state) {
     assert_int_equal(nuage_toolfmt_from_name(NULL), NUAGE_TOOLFMT_NONE);
 }
 
+/* The generic instruction lists every tool with its schema and shows the
+ * envelope the generic parser reads. */
+static void test_generic_instruction(void **state) {
+    (void)state;
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+                               "\"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", "
+                               "\"properties\": {\"city\": {\"type\": \"string\"}}}}}, {\"type\": \"function\", "
+                               "\"function\": {\"name\": \"ping\"}}]", 0, NULL);
+    assert_non_null(tools);
+    char *ins = nuage_toolfmt_generic_instruction(tools);
+    assert_non_null(ins);
+    assert_non_null(strstr(ins, "## get_weather\nCurrent weather\n"));
+    assert_non_null(strstr(ins, "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"));
+    assert_non_null(strstr(ins, "## ping\n"));
+    assert_non_null(strstr(ins, "{\"tool_calls\": [{\"name\": "));
+    free(ins);
+    json_t *empty = json_array();
+    assert_null(nuage_toolfmt_generic_instruction(empty));
+    assert_null(nuage_toolfmt_generic_instruction(NULL));
+    json_decref(empty);
+    json_decref(tools);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cases),
@@ -271,6 +296,7 @@ int main(void) {
         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_long_stream),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_generic_instruction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
