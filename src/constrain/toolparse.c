@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "constrain/toolcall.h"
+#include "constrain/toolgemma.h"
 #include "constrain/tooljson.h"
 #include "nuage/nuage.h"
 
@@ -504,6 +505,18 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     return BLK_DONE;
 }
 
+/* Gemma 4: <|tool_call>call:NAME{key:value,...}<tool_call|> (toolgemma.c) */
+static blk_status blk_gemma4(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
+    const char *name;
+    size_t nl, jl;
+    char *json;
+    int r = nuage__gemma_call(s, n, final, used, &name, &nl, &json, &jl);
+    if (r != 1) return r == 0 ? BLK_MORE : BLK_FAIL;
+    blk_status st = is_object_text(json, jl) ? add_call_raw(p, name, nl, json, jl) : BLK_FAIL;
+    free(json);
+    return st;
+}
+
 static const char *const trig_hermes[] = {"<tool_call>", NULL};
 static const char *const trig_llama3[] = {"<|python_tag|>", NULL};
 static const char *const trig_mistral[] = {"[TOOL_CALLS]", NULL};
@@ -512,6 +525,7 @@ static const char *const close_deepseek[] = {DS_CALLS_END, NULL};
 static const char *const trig_kimi[] = {"<|tool_calls_section_begin|>", "<|tool_call_begin|>", NULL};
 static const char *const close_kimi[] = {"<|tool_calls_section_end|>", NULL};
 static const char *const trig_none[] = {NULL};
+static const char *const trig_gemma4[] = {GEMMA_CALL_OPEN, NULL};
 
 static const family families[] = {
     [NUAGE_TOOLFMT_HERMES] = {trig_hermes, NULL, false, blk_hermes},
@@ -520,6 +534,7 @@ static const family families[] = {
     [NUAGE_TOOLFMT_DEEPSEEK] = {trig_deepseek, close_deepseek, false, blk_deepseek},
     [NUAGE_TOOLFMT_GENERIC] = {trig_none, NULL, true, blk_generic},
     [NUAGE_TOOLFMT_KIMI] = {trig_kimi, close_kimi, false, blk_kimi},
+    [NUAGE_TOOLFMT_GEMMA4] = {trig_gemma4, NULL, false, blk_gemma4},
 };
 
 /* Parse the block at s (trigger of tlen bytes first) and emit its

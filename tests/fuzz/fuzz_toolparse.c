@@ -14,7 +14,7 @@
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *       tests/fuzz/fuzz_toolparse.c src/constrain/toolparse.c \
- *       src/constrain/tooljson.c src/constrain/toolfmt.c -ljansson -o fuzz_toolparse
+ *       src/constrain/tooljson.c src/constrain/toolfmt.c src/constrain/toolgemma.c -ljansson -o fuzz_toolparse
  *   ./fuzz_toolparse -max_len=4096 -timeout=10 tests/fuzz/corpus/toolparse
  *
  * With gcc, -DNUAGE_FUZZ_MAIN adds a main() that replays the files given
@@ -131,7 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
     static const nuage_toolfmt fams[] = {NUAGE_TOOLFMT_HERMES, NUAGE_TOOLFMT_LLAMA3, NUAGE_TOOLFMT_MISTRAL,
                                          NUAGE_TOOLFMT_DEEPSEEK, NUAGE_TOOLFMT_HARMONY, NUAGE_TOOLFMT_GENERIC,
-                                         NUAGE_TOOLFMT_KIMI};
+                                         NUAGE_TOOLFMT_KIMI, NUAGE_TOOLFMT_GEMMA4};
     nuage_toolfmt fmt = fams[data[0] % (sizeof fams / sizeof fams[0])];
     uint32_t seed = data[1];
     const char *text = (const char *)data + 2;

@@ -127,6 +127,19 @@ static const tp_case CASES[] = {
      "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}<|call|>",
      "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}", "", 0, {0}, {0}},
     {NUAGE_TOOLFMT_HARMONY, "Plain text, no header.", "Plain text, no header.", "", 0, {0}, {0}},
+    /* Gemma 4: bare keys, <|"|> strings (raw, escaped into JSON), None */
+    {NUAGE_TOOLFMT_GEMMA4,
+     "<|tool_call>call:get_weather{location:<|\"|>Paris, \"France\"\n<|\"|>,unit:<|\"|>celsius<|\"|>}<tool_call|>"
+     "<|tool_call>call:search_docs{include_archived:false,max_results:2,query:<|\"|>umbrella sizes<|\"|>,"
+     "tags:[<|\"|>rain<|\"|>,<|\"|>gear<|\"|>],x:None,y:-1.5e3}<tool_call|>",
+     "", "", 2, {"get_weather", "search_docs"},
+     {"{\"location\":\"Paris, \\\"France\\\"\\n\",\"unit\":\"celsius\"}",
+      "{\"include_archived\":false,\"max_results\":2,\"query\":\"umbrella sizes\",\"tags\":[\"rain\",\"gear\"],"
+      "\"x\":null,\"y\":-1.5e3}"}},
+    {NUAGE_TOOLFMT_GEMMA4, "<|tool_call>call:get_weather{location Paris}<tool_call|>",
+     "<|tool_call>call:get_weather{location Paris}<tool_call|>", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_GEMMA4, "Hi <|tool_call>call:get_weather{location:<|\"|>Par",
+     "Hi <|tool_call>call:get_weather{location:<|\"|>Par", "", 0, {0}, {0}},
     /* generic envelope */
     {NUAGE_TOOLFMT_GENERIC,
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}, {\"name\": \"search_docs\", "
@@ -259,7 +272,7 @@ static void test_long_stream(void **state) {
 
 static void test_names(void **state) {
     (void)state;
-    for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_KIMI; f++)
+    for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_GEMMA4; f++)
         assert_int_equal(nuage_toolfmt_from_name(nuage_toolfmt_name((nuage_toolfmt)f)), f);
     assert_int_equal(nuage_toolfmt_from_name("qwen"), NUAGE_TOOLFMT_NONE);
     assert_int_equal(nuage_toolfmt_from_name(NULL), NUAGE_TOOLFMT_NONE);
