@@ -40,12 +40,7 @@
 #include "constrain/toolgemma.h"
 #include "nuage/nuage.h"
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 #define MAX_FN 512
 

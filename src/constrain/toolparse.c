@@ -41,13 +41,8 @@
 #include "constrain/toolcall.h"
 #include "constrain/toolgemma.h"
 #include "constrain/tooljson.h"
+#include "constrain/toolmarkup.h"
 #include "nuage/nuage.h"
-
-#define DS_CALLS_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALLS_END   "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_CALL_BEGIN  "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALL_END    "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_SEP         "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
 
 #define MAX_NAME 256   /* longest function name / call header we wait for */
 
@@ -245,6 +240,23 @@ static blk_status add_call_obj(nuage_toolparse *p, const char *o, size_t ol) {
     return st;
 }
 
+/* Calls from the valid JSON array a[0..al) of call objects (at least
+ * one; each as add_call_obj). */
+static blk_status add_call_array(nuage_toolparse *p, const char *a, size_t al) {
+    size_t j = 1 + nuage__tj_ws(a + 1, al - 1);
+    if (a[j] == ']') return BLK_FAIL;   /* no call */
+    while (j < al && a[j] != ']') {
+        size_t vend;
+        if (a[j] != '{' || nuage__tj_value(a + j, al - j, &vend) != TJ_OK) return BLK_FAIL;
+        if (add_call_obj(p, a + j, vend) != BLK_DONE) return BLK_FAIL;
+        j += vend;
+        j += nuage__tj_ws(a + j, al - j);
+        if (a[j] == ',') j++;
+        j += nuage__tj_ws(a + j, al - j);
+    }
+    return BLK_DONE;
+}
+
 /* After a call's JSON at s[j..n): optional whitespace and then closing
  * markup `close` (NULL: none needed). DONE with *used past it; at final a
  * missing or cut closing is forgiven (the partial markup is swallowed). */
@@ -324,18 +336,7 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
         tj_status ts = nuage__tj_value(s + i, n - i, &end);
         if (ts == TJ_BAD) return BLK_FAIL;
         if (ts == TJ_MORE) return BLK_MORE;
-        const char *a = s + i;
-        size_t j = 1 + nuage__tj_ws(a + 1, end - 1);
-        if (a[j] == ']') return BLK_FAIL;   /* no call */
-        while (j < end && a[j] != ']') {
-            size_t vend;
-            if (a[j] != '{' || nuage__tj_value(a + j, end - j, &vend) != TJ_OK) return BLK_FAIL;
-            if (add_call_obj(p, a + j, vend) != BLK_DONE) return BLK_FAIL;
-            j += vend;
-            j += nuage__tj_ws(a + j, end - j);
-            if (a[j] == ',') j++;
-            j += nuage__tj_ws(a + j, end - j);
-        }
+        if (add_call_array(p, s + i, end) != BLK_DONE) return BLK_FAIL;
         *used = i + end;
         return BLK_DONE;
     }
@@ -488,18 +489,7 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
         if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
     }
     if (nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
-        if (v[0] != '[') return BLK_FAIL;
-        size_t j = 1 + nuage__tj_ws(v + 1, vl - 1);
-        if (v[j] == ']') return BLK_FAIL;
-        while (j < vl && v[j] != ']') {
-            size_t vend;
-            if (v[j] != '{' || nuage__tj_value(v + j, vl - j, &vend) != TJ_OK) return BLK_FAIL;
-            if (add_call_obj(p, v + j, vend) != BLK_DONE) return BLK_FAIL;
-            j += vend;
-            j += nuage__tj_ws(v + j, vl - j);
-            if (v[j] == ',') j++;
-            j += nuage__tj_ws(v + j, vl - j);
-        }
+        if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
     }
     *used = i;
     return BLK_DONE;
@@ -537,20 +527,17 @@ static const family families[] = {
     [NUAGE_TOOLFMT_GEMMA4] = {trig_gemma4, NULL, false, blk_gemma4},
 };
 
-/* Parse the block at s (trigger of tlen bytes first) and emit its
- * results. BLK_MORE only when not final. */
+/* Parse the block at s (it starts with a trigger) and emit its results;
+ * *used set on BLK_DONE. BLK_MORE only when not final. */
 static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     items_clear(p);
     blk_status st = p->fam->block(p, s, n, final, used);
     if (st == BLK_MORE && final) st = BLK_FAIL;
     if (st == BLK_DONE) {
-        bool any_call = false;
-        for (size_t i = 0; i < p->n_items; i++) {
+        /* one undeclared name makes the whole block content */
+        for (size_t i = 0; i < p->n_items; i++)
             if (p->items[i].name && !declared(p, p->items[i].name)) st = BLK_FAIL;
-            if (p->items[i].name) any_call = true;
-        }
         if (p->n_items == 0) st = BLK_FAIL;
-        (void)any_call;
     }
     if (st == BLK_DONE) {
         for (size_t i = 0; i < p->n_items; i++) {

@@ -24,12 +24,7 @@
 #include "nuage/nuage.h"
 #include "test_toolparse_util.h"
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 static const char *TOOLS_JSON =
     "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather\","

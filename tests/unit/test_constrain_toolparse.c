@@ -18,12 +18,7 @@
 static const char *const NAMES[] = {"get_weather", "search_docs"};
 #define NN 2
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 #define ARGS1 "{\"location\": \"Paris, France\", \"unit\": \"celsius\"}"
 #define ARGS1C "{\"location\":\"Paris, France\",\"unit\":\"celsius\"}"
