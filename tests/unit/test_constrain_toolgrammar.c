@@ -141,6 +141,9 @@ static const gcase G[] = {
      " to=functions.get_weather<|channel|>commentary json<|message|>" BADW "<|call|>"},
     {NUAGE_TOOLFMT_HARMONY, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>" W1 "<|call|>",
      NULL, NULL, NULL},
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Weather: a < b.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
+     "commentary json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
     {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}]}",
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", "
      "\"arguments\": " S1 "}]}",
