@@ -133,6 +133,12 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
                           bool parallel, const nuage_cg_json_opts *opts, ncg_rule *root,
                           ncg_rule *after, const char *const **triggers, nuage_cg_error *err);
 
+/* Whether fmt's triggers count only at the start of the output (after
+ * white space) or right after a call: true for LLAMA3 and GENERIC, whose
+ * calls are bare JSON objects (the parser reads a {"name" ... later in
+ * the text as content, so lazy engagement must not fire there either). */
+bool nuage_toolfmt_trigger_at_start(nuage_toolfmt fmt);
+
 /* GENERIC family: the instruction added to the system prompt listing the
  * tools and the JSON envelope (malloc'd; caller frees), or NULL. */
 char *nuage_toolfmt_generic_instruction(const void *tools);

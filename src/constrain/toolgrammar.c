@@ -278,6 +278,10 @@ static const char *const trig_harmony[] = {" to=functions.", NULL};
 static const char *const trig_generic[] = {"{\"tool_calls\"", NULL};
 static const char *const trig_gemma4[] = {GEMMA_CALL_OPEN, NULL};
 
+bool nuage_toolfmt_trigger_at_start(nuage_toolfmt fmt) {
+    return fmt == NUAGE_TOOLFMT_LLAMA3 || fmt == NUAGE_TOOLFMT_GENERIC;
+}
+
 /* ---- entry point ---- */
 
 static json_t *tool_function(json_t *tool) {
