@@ -71,6 +71,7 @@ struct nuage_toolparse {
     size_t jc_abs;
     bool jc_valid;
     size_t h_searched;    /* harmony: stream offset below which a call body has no end marker */
+    size_t g_abs, g_searched; /* Gemma: the pending call's offset, and how far no close was seen */
     bool boundary;        /* start of output or right after a call */
     bool after_call;      /* closers may follow (and are dropped) */
     int n_calls;
@@ -517,6 +518,19 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
 
 /* Gemma 4: <|tool_call>call:NAME{key:value,...}<tool_call|> (toolgemma.c) */
 static blk_status blk_gemma4(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
+    /* Gemma's arguments are converted, not scanned, so a long call would be
+     * converted again on every piece: wait (without converting) until the
+     * closing marker may be there. Only a malformed call's fall back to
+     * content is delayed by this, never changed. */
+    if (!final) {
+        size_t abs = p->base + (size_t)(s - p->buf), cl = strlen(GEMMA_CALL_CLOSE), from = 0;
+        if (p->g_abs == abs && p->g_searched > abs + cl) from = p->g_searched - abs - cl;
+        if (!find_bytes(s + from, n - from, GEMMA_CALL_CLOSE)) {
+            p->g_abs = abs;
+            p->g_searched = abs + n;
+            return BLK_MORE;
+        }
+    }
     const char *name;
     size_t nl, jl;
     char *json;

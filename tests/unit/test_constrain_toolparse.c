@@ -268,7 +268,7 @@ static void test_long_stream(void **state) {
 
 /* A 300 KB argument fed in 3-byte pieces is read once, not once per
  * piece (the quadratic rescan took tens of seconds here; now milliseconds),
- * for a JSON family and for harmony. */
+ * for a JSON family, harmony and Gemma 4. */
 static void test_long_argument(void **state) {
     (void)state;
     size_t big = 300000;
@@ -278,8 +278,9 @@ static void test_long_argument(void **state) {
         {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"", "\"}}\n</tool_call>"},
         {NUAGE_TOOLFMT_HARMONY, "<|channel|>commentary to=functions.search_docs <|constrain|>json<|message|>{\"query\": \"",
          "\"}<|call|>"},
+        {NUAGE_TOOLFMT_GEMMA4, "<|tool_call>call:search_docs{query:<|\"|>", "<|\"|>}<tool_call|>"},
     };
-    for (size_t f = 0; f < 2; f++) {
+    for (size_t f = 0; f < sizeof F / sizeof F[0]; f++) {
         size_t n = (size_t)sprintf(text, "%s", F[f].pre);
         for (size_t i = 0; i < big; i++) text[n++] = "ab }{][<>"[i % 9];
         n += (size_t)sprintf(text + n, "%s", F[f].post);
