@@ -445,7 +445,7 @@ static int32_t set_node(rx *x, ncg_cset *s) {
     if (id < 0) return id;
     if (!grow((void **)&x->rng, &x->crng, (x->nrng + s->n) * 2, sizeof(uint32_t)))
         return fail(x, NUAGE_E_NOMEM, "out of memory");
-    memcpy(x->rng + x->nrng * 2, s->v, s->n * 2 * sizeof(uint32_t));
+    if (s->n) memcpy(x->rng + x->nrng * 2, s->v, s->n * 2 * sizeof(uint32_t));
     x->nodes[id].k0 = (uint32_t)x->nrng;
     x->nodes[id].nk = (uint32_t)s->n;
     x->nrng += s->n;
