@@ -238,7 +238,7 @@ static void test_auto_after_trigger(void **st) {
 static void test_refused_schema(void **st) {
     (void)st;
     json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": "
-                               "{\"type\": \"object\", \"properties\": {\"a\": {\"not\": {}}}}}}]", 0, NULL);
+                               "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\", \"uniqueItems\": true}}}}}]", 0, NULL);
     ncg_builder *b = ncg_builder_new();
     ncg_rule root;
     nuage_cg_error err;
@@ -246,6 +246,8 @@ static void test_refused_schema(void **st) {
                                    NULL, &root, NULL, NULL, &err);
     assert_true(rc == NUAGE_E_UNSUPPORTED || rc == NUAGE_E_INVAL);
     assert_non_null(strstr(err.msg, "tool f"));
+    assert_non_null(strstr(err.msg, "uniqueItems"));
+    assert_string_equal(err.pointer, "/properties/a/uniqueItems");
     ncg_builder_free(b);
     json_decref(tools);
 }
