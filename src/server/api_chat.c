@@ -132,6 +132,11 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
         goto fail_err;
     }
 
+    if (nuage__messages_for_template(msgs, nuage_template_traits_of(d->tmpl))) {
+        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
+        goto fail_err;
+    }
+
     nuage_template_input in;
     memset(&in, 0, sizeof in);
     in.add_generation_prompt = true;

@@ -46,6 +46,7 @@
  * prefix-cache salt derived from the tenant, so tenants never share cached
  * prompt blocks.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,6 +526,12 @@ bool nuage__gen_wait(nuage__gen *g, int fd) {
     return !gone;
 }
 
+/* a + b without signed overflow (max_tokens may be any positive int64). */
+static long long nuage__sat_add(long long a, long long b) {
+    if (b > 0 && a > LLONG_MAX - b) return LLONG_MAX;
+    return a + b;
+}
+
 void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
                         nuage__apierr *e, nuage__hresp *r) {
     nuage_server *s = g->srv;
@@ -568,7 +575,7 @@ void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
         if (max_tokens >= 0)
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, you requested %lld tokens (%d in the messages, %lld in the completion). Please reduce the length of the messages or completion.",
-                       d->n_ctx, (long long)n_prompt + max_tokens, n_prompt, (long long)max_tokens);
+                       d->n_ctx, nuage__sat_add(n_prompt, max_tokens), n_prompt, (long long)max_tokens);
         else
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. Please reduce the length of the messages.",

@@ -247,6 +247,14 @@ const char *nuage__fingerprint(const nuage_deployment *d);
 /* JSON object describing deployment d (api_models.c). */
 json_t *nuage__deployment_object(const nuage_deployment *d, bool details);
 
+/* ---- chat messages for a template (chat_prep.c) ---------------------------- */
+/* Rewrite validated messages (nuage__parse_messages' copy) in place into
+ * the shape template traits tr want: developer -> system without a
+ * developer role, null assistant content -> "" unless the template tests
+ * for none, tool-call arguments as an object or a string. 0 or
+ * NUAGE_E_NOMEM. */
+int nuage__messages_for_template(json_t *msgs, const nuage_template_traits *tr);
+
 /* ---- text filters (reasoning.c) ------------------------------------------ */
 typedef struct {
     char *const *stops;  /* not owned */
