@@ -42,12 +42,15 @@ typedef enum {
     NUAGE_TOOLFMT_DEEPSEEK,
     NUAGE_TOOLFMT_HARMONY,
     NUAGE_TOOLFMT_GENERIC,
+    /* Kimi K2: <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:IDX
+     * <|tool_call_argument_begin|>{...}<|tool_call_end|>...<|tool_calls_section_end|> */
+    NUAGE_TOOLFMT_KIMI,
 } nuage_toolfmt;
 
 /* Family from a chat template's source text (GENERIC when it renders no
  * tool syntax; never NONE). */
 nuage_toolfmt nuage_toolfmt_detect(const char *chat_template);
-/* "hermes", "llama3", "mistral", "deepseek", "harmony", "generic";
+/* "hermes", "llama3", "mistral", "deepseek", "harmony", "generic", "kimi";
  * NONE for an unknown name. */
 nuage_toolfmt nuage_toolfmt_from_name(const char *name);
 const char *nuage_toolfmt_name(nuage_toolfmt f);
@@ -67,6 +70,8 @@ typedef enum {
     NUAGE_TP_CALL_START,     /* call `index` begins: name known */
     NUAGE_TP_CALL_ARGS,      /* fragment of call `index`'s arguments JSON */
     NUAGE_TP_CALL_END,       /* call `index` complete: arguments is the whole JSON */
+    NUAGE_TP_REASONING,      /* text: reasoning (harmony "analysis" channel), for
+                              * reasoning_content; other families never emit it */
 } nuage_tp_kind;
 
 typedef struct nuage_tp_event {

@@ -1,0 +1,276 @@
+/*
+ * test_constrain_toolparse.c - the streaming tool-call parser, per family:
+ * calls found with the right names and compact arguments, text outside
+ * calls kept as content, malformed or undeclared calls given back as
+ * content, and every output parsed the same whole, cut in two at every
+ * byte offset, and fed byte by byte.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "test_toolparse_util.h"
+
+static const char *const NAMES[] = {"get_weather", "search_docs"};
+#define NN 2
+
+#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
+#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
+#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
+#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
+#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
+#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+
+#define ARGS1 "{\"location\": \"Paris, France\", \"unit\": \"celsius\"}"
+#define ARGS1C "{\"location\":\"Paris, France\",\"unit\":\"celsius\"}"
+#define ARGS2 "{\"query\": \"umbrella sizes\", \"max_results\": 2, \"tags\": [\"rain\", \"gear\"], \"include_archived\": false}"
+#define ARGS2C "{\"query\":\"umbrella sizes\",\"max_results\":2,\"tags\":[\"rain\",\"gear\"],\"include_archived\":false}"
+
+typedef struct {
+    nuage_toolfmt fmt;
+    const char *text;
+    const char *content;     /* expected content */
+    const char *reasoning;   /* expected reasoning ("" none) */
+    int n_calls;
+    const char *name[2];
+    const char *args[2];
+} tp_case;
+
+static const tp_case CASES[] = {
+    /* Hermes / Qwen */
+    {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}\n</tool_call>",
+     "", "", 1, {"get_weather"}, {ARGS1C}},
+    {NUAGE_TOOLFMT_HERMES,
+     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}\n</tool_call>\n"
+     "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}\n</tool_call>",
+     "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_HERMES,
+     "<think>\nWeather.\n</think>\n\nLet me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": "
+     "{\"location\": \"Paris <tool_call> \\\"x\\\"\"}}\n</tool_call>\n",
+     "<think>\nWeather.\n</think>\n\nLet me check.\n", "", 1, {"get_weather"},
+     {"{\"location\":\"Paris <tool_call> \\\"x\\\"\"}"}},
+    {NUAGE_TOOLFMT_HERMES, "  Hello, <tool world>! 1 < 2", "  Hello, <tool world>! 1 < 2", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_HERMES, "   \n", "   \n", "", 0, {0}, {0}},
+    /* unfinished call at the end: all content */
+    {NUAGE_TOOLFMT_HERMES, "Sure <tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"loc",
+     "Sure <tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"loc", "", 0, {0}, {0}},
+    /* undeclared name: content; a later good call still found */
+    {NUAGE_TOOLFMT_HERMES,
+     "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>\n<tool_call>{\"name\":\"get_weather\"}</tool_call>",
+     "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>\n", "", 1, {"get_weather"}, {"{}"}},
+    /* malformed JSON: content */
+    {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {x}}\n</tool_call>",
+     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {x}}\n</tool_call>", "", 0, {0}, {0}},
+    /* arguments given as a JSON string; missing closing tag at the end */
+    {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": \"{\\\"a\\\": 1}\"}\n",
+     "", "", 1, {"get_weather"}, {"{\"a\":1}"}},
+    /* Llama 3 */
+    {NUAGE_TOOLFMT_LLAMA3, "{\"name\": \"get_weather\", \"parameters\": " ARGS1 "}", "", "", 1,
+     {"get_weather"}, {ARGS1C}},
+    {NUAGE_TOOLFMT_LLAMA3, "<|python_tag|>{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}", "", "", 1,
+     {"search_docs"}, {ARGS2C}},
+    {NUAGE_TOOLFMT_LLAMA3, "\n { \"name\": \"get_weather\", \"parameters\": {}}", "", "", 1,
+     {"get_weather"}, {"{}"}},
+    {NUAGE_TOOLFMT_LLAMA3, "{\"name\": \"Alice\", \"age\": 3}", "{\"name\": \"Alice\", \"age\": 3}", "", 0,
+     {0}, {0}},
+    {NUAGE_TOOLFMT_LLAMA3, "{\"answer\": 42}", "{\"answer\": 42}", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_LLAMA3, "Text {\"name\": \"get_weather\", \"parameters\": {}}",
+     "Text {\"name\": \"get_weather\", \"parameters\": {}}", "", 0, {0}, {0}},
+    /* Mistral Nemo and Small 3.2 */
+    {NUAGE_TOOLFMT_MISTRAL,
+     "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " ARGS1 ", \"id\": \"a1B2c3D4e\"}, "
+     "{\"name\": \"search_docs\", \"arguments\": " ARGS2 ", \"id\": \"f6G7h8I9j\"}]",
+     "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_MISTRAL,
+     "[TOOL_CALLS]get_weather[CALL_ID]a1B2c3D4e[ARGS]" ARGS1 "[TOOL_CALLS]search_docs[ARGS]" ARGS2, "", "", 2,
+     {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_MISTRAL, "I will call [TOOL_CALLS]get weather[ARGS]{}", "I will call [TOOL_CALLS]get weather[ARGS]{}",
+     "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS][]", "[TOOL_CALLS][]", "", 0, {0}, {0}},
+    /* DeepSeek R1 (single call without the section end, as the template
+     * renders it; parallel calls separated by a newline) and V3.1 */
+    {NUAGE_TOOLFMT_DEEPSEEK,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" ARGS1 "\n```" DS_CALL_END, "", "", 1,
+     {"get_weather"}, {ARGS1C}},
+    {NUAGE_TOOLFMT_DEEPSEEK,
+     "OK." DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" ARGS1 "\n```" DS_CALL_END "\n"
+     DS_CALL_BEGIN "function" DS_SEP "search_docs\n```json\n" ARGS2 "\n```" DS_CALL_END DS_CALLS_END,
+     "OK.", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_DEEPSEEK,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP ARGS1 DS_CALL_END DS_CALL_BEGIN "search_docs" DS_SEP ARGS2
+     DS_CALL_END DS_CALLS_END, "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_DEEPSEEK, DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "not json" DS_CALL_END,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP "not json" DS_CALL_END, "", 0, {0}, {0}},
+    /* Kimi K2 */
+    {NUAGE_TOOLFMT_KIMI,
+     "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" ARGS1
+     "<|tool_call_end|><|tool_call_begin|>functions.search_docs:1<|tool_call_argument_begin|>" ARGS2
+     "<|tool_call_end|><|tool_calls_section_end|>",
+     "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    /* harmony: reasoning, then a call; a plain final answer */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant<|channel|>commentary "
+     "to=functions.get_weather <|constrain|>json<|message|>" ARGS1 "<|call|>",
+     "", "Need weather.", 1, {"get_weather"}, {ARGS1C}},
+    {NUAGE_TOOLFMT_HARMONY,
+     " to=functions.search_docs<|channel|>commentary json<|message|>" ARGS2 "<|call|>", "", "", 1,
+     {"search_docs"}, {ARGS2C}},
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Think <|chan.<|end|><|start|>assistant<|channel|>final<|message|>"
+     "It is <|sunny|>.<|return|>",
+     "It is <|sunny|>.", "Think <|chan.", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}<|call|>",
+     "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_HARMONY, "Plain text, no header.", "Plain text, no header.", "", 0, {0}, {0}},
+    /* generic envelope */
+    {NUAGE_TOOLFMT_GENERIC,
+     "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}, {\"name\": \"search_docs\", "
+     "\"arguments\": " ARGS2 "}]}",
+     "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    {NUAGE_TOOLFMT_GENERIC, " {\"content\": \"Hi \\u00e9\\n\"}", "Hi \xc3\xa9\n", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_GENERIC, "{\"city\": \"Paris\"}", "{\"city\": \"Paris\"}", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_GENERIC, "Just text {\"tool_calls\": []}", "Just text {\"tool_calls\": []}", "", 0, {0}, {0}},
+};
+
+static void check_case(const tp_case *c, size_t idx) {
+    tp_result r;
+    tp_parse(c->fmt, NAMES, NN, c->text, &r);
+    if (r.bad || strcmp(r.content, c->content) || strcmp(r.reasoning, c->reasoning) || r.n_calls != c->n_calls)
+        fail_msg("case %zu (%s): bad=%d (%s) content=[%s] reasoning=[%s] calls=%d", idx,
+                 nuage_toolfmt_name(c->fmt), r.bad, r.why, r.content, r.reasoning, r.n_calls);
+    for (int i = 0; i < c->n_calls; i++) {
+        assert_string_equal(r.name[i], c->name[i]);
+        assert_string_equal(r.args[i], c->args[i]);
+    }
+    long at = tp_split_invariant(c->fmt, NAMES, NN, c->text);
+    if (at >= 0) fail_msg("case %zu (%s): split at %ld differs", idx, nuage_toolfmt_name(c->fmt), at);
+}
+
+static void test_cases(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) check_case(&CASES[i], i);
+}
+
+/* Any output, cut anywhere: the text of content + markup never loses a
+ * byte that is not part of a recognized call. Checked by parsing with no
+ * declared tools: then nothing is a call, and the content must be the
+ * output itself (except dropped whitespace-only... none: no calls). */
+static void test_no_tools_everything_is_content(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        const tp_case *c = &CASES[i];
+        if (c->fmt == NUAGE_TOOLFMT_HARMONY || c->fmt == NUAGE_TOOLFMT_GENERIC) continue;
+        tp_result r;
+        tp_parse(c->fmt, NULL, 0, c->text, &r);
+        assert_false(r.bad);
+        assert_int_equal(r.n_calls, 0);
+        assert_string_equal(r.content, c->text);
+        assert_true(tp_split_invariant(c->fmt, NULL, 0, c->text) < 0);
+    }
+}
+
+/* Partial markup is held, never emitted: after feeding a prefix that ends
+ * inside a trigger, no content event carries the trigger's bytes. */
+static void test_holds_partial_trigger(void **state) {
+    (void)state;
+    static const struct { nuage_toolfmt fmt; const char *pre; } H[] = {
+        {NUAGE_TOOLFMT_HERMES, "Hi <tool_ca"},
+        {NUAGE_TOOLFMT_MISTRAL, "Hi [TOOL_CA"},
+        {NUAGE_TOOLFMT_LLAMA3, "Hi <|python_t"},
+        {NUAGE_TOOLFMT_DEEPSEEK, "Hi <\xef\xbd\x9ctool\xe2\x96"},
+        {NUAGE_TOOLFMT_KIMI, "Hi <|tool_calls_sec"},
+        {NUAGE_TOOLFMT_HARMONY, "<|channel|>final<|message|>Hi <|ret"},
+    };
+    for (size_t i = 0; i < sizeof H / sizeof H[0]; i++) {
+        tp_result r;
+        memset(&r, 0, sizeof r);
+        nuage_toolparse *p = nuage_toolparse_new(H[i].fmt, NAMES, NN);
+        assert_non_null(p);
+        assert_int_equal(nuage_toolparse_feed(p, H[i].pre, strlen(H[i].pre), false, tp_collect, &r), 0);
+        assert_string_equal(r.content, "Hi ");
+        nuage_toolparse_free(p);
+    }
+}
+
+/* A callback's nonzero answer stops the feed and is returned. */
+static int stop_cb(const nuage_tp_event *ev, void *ud) {
+    (*(int *)ud)++;
+    return ev->kind == NUAGE_TP_CALL_START ? 7 : 0;
+}
+
+static void test_callback_stop(void **state) {
+    (void)state;
+    nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+    const char *t = "a<tool_call>{\"name\":\"get_weather\",\"arguments\":{}}</tool_call>";
+    int n = 0;
+    assert_int_equal(nuage_toolparse_feed(p, t, strlen(t), true, stop_cb, &n), 7);
+    assert_int_equal(n, 2);   /* content "a", then CALL_START */
+    nuage_toolparse_free(p);
+}
+
+/* Many calls in small random pieces (a long stream, the args large). */
+typedef struct { int calls, next; size_t content; bool bad; } count_ud;
+
+static int count_cb(const nuage_tp_event *ev, void *ud) {
+    count_ud *c = ud;
+    if (ev->kind == NUAGE_TP_CONTENT) c->content += ev->len;
+    if (ev->kind == NUAGE_TP_CALL_END) {
+        if (ev->index != c->next++ || strcmp(ev->name, "search_docs") || ev->len < 300) c->bad = true;
+        c->calls++;
+    }
+    return 0;
+}
+
+static void test_long_stream(void **state) {
+    (void)state;
+    static char text[200000];
+    size_t len = 0, content = 0;
+    for (int i = 0; i < 200; i++) {
+        int l = snprintf(text + len, sizeof text - len, "Step %d.\n", i);
+        content += (size_t)l;
+        len += (size_t)l;
+        len += (size_t)snprintf(text + len, sizeof text - len,
+                                "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": "
+                                "{\"query\": \"q%d %0300d\"}}\n</tool_call>\n", i, i);
+    }
+    content += 199;   /* the "\n" after a call is kept when text follows it */
+    nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+    uint32_t x = 12345;
+    size_t at = 0;
+    count_ud c = {0, 0, 0, false};
+    while (at < len) {
+        x = x * 1664525u + 1013904223u;
+        size_t k = 1 + (x >> 24) % 9;
+        if (k > len - at) k = len - at;
+        assert_int_equal(nuage_toolparse_feed(p, text + at, k, at + k == len, count_cb, &c), 0);
+        at += k;
+    }
+    assert_false(c.bad);
+    assert_int_equal(c.calls, 200);
+    assert_int_equal(c.content, content);
+    assert_int_equal(nuage_toolparse_n_calls(p), 200);
+    nuage_toolparse_free(p);
+}
+
+static void test_names(void **state) {
+    (void)state;
+    for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_KIMI; f++)
+        assert_int_equal(nuage_toolfmt_from_name(nuage_toolfmt_name((nuage_toolfmt)f)), f);
+    assert_int_equal(nuage_toolfmt_from_name("qwen"), NUAGE_TOOLFMT_NONE);
+    assert_int_equal(nuage_toolfmt_from_name(NULL), NUAGE_TOOLFMT_NONE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_no_tools_everything_is_content),
+        cmocka_unit_test(test_holds_partial_trigger),
+        cmocka_unit_test(test_callback_stop),
+        cmocka_unit_test(test_long_stream),
+        cmocka_unit_test(test_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
