@@ -1,0 +1,122 @@
+/*
+ * json_schema_internal.h - shared state of the JSON Schema front end
+ * (json_schema.c: entry, conjunctions, $ref, combinators, enum/const;
+ * json_schema_num.c: numbers; json_schema_str.c: strings and keys;
+ * json_schema_obj.c: objects and arrays).
+ *
+ * The compiler works on *conjunctions*: a list of schema objects that must
+ * all hold at one place of the instance (allOf branches and $ref targets
+ * are flattened into the list; anyOf/oneOf are distributed over it). Every
+ * keyword handler looks across the whole list, so "allOf": [{"$ref": ...},
+ * {"required": [...]}] compiles as one object grammar.
+ */
+#ifndef NUAGE_CONSTRAIN_JSON_SCHEMA_INTERNAL_H
+#define NUAGE_CONSTRAIN_JSON_SCHEMA_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "constrain/grammar.h"
+#include "nuage/nuage.h"
+
+#define JS_MAX_CONJ 48      /* schemas in one conjunction */
+#define JS_MAX_DEPTH 64     /* nesting of compile calls */
+#define JS_MAX_DIGITS 40    /* significant digits of a numeric bound */
+
+/* A decimal number: value = (neg ? -1 : 1) * 0.d[0]d[1]..d[nd-1] * 10^ip,
+ * d[0] != 0 and d[nd-1] != 0; zero is nd == 0. Digits are '0'..'9'. */
+typedef struct js_dec {
+    bool neg;
+    int nd;
+    int ip;
+    char d[JS_MAX_DIGITS];
+} js_dec;
+
+typedef struct js_bound {
+    bool set;
+    bool excl;
+    js_dec v;
+} js_bound;
+
+/* One schema of a conjunction and the keywords already consumed from it. */
+enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8 };
+typedef struct js_item {
+    const json_t *s;
+    unsigned used;
+} js_item;
+
+typedef struct js_conj {
+    int n;
+    js_item it[JS_MAX_CONJ];
+} js_conj;
+
+typedef struct js_memo {
+    int n;
+    const json_t *key[JS_MAX_CONJ];
+    ncg_rule rule;
+} js_memo;
+
+typedef struct js_ctx {
+    ncg_builder *b;
+    int max_ws;
+    bool strict;
+    int draft;                /* 4, 6, 7, 2019, 2020 */
+    const json_t *root;
+    nuage_cg_error *err;
+    int rc;                   /* first error (negative) or 0 */
+    int depth;
+    ncg_expr ws;              /* cached whitespace expression */
+    ncg_rule any_rule;        /* any JSON value; -1 until made */
+    js_memo *memo;
+    int n_memo, cap_memo;
+} js_ctx;
+
+/* ---- json_schema.c ---- */
+/* Record a refusal (NUAGE_E_UNSUPPORTED) or a malformed schema
+ * (NUAGE_E_INVAL) at keyword kw of schema node; returns rc as an ncg_expr
+ * so callers can `return js_fail(...)`. Keeps the first error only. */
+ncg_expr js_fail(js_ctx *c, int rc, const json_t *node, const char *kw, const char *fmt, ...);
+/* Compile one schema (boolean or object) at a value position. */
+ncg_expr js_value(js_ctx *c, const json_t *schema);
+/* Compile a conjunction (consumed: *cj may be modified). */
+ncg_expr js_conj_value(js_ctx *c, js_conj *cj);
+/* Any JSON value. */
+ncg_expr js_any(js_ctx *c);
+/* Compile a conjunction into a shared rule (memoized on its schemas), or
+ * inline when small; used for property values and array items. */
+ncg_expr js_conj_ref(js_ctx *c, js_conj *cj);
+/* JSON equality (numbers compare by value, 1 == 1.0; bool != number). */
+bool js_json_equal(const json_t *a, const json_t *b);
+/* An exact literal for a JSON value (any whitespace/escape/number form
+ * that the value's equality allows), object keys in the given order. */
+ncg_expr js_literal(js_ctx *c, const json_t *v);
+/* Whitespace between tokens. */
+ncg_expr js_ws(js_ctx *c);
+
+/* ---- json_schema_num.c ---- */
+int js_dec_from_json(const json_t *v, js_dec *out);   /* 0, or -1 if not a number */
+int js_dec_cmp(const js_dec *a, const js_dec *b);     /* <0, 0, >0 */
+bool js_dec_is_int(const js_dec *a);
+/* A JSON number in [lo, hi] (either may be unset). integer: only integer
+ * values (with int_frac0: 1.0 allowed as JSON Schema draft 6+). */
+ncg_expr js_number(js_ctx *c, const js_bound *lo, const js_bound *hi, bool integer, bool int_frac0);
+/* An integer multiple of k (k > 0), any sign, optional .0+ when int_frac0. */
+ncg_expr js_multiple_of(js_ctx *c, uint64_t k, bool int_frac0);
+
+/* ---- json_schema_str.c ---- */
+/* One character of a JSON string body (raw or escaped). */
+ncg_expr js_str_char(js_ctx *c);
+/* A JSON string (with quotes) of min..max code points (max NCG_INF). */
+ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max);
+/* A JSON string (with quotes) whose decoded value is s (UTF-8, n bytes),
+ * in every encoding JSON allows. */
+ncg_expr js_string_lit(js_ctx *c, const char *s, size_t n);
+/* A JSON string (with quotes) whose decoded value is none of names. */
+ncg_expr js_string_not_in(js_ctx *c, const char *const *names, const size_t *lens, int n);
+
+/* ---- json_schema_obj.c ---- */
+ncg_expr js_object(js_ctx *c, const js_conj *cj);
+ncg_expr js_array(js_ctx *c, const js_conj *cj);
+
+#endif
