@@ -46,6 +46,7 @@
 
 #include "nuage/tokenizer.h"
 #include "platform/router.h"
+#include "constrain/toolcall.h"
 #include "platform/thinking.h"
 #include "server/validate.h"
 
@@ -94,13 +95,9 @@ static void nuage__config_copy(nuage_deploy_config *dst, const nuage_deploy_conf
     dst->source = json_incref(src->source);
 }
 
-/* A tool_format name nuage_toolfmt_from_name (constrain/toolcall.h)
- * knows; the server resolves it per request. */
+/* A tool_format name the tool-call formats know (constrain/toolcall.h). */
 static bool nuage__toolfmt_ok(const char *name) {
-    static const char *const names[] = {"hermes", "llama3", "mistral", "deepseek", "harmony", "generic"};
-    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
-        if (!strcmp(name, names[i])) return true;
-    return false;
+    return nuage_toolfmt_from_name(name) != NUAGE_TOOLFMT_NONE;
 }
 
 /* The whole file at path, NUL-terminated, in *out (caller frees). 0,
@@ -374,7 +371,7 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
             snprintf(c->chat_template, sizeof c->chat_template, "%s", ctpl);
         if (c->tool_format[0] && !nuage__toolfmt_ok(c->tool_format)) {
             snprintf(err, errlen, "deployment '%s': \"tool_format\" must be one of \"hermes\", \"llama3\", "
-                     "\"mistral\", \"deepseek\", \"harmony\" or \"generic\"", who);
+                     "\"mistral\", \"deepseek\", \"harmony\", \"kimi\" or \"generic\"", who);
             goto fail;
         }
     }
@@ -560,6 +557,7 @@ static void nuage__instance_destroy(nuage_deployment *d) {
     }
     nuage_template_free(d->tmpl);
     free(d->tmpl_src);
+    nuage_cg_tokens_free(d->cg_tokens);
     free(d->bos_own);
     free(d->eos_own);
     nuage_deploy_config_free(&d->cfg);
@@ -869,6 +867,12 @@ static int nuage__instance_prepare(nuage_deployment *d, char *err, size_t errlen
     if (!d->tmpl_src) {
         snprintf(err, errlen, "out of memory");
         return NUAGE_E_NOMEM;
+    }
+    /* The vocabulary for grammar masks (structured outputs, tools). */
+    if (nuage_cg_tokens_new(d->voc, &d->cg_tokens)) {
+        fprintf(stderr, "nuage serve: warning: deployment '%s': no token table for constrained decoding; "
+                "structured outputs and forced tool calls are refused\n", d->name);
+        d->cg_tokens = NULL;
     }
     int par = d->cfg.parallel > 0 ? d->cfg.parallel : 8;
     d->max_n = d->cfg.max_n > 0 ? d->cfg.max_n : (par < 8 ? par : 8);

@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nuage/constrain.h"
 #include "nuage/nuage.h"
 #include "nuage/template.h"
 #include "server/sched.h"
@@ -134,6 +135,7 @@ typedef struct nuage_deployment {
     nuage_template *tmpl;       /* cfg.chat_template, the model's chat template, or ChatML */
     char *tmpl_src;             /* its source text (owned) */
     bool tmpl_fallback;         /* ChatML because the model has no usable template */
+    nuage_cg_tokens *cg_tokens; /* the vocabulary for grammar masks (NULL if it could not be built) */
     const char *bos_text, *eos_text; /* NULL when the vocabulary has none */
     int n_ctx, n_vocab, n_embd;
     int max_n, max_tokens_default;

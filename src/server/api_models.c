@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "constrain/toolcall.h"
 #include "server/http.h"
 
 json_t *nuage__deployment_object(const nuage_deployment *d, bool details) {
@@ -34,6 +35,7 @@ json_t *nuage__deployment_object(const nuage_deployment *d, bool details) {
         meta = json_pack("{s:s}", "kind", "router");
     if (meta && d->version[0]) json_object_set_new(meta, "version", json_string(d->version));
     if (meta && d->kind == NUAGE_DEPLOY_MODEL) {
+        json_object_set_new(meta, "tool_format", json_string(nuage_toolfmt_name((nuage_toolfmt)nuage__resolve_toolfmt(d))));
         json_object_set_new(meta, "chat_template",
                             json_string(d->tmpl_fallback ? "chatml-fallback" : d->cfg.chat_template[0] ? "file" : "model"));
         if (d->tmpl_fallback)
