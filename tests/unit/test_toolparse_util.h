@@ -15,7 +15,7 @@
 
 #include "constrain/toolcall.h"
 
-#define TP_MAX_CALLS 8
+#define TP_MAX_CALLS 16
 
 typedef struct {
     char content[8192];
@@ -24,8 +24,8 @@ typedef struct {
     size_t reasoning_len;
     int n_calls;
     char name[TP_MAX_CALLS][64];
-    char args[TP_MAX_CALLS][1024];
-    char frag[TP_MAX_CALLS][1024];   /* concatenated CALL_ARGS */
+    char args[TP_MAX_CALLS][4096];
+    char frag[TP_MAX_CALLS][4096];   /* concatenated CALL_ARGS */
     bool open;                       /* between CALL_START and CALL_END */
     bool bad;                        /* the event contract was broken */
     char why[128];
@@ -112,7 +112,7 @@ static bool tp_same(const tp_result *a, const tp_result *b) {
 
 /* Parsing whole, cut in two at every offset, and byte by byte all agree.
  * Returns the offset of the first disagreement, or -1. */
-static long tp_split_invariant(nuage_toolfmt fmt, const char *const *names, size_t nn, const char *text) {
+__attribute__((unused)) static long tp_split_invariant(nuage_toolfmt fmt, const char *const *names, size_t nn, const char *text) {
     size_t len = strlen(text);
     tp_result whole, part;
     tp_parse(fmt, names, nn, text, &whole);

@@ -1,0 +1,329 @@
+/*
+ * test_constrain_toolgrammar.c - the grammars that force tool calls, per
+ * family, on a byte-level token table (every byte a token, plus EOS):
+ *   - the calls a template renders are accepted, whole (root) and after
+ *     the trigger (auto's `after`);
+ *   - an undeclared name, arguments against the schema, a second call when
+ *     parallel calls are off, or another function under a named choice
+ *     are refused;
+ *   - a random walk through the grammar (what a random-weight model does
+ *     under tool_choice "required") always ends in output the parser reads
+ *     back as calls to declared functions with schema-valid arguments.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+
+#include "constrain/cg_internal.h"
+#include "constrain/toolcall.h"
+#include "constrain/tooljson.h"
+#include "nuage/nuage.h"
+#include "test_toolparse_util.h"
+
+#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
+#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
+#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
+#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
+#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
+#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+
+static const char *TOOLS_JSON =
+    "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather\","
+    " \"parameters\": {\"type\": \"object\", \"properties\": {\"location\": {\"type\": \"string\", \"maxLength\": 12},"
+    " \"unit\": {\"type\": \"string\", \"enum\": [\"celsius\", \"fahrenheit\"]}}, \"required\": [\"location\"],"
+    " \"additionalProperties\": false}}},"
+    " {\"type\": \"function\", \"function\": {\"name\": \"search_docs\", \"parameters\": {\"type\": \"object\","
+    " \"properties\": {\"query\": {\"type\": \"string\", \"maxLength\": 8}, \"max_results\": {\"type\": \"integer\","
+    " \"minimum\": 1, \"maximum\": 9}}, \"required\": [\"query\", \"max_results\"], \"additionalProperties\": false}}},"
+    " {\"type\": \"function\", \"function\": {\"name\": \"ping\"}}]";
+
+static const char *const NAMES[] = {"get_weather", "search_docs", "ping"};
+
+#define W1 "{\"location\": \"Paris\", \"unit\": \"celsius\"}"
+#define W1C "{\"location\":\"Paris\",\"unit\":\"celsius\"}"
+#define S1 "{\"query\": \"umbrella\", \"max_results\": 2}"
+#define BADW "{\"location\": \"Paris\", \"unit\": \"kelvin\"}"
+
+static nuage_cg_tokens *T;
+static json_t *TOOLS;
+#define N_TOK 257
+#define TOK_EOS 256
+
+static int setup(void **st) {
+    (void)st;
+    static char bytes[256];
+    const char *p[N_TOK];
+    size_t l[N_TOK];
+    uint8_t k[N_TOK];
+    for (int i = 0; i < 256; i++) { bytes[i] = (char)i; p[i] = bytes + i; l[i] = 1; k[i] = 0; }
+    p[TOK_EOS] = "</s>"; l[TOK_EOS] = 4; k[TOK_EOS] = 2;
+    if (ncg_tokens_from_strings(p, l, k, N_TOK, &T)) return -1;
+    TOOLS = json_loads(TOOLS_JSON, 0, NULL);
+    return TOOLS ? 0 : -1;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    nuage_cg_tokens_free(T);
+    json_decref(TOOLS);
+    return 0;
+}
+
+/* The grammar of fmt (root, or after when want_after); NULL with the
+ * error printed when it cannot be built. */
+static nuage_grammar *build(nuage_toolfmt fmt, nuage_toolchoice choice, const char *name, bool parallel,
+                            bool want_after, const char *const **trig) {
+    ncg_builder *b = ncg_builder_new();
+    ncg_rule root = -1, after = -1;
+    nuage_cg_error err = {{0}, {0}};
+    nuage_cg_json_opts opts = {.max_ws = 2, .strict = false};
+    int rc = nuage_toolfmt_grammar(b, fmt, NULL, TOOLS, choice, name, parallel, &opts, &root, &after, trig, &err);
+    nuage_grammar *g = NULL;
+    if (rc == 0) rc = ncg_builder_finish(b, want_after ? after : root, T, &g, &err);
+    if (rc) print_message("%s: %d %s %s\n", nuage_toolfmt_name(fmt), rc, err.msg, err.pointer);
+    ncg_builder_free(b);
+    return g;
+}
+
+/* 1 complete, 0 viable prefix, -1 refused. */
+static int run(nuage_grammar *g, const char *s) {
+    nuage_matcher *m = NULL;
+    assert_int_equal(nuage_matcher_new(g, &m), 0);
+    int r = nuage_matcher_accept_bytes(m, s, strlen(s)) ? -1 : nuage_matcher_is_accepting(m) ? 1 : 0;
+    nuage_matcher_free(m);
+    return r;
+}
+
+typedef struct {
+    nuage_toolfmt fmt;
+    const char *one;        /* one call to get_weather with W1 */
+    const char *two;        /* get_weather W1 then search_docs S1 (parallel) */
+    const char *bad_name;   /* a call to an undeclared function */
+    const char *bad_args;   /* get_weather with BADW */
+} gcase;
+
+static const gcase G[] = {
+    {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " W1 "}\n</tool_call>",
+     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " W1 "}\n</tool_call>\n"
+     "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": " S1 "}\n</tool_call>",
+     "<tool_call>\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call>",
+     "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": " BADW "}\n</tool_call>"},
+    {NUAGE_TOOLFMT_LLAMA3, "{\"name\": \"get_weather\", \"parameters\": " W1 "}", NULL,
+     "{\"name\": \"rm\", \"parameters\": {}}", "{\"name\": \"get_weather\", \"parameters\": " BADW "}"},
+    {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " W1 ", \"id\": \"a1B2c3D4e\"}]",
+     "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", \"arguments\": " S1
+     "}]",
+     "[TOOL_CALLS][{\"name\": \"rm\", \"arguments\": {}}]",
+     "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " BADW "}]"},
+    {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS]get_weather[ARGS]" W1,
+     "[TOOL_CALLS]get_weather[ARGS]" W1 "[TOOL_CALLS]search_docs[ARGS]" S1, "[TOOL_CALLS]rm[ARGS]{}",
+     "[TOOL_CALLS]get_weather[ARGS]" BADW},
+    {NUAGE_TOOLFMT_DEEPSEEK,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" W1 "\n```" DS_CALL_END DS_CALLS_END,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" W1 "\n```" DS_CALL_END "\n"
+     DS_CALL_BEGIN "function" DS_SEP "search_docs\n```json\n" S1 "\n```" DS_CALL_END DS_CALLS_END,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "rm" DS_SEP "{}" DS_CALL_END DS_CALLS_END,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP BADW DS_CALL_END DS_CALLS_END},
+    {NUAGE_TOOLFMT_DEEPSEEK, DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP W1 DS_CALL_END DS_CALLS_END,
+     DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP W1 DS_CALL_END DS_CALL_BEGIN "search_docs" DS_SEP S1
+     DS_CALL_END DS_CALLS_END, NULL, NULL},
+    {NUAGE_TOOLFMT_KIMI,
+     "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" W1
+     "<|tool_call_end|><|tool_calls_section_end|>",
+     "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" W1
+     "<|tool_call_end|><|tool_call_begin|>functions.search_docs:1<|tool_call_argument_begin|>" S1
+     "<|tool_call_end|><|tool_calls_section_end|>",
+     "<|tool_calls_section_begin|><|tool_call_begin|>functions.rm:0<|tool_call_argument_begin|>{}"
+     "<|tool_call_end|><|tool_calls_section_end|>",
+     "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" BADW
+     "<|tool_call_end|><|tool_calls_section_end|>"},
+    {NUAGE_TOOLFMT_HARMONY, " to=functions.get_weather<|channel|>commentary json<|message|>" W1 "<|call|>", NULL,
+     " to=functions.rm<|channel|>commentary json<|message|>{}<|call|>",
+     " to=functions.get_weather<|channel|>commentary json<|message|>" BADW "<|call|>"},
+    {NUAGE_TOOLFMT_HARMONY, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>" W1 "<|call|>",
+     NULL, NULL, NULL},
+    {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}]}",
+     "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", "
+     "\"arguments\": " S1 "}]}",
+     "{\"tool_calls\": [{\"name\": \"rm\", \"arguments\": {}}]}",
+     "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " BADW "}]}"},
+};
+#define N_G (sizeof G / sizeof G[0])
+
+/* Accepted by the grammar, and parsed back into the expected calls. */
+static void accepts_and_parses(nuage_grammar *g, nuage_toolfmt fmt, const char *text, int n_calls) {
+    if (run(g, text) != 1) fail_msg("%s: grammar refuses %s", nuage_toolfmt_name(fmt), text);
+    tp_result r;
+    tp_parse(fmt, NAMES, 3, text, &r);
+    if (r.bad || r.n_calls != n_calls) fail_msg("%s: parser reads %d calls from %s", nuage_toolfmt_name(fmt), r.n_calls, text);
+    assert_string_equal(r.name[0], "get_weather");
+}
+
+static void test_required(void **st) {
+    (void)st;
+    for (size_t i = 0; i < N_G; i++) {
+        const gcase *c = &G[i];
+        nuage_grammar *g = build(c->fmt, NUAGE_TOOLCHOICE_REQUIRED, NULL, true, false, NULL);
+        assert_non_null(g);
+        accepts_and_parses(g, c->fmt, c->one, 1);
+        if (c->two) accepts_and_parses(g, c->fmt, c->two, 2);
+        if (c->bad_name) assert_int_equal(run(g, c->bad_name), -1);
+        if (c->bad_args && run(g, c->bad_args) != -1) fail_msg("%s accepts %s", nuage_toolfmt_name(c->fmt), c->bad_args);
+        assert_int_equal(run(g, "Hello"), -1);
+        nuage_grammar_free(g);
+        /* one call only */
+        g = build(c->fmt, NUAGE_TOOLCHOICE_REQUIRED, NULL, false, false, NULL);
+        assert_non_null(g);
+        assert_int_equal(run(g, c->one), 1);
+        if (c->two && run(g, c->two) == 1) fail_msg("%s: two calls accepted without parallel", nuage_toolfmt_name(c->fmt));
+        nuage_grammar_free(g);
+    }
+}
+
+static void test_named(void **st) {
+    (void)st;
+    for (size_t i = 0; i < N_G; i++) {
+        const gcase *c = &G[i];
+        nuage_grammar *g = build(c->fmt, NUAGE_TOOLCHOICE_NAMED, "search_docs", true, false, NULL);
+        assert_non_null(g);
+        assert_int_equal(run(g, c->one), -1);
+        nuage_grammar_free(g);
+        g = build(c->fmt, NUAGE_TOOLCHOICE_NAMED, "get_weather", true, false, NULL);
+        assert_int_equal(run(g, c->one), 1);
+        nuage_grammar_free(g);
+    }
+    ncg_builder *b = ncg_builder_new();
+    ncg_rule root;
+    nuage_cg_error err;
+    assert_int_equal(nuage_toolfmt_grammar(b, NUAGE_TOOLFMT_HERMES, NULL, TOOLS, NUAGE_TOOLCHOICE_NAMED, "nope",
+                                           false, NULL, &root, NULL, NULL, &err), NUAGE_E_INVAL);
+    assert_non_null(strstr(err.msg, "nope"));
+    assert_int_equal(nuage_toolfmt_grammar(b, NUAGE_TOOLFMT_HERMES, NULL, TOOLS, NUAGE_TOOLCHOICE_NONE, NULL,
+                                           false, NULL, &root, NULL, NULL, &err), NUAGE_E_INVAL);
+    ncg_builder_free(b);
+}
+
+/* auto: the text after the trigger is what `after` accepts */
+static void test_auto_after_trigger(void **st) {
+    (void)st;
+    for (size_t i = 0; i < N_G; i++) {
+        const gcase *c = &G[i];
+        const char *const *trig = NULL;
+        nuage_grammar *g = build(c->fmt, NUAGE_TOOLCHOICE_AUTO, NULL, true, true, &trig);
+        assert_non_null(g);
+        assert_non_null(trig);
+        assert_non_null(trig[0]);
+        const char *at = strstr(c->one, trig[0]);
+        if (!at) fail_msg("%s: trigger %s not in %s", nuage_toolfmt_name(c->fmt), trig[0], c->one);
+        if (run(g, at + strlen(trig[0])) != 1)
+            fail_msg("%s: after refuses %s", nuage_toolfmt_name(c->fmt), at + strlen(trig[0]));
+        if (c->two) assert_int_equal(run(g, strstr(c->two, trig[0]) + strlen(trig[0])), 1);
+        if (c->bad_args) assert_int_equal(run(g, strstr(c->bad_args, trig[0]) + strlen(trig[0])), -1);
+        nuage_grammar_free(g);
+    }
+}
+
+/* A function whose parameters the engine refuses: the error names it. */
+static void test_refused_schema(void **st) {
+    (void)st;
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": "
+                               "{\"type\": \"object\", \"properties\": {\"a\": {\"not\": {}}}}}}]", 0, NULL);
+    ncg_builder *b = ncg_builder_new();
+    ncg_rule root;
+    nuage_cg_error err;
+    int rc = nuage_toolfmt_grammar(b, NUAGE_TOOLFMT_HERMES, NULL, tools, NUAGE_TOOLCHOICE_REQUIRED, NULL, false,
+                                   NULL, &root, NULL, NULL, &err);
+    assert_true(rc == NUAGE_E_UNSUPPORTED || rc == NUAGE_E_INVAL);
+    assert_non_null(strstr(err.msg, "tool f"));
+    ncg_builder_free(b);
+    json_decref(tools);
+}
+
+/* Random walks: pick any allowed byte (EOS half the time it is allowed)
+ * and check what the parser makes of the output. */
+static void test_random_walk_parses(void **st) {
+    (void)st;
+    uint32_t mask[(N_TOK + 31) / 32];
+    uint32_t x = 2463534242u;
+    static char out[4000];
+    static const nuage_toolfmt fams[] = {NUAGE_TOOLFMT_HERMES, NUAGE_TOOLFMT_LLAMA3, NUAGE_TOOLFMT_MISTRAL,
+                                         NUAGE_TOOLFMT_DEEPSEEK, NUAGE_TOOLFMT_KIMI, NUAGE_TOOLFMT_HARMONY,
+                                         NUAGE_TOOLFMT_GENERIC};
+    int done = 0;
+    for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+        nuage_grammar *g = build(fams[f], NUAGE_TOOLCHOICE_REQUIRED, NULL, true, false, NULL);
+        assert_non_null(g);
+        for (int walk = 0; walk < 30; walk++) {
+            nuage_matcher *m = NULL;
+            assert_int_equal(nuage_matcher_new(g, &m), 0);
+            size_t len = 0;
+            bool ended = false;
+            while (len < sizeof out - 1) {
+                assert_int_equal(nuage_matcher_fill_mask(m, mask), 0);
+                int allowed[N_TOK], na = 0;
+                for (int t = 0; t < N_TOK; t++)
+                    if (mask[t >> 5] >> (t & 31) & 1) allowed[na++] = t;
+                assert_true(na > 0);
+                x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+                bool eos_ok = mask[TOK_EOS >> 5] >> (TOK_EOS & 31) & 1;
+                int tok = eos_ok && (x & 1) ? TOK_EOS : allowed[(x >> 1) % (uint32_t)na];
+                /* printable bytes mostly, so strings end */
+                if (tok != TOK_EOS && tok >= 128 && (x >> 20) % 4) continue;
+                assert_int_equal(nuage_matcher_accept_token(m, tok), 0);
+                if (tok == TOK_EOS) { ended = true; break; }
+                out[len++] = (char)tok;
+            }
+            nuage_matcher_free(m);
+            if (!ended) continue;
+            out[len] = 0;
+            tp_result r;
+            tp_parse(fams[f], NAMES, 3, out, &r);
+            if (r.bad || r.n_calls < 1 || r.content_len) {
+                FILE *df = fopen("/tmp/walk_fail.txt", "wb");
+                if (df) { fwrite(out, 1, len, df); fclose(df); }
+                fail_msg("%s: walk %d gives %d calls, content [%s]: %s", nuage_toolfmt_name(fams[f]), walk,
+                         r.n_calls, r.content, out);
+            }
+            for (int c = 0; c < r.n_calls; c++) {
+                size_t end;
+                assert_int_equal(nuage__tj_value(r.args[c], strlen(r.args[c]), &end), TJ_OK);
+                assert_int_equal(end, strlen(r.args[c]));
+                assert_int_equal(r.args[c][0], '{');
+                if (!strcmp(r.name[c], "ping")) continue;   /* any object: may hold 1e5382 */
+                json_error_t je;
+                json_t *a = json_loads(r.args[c], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+                if (!a) fail_msg("%s: arguments do not load (%s): %s", nuage_toolfmt_name(fams[f]), je.text, r.args[c]);
+                if (!strcmp(r.name[c], "search_docs")) {
+                    /* an integer by value: 9.0 is one too (draft 6 on) */
+                    double k = json_number_value(json_object_get(a, "max_results"));
+                    if (k != (double)(long)k) fail_msg("max_results not an integer: %s", r.args[c]);
+                    if (k < 1 || k > 9) fail_msg("max_results out of range: %s", r.args[c]);
+                    const char *q = json_string_value(json_object_get(a, "query"));
+                    size_t cps = 0;   /* maxLength counts code points */
+                    for (; q && *q; q++) cps += ((unsigned char)*q & 0xC0) != 0x80;
+                    assert_true(q && cps <= 8);
+                }
+                json_decref(a);
+            }
+            done++;
+        }
+        nuage_grammar_free(g);
+    }
+    print_message("%d random walks parsed back\n", done);
+    assert_true(done >= 100);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_required),
+        cmocka_unit_test(test_named),
+        cmocka_unit_test(test_auto_after_trigger),
+        cmocka_unit_test(test_refused_schema),
+        cmocka_unit_test(test_random_walk_parses),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
