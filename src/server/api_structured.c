@@ -44,10 +44,6 @@
  * room for a weak model to pad its output with blanks. */
 #define NUAGE__API_MAX_WS 16
 
-/* TEMPORARY until tools-fmt lands the tool grammars: a weak reference, so
- * the server links without them (forced tool calls are then refused). */
-#pragma weak nuage_toolfmt_grammar
-
 void nuage__structured_free(nuage__structured *st) {
     nuage_grammar_free(st->grammar);
     for (int i = 0; st->triggers && st->triggers[i]; i++) free(st->triggers[i]);
@@ -382,13 +378,6 @@ bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think
     ncg_rule troot = -1, tafter = -1;
     const char *const *trig = NULL;
     bool tools = st->tools_on && st->choice != NUAGE_TOOLCHOICE_NONE;
-    if (tools && !nuage_toolfmt_grammar) {
-        if (st->choice == NUAGE_TOOLCHOICE_REQUIRED || st->choice == NUAGE_TOOLCHOICE_NAMED) {
-            nuage__err400(e, "tool_choice", "Forced tool calls are not available in this build.");
-            goto done;
-        }
-        tools = false; /* calls are still parsed */
-    }
     if (tools) {
         nuage_cg_json_opts opts = {.max_ws = NUAGE__API_MAX_WS, .strict = false};
         nuage_cg_error ce;

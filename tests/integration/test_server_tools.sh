@@ -72,7 +72,7 @@ if [ -z "$port" ] || ! health_ok "$port"; then echo "server did not become ready
 
 cd "$tests"
 NUAGE_URL="http://127.0.0.1:$port" NUAGE_SHARED="$shared" NUAGE_SERVER_LOG="$log" \
-  node --test --test-concurrency=1 --test-timeout=600000 cg/structured.mjs
+  node --test --test-concurrency=1 --test-timeout=600000 cg/*.mjs
 rc=$?
 
 kill -TERM "$pid"

@@ -16,7 +16,7 @@ const Person = z.object({
 });
 const Weather = z.object({ city: z.string().max(8), unit: z.enum(['c', 'f']) });
 
-const lc = (model) => new ChatOpenAI({ model, apiKey: 'not-needed', maxTokens: 600, maxRetries: 0, configuration: { baseURL: `${BASE}/v1` } });
+const lc = (model) => new ChatOpenAI({ model, apiKey: 'not-needed', maxTokens: 600, temperature: 0, maxRetries: 0, configuration: { baseURL: `${BASE}/v1` } });
 
 test('LangChain withStructuredOutput (jsonSchema and functionCalling)', async () => {
   for (const method of ['jsonSchema', 'functionCalling']) {
@@ -40,14 +40,14 @@ test('LangChain bindTools with tool_choice required', async () => {
 const openai = createOpenAI({ baseURL: `${BASE}/v1`, apiKey: 'not-needed' });
 
 test('AI SDK generateObject', async () => {
-  const { object } = await generateObject({ model: openai.chat('qwen3'), schema: Person, prompt: 'Describe a person.', maxOutputTokens: 600, maxRetries: 0 });
+  const { object } = await generateObject({ model: openai.chat('qwen3'), schema: Person, prompt: 'Describe a person.', maxOutputTokens: 600, temperature: 0, maxRetries: 0 });
   Person.parse(object);
 });
 
 test('AI SDK generateText with toolChoice required', async () => {
   let called = 0;
   const r = await generateText({
-    model: openai.chat('llama'), prompt: 'Weather in Rome?', toolChoice: 'required', maxOutputTokens: 600, maxRetries: 0,
+    model: openai.chat('llama'), prompt: 'Weather in Rome?', toolChoice: 'required', maxOutputTokens: 600, temperature: 0, maxRetries: 0,
     tools: { get_weather: tool({ description: 'weather', inputSchema: Weather, execute: async (a) => { called++; Weather.parse(a); return { temp: 3 }; } }) },
   });
   assert.ok(r.toolCalls.length >= 1);

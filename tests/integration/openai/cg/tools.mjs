@@ -7,14 +7,21 @@ import { client, weatherTool, timeTool, checkCall, ask } from './common.mjs';
 
 for (const model of ['qwen3', 'llama', 'plain']) {
   test(`${model}: tool_choice required forces a valid call`, async () => {
-    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: 'required', max_tokens: 600, seed: 1 });
+    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, seed: 1 });
     const c = r.choices[0];
     assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c.message));
-    assert.ok(c.message.tool_calls.length >= 1);
+    assert.equal(c.message.tool_calls.length, 1);
     assert.equal(c.message.content, null);
-    for (const call of c.message.tool_calls) checkCall(call, call.function.name);
-    const ids = new Set(c.message.tool_calls.map((t) => t.id));
-    assert.equal(ids.size, c.message.tool_calls.length, 'ids are unique');
+    checkCall(c.message.tool_calls[0], c.message.tool_calls[0].function.name);
+    // parallel calls allowed: every complete call is valid, ids unique (a
+    // random model may go on calling until max_tokens)
+    const p = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: 'required', max_tokens: 400, seed: 2 });
+    const pc = p.choices[0];
+    assert.ok(['tool_calls', 'length'].includes(pc.finish_reason));
+    const calls = pc.message.tool_calls ?? [];
+    if (pc.finish_reason === 'tool_calls') assert.ok(calls.length >= 1);
+    for (const call of calls) checkCall(call, call.function.name);
+    assert.equal(new Set(calls.map((t) => t.id)).size, calls.length, 'ids are unique');
   });
 
   test(`${model}: a named function, one call without parallel_tool_calls`, async () => {
@@ -29,7 +36,7 @@ for (const model of ['qwen3', 'llama', 'plain']) {
 
 for (const model of ['qwen3', 'llama']) {
   test(`${model}: streamed tool calls: id, type, name first, then argument fragments; no markup in content`, async () => {
-    const stream = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', max_tokens: 600, stream: true, temperature: 0 });
+    const stream = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, stream: true, temperature: 0 });
     const calls = [];
     let content = '', finish = null;
     for await (const ch of stream) {
@@ -54,12 +61,12 @@ for (const model of ['qwen3', 'llama']) {
     for (const c of calls) checkCall({ id: c.id, type: 'function', function: { name: 'get_weather', arguments: c.args } }, 'get_weather');
     assert.ok(!/tool_call|"name"/.test(content), `markup leaked into content: ${content}`);
     // the same request, not streamed, gives the same calls (greedy)
-    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', max_tokens: 600, temperature: 0 });
+    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, temperature: 0 });
     assert.deepEqual(r.choices[0].message.tool_calls.map((t) => JSON.parse(t.function.arguments)), calls.map((c) => JSON.parse(c.args)));
   });
 
   test(`${model}: a full two-turn tool loop`, async () => {
-    const first = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', max_tokens: 600 });
+    const first = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600 });
     const msg = first.choices[0].message;
     assert.ok(msg.tool_calls.length >= 1);
     const messages = [...ask, msg];
@@ -79,7 +86,7 @@ for (const model of ['qwen3', 'llama']) {
 test('runTools calls the function with parsed arguments and sends the result back', async () => {
   const seen = [];
   const runner = client.chat.completions.runTools({
-    model: 'qwen3', messages: ask, max_tokens: 200,
+    model: 'qwen3', messages: ask, max_tokens: 600, parallel_tool_calls: false,
     tool_choice: { type: 'function', function: { name: 'get_weather' } },
     tools: [{
       type: 'function',
