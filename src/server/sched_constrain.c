@@ -31,15 +31,19 @@
  * the forward pass is computing. So, for each choice that will sample in
  * this step, nuage__sc_prefetch computes its mask on a helper thread while
  * nuage_decode runs, and nuage__sc_wait joins it before sampling. A
- * choice whose mask was not prefetched computes it inline. The helper is
- * one thread, started with the scheduler's first constrained request and
- * stopped with the scheduler.
+ * choice whose mask was not prefetched by then computes it inline. The
+ * helpers (a work queue: each takes the next choice under sc_mu) are
+ * started with the scheduler's first constrained step and stopped with the
+ * scheduler: half the compute threads, at least one, at most
+ * NUAGE__SC_MAX_WORKERS -- during a CPU forward pass they compete with it,
+ * with a GPU one the cores would be idle anyway.
  */
 #include "server/sched_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nuage/tokenizer.h"
 
@@ -197,7 +201,7 @@ static void *nuage__sc_main(void *arg) {
             ch->mask_ready = ok;
             s->sc_done++;
         }
-        pthread_cond_broadcast(&s->sc_fin);
+        if (s->sc_done >= s->sc_n) pthread_cond_broadcast(&s->sc_fin);
     }
     pthread_mutex_unlock(&s->sc_mu);
     return NULL;
@@ -225,7 +229,15 @@ void nuage__sc_prefetch(nuage_sched *s) {
         if (pthread_mutex_init(&s->sc_mu, NULL)) return;
         pthread_cond_init(&s->sc_go, NULL);
         pthread_cond_init(&s->sc_fin, NULL);
-        if (pthread_create(&s->sc_thread, NULL, nuage__sc_main, s)) {
+        long nt = s->p.n_threads > 0 ? s->p.n_threads : sysconf(_SC_NPROCESSORS_ONLN);
+        int want = (int)(nt / 2);
+        if (want < 1) want = 1;
+        if (want > NUAGE__SC_MAX_WORKERS) want = NUAGE__SC_MAX_WORKERS;
+        s->sc_n_workers = 0;
+        while (s->sc_n_workers < want &&
+               pthread_create(&s->sc_threads[s->sc_n_workers], NULL, nuage__sc_main, s) == 0)
+            s->sc_n_workers++;
+        if (s->sc_n_workers == 0) {
             pthread_cond_destroy(&s->sc_go);
             pthread_cond_destroy(&s->sc_fin);
             pthread_mutex_destroy(&s->sc_mu);
@@ -237,7 +249,7 @@ void nuage__sc_prefetch(nuage_sched *s) {
     s->sc_n = n;
     s->sc_next = 0;
     s->sc_done = 0;
-    pthread_cond_signal(&s->sc_go);
+    pthread_cond_broadcast(&s->sc_go);
     pthread_mutex_unlock(&s->sc_mu);
 }
 
@@ -255,9 +267,9 @@ void nuage__sc_stop(nuage_sched *s) {
     if (!s->sc_started) return;
     pthread_mutex_lock(&s->sc_mu);
     s->sc_stop = true;
-    pthread_cond_signal(&s->sc_go);
+    pthread_cond_broadcast(&s->sc_go);
     pthread_mutex_unlock(&s->sc_mu);
-    pthread_join(s->sc_thread, NULL);
+    for (int i = 0; i < s->sc_n_workers; i++) pthread_join(s->sc_threads[i], NULL);
     pthread_cond_destroy(&s->sc_go);
     pthread_cond_destroy(&s->sc_fin);
     pthread_mutex_destroy(&s->sc_mu);

@@ -161,6 +161,8 @@ int nuage__prefix_size(const nuage__sprefix *pc);
 /* ---- the scheduler object ---------------------------------------------- */
 #include <pthread.h>
 
+#define NUAGE__SC_MAX_WORKERS 8
+
 /* One sequence's share of a step's batch. */
 typedef struct {
     nuage__sreq *q;
@@ -211,9 +213,10 @@ struct nuage_sched {
     uint64_t admit_counter;
     int evictable;             /* cache-only blocks, kept current in a step */
     uint64_t st_prompt, st_cached, st_gen, st_steps, st_preempt;
-    /* mask helper thread (sched_constrain.c) */
+    /* mask helper threads (sched_constrain.c) */
     bool sc_started, sc_stop;
-    pthread_t sc_thread;
+    pthread_t sc_threads[NUAGE__SC_MAX_WORKERS];
+    int sc_n_workers;
     pthread_mutex_t sc_mu;
     pthread_cond_t sc_go, sc_fin;
     nuage__schoice **sc_work;  /* (max_running) masks to compute this step */
