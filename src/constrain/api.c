@@ -111,7 +111,7 @@ int nuage_grammar_from_gbnf(const nuage_cg_tokens *t, const char *gbnf, size_t l
     ncg_builder *b = start(t, out, err);
     if (!b) return t && out ? NUAGE_E_NOMEM : NUAGE_E_INVAL;
     ncg_rule root = -1;
-    int rc = ncg_gbnf(b, gbnf ? gbnf : "", len, &root, err);
+    int rc = ncg_gbnf_for(b, gbnf ? gbnf : "", len, t, &root, err);
     if (rc == 0) rc = ncg_builder_finish(b, root, t, out, err);
     ncg_builder_free(b);
     return rc;

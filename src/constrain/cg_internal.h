@@ -63,6 +63,15 @@ struct nuage_cg_tokens {
     uint32_t *piece_off;
     uint8_t *pieces;
     uint8_t *in_trie;
+    uint32_t *parent;       /* parent node of i, UINT32_MAX for depth 1 */
+    /* The string slice: tokens made only of printable ASCII other than '"'
+     * and '\\' and of well-formed UTF-8 (a final sequence may be cut
+     * short). A state that loops on all of these (JSON string content)
+     * accepts them all; only the frontier subtrees need walking. */
+    uint32_t *slice_acc;    /* mask words */
+    uint32_t *frontier;     /* first nodes off the slice, preorder */
+    uint8_t *frontier_k;    /* bytes of an unfinished UTF-8 sequence before it */
+    uint32_t n_frontier;
     int32_t *eog;
     uint32_t n_eog;
 };
@@ -73,8 +82,17 @@ struct nuage_cg_tokens {
 int ncg_tokens_from_strings(const char *const *pieces, const size_t *lens, const uint8_t *kinds, int32_t n,
                             nuage_cg_tokens **out);
 
+/* tokens.c: bytes of the string slice outside UTF-8 sequences; the
+ * length of the sequence a lead byte starts (0: not a lead byte) and the
+ * range of the byte after it. */
+bool ncg_slice_ascii(uint8_t b);
+void ncg_utf8_lead(uint8_t b, int *len, uint8_t *lo, uint8_t *hi);
+
 /* ---- compiled grammar (compile.c) ---- */
-enum { NCG_S_FINAL = 1, NCG_S_TAIL = 2, NCG_S_MOVES = 4 };
+/* FINAL: the rule may end here. TAIL: final without edges. MOVES: has an
+ * edge. NOCALL: no call edges. SIMPLE: not final, E(s) empty: entering s
+ * over a byte needs no closure (the matcher's fast path). */
+enum { NCG_S_FINAL = 1, NCG_S_TAIL = 2, NCG_S_MOVES = 4, NCG_S_NOCALL = 8, NCG_S_SIMPLE = 16 };
 
 typedef struct ncg_call { int32_t rule, ret; } ncg_call;
 typedef struct ncg_tedge { int32_t sym, to; } ncg_tedge; /* sym: index into toksym */
@@ -146,6 +164,10 @@ int32_t ncg_toksym_of(const nuage_grammar *g, int32_t tok);  /* -1 when the gram
 
 /* mask.c */
 void ncg_cache_free(nuage_grammar *g);
+
+/* gbnf.c: ncg_gbnf with a token table, so <name> token references resolve. */
+int ncg_gbnf_for(ncg_builder *b, const char *src, size_t len, const nuage_cg_tokens *t, ncg_rule *root,
+                 nuage_cg_error *err);
 
 /* builder helpers */
 const char *ncg_rule_name(const ncg_builder *b, ncg_rule r);

@@ -40,6 +40,7 @@
 #define MAX_DFA_STATES (1u << 18)
 #define MAX_TRANS (1u << 24)          /* DFA states * classes */
 #define MAX_EXPR_DEPTH 2000
+#define MAX_WORK (1ull << 24)        /* subset construction: edge visits, closure sizes */
 
 enum { L_SET, L_CALL, L_TOK };
 typedef struct { int32_t from, to; } eps_e;
@@ -69,6 +70,8 @@ typedef struct cc {
     /* global DFA arrays being filled */
     uint32_t cap_states, cap_calls, cap_tedges, n_calls, n_tedges;
     uint32_t cap_toksym;
+    uint64_t work;
+    int32_t nfa_final;
 } cc;
 
 static int fail(cc *c, int rc, const char *fmt, const char *arg) {
@@ -253,7 +256,10 @@ static uint32_t closure(cc *c, const int32_t *seeds, uint32_t n) {
         if (c->stamp[seeds[i]] != c->cur_stamp) { c->stamp[seeds[i]] = c->cur_stamp; c->stack[sp++] = seeds[i]; }
     while (sp) {
         int32_t x = c->stack[--sp];
-        c->tmp[k++] = x;
+        /* only "important" states identify a DFA state: those with a
+         * labelled edge, and the final state (eps-only states add nothing
+         * their successors do not already say) */
+        if (c->lab_off[x + 1] > c->lab_off[x] || x == c->nfa_final) c->tmp[k++] = x;
         for (uint32_t j = c->eps_off[x]; j < c->eps_off[x + 1]; j++) {
             int32_t y = c->eps_to[j];
             if (c->stamp[y] != c->cur_stamp) { c->stamp[y] = c->cur_stamp; c->stack[sp++] = y; }
@@ -352,6 +358,7 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
     int rc;
     c->n_sets = 0;
     c->n_pool = 0;
+    c->nfa_final = nfa_final;
     if ((rc = rehash(c, 64))) return rc;
     uint32_t base = g->n_states;
     int32_t d0;
@@ -375,6 +382,9 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             ng += z - a;
         }
         if (fin) g->flags[gid] |= NCG_S_FINAL;
+        c->work += (uint64_t)g->ncls * ng + c->set_len[d];
+        if (c->work > MAX_WORK)
+            return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
         /* byte classes */
         for (uint32_t cl = 0; cl < g->ncls; cl++) {
             uint8_t rb = c->rep[cl];
@@ -573,6 +583,8 @@ static int analyse(cc *c) {
         for (uint32_t k = 0; k < g->ncls && !moves; k++) moves = TR(g, s, k) >= 0;
         if (moves) g->flags[s] |= NCG_S_MOVES;
         else if (g->flags[s] & NCG_S_FINAL) g->flags[s] |= NCG_S_TAIL;
+        if (g->call_off[s + 1] == g->call_off[s]) g->flags[s] |= NCG_S_NOCALL;
+        if (!(g->flags[s] & NCG_S_FINAL) && g->eps_off[s + 1] == g->eps_off[s]) g->flags[s] |= NCG_S_SIMPLE;
     }
     rc = 0;
 out:
@@ -605,27 +617,28 @@ static void byte_classes(cc *c) {
 static int reachable(cc *c, ncg_rule start, uint8_t *reach) {
     ncg_builder *b = c->b;
     uint8_t *seen = calloc(b->n_nodes ? b->n_nodes : 1, 1);
-    int32_t *st = malloc(((size_t)b->n_nodes + b->n_rules + 1) * sizeof *st);
+    /* a shared node can be pushed once per parent edge before it is seen */
+    int32_t *st = malloc(((size_t)b->n_nodes + b->n_kids + b->n_rules + 1) * sizeof *st);
     if (!seen || !st) { free(seen); free(st); return NUAGE_E_NOMEM; }
     int rc = 0;
     uint32_t sp = 0;
     reach[start] = 1;
     if (b->rules[start].body < 0) { rc = fail(c, NUAGE_E_INVAL, "rule '%s' has no body", b->rules[start].name); goto out; }
-    st[sp++] = b->rules[start].body;
+#define PUSH(e) do { if (!seen[e]) { seen[e] = 1; st[sp++] = (e); } } while (0)
+    PUSH(b->rules[start].body);
     while (sp) {
         int32_t e = st[--sp];
-        if (seen[e]) continue;
-        seen[e] = 1;
         const ncg_node *nd = &b->nodes[e];
         if (nd->kind == NCG_N_SEQ || nd->kind == NCG_N_ALT)
-            for (uint32_t i = 0; i < nd->b; i++) { if (!seen[b->kids[nd->a + (int32_t)i]]) st[sp++] = b->kids[nd->a + (int32_t)i]; }
-        else if (nd->kind == NCG_N_REP) st[sp++] = nd->a;
+            for (uint32_t i = 0; i < nd->b; i++) PUSH(b->kids[nd->a + (int32_t)i]);
+        else if (nd->kind == NCG_N_REP) PUSH(nd->a);
         else if (nd->kind == NCG_N_REF && !reach[nd->a]) {
             reach[nd->a] = 1;
             if (b->rules[nd->a].body < 0) { rc = fail(c, NUAGE_E_INVAL, "rule '%s' has no body", b->rules[nd->a].name); goto out; }
-            st[sp++] = b->rules[nd->a].body;
+            PUSH(b->rules[nd->a].body);
         }
     }
+#undef PUSH
 out:
     free(seen);
     free(st);

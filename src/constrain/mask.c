@@ -1,14 +1,32 @@
 /*
  * mask.c - token masks: which tokens may come next.
  *
- * Design. The token trie (tokens.c) is walked depth first from the
- * matcher's current set: each trie node's set is the step of its parent's
- * set over the node's byte; an empty set skips the whole subtree; a
- * non-empty set at a node allows the tokens ending there. Stack nodes made
- * during the walk live above the matcher's arena mark and are truncated
- * when the walk backs up, so a mask leaves the matcher as it was. Named
- * tokens (ncg_token) are tried one by one; end-of-generation tokens are
- * allowed exactly when the set is accepting.
+ * Design. A mask is the union, over the configurations (s, parent) of the
+ * matcher's closed set, of the tokens each one accepts on its own (a step
+ * is a union over configurations). For one configuration, the token trie
+ * (tokens.c) is walked depth first: each trie node's set is the step of
+ * its parent's set over the node's byte, an empty set skips the subtree,
+ * a non-empty set allows the tokens ending there.
+ *
+ * The per-state cache (the lazy form of XGrammar's context-independent
+ * tokens). The walk from (s, BOTTOM), BOTTOM standing for "whatever stack
+ * is below", splits the vocabulary three ways: tokens accepted without
+ * ever returning from s's frame (accepted whatever the stack: a bit set),
+ * tokens refused before any return (refused whatever the stack: nothing
+ * stored), and tokens whose walk returned from s's frame at some byte and
+ * then died locally: their fate depends on the stack. Those are stored as
+ * a short list of trie entries: the subtree roots where the local walk
+ * died after a return, plus their ancestors. A mask then costs, per
+ * configuration, one OR of the cached bit set and a walk of the listed
+ * entries with the real stack. Entries are computed once per (grammar,
+ * state), on first use, by whichever matcher needs them, and published
+ * under the grammar's mutex (matchers of one grammar may run on different
+ * threads; readers load the pointer with acquire semantics). Stack nodes
+ * made during walks live above the matcher's arena mark and are truncated
+ * as the walk backs up, so a mask leaves the matcher as it was.
+ *
+ * Named tokens (ncg_token) are tried one by one; end-of-generation tokens
+ * are allowed exactly when the set is accepting.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +35,25 @@
 #include "constrain/matcher_internal.h"
 #include "nuage/nuage.h"
 
-void ncg_cache_free(nuage_grammar *g) { (void)g; }
+#define DEP_ROOT 0x80000000u   /* walk the whole subtree; else the node only */
+
+struct ncg_cache_entry {
+    uint32_t *acc;       /* mask words */
+    uint32_t *dep;       /* trie node indices in preorder, | DEP_ROOT for subtree roots */
+    uint32_t n_dep;
+};
+
+static void entry_free(ncg_cache_entry *e) {
+    if (!e) return;
+    free(e->acc);
+    free(e->dep);
+    free(e);
+}
+
+void ncg_cache_free(nuage_grammar *g) {
+    if (!g->cache) return;
+    for (uint32_t s = 0; s < g->n_states; s++) entry_free(g->cache[s]);
+}
 
 static int ensure_levels(nuage_matcher *m, uint32_t n) {
     if (m->n_lv >= n) return 0;
@@ -28,7 +64,259 @@ static int ensure_levels(nuage_matcher *m, uint32_t n) {
     uint32_t *w = realloc(m->lwm, n * sizeof *w);
     if (!w) return NUAGE_E_NOMEM;
     m->lwm = w;
+    for (uint32_t k = m->n_lv; k < n; k++)
+        if (ncg_set_reserve(&lv[k], 16)) return NUAGE_E_NOMEM;
     m->n_lv = n;
+    return 0;
+}
+
+/* One trie step: out = step of in over byte. Inline fast path for one
+ * configuration on a state without calls entering a SIMPLE state. */
+static inline int lvl_step(nuage_matcher *m, const ncg_set *in, uint8_t byte, ncg_set *out) {
+    const nuage_grammar *g = m->g;
+    if (in->n == 1) {
+        int32_t s = in->c[0].state;
+        if (g->flags[s] & NCG_S_NOCALL) {
+            int32_t to = g->trans[(size_t)s * g->ncls + g->cls[byte]];
+            out->popped_bottom = false;
+            if (to < 0) { out->n = 0; return 0; }
+            if (g->flags[to] & NCG_S_SIMPLE) {
+                out->c[0] = (ncg_cfg){to, in->c[0].parent};
+                out->n = 1;
+                return 0;
+            }
+        }
+    }
+    return ncg_step(g, &m->a, in->c, in->n, byte, out);
+}
+
+static void set_bits(uint32_t *mask, const nuage_cg_tokens *t, uint32_t i) {
+    for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
+        int32_t id = t->toks[k];
+        mask[id >> 5] |= 1u << (id & 31);
+    }
+}
+
+typedef struct dep_list { uint32_t *v; uint32_t n, cap; } dep_list;
+
+static int dep_push(dep_list *d, uint32_t x) {
+    if (d->n == d->cap) {
+        uint32_t nc = d->cap ? d->cap * 2 : 64;
+        uint32_t *q = realloc(d->v, nc * sizeof *q);
+        if (!q) return NUAGE_E_NOMEM;
+        d->v = q;
+        d->cap = nc;
+    }
+    d->v[d->n++] = x;
+    return 0;
+}
+
+#define NONE UINT32_MAX
+#define TRB(g, x, b) ((g)->trans[(size_t)(x) * (g)->ncls + (g)->cls[(uint8_t)(b)]])
+
+static bool plain(const nuage_grammar *g, int32_t x) {
+    return x >= 0 && (g->flags[x] & (NCG_S_SIMPLE | NCG_S_NOCALL)) == (NCG_S_SIMPLE | NCG_S_NOCALL);
+}
+
+typedef struct memo { int32_t x[64]; uint8_t r[64], ok[64]; int n; } memo;
+
+/* Every r-byte continuation from x (first byte in [lo, hi], the others
+ * 80..BF) passes through plain states and ends in s. */
+static bool conts_ok(const nuage_grammar *g, int32_t x, int r, uint8_t lo, uint8_t hi, int32_t s, memo *mm) {
+    bool full = lo == 0x80 && hi == 0xBF;
+    if (full)
+        for (int k = 0; k < mm->n; k++)
+            if (mm->x[k] == x && mm->r[k] == r) return mm->ok[k];
+    bool ok = true;
+    for (unsigned c = lo; c <= hi && ok; c++) {
+        if (c > lo && g->cls[c] == g->cls[c - 1]) continue;
+        int32_t y = TRB(g, x, c);
+        if (r == 1) ok = y == s;
+        else ok = plain(g, y) && conts_ok(g, y, r - 1, 0x80, 0xBF, s, mm);
+    }
+    if (full && mm->n < 64) { mm->x[mm->n] = x; mm->r[mm->n] = (uint8_t)r; mm->ok[mm->n++] = ok; }
+    return ok;
+}
+
+/* Every slice character read from s lands in *loop (s itself, or the
+ * state after a first character), and *loop reads every slice character
+ * back into itself (JSON string content): every slice token is accepted
+ * from s, only the frontier needs walking. */
+static bool string_like(const nuage_grammar *g, int32_t s, int32_t *loop) {
+    if (!plain(g, s)) return false;
+    int32_t L = TRB(g, s, 'a');
+    if (!plain(g, L)) return false;
+    memo mm = {.n = 0};
+    for (int pass = 0; pass < (s == L ? 1 : 2); pass++) {
+        int32_t from = pass ? s : L;
+        for (unsigned b = 0x20; b < 0x7F; b++)
+            if (ncg_slice_ascii((uint8_t)b) && TRB(g, from, b) != L) return false;
+        for (unsigned b = 0xC2; b <= 0xF4; b++) {
+            int len;
+            uint8_t lo, hi;
+            ncg_utf8_lead((uint8_t)b, &len, &lo, &hi);
+            int32_t y = TRB(g, from, b);
+            if (!plain(g, y) || !conts_ok(g, y, len - 1, lo, hi, L, &mm)) return false;
+        }
+    }
+    *loop = L;
+    return true;
+}
+
+typedef struct lw {
+    dep_list dl;
+    uint32_t *em;        /* em[d]: node at depth d already in dl (valid for d <= ev) */
+    uint32_t ev;
+    uint8_t *popped;     /* a return from the bottom frame happened on the path to depth d */
+    uint32_t *acc;
+} lw;
+
+/* Record subtree root i (and its ancestors not yet recorded). */
+static int emit_root(const nuage_cg_tokens *t, lw *w, uint32_t i) {
+    uint32_t d = t->depth[i], chain[130];
+    uint32_t a = t->parent[i];
+    for (uint32_t k = d - 1; k >= 1; k--) { chain[k] = a; a = t->parent[a]; }
+    int rc;
+    for (uint32_t k = 1; k < d; k++) {
+        if (k <= w->ev && w->em[k] == chain[k]) continue;
+        if ((rc = dep_push(&w->dl, chain[k]))) return rc;
+        w->em[k] = chain[k];
+        w->ev = k;
+    }
+    if (w->ev > d - 1) w->ev = d - 1;
+    return dep_push(&w->dl, i | DEP_ROOT);
+}
+
+/* Local walk of nodes [i, end) below the level set m->lv[depth[i] - 1]. */
+static int local_walk(nuage_matcher *m, lw *w, uint32_t i, uint32_t end) {
+    const nuage_cg_tokens *t = m->g->t;
+    int rc;
+    while (i < end) {
+        uint32_t d = t->depth[i];
+        m->a.len = m->lwm[d - 1];
+        ncg_set *cur = &m->lv[d];
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], cur))) return rc;
+        w->popped[d] = w->popped[d - 1] || cur->popped_bottom;
+        if (!cur->n) {
+            if (w->popped[d] && (rc = emit_root(t, w, i))) return rc;
+            i = t->end[i];
+            continue;
+        }
+        m->lwm[d] = m->a.len;
+        set_bits(w->acc, t, i);
+        i++;
+    }
+    return 0;
+}
+
+/* The entry of state s: walk the trie from the closure of (s, BOTTOM). */
+static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    size_t nw = nuage_cg_mask_words(t);
+    ncg_cache_entry *e = calloc(1, sizeof *e);
+    lw w = {.acc = calloc(nw, sizeof *w.acc), .popped = malloc(t->max_depth + 1),
+            .em = malloc((t->max_depth + 1) * sizeof *w.em)};
+    int rc = NUAGE_E_NOMEM;
+    uint32_t base = m->a.len;
+    if (!e || !w.acc || !w.popped || !w.em) goto fail;
+    if (t->max_depth > 128) { rc = NUAGE_E_UNSUPPORTED; goto fail; }
+    int32_t loop;
+    if (string_like(g, s, &loop)) {
+        memcpy(w.acc, t->slice_acc, nw * sizeof *w.acc);
+        for (uint32_t f = 0; f < t->n_frontier; f++) {
+            uint32_t i = t->frontier[f], d = t->depth[i], k = t->frontier_k[f];
+            uint32_t anc[4], a = t->parent[i];
+            for (uint32_t j = 0; j < k; j++) { anc[j] = a; a = t->parent[a]; }
+            int32_t x = d - 1 == k ? s : loop;
+            for (uint32_t j = k; j-- > 0;) x = TRB(g, x, t->byte[anc[j]]);
+            m->lv[d - 1].c[0] = (ncg_cfg){x, NCG_BOTTOM};
+            m->lv[d - 1].n = 1;
+            m->lwm[d - 1] = base;
+            w.popped[d - 1] = 0;
+            if ((rc = local_walk(m, &w, i, t->end[i]))) goto fail;
+        }
+    } else {
+        ncg_set *l0 = &m->lv[0];
+        l0->n = 0;
+        l0->popped_bottom = false;
+        if ((rc = ncg_add_closed(g, &m->a, l0, s, NCG_BOTTOM))) goto fail;
+        w.popped[0] = 0;   /* a return before any byte is another configuration's business */
+        m->lwm[0] = m->a.len;
+        if ((rc = local_walk(m, &w, 0, t->n_nodes))) goto fail;
+    }
+    m->a.len = base;
+    free(w.popped);
+    free(w.em);
+    e->acc = w.acc;
+    e->dep = w.dl.v;
+    e->n_dep = w.dl.n;
+    *out = e;
+    return 0;
+fail:
+    m->a.len = base;
+    free(w.popped);
+    free(w.em);
+    free(w.acc);
+    free(w.dl.v);
+    free(e);
+    return rc;
+}
+
+static int get_entry(nuage_matcher *m, int32_t s, const ncg_cache_entry **out) {
+    nuage_grammar *g = m->g;
+    ncg_cache_entry *e = __atomic_load_n(&g->cache[s], __ATOMIC_ACQUIRE);
+    if (e) { *out = e; return 0; }
+    int rc = build_entry(m, s, &e);
+    if (rc) return rc;
+    pthread_mutex_lock(&g->lock);
+    ncg_cache_entry *old = g->cache[s];
+    if (!old) __atomic_store_n(&g->cache[s], e, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&g->lock);
+    if (old) { entry_free(e); e = old; }
+    *out = e;
+    return 0;
+}
+
+/* Walk nodes [i, end) of the trie (one subtree) below level set lv[d0]. */
+static int walk_range(nuage_matcher *m, uint32_t i, uint32_t end, uint32_t *mask) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    int rc;
+    while (i < end) {
+        uint32_t d = t->depth[i];
+        m->a.len = m->lwm[d - 1];
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
+        if (!m->lv[d].n) { i = t->end[i]; continue; }
+        m->lwm[d] = m->a.len;
+        set_bits(mask, t, i);
+        i++;
+    }
+    return 0;
+}
+
+/* The stack-dependent tokens of entry e from configuration c. */
+static int walk_dep(nuage_matcher *m, const ncg_cache_entry *e, ncg_cfg c, uint32_t *mask) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
+    ncg_set *l0 = &m->lv[0];
+    if (!l0->cap && ncg_set_reserve(l0, 16)) return NUAGE_E_NOMEM;
+    l0->c[0] = c;   /* c alone: its returns at depth 0 are configurations of their own */
+    l0->n = 1;
+    m->lwm[0] = m->a.len;
+    int rc;
+    for (uint32_t k = 0; k < e->n_dep; k++) {
+        uint32_t i = e->dep[k] & ~DEP_ROOT, d = t->depth[i];
+        if (!m->lv[d - 1].n) { m->lv[d].n = 0; continue; }
+        if (e->dep[k] & DEP_ROOT) {
+            if ((rc = walk_range(m, i, t->end[i], mask))) return rc;
+            continue;
+        }
+        m->a.len = m->lwm[d - 1];
+        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
+        m->lwm[d] = m->a.len;
+        if (m->lv[d].n) set_bits(mask, t, i);
+    }
     return 0;
 }
 
@@ -36,7 +324,8 @@ int nuage_matcher_fill_mask(nuage_matcher *m, uint32_t *mask) {
     if (!m || !mask) return NUAGE_E_INVAL;
     const nuage_grammar *g = m->g;
     const nuage_cg_tokens *t = g->t;
-    memset(mask, 0, nuage_cg_mask_words(t) * sizeof *mask);
+    size_t nw = nuage_cg_mask_words(t);
+    memset(mask, 0, nw * sizeof *mask);
     uint32_t n0;
     bool term;
     const ncg_cfg *c0 = ncg_matcher_top(m, &n0, &term);
@@ -44,20 +333,15 @@ int nuage_matcher_fill_mask(nuage_matcher *m, uint32_t *mask) {
     int rc = ensure_levels(m, t->max_depth + 1);
     if (rc) return rc;
     uint32_t base = m->a.len;
-    m->lwm[0] = base;
-    for (uint32_t i = 0; i < t->n_nodes;) {
-        uint32_t d = t->depth[i];
-        const ncg_cfg *in = d == 1 ? c0 : m->lv[d - 1].c;
-        uint32_t nin = d == 1 ? n0 : m->lv[d - 1].n;
-        m->a.len = m->lwm[d - 1];
-        if ((rc = ncg_step(g, &m->a, in, nin, t->byte[i], &m->lv[d]))) break;
-        if (!m->lv[d].n) { i = t->end[i]; continue; }
-        m->lwm[d] = m->a.len;
-        for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) {
-            int32_t id = t->toks[k];
-            mask[id >> 5] |= 1u << (id & 31);
-        }
-        i++;
+    for (uint32_t k = 0; k < n0 && !rc; k++) {
+        const ncg_cache_entry *e;
+        if ((rc = get_entry(m, c0[k].state, &e))) break;
+        bool seen = false;
+        for (uint32_t j = 0; j < k && !seen; j++) seen = c0[j].state == c0[k].state;
+        if (!seen)
+            for (size_t w = 0; w < nw; w++) mask[w] |= e->acc[w];
+        if (e->n_dep) rc = walk_dep(m, e, c0[k], mask);
+        m->a.len = base;
     }
     for (uint32_t k = 0; k < g->n_toksym && !rc; k++) {
         m->a.len = base;

@@ -187,9 +187,20 @@ static int enter(walk *w, int32_t r, uint32_t nfr, int32_t p) {
 }
 
 int ncg_step(const nuage_grammar *g, ncg_arena *a, const ncg_cfg *in, uint32_t n_in, int sym, ncg_set *out) {
-    walk w = {.g = g, .a = a, .out = out, .sym = sym};
     out->n = 0;
     out->popped_bottom = false;
+    if (n_in == 1 && sym < 256 && (g->flags[in[0].state] & NCG_S_NOCALL)) {   /* fast path: one DFA edge */
+        int32_t to = g->trans[(size_t)in[0].state * g->ncls + g->cls[sym]];
+        if (to < 0) return 0;
+        if (g->flags[to] & NCG_S_SIMPLE) {
+            if (!out->cap && ncg_set_reserve(out, 16)) return NUAGE_E_NOMEM;
+            out->c[0] = (ncg_cfg){to, in[0].parent};
+            out->n = 1;
+            return 0;
+        }
+        return ncg_add_closed(g, a, out, to, in[0].parent);
+    }
+    walk w = {.g = g, .a = a, .out = out, .sym = sym};
     int rc = 0;
     for (uint32_t i = 0; i < n_in && !rc; i++) {
         int32_t s = in[i].state, p = in[i].parent;

@@ -88,6 +88,9 @@ typedef struct {
     nuage_cg_error *err;
     int rc;
     ncg_expr any_e; bool any_done;
+    struct { const uint32_t *r; size_t n; ncg_expr e; } *jmemo;   /* json_set */
+    size_t n_jmemo, cjmemo;
+    const ncg_expr *subst; size_t n_subst;   /* NCG_SUBST_BASE + k -> subst[k] */
 } rx;
 
 static int fail(rx *x, int rc, const char *fmt, ...) {
@@ -240,17 +243,17 @@ static ncg_expr pair_range(ncg_builder *b, uint32_t lo, uint32_t hi) {
     return ncg_alt(b, parts, n);
 }
 
-ncg_expr ncg_json_chars(ncg_builder *b, const uint32_t *r, size_t n) {
+int ncg_json_parts(ncg_builder *b, const uint32_t *r, size_t n, ncg_expr *raw_out, ncg_expr *esc_out) {
     static const struct { uint32_t cp; char esc; } SHORT[] = {
         {0x22, '"'}, {0x5C, '\\'}, {0x2F, '/'}, {0x08, 'b'},
         {0x0C, 'f'}, {0x0A, 'n'}, {0x0D, 'r'}, {0x09, 't'}};
     ncg_cset raw = {0};
     uint8_t shortset[32] = {0};
     bool any_short = false;
-    ncg_expr *alts = NULL, *uh = NULL;
-    size_t na = 0, nu = 0;
-    ncg_expr res = NUAGE_E_NOMEM;
-    if (!(alts = malloc(4 * sizeof *alts)) || !(uh = malloc((3 * n + 1) * sizeof *uh))) goto done;
+    ncg_expr *uh = NULL;
+    size_t nu = 0;
+    int res = NUAGE_E_NOMEM;
+    if (!(uh = malloc((3 * n + 1) * sizeof *uh))) goto done;
     for (size_t i = 0; i < n; i++) {
         uint32_t lo = r[2 * i], hi = r[2 * i + 1] > 0x10FFFF ? 0x10FFFF : r[2 * i + 1];
         if (lo > hi) continue;
@@ -275,18 +278,39 @@ ncg_expr ncg_json_chars(ncg_builder *b, const uint32_t *r, size_t n) {
         }
         if (hi >= 0x10000) uh[nu++] = pair_range(b, lo > 0x10000 ? lo : 0x10000, hi);
     }
-    if (raw.n) alts[na++] = ncg_char_ranges(b, raw.v, raw.n, false);
+    *raw_out = raw.n ? ncg_char_ranges(b, raw.v, raw.n, false) : ncg_nothing(b);
     ncg_expr esc[2];
     size_t ne = 0;
     if (any_short) esc[ne++] = ncg_byteset(b, shortset);
     if (nu) esc[ne++] = ncg_seq2(b, ncg_str(b, "u"), ncg_alt(b, uh, nu));
-    if (ne) alts[na++] = ncg_seq2(b, ncg_str(b, "\\"), ncg_alt(b, esc, ne));
-    res = ncg_alt(b, alts, na);
+    *esc_out = ne ? ncg_seq2(b, ncg_str(b, "\\"), ncg_alt(b, esc, ne)) : ncg_nothing(b);
+    res = *raw_out < 0 ? *raw_out : *esc_out < 0 ? *esc_out : 0;
 done:
     free(raw.v);
-    free(alts);
     free(uh);
     return res;
+}
+
+/* JSON spelling of a set inside one regex: raw bytes inline, the escapes
+ * (a backslash and what follows) in a rule of their own, one per distinct
+ * set. Escapes are rare in output, and a call edge instead of the \uXXXX
+ * automaton keeps every DFA that uses the set small. */
+static ncg_expr json_set(rx *x, const uint32_t *r, size_t n) {
+    for (size_t i = 0; i < x->n_jmemo; i++)
+        if (x->jmemo[i].n == n && !memcmp(x->jmemo[i].r, r, n * 2 * sizeof *r)) return x->jmemo[i].e;
+    ncg_expr raw, esc;
+    int rc = ncg_json_parts(x->b, r, n, &raw, &esc);
+    if (rc) return rc;
+    ncg_rule rule = ncg_rule_new(x->b, "json-escape");
+    if (rule < 0) return rule;
+    if ((rc = ncg_rule_set(x->b, rule, esc))) return rc;
+    ncg_expr e = ncg_alt2(x->b, raw, ncg_ref(x->b, rule));
+    if (e < 0) return e;
+    if (!grow((void **)&x->jmemo, &x->cjmemo, x->n_jmemo + 1, sizeof *x->jmemo)) return NUAGE_E_NOMEM;
+    x->jmemo[x->n_jmemo].r = r;
+    x->jmemo[x->n_jmemo].n = n;
+    x->jmemo[x->n_jmemo++].e = e;
+    return e;
 }
 
 /* ---- parser -------------------------------------------------------------- */
@@ -445,7 +469,7 @@ static int32_t set_node(rx *x, ncg_cset *s) {
     if (id < 0) return id;
     if (!grow((void **)&x->rng, &x->crng, (x->nrng + s->n) * 2, sizeof(uint32_t)))
         return fail(x, NUAGE_E_NOMEM, "out of memory");
-    memcpy(x->rng + x->nrng * 2, s->v, s->n * 2 * sizeof(uint32_t));
+    if (s->n) memcpy(x->rng + x->nrng * 2, s->v, s->n * 2 * sizeof(uint32_t));
     x->nodes[id].k0 = (uint32_t)x->nrng;
     x->nodes[id].nk = (uint32_t)s->n;
     x->nrng += s->n;
@@ -695,7 +719,11 @@ static lres c2(rx *x, lres a, lres b) {
 static lres lower_set(rx *x, const rnode *n) {
     const uint32_t *r = x->rng + (size_t)n->k0 * 2;
     if (n->nk == 0) return R_NONE;
-    if (x->json) return mk(ncg_json_chars(x->b, r, n->nk), false);
+    if (n->nk == 1 && r[0] == r[1] && r[0] >= NCG_SUBST_BASE && r[0] - NCG_SUBST_BASE < x->n_subst) {
+        ncg_expr e = x->subst[r[0] - NCG_SUBST_BASE];
+        return mk(e, false);
+    }
+    if (x->json) return mk(json_set(x, r, n->nk), false);
     /* ncg_char_ranges never produces surrogates; a set of only surrogates
      * is the empty language */
     bool real = false;
@@ -851,6 +879,31 @@ static int binarise(rx *x, uint32_t id) {
     }
     n = &x->nodes[id];
     if (n->kind == K_SEQ && n->nk > 2) {
+        /* runs of anchor-free items become one plain sequence each */
+        size_t base = x->nstack;
+        uint32_t k0 = n->k0, nk = n->nk;
+        for (uint32_t i = 0; i < nk;) {
+            uint32_t j = i;
+            while (j < nk && !x->nodes[x->kids[k0 + j]].anch) j++;
+            if (j - i >= 2) {
+                size_t b2 = x->nstack;
+                for (uint32_t k = i; k < j; k++) if (push(x, x->kids[k0 + k])) return x->rc;
+                int32_t run = collect(x, K_SEQ, b2);
+                if (run < 0 || push(x, (uint32_t)run)) return x->rc;
+                i = j;
+            } else if (push(x, x->kids[k0 + i++])) return x->rc;
+        }
+        nk = (uint32_t)(x->nstack - base);
+        if (!grow((void **)&x->kids, &x->ckids, x->nkids + nk, sizeof(uint32_t))) return fail(x, NUAGE_E_NOMEM, "out of memory");
+        k0 = (uint32_t)x->nkids;
+        memcpy(x->kids + k0, x->stack + base, nk * sizeof(uint32_t));
+        x->nkids += nk;
+        x->nstack = base;
+        n = &x->nodes[id];
+        n->k0 = k0;
+        n->nk = nk;
+    }
+    if (n->kind == K_SEQ && n->nk > 2) {
         /* head + (rest as a new sequence), built from the tail so the
          * lowering recursion stays shallow (each pair memoised in turn) */
         uint32_t k0 = n->k0, nk = n->nk;
@@ -894,16 +947,18 @@ static void prelower(rx *x) {
 /* Any one code point (JSON-spelled in json mode). */
 static ncg_expr any_char(rx *x) {
     if (!x->any_done) {
-        uint32_t all[2] = {0, 0x10FFFF};
-        x->any_e = x->json ? ncg_json_chars(x->b, all, 1) : ncg_char_ranges(x->b, all, 1, false);
+        static const uint32_t all[2] = {0, 0x10FFFF};
+        x->any_e = x->json ? json_set(x, all, 1) : ncg_char_ranges(x->b, all, 1, false);
         x->any_done = true;
     }
     return x->any_e;
 }
 
 int ncg_regex_ex(ncg_builder *b, const char *re, size_t len, bool anchored, bool json_string,
-                 bool nocap, ncg_expr *out, nuage_cg_error *err) {
+                 bool nocap, const ncg_expr *subst, size_t n_subst, ncg_expr *out, nuage_cg_error *err) {
     rx x = {0};
+    x.subst = subst;
+    x.n_subst = n_subst;
     x.b = b;
     x.json = json_string;
     x.nocap = nocap;
@@ -944,10 +999,11 @@ done:
     free(x.kids);
     free(x.stack);
     free(x.rng);
+    free(x.jmemo);
     return x.rc;
 }
 
 int ncg_regex(ncg_builder *b, const char *re, size_t len, bool anchored, bool json_string,
               ncg_expr *out, nuage_cg_error *err) {
-    return ncg_regex_ex(b, re, len, anchored, json_string, false, out, err);
+    return ncg_regex_ex(b, re, len, anchored, json_string, false, NULL, 0, out, err);
 }

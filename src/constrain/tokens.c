@@ -35,6 +35,7 @@ void nuage_cg_tokens_free(nuage_cg_tokens *t) {
     if (!t) return;
     free(t->byte); free(t->depth); free(t->end); free(t->tok_off); free(t->toks);
     free(t->piece_off); free(t->pieces); free(t->in_trie); free(t->eog);
+    free(t->parent); free(t->slice_acc); free(t->frontier); free(t->frontier_k);
     free(t);
 }
 
@@ -59,6 +60,8 @@ static int src_piece(const src *S, int32_t i, char *buf, size_t cap) {
     if (buf) memcpy(buf, S->pieces[i], n < cap ? n : cap);
     return (int)n;
 }
+
+static int build_slice(nuage_cg_tokens *t);
 
 static int build_table(const src *S, int32_t nv, nuage_cg_tokens **out) {
     *out = NULL;
@@ -108,8 +111,9 @@ static int build_table(const src *S, int32_t nv, nuage_cg_tokens **out) {
     t->end = malloc(maxn * sizeof *t->end);
     t->tok_off = malloc((maxn + 1) * sizeof *t->tok_off);
     t->toks = malloc(((size_t)n_in + 1) * sizeof *t->toks);
+    t->parent = malloc(maxn * sizeof *t->parent);
     path = malloc(65537 * sizeof *path);
-    if (!t->byte || !t->depth || !t->end || !t->tok_off || !t->toks || !path) goto fail;
+    if (!t->byte || !t->depth || !t->end || !t->tok_off || !t->toks || !t->parent || !path) goto fail;
     uint32_t nn = 0, nt = 0, pd = 0;   /* path[0..pd): nodes of the current path */
     const uint8_t *prev = NULL;
     uint32_t plen = 0;
@@ -124,6 +128,7 @@ static int build_table(const src *S, int32_t nv, nuage_cg_tokens **out) {
             t->byte[nn] = p[d];
             t->depth[nn] = (uint16_t)(d + 1);
             t->tok_off[nn] = nt;
+            t->parent[nn] = pd ? path[pd - 1] : UINT32_MAX;
             path[pd++] = nn++;
         }
         t->toks[nt++] = id;
@@ -134,6 +139,8 @@ static int build_table(const src *S, int32_t nv, nuage_cg_tokens **out) {
     while (pd > 0) t->end[path[--pd]] = nn;
     t->tok_off[nn] = nt;
     t->n_nodes = nn;
+    if ((rc = build_slice(t))) goto fail;
+    rc = NUAGE_E_NOMEM;
     free(order);
     free(path);
     *out = t;
@@ -142,6 +149,84 @@ fail:
     free(order);
     free(path);
     nuage_cg_tokens_free(t);
+    return rc;
+}
+
+bool ncg_slice_ascii(uint8_t b) { return b >= 0x20 && b < 0x7F && b != '"' && b != '\\'; }
+
+/* Range of the first continuation byte after lead byte b (UTF-8 rules:
+ * no overlongs, no surrogates, nothing above 10FFFF); its length in *len
+ * (0: not a lead byte). */
+void ncg_utf8_lead(uint8_t b, int *len, uint8_t *lo, uint8_t *hi) {
+    *lo = 0x80;
+    *hi = 0xBF;
+    if (b >= 0xC2 && b <= 0xDF) *len = 2;
+    else if (b >= 0xE0 && b <= 0xEF) {
+        *len = 3;
+        if (b == 0xE0) *lo = 0xA0;
+        if (b == 0xED) *hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        *len = 4;
+        if (b == 0xF0) *lo = 0x90;
+        if (b == 0xF4) *hi = 0x8F;
+    } else *len = 0;
+}
+
+/* The string slice (see cg_internal.h), by one preorder pass. */
+static int build_slice(nuage_cg_tokens *t) {
+    size_t nw = ((size_t)t->n_vocab + 31) / 32;
+    uint32_t md = t->max_depth + 2;
+    t->slice_acc = calloc(nw, sizeof *t->slice_acc);
+    uint8_t *in = malloc(md), *rem = malloc(md), *pos = malloc(md), *lead = malloc(md);
+    uint32_t cap = 1024;
+    t->frontier = malloc(cap * sizeof *t->frontier);
+    t->frontier_k = malloc(cap);
+    int rc = NUAGE_E_NOMEM;
+    if (!t->slice_acc || !in || !rem || !pos || !lead || !t->frontier || !t->frontier_k) goto out;
+    in[0] = 1; rem[0] = 0; pos[0] = 0; lead[0] = 0;
+    for (uint32_t i = 0; i < t->n_nodes; i++) {
+        uint32_t d = t->depth[i];
+        uint8_t b = t->byte[i];
+        if (!in[d - 1]) { in[d] = 0; continue; }
+        bool ok;
+        if (rem[d - 1] == 0) {
+            int len;
+            uint8_t lo, hi;
+            ncg_utf8_lead(b, &len, &lo, &hi);
+            ok = ncg_slice_ascii(b) || len > 0;
+            rem[d] = len > 0 ? (uint8_t)(len - 1) : 0;
+            pos[d] = len > 0 ? 1 : 0;
+            lead[d] = b;
+        } else {
+            int len;
+            uint8_t lo = 0x80, hi = 0xBF;
+            if (pos[d - 1] == 1) ncg_utf8_lead(lead[d - 1], &len, &lo, &hi);
+            ok = b >= lo && b <= hi;
+            rem[d] = (uint8_t)(rem[d - 1] - 1);
+            pos[d] = rem[d] ? (uint8_t)(pos[d - 1] + 1) : 0;
+            lead[d] = lead[d - 1];
+        }
+        in[d] = ok;
+        if (ok) {
+            for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++)
+                t->slice_acc[t->toks[k] >> 5] |= 1u << (t->toks[k] & 31);
+            continue;
+        }
+        if (t->n_frontier == cap) {
+            cap *= 2;
+            uint32_t *q = realloc(t->frontier, cap * sizeof *q);
+            if (!q) goto out;
+            t->frontier = q;
+            uint8_t *qk = realloc(t->frontier_k, cap);
+            if (!qk) goto out;
+            t->frontier_k = qk;
+        }
+        t->frontier[t->n_frontier] = i;
+        t->frontier_k[t->n_frontier++] = pos[d - 1];
+    }
+    rc = 0;
+out:
+    free(in); free(rem); free(pos); free(lead);
     return rc;
 }
 

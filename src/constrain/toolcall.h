@@ -45,12 +45,15 @@ typedef enum {
     /* Kimi K2: <|tool_calls_section_begin|><|tool_call_begin|>functions.NAME:IDX
      * <|tool_call_argument_begin|>{...}<|tool_call_end|>...<|tool_calls_section_end|> */
     NUAGE_TOOLFMT_KIMI,
+    /* Gemma 4: <|tool_call>call:NAME{key:<|"|>text<|"|>,n:1}<tool_call|> (not JSON:
+     * bare keys, <|"|>-quoted strings; the parser converts to JSON) */
+    NUAGE_TOOLFMT_GEMMA4,
 } nuage_toolfmt;
 
 /* Family from a chat template's source text (GENERIC when it renders no
  * tool syntax; never NONE). */
 nuage_toolfmt nuage_toolfmt_detect(const char *chat_template);
-/* "hermes", "llama3", "mistral", "deepseek", "harmony", "generic", "kimi";
+/* "hermes", "llama3", "mistral", "deepseek", "harmony", "generic", "kimi", "gemma4";
  * NONE for an unknown name. */
 nuage_toolfmt nuage_toolfmt_from_name(const char *name);
 const char *nuage_toolfmt_name(nuage_toolfmt f);

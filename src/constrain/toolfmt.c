@@ -25,6 +25,7 @@ static const char *const fmt_names[] = {
     [NUAGE_TOOLFMT_LLAMA3] = "llama3",     [NUAGE_TOOLFMT_MISTRAL] = "mistral",
     [NUAGE_TOOLFMT_DEEPSEEK] = "deepseek", [NUAGE_TOOLFMT_HARMONY] = "harmony",
     [NUAGE_TOOLFMT_GENERIC] = "generic",   [NUAGE_TOOLFMT_KIMI] = "kimi",
+    [NUAGE_TOOLFMT_GEMMA4] = "gemma4",
 };
 #define N_FMT (sizeof fmt_names / sizeof fmt_names[0])
 
@@ -37,6 +38,8 @@ nuage_toolfmt nuage_toolfmt_detect(const char *t) {
     /* DeepSeek special tokens use U+FF5C (full-width bar) and U+2581 */
     if (strstr(t, "tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")) return NUAGE_TOOLFMT_DEEPSEEK;
     if (strstr(t, "[TOOL_CALLS]")) return NUAGE_TOOLFMT_MISTRAL;
+    /* Gemma 4 (before Hermes: "<|tool_call>" is not "<tool_call>", but be explicit) */
+    if (strstr(t, "<|tool_call>") && strstr(t, "call:")) return NUAGE_TOOLFMT_GEMMA4;
     if (strstr(t, "<tool_call>")) return NUAGE_TOOLFMT_HERMES;
     if (strstr(t, "<|python_tag|>") || (strstr(t, "ipython") && strstr(t, "<|start_header_id|>")))
         return NUAGE_TOOLFMT_LLAMA3;

@@ -37,14 +37,10 @@
 #include <string.h>
 
 #include "constrain/toolcall.h"
+#include "constrain/toolgemma.h"
 #include "nuage/nuage.h"
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 #define MAX_FN 512
 
@@ -253,6 +249,20 @@ static void fam_generic(tg *g, ncg_expr *root, ncg_expr *after) {
     *root = SEQ(g, S(g, "{"), J, S(g, "\"tool_calls\""), *after);
 }
 
+static ncg_expr fn_gemma4(tg *g, size_t i, const void *ud) {
+    (void)ud;
+    return SEQ(g, S(g, "call:"), S(g, g->names[i]), A(g, i), M(g, GEMMA_CALL_CLOSE));
+}
+
+static void fam_gemma4(tg *g, ncg_expr *root, ncg_expr *after) {
+    /* <|tool_call>call:NAME{...}<tool_call|>, back to back when parallel */
+    ncg_expr rest = each_fn(g, fn_gemma4, NULL);
+    ncg_expr call = SEQ(g, M(g, GEMMA_CALL_OPEN), rest);
+    ncg_expr more = g->parallel ? ncg_repeat(g->b, call, 0, NCG_INF) : ncg_empty(g->b);
+    *root = SEQ(g, call, more);
+    *after = SEQ(g, rest, more);
+}
+
 static const char *const trig_hermes[] = {"<tool_call>", NULL};
 static const char *const trig_llama3[] = {"{\"name\"", NULL};
 static const char *const trig_mistral[] = {"[TOOL_CALLS]", NULL};
@@ -260,6 +270,7 @@ static const char *const trig_deepseek[] = {DS_CALLS_BEGIN, NULL};
 static const char *const trig_kimi[] = {"<|tool_calls_section_begin|>", NULL};
 static const char *const trig_harmony[] = {" to=functions.", NULL};
 static const char *const trig_generic[] = {"{\"tool_calls\"", NULL};
+static const char *const trig_gemma4[] = {GEMMA_CALL_OPEN, NULL};
 
 /* ---- entry point ---- */
 
@@ -324,7 +335,9 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
         ncg_rule r = ncg_rule_new(b, rname);
         ncg_expr e = -1;
         nuage_cg_error sub = {{0}, {0}};
-        rc = r < 0 ? r : ncg_json_schema(b, params, &o, &e, &sub);
+        if (r < 0) rc = r;
+        else if (fmt == NUAGE_TOOLFMT_GEMMA4) rc = nuage__gemma_args(b, params, M(g, GEMMA_QUOTE), &e, &sub);
+        else rc = ncg_json_schema(b, params, &o, &e, &sub);
         json_decref(any);
         if (rc == 0) rc = ncg_rule_set(b, r, e);
         if (rc) {
@@ -351,6 +364,7 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
     case NUAGE_TOOLFMT_KIMI: fam_kimi(g, &er, &ea); trig = trig_kimi; break;
     case NUAGE_TOOLFMT_HARMONY: fam_harmony(g, &er, &ea); trig = trig_harmony; break;
     case NUAGE_TOOLFMT_GENERIC: fam_generic(g, &er, &ea); trig = trig_generic; break;
+    case NUAGE_TOOLFMT_GEMMA4: fam_gemma4(g, &er, &ea); trig = trig_gemma4; break;
     default: rc = fail(err, NUAGE_E_INVAL, "unknown tool format", NULL); goto out;
     }
     ncg_rule rr = ncg_rule_new(b, "tool_calls");

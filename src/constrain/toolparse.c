@@ -39,14 +39,10 @@
 #include <string.h>
 
 #include "constrain/toolcall.h"
+#include "constrain/toolgemma.h"
 #include "constrain/tooljson.h"
+#include "constrain/toolmarkup.h"
 #include "nuage/nuage.h"
-
-#define DS_CALLS_BEGIN "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALLS_END   "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_CALL_BEGIN  "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "begin\xef\xbd\x9c>"
-#define DS_CALL_END    "<\xef\xbd\x9ctool\xe2\x96\x81" "call\xe2\x96\x81" "end\xef\xbd\x9c>"
-#define DS_SEP         "<\xef\xbd\x9ctool\xe2\x96\x81" "sep\xef\xbd\x9c>"
 
 #define MAX_NAME 256   /* longest function name / call header we wait for */
 
@@ -244,6 +240,23 @@ static blk_status add_call_obj(nuage_toolparse *p, const char *o, size_t ol) {
     return st;
 }
 
+/* Calls from the valid JSON array a[0..al) of call objects (at least
+ * one; each as add_call_obj). */
+static blk_status add_call_array(nuage_toolparse *p, const char *a, size_t al) {
+    size_t j = 1 + nuage__tj_ws(a + 1, al - 1);
+    if (a[j] == ']') return BLK_FAIL;   /* no call */
+    while (j < al && a[j] != ']') {
+        size_t vend;
+        if (a[j] != '{' || nuage__tj_value(a + j, al - j, &vend) != TJ_OK) return BLK_FAIL;
+        if (add_call_obj(p, a + j, vend) != BLK_DONE) return BLK_FAIL;
+        j += vend;
+        j += nuage__tj_ws(a + j, al - j);
+        if (a[j] == ',') j++;
+        j += nuage__tj_ws(a + j, al - j);
+    }
+    return BLK_DONE;
+}
+
 /* After a call's JSON at s[j..n): optional whitespace and then closing
  * markup `close` (NULL: none needed). DONE with *used past it; at final a
  * missing or cut closing is forgiven (the partial markup is swallowed). */
@@ -323,18 +336,7 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
         tj_status ts = nuage__tj_value(s + i, n - i, &end);
         if (ts == TJ_BAD) return BLK_FAIL;
         if (ts == TJ_MORE) return BLK_MORE;
-        const char *a = s + i;
-        size_t j = 1 + nuage__tj_ws(a + 1, end - 1);
-        if (a[j] == ']') return BLK_FAIL;   /* no call */
-        while (j < end && a[j] != ']') {
-            size_t vend;
-            if (a[j] != '{' || nuage__tj_value(a + j, end - j, &vend) != TJ_OK) return BLK_FAIL;
-            if (add_call_obj(p, a + j, vend) != BLK_DONE) return BLK_FAIL;
-            j += vend;
-            j += nuage__tj_ws(a + j, end - j);
-            if (a[j] == ',') j++;
-            j += nuage__tj_ws(a + j, end - j);
-        }
+        if (add_call_array(p, s + i, end) != BLK_DONE) return BLK_FAIL;
         *used = i + end;
         return BLK_DONE;
     }
@@ -487,21 +489,22 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
         if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
     }
     if (nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
-        if (v[0] != '[') return BLK_FAIL;
-        size_t j = 1 + nuage__tj_ws(v + 1, vl - 1);
-        if (v[j] == ']') return BLK_FAIL;
-        while (j < vl && v[j] != ']') {
-            size_t vend;
-            if (v[j] != '{' || nuage__tj_value(v + j, vl - j, &vend) != TJ_OK) return BLK_FAIL;
-            if (add_call_obj(p, v + j, vend) != BLK_DONE) return BLK_FAIL;
-            j += vend;
-            j += nuage__tj_ws(v + j, vl - j);
-            if (v[j] == ',') j++;
-            j += nuage__tj_ws(v + j, vl - j);
-        }
+        if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
     }
     *used = i;
     return BLK_DONE;
+}
+
+/* Gemma 4: <|tool_call>call:NAME{key:value,...}<tool_call|> (toolgemma.c) */
+static blk_status blk_gemma4(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
+    const char *name;
+    size_t nl, jl;
+    char *json;
+    int r = nuage__gemma_call(s, n, final, used, &name, &nl, &json, &jl);
+    if (r != 1) return r == 0 ? BLK_MORE : BLK_FAIL;
+    blk_status st = is_object_text(json, jl) ? add_call_raw(p, name, nl, json, jl) : BLK_FAIL;
+    free(json);
+    return st;
 }
 
 static const char *const trig_hermes[] = {"<tool_call>", NULL};
@@ -512,6 +515,7 @@ static const char *const close_deepseek[] = {DS_CALLS_END, NULL};
 static const char *const trig_kimi[] = {"<|tool_calls_section_begin|>", "<|tool_call_begin|>", NULL};
 static const char *const close_kimi[] = {"<|tool_calls_section_end|>", NULL};
 static const char *const trig_none[] = {NULL};
+static const char *const trig_gemma4[] = {GEMMA_CALL_OPEN, NULL};
 
 static const family families[] = {
     [NUAGE_TOOLFMT_HERMES] = {trig_hermes, NULL, false, blk_hermes},
@@ -520,22 +524,20 @@ static const family families[] = {
     [NUAGE_TOOLFMT_DEEPSEEK] = {trig_deepseek, close_deepseek, false, blk_deepseek},
     [NUAGE_TOOLFMT_GENERIC] = {trig_none, NULL, true, blk_generic},
     [NUAGE_TOOLFMT_KIMI] = {trig_kimi, close_kimi, false, blk_kimi},
+    [NUAGE_TOOLFMT_GEMMA4] = {trig_gemma4, NULL, false, blk_gemma4},
 };
 
-/* Parse the block at s (trigger of tlen bytes first) and emit its
- * results. BLK_MORE only when not final. */
+/* Parse the block at s (it starts with a trigger) and emit its results;
+ * *used set on BLK_DONE. BLK_MORE only when not final. */
 static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     items_clear(p);
     blk_status st = p->fam->block(p, s, n, final, used);
     if (st == BLK_MORE && final) st = BLK_FAIL;
     if (st == BLK_DONE) {
-        bool any_call = false;
-        for (size_t i = 0; i < p->n_items; i++) {
+        /* one undeclared name makes the whole block content */
+        for (size_t i = 0; i < p->n_items; i++)
             if (p->items[i].name && !declared(p, p->items[i].name)) st = BLK_FAIL;
-            if (p->items[i].name) any_call = true;
-        }
         if (p->n_items == 0) st = BLK_FAIL;
-        (void)any_call;
     }
     if (st == BLK_DONE) {
         for (size_t i = 0; i < p->n_items; i++) {

@@ -24,12 +24,7 @@
 #include "nuage/nuage.h"
 #include "test_toolparse_util.h"
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 static const char *TOOLS_JSON =
     "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"description\": \"Weather\","
@@ -243,13 +238,65 @@ static void test_refused_schema(void **st) {
     json_decref(tools);
 }
 
-/* Random walks: pick any allowed byte (EOS half the time it is allowed)
- * and check what the parser makes of the output. */
+/* One random walk through g: pick any allowed byte (EOS half the time it
+ * is allowed). The output (static) when it ended within max bytes, else
+ * NULL. */
+static const char *walk(nuage_grammar *g, uint32_t *x, size_t max) {
+    uint32_t mask[(N_TOK + 31) / 32];
+    static char out[4000];
+    nuage_matcher *m = NULL;
+    assert_int_equal(nuage_matcher_new(g, &m), 0);
+    size_t len = 0;
+    bool ended = false;
+    if (max > sizeof out - 1) max = sizeof out - 1;
+    while (len < max) {
+        assert_int_equal(nuage_matcher_fill_mask(m, mask), 0);
+        int allowed[N_TOK], na = 0;
+        for (int t = 0; t < N_TOK; t++)
+            if (mask[t >> 5] >> (t & 31) & 1) allowed[na++] = t;
+        assert_true(na > 0);
+        *x ^= *x << 13; *x ^= *x >> 17; *x ^= *x << 5;
+        bool eos_ok = mask[TOK_EOS >> 5] >> (TOK_EOS & 31) & 1;
+        int tok = eos_ok && (*x & 1) ? TOK_EOS : allowed[(*x >> 1) % (uint32_t)na];
+        /* printable bytes mostly, so strings end */
+        if (tok != TOK_EOS && tok >= 128 && (*x >> 20) % 4) continue;
+        /* EOS allowed = accepting; not fed to the matcher (matcher.c's
+         * push_step may read the history it reallocates on that path) */
+        if (tok == TOK_EOS) { assert_true(nuage_matcher_is_accepting(m)); ended = true; break; }
+        assert_int_equal(nuage_matcher_accept_token(m, tok), 0);
+        out[len++] = (char)tok;
+    }
+    nuage_matcher_free(m);
+    out[len] = 0;
+    return ended ? out : NULL;
+}
+
+/* The walk's output parses into calls only, each with one JSON object of
+ * arguments (returned parsed, or NULL for ping, whose "any object" may
+ * hold numbers jansson cannot load). */
+static void parse_walk(nuage_toolfmt fmt, const char *out, tp_result *r) {
+    tp_parse(fmt, NAMES, 3, out, r);
+    if (r->bad || r->n_calls < 1 || r->content_len)
+        fail_msg("%s: walk gives %d calls (%s), content [%s]: %s", nuage_toolfmt_name(fmt), r->n_calls, r->why, r->content, out);
+    for (int c = 0; c < r->n_calls; c++) {
+        size_t end;
+        assert_int_equal(nuage__tj_value(r->args[c], strlen(r->args[c]), &end), TJ_OK);
+        assert_int_equal(end, strlen(r->args[c]));
+        assert_int_equal(r->args[c][0], '{');
+    }
+}
+
+static json_t *walk_args(nuage_toolfmt fmt, const tp_result *r, int c) {
+    if (!strcmp(r->name[c], "ping")) return NULL;
+    json_error_t je;
+    json_t *a = json_loads(r->args[c], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!a) fail_msg("%s: arguments do not load (%s): %s", nuage_toolfmt_name(fmt), je.text, r->args[c]);
+    return a;
+}
+
 static void test_random_walk_parses(void **st) {
     (void)st;
-    uint32_t mask[(N_TOK + 31) / 32];
     uint32_t x = 2463534242u;
-    static char out[4000];
     static const nuage_toolfmt fams[] = {NUAGE_TOOLFMT_HERMES, NUAGE_TOOLFMT_LLAMA3, NUAGE_TOOLFMT_MISTRAL,
                                          NUAGE_TOOLFMT_DEEPSEEK, NUAGE_TOOLFMT_KIMI, NUAGE_TOOLFMT_HARMONY,
                                          NUAGE_TOOLFMT_GENERIC};
@@ -257,46 +304,13 @@ static void test_random_walk_parses(void **st) {
     for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
         nuage_grammar *g = build(fams[f], NUAGE_TOOLCHOICE_REQUIRED, NULL, true, false, NULL);
         assert_non_null(g);
-        for (int walk = 0; walk < 30; walk++) {
-            nuage_matcher *m = NULL;
-            assert_int_equal(nuage_matcher_new(g, &m), 0);
-            size_t len = 0;
-            bool ended = false;
-            while (len < sizeof out - 1) {
-                assert_int_equal(nuage_matcher_fill_mask(m, mask), 0);
-                int allowed[N_TOK], na = 0;
-                for (int t = 0; t < N_TOK; t++)
-                    if (mask[t >> 5] >> (t & 31) & 1) allowed[na++] = t;
-                assert_true(na > 0);
-                x ^= x << 13; x ^= x >> 17; x ^= x << 5;
-                bool eos_ok = mask[TOK_EOS >> 5] >> (TOK_EOS & 31) & 1;
-                int tok = eos_ok && (x & 1) ? TOK_EOS : allowed[(x >> 1) % (uint32_t)na];
-                /* printable bytes mostly, so strings end */
-                if (tok != TOK_EOS && tok >= 128 && (x >> 20) % 4) continue;
-                assert_int_equal(nuage_matcher_accept_token(m, tok), 0);
-                if (tok == TOK_EOS) { ended = true; break; }
-                out[len++] = (char)tok;
-            }
-            nuage_matcher_free(m);
-            if (!ended) continue;
-            out[len] = 0;
-            tp_result r;
-            tp_parse(fams[f], NAMES, 3, out, &r);
-            if (r.bad || r.n_calls < 1 || r.content_len) {
-                FILE *df = fopen("/tmp/walk_fail.txt", "wb");
-                if (df) { fwrite(out, 1, len, df); fclose(df); }
-                fail_msg("%s: walk %d gives %d calls, content [%s]: %s", nuage_toolfmt_name(fams[f]), walk,
-                         r.n_calls, r.content, out);
-            }
+        for (int w = 0; w < 30; w++) {
+            const char *out = walk(g, &x, 4000);
+            if (!out) continue;
+            static tp_result r;
+            parse_walk(fams[f], out, &r);
             for (int c = 0; c < r.n_calls; c++) {
-                size_t end;
-                assert_int_equal(nuage__tj_value(r.args[c], strlen(r.args[c]), &end), TJ_OK);
-                assert_int_equal(end, strlen(r.args[c]));
-                assert_int_equal(r.args[c][0], '{');
-                if (!strcmp(r.name[c], "ping")) continue;   /* any object: may hold 1e5382 */
-                json_error_t je;
-                json_t *a = json_loads(r.args[c], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-                if (!a) fail_msg("%s: arguments do not load (%s): %s", nuage_toolfmt_name(fams[f]), je.text, r.args[c]);
+                json_t *a = walk_args(fams[f], &r, c);
                 if (!strcmp(r.name[c], "search_docs")) {
                     /* an integer by value: 9.0 is one too (draft 6 on) */
                     double k = json_number_value(json_object_get(a, "max_results"));
@@ -317,6 +331,75 @@ static void test_random_walk_parses(void **st) {
     assert_true(done >= 100);
 }
 
+/* Gemma 4's own argument syntax, from the schema subset it carries. */
+static void test_gemma4(void **st) {
+    (void)st;
+    json_t *saved = TOOLS;
+    TOOLS = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", \"parameters\": "
+                       "{\"type\": \"object\", \"properties\": {\"unit\": {\"enum\": [\"celsius\", \"fahrenheit\"]}, "
+                       "\"location\": {\"type\": \"string\"}, \"days\": {\"type\": \"array\", \"items\": "
+                       "{\"type\": \"integer\"}}}, \"required\": [\"location\"]}}},"
+                       "{\"type\": \"function\", \"function\": {\"name\": \"ping\"}}]", 0, NULL);
+    assert_non_null(TOOLS);
+#define GQ "<|\"|>"
+    const char *one = "<|tool_call>call:get_weather{location:" GQ "Paris" GQ ",unit:" GQ "celsius" GQ "}<tool_call|>";
+    const char *two = "<|tool_call>call:get_weather{days:[1,2],location:" GQ "Oslo" GQ "}<tool_call|>"
+                      "<|tool_call>call:ping{}<tool_call|>";
+    nuage_grammar *g = build(NUAGE_TOOLFMT_GEMMA4, NUAGE_TOOLCHOICE_REQUIRED, NULL, true, false, NULL);
+    assert_non_null(g);
+    assert_int_equal(run(g, one), 1);
+    assert_int_equal(run(g, two), 1);
+    /* keys out of sorted order, a missing required key, a bad enum value, an undeclared name */
+    assert_int_equal(run(g, "<|tool_call>call:get_weather{unit:" GQ "celsius" GQ ",location:" GQ "P" GQ "}"), -1);
+    assert_int_equal(run(g, "<|tool_call>call:get_weather{unit:" GQ "celsius" GQ "}"), -1);
+    assert_int_equal(run(g, "<|tool_call>call:get_weather{location:" GQ "P" GQ ",unit:" GQ "kelvin" GQ "}"), -1);
+    assert_int_equal(run(g, "<|tool_call>call:rm{}"), -1);
+    nuage_grammar_free(g);
+    tp_result r;
+    tp_parse(NUAGE_TOOLFMT_GEMMA4, NAMES, 3, two, &r);
+    assert_int_equal(r.n_calls, 2);
+    assert_string_equal(r.args[0], "{\"days\":[1,2],\"location\":\"Oslo\"}");
+    const char *const *trig = NULL;
+    g = build(NUAGE_TOOLFMT_GEMMA4, NUAGE_TOOLCHOICE_AUTO, NULL, false, true, &trig);
+    assert_string_equal(trig[0], "<|tool_call>");
+    assert_int_equal(run(g, one + strlen(trig[0])), 1);
+    nuage_grammar_free(g);
+    /* random walks: calls whose arguments parse and keep the enum */
+    g = build(NUAGE_TOOLFMT_GEMMA4, NUAGE_TOOLCHOICE_REQUIRED, NULL, true, false, NULL);
+    uint32_t x = 88172645u;
+    int done = 0;
+    for (int w = 0; w < 40; w++) {
+        const char *out = walk(g, &x, 600);   /* escaping may grow it 6x */
+        if (!out) continue;
+        static tp_result wr;
+        parse_walk(NUAGE_TOOLFMT_GEMMA4, out, &wr);
+        for (int c = 0; c < wr.n_calls; c++) {
+            json_t *a = walk_args(NUAGE_TOOLFMT_GEMMA4, &wr, c);
+            if (a) {
+                assert_true(json_is_string(json_object_get(a, "location")));
+                json_t *u = json_object_get(a, "unit");
+                assert_true(!u || !strcmp(json_string_value(u), "celsius") || !strcmp(json_string_value(u), "fahrenheit"));
+            }
+            json_decref(a);
+        }
+        done++;
+    }
+    print_message("%d gemma4 walks parsed back\n", done);
+    assert_true(done >= 10);
+    nuage_grammar_free(g);
+    json_decref(TOOLS);
+    /* keywords the syntax cannot honour are refused, with where */
+    TOOLS = saved;
+    ncg_builder *b = ncg_builder_new();
+    ncg_rule root;
+    nuage_cg_error err;
+    assert_int_equal(nuage_toolfmt_grammar(b, NUAGE_TOOLFMT_GEMMA4, NULL, TOOLS, NUAGE_TOOLCHOICE_REQUIRED, NULL,
+                                           false, NULL, &root, NULL, NULL, &err), NUAGE_E_UNSUPPORTED);
+    assert_non_null(strstr(err.msg, "maxLength"));
+    assert_string_equal(err.pointer, "/properties/location");
+    ncg_builder_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_required),
@@ -324,6 +407,7 @@ int main(void) {
         cmocka_unit_test(test_auto_after_trigger),
         cmocka_unit_test(test_refused_schema),
         cmocka_unit_test(test_random_walk_parses),
+        cmocka_unit_test(test_gemma4),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,17 +11,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "test_toolparse_util.h"
 
 static const char *const NAMES[] = {"get_weather", "search_docs"};
 #define NN 2
 
-#define DS(x) "<\xef\xbd\x9c" x "\xef\xbd\x9c>"
-#define DS_CALLS_BEGIN DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "begin")
-#define DS_CALLS_END DS("tool\xe2\x96\x81" "calls\xe2\x96\x81" "end")
-#define DS_CALL_BEGIN DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "begin")
-#define DS_CALL_END DS("tool\xe2\x96\x81" "call\xe2\x96\x81" "end")
-#define DS_SEP DS("tool\xe2\x96\x81" "sep")
+#include "constrain/toolmarkup.h"
 
 #define ARGS1 "{\"location\": \"Paris, France\", \"unit\": \"celsius\"}"
 #define ARGS1C "{\"location\":\"Paris, France\",\"unit\":\"celsius\"}"
@@ -125,6 +122,19 @@ static const tp_case CASES[] = {
      "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}<|call|>",
      "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}", "", 0, {0}, {0}},
     {NUAGE_TOOLFMT_HARMONY, "Plain text, no header.", "Plain text, no header.", "", 0, {0}, {0}},
+    /* Gemma 4: bare keys, <|"|> strings (raw, escaped into JSON), None */
+    {NUAGE_TOOLFMT_GEMMA4,
+     "<|tool_call>call:get_weather{location:<|\"|>Paris, \"France\"\n<|\"|>,unit:<|\"|>celsius<|\"|>}<tool_call|>"
+     "<|tool_call>call:search_docs{include_archived:false,max_results:2,query:<|\"|>umbrella sizes<|\"|>,"
+     "tags:[<|\"|>rain<|\"|>,<|\"|>gear<|\"|>],x:None,y:-1.5e3}<tool_call|>",
+     "", "", 2, {"get_weather", "search_docs"},
+     {"{\"location\":\"Paris, \\\"France\\\"\\n\",\"unit\":\"celsius\"}",
+      "{\"include_archived\":false,\"max_results\":2,\"query\":\"umbrella sizes\",\"tags\":[\"rain\",\"gear\"],"
+      "\"x\":null,\"y\":-1.5e3}"}},
+    {NUAGE_TOOLFMT_GEMMA4, "<|tool_call>call:get_weather{location Paris}<tool_call|>",
+     "<|tool_call>call:get_weather{location Paris}<tool_call|>", "", 0, {0}, {0}},
+    {NUAGE_TOOLFMT_GEMMA4, "Hi <|tool_call>call:get_weather{location:<|\"|>Par",
+     "Hi <|tool_call>call:get_weather{location:<|\"|>Par", "", 0, {0}, {0}},
     /* generic envelope */
     {NUAGE_TOOLFMT_GENERIC,
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}, {\"name\": \"search_docs\", "
@@ -257,10 +267,33 @@ static void test_long_stream(void **state) {
 
 static void test_names(void **state) {
     (void)state;
-    for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_KIMI; f++)
+    for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_GEMMA4; f++)
         assert_int_equal(nuage_toolfmt_from_name(nuage_toolfmt_name((nuage_toolfmt)f)), f);
     assert_int_equal(nuage_toolfmt_from_name("qwen"), NUAGE_TOOLFMT_NONE);
     assert_int_equal(nuage_toolfmt_from_name(NULL), NUAGE_TOOLFMT_NONE);
+}
+
+/* The generic instruction lists every tool with its schema and shows the
+ * envelope the generic parser reads. */
+static void test_generic_instruction(void **state) {
+    (void)state;
+    json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\", "
+                               "\"description\": \"Current weather\", \"parameters\": {\"type\": \"object\", "
+                               "\"properties\": {\"city\": {\"type\": \"string\"}}}}}, {\"type\": \"function\", "
+                               "\"function\": {\"name\": \"ping\"}}]", 0, NULL);
+    assert_non_null(tools);
+    char *ins = nuage_toolfmt_generic_instruction(tools);
+    assert_non_null(ins);
+    assert_non_null(strstr(ins, "## get_weather\nCurrent weather\n"));
+    assert_non_null(strstr(ins, "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}}}"));
+    assert_non_null(strstr(ins, "## ping\n"));
+    assert_non_null(strstr(ins, "{\"tool_calls\": [{\"name\": "));
+    free(ins);
+    json_t *empty = json_array();
+    assert_null(nuage_toolfmt_generic_instruction(empty));
+    assert_null(nuage_toolfmt_generic_instruction(NULL));
+    json_decref(empty);
+    json_decref(tools);
 }
 
 int main(void) {
@@ -271,6 +304,7 @@ int main(void) {
         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_long_stream),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_generic_instruction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
