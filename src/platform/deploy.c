@@ -48,6 +48,7 @@
 #include "platform/router.h"
 #include "constrain/toolcall.h"
 #include "platform/thinking.h"
+#include "server/grammar_cache.h"
 #include "server/validate.h"
 
 #define NUAGE__DEFAULT_MARGIN (256ull << 20)
@@ -557,6 +558,7 @@ static void nuage__instance_destroy(nuage_deployment *d) {
     }
     nuage_template_free(d->tmpl);
     free(d->tmpl_src);
+    nuage__gcache_free(d->gcache);   /* its grammars point into cg_tokens */
     nuage_cg_tokens_free(d->cg_tokens);
     free(d->bos_own);
     free(d->eos_own);
@@ -874,6 +876,7 @@ static int nuage__instance_prepare(nuage_deployment *d, char *err, size_t errlen
                 "structured outputs and forced tool calls are refused\n", d->name);
         d->cg_tokens = NULL;
     }
+    d->gcache = nuage__gcache_new(32); /* NULL (no memory): every request compiles its own */
     int par = d->cfg.parallel > 0 ? d->cfg.parallel : 8;
     d->max_n = d->cfg.max_n > 0 ? d->cfg.max_n : (par < 8 ? par : 8);
     if (d->max_n > par) d->max_n = par;

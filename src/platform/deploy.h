@@ -136,6 +136,7 @@ typedef struct nuage_deployment {
     char *tmpl_src;             /* its source text (owned) */
     bool tmpl_fallback;         /* ChatML because the model has no usable template */
     nuage_cg_tokens *cg_tokens; /* the vocabulary for grammar masks (NULL if it could not be built) */
+    struct nuage__gcache *gcache; /* compiled grammars shared by requests (server/grammar_cache.h) */
     const char *bos_text, *eos_text; /* NULL when the vocabulary has none */
     int n_ctx, n_vocab, n_embd;
     int max_n, max_tokens_default;

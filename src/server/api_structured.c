@@ -37,6 +37,7 @@
 
 #include "constrain/grammar.h"
 #include "constrain/toolcall.h"
+#include "server/grammar_cache.h"
 #include "server/http.h"
 
 /* Whitespace allowed at one place between JSON tokens of an answer or
@@ -361,10 +362,50 @@ done:
     return ok;
 }
 
+/* The canonical text of everything the grammar is built from (the key of
+ * the deployment's grammar cache), or NULL when nothing constrains. */
+static char *nuage__structured_key(json_t *body, bool think_open, const nuage__structured *st) {
+    static const char *const fields[] = {"response_format", "structured_outputs", "guided_json",
+                                         "guided_regex", "guided_choice", "guided_grammar"};
+    json_t *k = json_object();
+    if (!k) return NULL;
+    bool any = st->tools_on;
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        json_t *v = json_object_get(body, fields[i]);
+        if (!v || json_is_null(v)) continue;
+        any = true;
+        json_object_set(k, fields[i], v);
+    }
+    char *txt = NULL;
+    if (any) {
+        if (st->tools_on) {
+            json_object_set(k, "tools", st->tools);
+            json_object_set_new(k, "choice", json_integer(st->choice));
+            json_object_set_new(k, "named", json_string(st->named));
+            json_object_set_new(k, "parallel", json_boolean(st->parallel));
+            json_object_set_new(k, "fmt", json_integer(st->fmt));
+        }
+        json_object_set_new(k, "think", json_boolean(think_open));
+        txt = json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS);
+    }
+    json_decref(k);
+    return txt;
+}
+
 bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think_open, nuage__structured *st,
                              nuage__apierr *e) {
+    char *key = nuage__structured_key(body, think_open, st);
+    if (!key) return true;     /* nothing to constrain (or no memory for a key: build below) */
+    st->grammar = nuage__gcache_get(d->gcache, key, &st->triggers);
+    if (st->grammar) {
+        free(key);
+        return true;
+    }
     ncg_builder *b = ncg_builder_new();
-    if (!b) return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
+    if (!b) {
+        free(key);
+        return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
+    }
     bool ok = false, have_rf = false, have_so = false;
     ncg_expr xrf = -1, xso = -1;
     if (!nuage__response_format(b, body, &have_rf, &xrf, e)) goto done;
@@ -446,7 +487,9 @@ bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think
             }
     }
     ok = true;
+    nuage__gcache_put(d->gcache, key, st->grammar, st->triggers);
 done:
     ncg_builder_free(b);
+    free(key);
     return ok;
 }

@@ -22,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wunused-function" /* the helpers this file does not need */
 #include "test_sched_util.h"
 #include "nuage/constrain.h"
+#include "server/grammar_cache.h"
 
 static nuage_cg_tokens *tab(void) {
     static nuage_cg_tokens *t;
@@ -201,11 +202,55 @@ static void test_lazy_trigger(void **state) {
     ts_coll_destroy(&c);
 }
 
+/* The per-deployment grammar cache: hits share the grammar, triggers are
+ * copied, the least recently used entry goes first. */
+static void test_grammar_cache(void **state) {
+    (void)state;
+    TS_REQUIRE_MODEL();
+    nuage_grammar *a = regex_grammar("a+"), *b = regex_grammar("b+"), *c = regex_grammar("c+");
+    nuage__gcache *gc = nuage__gcache_new(2);
+    assert_non_null(gc);
+    char *trig[] = {"<tool_call>", NULL};
+    char **t = NULL;
+    assert_null(nuage__gcache_get(gc, "A", &t));
+    nuage__gcache_put(gc, "A", a, trig);
+    nuage__gcache_put(gc, "B", b, NULL);
+    nuage_grammar *g = nuage__gcache_get(gc, "A", &t); /* A is now the most recent */
+    assert_ptr_equal(g, a);
+    assert_non_null(t);
+    assert_string_equal(t[0], "<tool_call>");
+    assert_null(t[1]);
+    free(t[0]);
+    free(t);
+    nuage_grammar_free(g);
+    nuage__gcache_put(gc, "C", c, NULL);                /* evicts B */
+    assert_null(nuage__gcache_get(gc, "B", &t));
+    g = nuage__gcache_get(gc, "C", &t);
+    assert_ptr_equal(g, c);
+    assert_null(t);
+    nuage_grammar_free(g);
+    /* the cache holds its own references */
+    nuage_grammar_free(a);
+    nuage_grammar_free(b);
+    nuage_grammar_free(c);
+    g = nuage__gcache_get(gc, "A", &t);
+    assert_non_null(g);
+    nuage_matcher *m = NULL;
+    assert_int_equal(nuage_matcher_new(g, &m), 0);
+    assert_int_equal(nuage_matcher_accept_bytes(m, "aa", 2), 0);
+    nuage_matcher_free(m);
+    nuage_grammar_free(g);
+    for (int i = 0; t && t[i]; i++) free(t[i]);
+    free(t);
+    nuage__gcache_free(gc);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_greedy_equals_reference),
         cmocka_unit_test(test_sampled_in_language),
         cmocka_unit_test(test_lazy_trigger),
+        cmocka_unit_test(test_grammar_cache),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, ts_setup, ts_teardown));
 }

@@ -119,7 +119,7 @@ test('refusals: 400 naming the field, the keyword and where it is', async () => 
   await bad({ structured_outputs: { regex: '(?=a)b' } }, 'structured_outputs');
   await bad({ structured_outputs: { regex: 'a', choice: ['a'] } }, 'structured_outputs');
   await bad({ structured_outputs: { whitespace_pattern: ' ' } }, 'structured_outputs');
-  await bad({ structured_outputs: { grammar: 'root ::= ' } }, 'structured_outputs');
+  await bad({ structured_outputs: { grammar: 'root ::= "unterminated' } }, 'structured_outputs');
   await bad({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }, 'tool_choice');
   await bad({ tool_choice: 'required' }, 'tool_choice');
   await bad({ tools: [{ type: 'function', function: { name: 'bad name' } }] }, 'tools[0].function.name');
