@@ -340,7 +340,9 @@ static void nuage__on_finish(void *ud, int choice, nuage_finish reason) {
     size_t n = 0;
     const char *rest = c->dt && !c->stop.matched ? nuage_detok_flush(c->dt, &n) : NULL;
     pthread_mutex_lock(&g->mu);
-    if (rest && n) nuage__filter(g, c, rest, n, false);
+    /* the detokenizer's last bytes belong to the last token: constrained
+     * when the whole output is */
+    if (rest && n) nuage__filter(g, c, rest, n, g->st.grammar && !g->st.triggers);
     bool matched = c->stop.matched;
     c->scratch.n = 0;
     c->scratch2.n = 0;
