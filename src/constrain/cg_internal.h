@@ -68,9 +68,12 @@ struct nuage_cg_tokens {
      * and '\\' and of well-formed UTF-8 (a final sequence may be cut
      * short). A state that loops on all of these (JSON string content)
      * accepts them all; only the frontier subtrees need walking. */
-    uint32_t *slice_acc;    /* mask words */
+    uint32_t slice_max;     /* most characters in a slice token */
+    uint32_t *slice_cum;    /* (slice_max + 1) masks: slice tokens of at most k characters
+                             * (a cut-short final sequence counts as one) */
     uint32_t *frontier;     /* first nodes off the slice, preorder */
     uint8_t *frontier_k;    /* bytes of an unfinished UTF-8 sequence before it */
+    uint8_t *frontier_c;    /* complete characters before those */
     uint32_t n_frontier;
     int32_t *eog;
     uint32_t n_eog;
@@ -122,6 +125,7 @@ struct nuage_grammar {
     /* lazily filled per-state mask cache (mask.c), under lock */
     pthread_mutex_t lock;
     ncg_cache_entry **cache;    /* n_states entries, NULL = not computed */
+    int32_t *slice_r;           /* string-slice characters a state can still take (mask.c) */
 };
 
 /* A parse position: the DFA state on top and the stack below it. */
@@ -144,6 +148,7 @@ typedef struct ncg_set {
     bool popped_bottom;     /* a pop reached NCG_BOTTOM */
 } ncg_set;
 
+#define NCG_R_UNKNOWN (-2)  /* slice_r: not computed yet */
 #define NCG_MAX_CFGS 2048   /* configurations in one set */
 #define NCG_MAX_CALL_DEPTH 200
 

@@ -265,7 +265,14 @@ static uint32_t closure(cc *c, const int32_t *seeds, uint32_t n) {
             if (c->stamp[y] != c->cur_stamp) { c->stamp[y] = c->cur_stamp; c->stack[sp++] = y; }
         }
     }
-    qsort(c->tmp, k, sizeof *c->tmp, cmp_i32);
+    if (k > 24) qsort(c->tmp, k, sizeof *c->tmp, cmp_i32);
+    else
+        for (uint32_t i = 1; i < k; i++) {
+            int32_t x = c->tmp[i];
+            uint32_t j = i;
+            for (; j > 0 && c->tmp[j - 1] > x; j--) c->tmp[j] = c->tmp[j - 1];
+            c->tmp[j] = x;
+        }
     return k;
 }
 
@@ -343,7 +350,7 @@ static int intern(cc *c, uint32_t k, uint32_t base, int32_t *out) {
         c->set_len = b;
         c->cap_sets = nc;
     }
-    memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);
+    if (k) memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);   /* the empty set: pool may be NULL */
     c->set_off[c->n_sets] = c->n_pool;
     c->set_len[c->n_sets] = k;
     c->n_pool += k;
@@ -385,19 +392,33 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
         c->work += (uint64_t)g->ncls * ng + c->set_len[d];
         if (c->work > MAX_WORK)
             return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
-        /* byte classes */
+        /* byte classes; classes reaching the same edges share one closure
+         * (edge subsets as bit masks when there are at most 64 edges) */
+        uint64_t usig[256];
+        int32_t utgt[256];
+        uint32_t nu = 0;
         for (uint32_t cl = 0; cl < g->ncls; cl++) {
             uint8_t rb = c->rep[cl];
             uint32_t ns = 0;
+            uint64_t sig = 0;
             for (uint32_t i = 0; i < ng; i++) {
                 const lab_e *e = &c->gath[i];
-                if (e->kind == L_SET && (c->b->sets[e->label][rb >> 3] >> (rb & 7) & 1)) c->stack[ns++] = e->to;
+                if (e->kind == L_SET && (c->b->sets[e->label][rb >> 3] >> (rb & 7) & 1)) {
+                    c->stack[ns++] = e->to;
+                    if (i < 64) sig |= 1ull << i;
+                }
             }
             if (!ns) continue;
-            memcpy(c->tmp, c->stack, ns * sizeof *c->tmp);
-            k = closure(c, c->tmp, ns);
-            int32_t t;
-            if ((rc = intern(c, k, base, &t))) return rc;
+            int32_t t = -1;
+            if (ng <= 64)
+                for (uint32_t u = 0; u < nu; u++)
+                    if (usig[u] == sig) { t = utgt[u]; break; }
+            if (t < 0) {
+                memcpy(c->tmp, c->stack, ns * sizeof *c->tmp);
+                k = closure(c, c->tmp, ns);
+                if ((rc = intern(c, k, base, &t))) return rc;
+                if (ng <= 64) { usig[nu] = sig; utgt[nu++] = t; }
+            }
             g->trans[(size_t)gid * g->ncls + cl] = (int32_t)base + t;
         }
         /* calls and tokens, grouped by label */
@@ -686,7 +707,9 @@ int ncg_builder_finish(ncg_builder *b, ncg_rule start, const nuage_cg_tokens *t,
     if ((rc = analyse(&c))) goto fail;
     g->start = g->rule_start[start];
     g->cache = calloc(g->n_states ? g->n_states : 1, sizeof *g->cache);
-    if (!g->cache) { rc = NUAGE_E_NOMEM; goto fail; }
+    g->slice_r = malloc((g->n_states ? g->n_states : 1) * sizeof *g->slice_r);
+    if (!g->cache || !g->slice_r) { rc = NUAGE_E_NOMEM; goto fail; }
+    for (uint32_t s = 0; s < g->n_states; s++) g->slice_r[s] = NCG_R_UNKNOWN;
     free(reach);
     free_cc(&c);
     *out = g;
@@ -703,6 +726,7 @@ void ncg_grammar_destroy(nuage_grammar *g) {
     if (!g) return;
     ncg_cache_free(g);
     free(g->cache);
+    free(g->slice_r);
     free(g->trans); free(g->flags); free(g->call_off); free(g->calls); free(g->tedge_off); free(g->tedges);
     free(g->eps_off); free(g->eps); free(g->rule_start); free(g->first); free(g->rule_tokfirst); free(g->toksym);
     pthread_mutex_destroy(&g->lock);

@@ -21,8 +21,9 @@
  *             ("15:59:60-08:00" valid, "22:59:60Z" invalid): the pairs of
  *             local minute and offset are enumerated - for offsets whose
  *             minutes are 00, 15, 30 or 45 (every real time zone). A leap
- *             second at another offset (e.g. 00:00:60+00:01) is refused:
- *             all 1,440 local minutes made the automaton ~15x larger.
+ *             second at another offset (00:00:60+00:01) is refused: all
+ *             1,440 local minutes cost 40x the compile time (67 ms, not
+ *             1.7 ms for date-time).
  *  date-time  date, 'T' or 't', time.
  *  duration   RFC 3339 Appendix A (ISO 8601) as JSON Schema cites it:
  *             P then date units in order Y, M, D without gaps (dur-year
@@ -64,6 +65,10 @@
     "|02-(?:0[1-9]|1[0-9]|2[0-8]))" \
     "|(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26]|00)00)-02-29"
 
+/* Leap seconds: the local minutes listed are LEAP_MM0, +LEAP_STEP ...;
+ * 14 / 15 covers the offsets whose minutes are 00, 15, 30 or 45. */
+#define LEAP_MM0 14
+#define LEAP_STEP 15
 #define FRAC_RE "(?:\\.[0-9]+)?"
 #define HM_RE "(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 #define OFFSET_RE "(?:[Zz]|[+-]" HM_RE ")"
@@ -148,15 +153,15 @@ static void put(sbuf *b, const char *fmt, ...) {
 }
 
 /* RFC 3339 full-time. The leap-second branch lists, for every local
- * hh:mm whose offset to 23:59 UTC is a multiple of 15 minutes, the two
- * offsets that make it 23:59 UTC (+ offset = local - UTC). */
+ * hh:mm whose offset to 23:59 UTC is a multiple of LEAP_STEP minutes, the
+ * two offsets that make it 23:59 UTC (+ offset = local - UTC). */
 static void time_re(sbuf *b) {
     put(b, "(?:" HM_RE ":[0-5][0-9]" FRAC_RE OFFSET_RE);
     for (int hh = 0; hh < 24; hh++) {
         put(b, "|%02d:(?:", hh);
-        for (int mm = 14; mm < 60; mm += 15) {
+        for (int mm = LEAP_MM0; mm < 60; mm += LEAP_STEP) {
             int d = (hh * 60 + mm + 1) % 1440;   /* minutes ahead of UTC */
-            put(b, "%s%02d:60" FRAC_RE, mm != 14 ? "|" : "", mm);
+            put(b, "%s%02d:60" FRAC_RE, mm != LEAP_MM0 ? "|" : "", mm);
             if (d == 0) put(b, "(?:[Zz]|[+-]00:00)");
             else put(b, "(?:\\+%02d:%02d|-%02d:%02d)", d / 60, d % 60, (1440 - d) / 60, (1440 - d) % 60);
         }

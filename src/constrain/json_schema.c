@@ -88,8 +88,14 @@ ncg_expr js_fail(js_ctx *c, int rc, const json_t *node, const char *kw, const ch
 ncg_expr js_ws(js_ctx *c) {
     if (c->ws == NUAGE_E_INVAL - 1000) {
         static const uint8_t set[32] = { [1] = (1u << 1) | (1u << 2) | (1u << 5), [4] = 1 }; /* \t \n \r, space */
-        c->ws = c->max_ws > 0 ? ncg_repeat(c->b, ncg_byteset(c->b, set), 0, (uint32_t)c->max_ws)
-                              : ncg_empty(c->b);
+        if (c->max_ws <= 0) c->ws = ncg_empty(c->b);
+        else {
+            /* one shared rule: a bounded run unrolls to max_ws states, which
+             * would be copied at every place whitespace may appear */
+            ncg_rule r = ncg_rule_new(c->b, "ws");
+            int rc = r < 0 ? r : ncg_rule_set(c->b, r, ncg_repeat(c->b, ncg_byteset(c->b, set), 0, (uint32_t)c->max_ws));
+            c->ws = rc < 0 ? rc : ncg_ref(c->b, r);
+        }
     }
     return c->ws;
 }
@@ -196,8 +202,7 @@ ncg_expr js_literal(js_ctx *c, const json_t *v) { return literal(c, v, false); }
 
 /* Keywords that constrain validation and that this compiler refuses. */
 static const char *const refused_kw[] = {
-    "not", "uniqueItems", "contains", "minContains", "maxContains", "propertyNames",
-    "dependencies", "dependentRequired", "dependentSchemas", "unevaluatedProperties",
+    "uniqueItems", "contains", "minContains", "maxContains", "propertyNames", "unevaluatedProperties",
     "unevaluatedItems", "$dynamicRef", "$recursiveRef", "extends", "disallow", "divisibleBy",
 };
 
@@ -263,7 +268,13 @@ static int value_type(js_ctx *c, const json_t *v) {
 
 /* ---- $ref -------------------------------------------------------------- */
 
-static const json_t *resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
+bool js_format_known(const char *fmt) {
+    for (size_t f = 0; f < sizeof known_formats / sizeof *known_formats; f++)
+        if (!strcmp(fmt, known_formats[f])) return true;
+    return false;
+}
+
+const json_t *js_resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
     if (ref[0] != '#') {
         js_fail(c, NUAGE_E_UNSUPPORTED, s, "$ref", "$ref '%.120s': only references within the document (#/...) are supported", ref);
         return NULL;
@@ -307,20 +318,30 @@ static const json_t *resolve_ref(js_ctx *c, const json_t *s, const char *ref) {
 
 /* ---- conjunctions ------------------------------------------------------- */
 
-static int conj_add(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, const char *kw) {
+/* Insert s at position pos (unless already present); 1 inserted, 0 present. */
+static int conj_insert(js_ctx *c, js_conj *cj, int pos, const json_t *s, const json_t *at, const char *kw) {
     for (int i = 0; i < cj->n; i++) if (cj->it[i].s == s) return 0;
     if (cj->n >= JS_MAX_CONJ) return js_fail(c, NUAGE_E_UNSUPPORTED, at, kw, "schema too deeply combined (allOf/$ref)");
-    cj->it[cj->n].s = s;
-    cj->it[cj->n].used = 0;
+    memmove(&cj->it[pos + 1], &cj->it[pos], sizeof cj->it[0] * (size_t)(cj->n - pos));
+    cj->it[pos].s = s;
+    cj->it[pos].used = 0;
     cj->n++;
-    return 0;
+    return 1;
 }
 
-/* Flatten $ref and allOf; 1 when the conjunction is unsatisfiable (a false
- * schema), 0, or an error. */
+static int conj_add(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, const char *kw) {
+    int rc = conj_insert(c, cj, cj->n, s, at, kw);
+    return rc < 0 ? rc : 0;
+}
+
+/* Flatten $ref, allOf and not; 1 when the conjunction is unsatisfiable (a
+ * false schema), 0, or an error. The schemas a schema brings in are
+ * inserted right after it, so the list is in depth-first pre-order: the
+ * order in which properties are declared reading the schema top down. */
 static int flatten(js_ctx *c, js_conj *cj) {
     for (int i = 0; i < cj->n; i++) {
         const json_t *s = cj->it[i].s;
+        int ins = i + 1, rc;
         if (json_is_true(s)) continue;
         if (json_is_false(s)) return 1;
         if (!json_is_object(s)) return js_fail(c, NUAGE_E_INVAL, s, NULL, "a schema must be an object or a boolean");
@@ -328,11 +349,11 @@ static int flatten(js_ctx *c, js_conj *cj) {
         if (ref && !(cj->it[i].used & JS_USED_REF)) {
             cj->it[i].used |= JS_USED_REF;
             if (!json_is_string(ref)) return js_fail(c, NUAGE_E_INVAL, s, "$ref", "$ref must be a string");
-            const json_t *t = resolve_ref(c, s, json_string_value(ref));
+            const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
             if (!t) return c->rc;
             if (c->draft <= 7) cj->it[i].used |= JS_USED_ALLOF | JS_USED_ANYOF | JS_USED_ONEOF | 0x100; /* siblings ignored */
-            int rc = conj_add(c, cj, t, s, "$ref");
-            if (rc < 0) return rc;
+            if ((rc = conj_insert(c, cj, ins, t, s, "$ref")) < 0) return rc;
+            ins += rc;
         }
         if (cj->it[i].used & 0x100) continue;
         const json_t *all = json_object_get(s, "allOf");
@@ -340,9 +361,37 @@ static int flatten(js_ctx *c, js_conj *cj) {
             cj->it[i].used |= JS_USED_ALLOF;
             if (!json_is_array(all)) return js_fail(c, NUAGE_E_INVAL, s, "allOf", "allOf must be an array");
             for (size_t k = 0; k < json_array_size(all); k++) {
-                int rc = conj_add(c, cj, json_array_get(all, k), s, "allOf");
-                if (rc < 0) return rc;
+                if ((rc = conj_insert(c, cj, ins, json_array_get(all, k), s, "allOf")) < 0) return rc;
+                ins += rc;
             }
+        }
+        /* if/then/else (draft 7 on) and dependencies: rewritten with not */
+        if (c->draft >= 7 && json_object_get(s, "if") && (json_object_get(s, "then") || json_object_get(s, "else")) &&
+            !(cj->it[i].used & JS_USED_IF)) {
+            cj->it[i].used |= JS_USED_IF;
+            const json_t *x = js_conditional(c, s);
+            if (!x) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+            if ((rc = conj_insert(c, cj, ins, x, s, "if")) < 0) return rc;
+            ins += rc;
+        }
+        if (!(cj->it[i].used & JS_USED_DEP)) {
+            cj->it[i].used |= JS_USED_DEP;
+            static const char *const deps[] = { "dependencies", "dependentRequired", "dependentSchemas" };
+            for (int k = 0; k < 3; k++) {
+                if (!json_object_get(s, deps[k])) continue;
+                const json_t *x = js_dependencies(c, s, deps[k]);
+                if (!x) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+                if ((rc = conj_insert(c, cj, ins, x, s, deps[k])) < 0) return rc;
+                ins += rc;
+            }
+        }
+        const json_t *nt = json_object_get(s, "not");
+        if (nt && !(cj->it[i].used & JS_USED_NOT)) {
+            cj->it[i].used |= JS_USED_NOT;
+            const json_t *ng = js_negate(c, nt, s);
+            if (!ng) return c->rc ? c->rc : NUAGE_E_UNSUPPORTED;
+            if (json_is_false(ng)) return 1;
+            if ((rc = conj_insert(c, cj, ins, ng, s, "not")) < 0) return rc;
         }
     }
     return 0;
@@ -365,7 +414,7 @@ static void sig_of(js_ctx *c, const json_t *s, branch_sig *g) {
     const json_t *ref = json_object_get(s, "$ref");
     if (ref && json_is_string(ref) && json_object_size(s) == 1) {
         int save = c->rc;
-        const json_t *t = resolve_ref(c, s, json_string_value(ref));
+        const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
         c->rc = save;
         if (t && t != s && c->depth < JS_MAX_DEPTH) { c->depth++; sig_of(c, t, g); c->depth--; }
         return;
@@ -408,7 +457,7 @@ static const json_t *deref_plain(js_ctx *c, const json_t *s) {
         const json_t *ref = json_object_get(s, "$ref");
         if (!ref || !json_is_string(ref)) break;
         int save = c->rc;
-        const json_t *t = resolve_ref(c, s, json_string_value(ref));
+        const json_t *t = js_resolve_ref(c, s, json_string_value(ref));
         c->rc = save;
         if (!t) break;
         s = t;
@@ -416,9 +465,31 @@ static const json_t *deref_plain(js_ctx *c, const json_t *s) {
     return s;
 }
 
-/* Object branches that require a common property with disjoint const/enum. */
+/* a forbids key k: additionalProperties false, k not declared, no patterns */
+static bool forbids_key(const json_t *a, const char *k) {
+    if (!json_is_false(json_object_get(a, "additionalProperties"))) return false;
+    if (json_object_get(a, "patternProperties") || json_object_get(a, "allOf") || json_object_get(a, "anyOf") ||
+        json_object_get(a, "oneOf") || json_object_get(a, "$ref"))
+        return false;
+    const json_t *pa = json_object_get(a, "properties");
+    return !(pa && json_object_get(pa, k));
+}
+
+/* b requires a key that a forbids */
+static bool requires_forbidden(const json_t *a, const json_t *b) {
+    const json_t *rb = json_object_get(b, "required");
+    for (size_t i = 0; i < json_array_size(rb); i++) {
+        const char *k = json_string_value(json_array_get(rb, i));
+        if (k && forbids_key(a, k)) return true;
+    }
+    return false;
+}
+
+/* Object branches that require a common property with disjoint const/enum,
+ * or where one requires a key the other forbids. */
 static bool discriminated(js_ctx *c, const json_t *a, const json_t *b) {
     a = deref_plain(c, a); b = deref_plain(c, b);
+    if (json_is_object(a) && json_is_object(b) && (requires_forbidden(a, b) || requires_forbidden(b, a))) return true;
     const json_t *ra = json_object_get(a, "required"), *rb = json_object_get(b, "required");
     const json_t *pa = json_object_get(a, "properties"), *pb = json_object_get(b, "properties");
     if (!json_is_array(ra) || !json_is_array(rb) || !json_is_object(pa) || !json_is_object(pb)) return false;
@@ -469,7 +540,10 @@ static int check_value(js_ctx *c, const js_conj *cj, const json_t *v, int types)
         const char *k;
         json_t *x;
         json_object_foreach((json_t *)s, k, x) {
-            if (!strcmp(k, "enum")) {
+            if (!strcmp(k, "$nuage:notStrings") && js_not_strings(c, s)) {
+                for (size_t j = 0; json_is_string(v) && j < json_array_size(x); j++)
+                    if (js_json_equal(v, json_array_get(x, j))) return 0;
+            } else if (!strcmp(k, "enum")) {
                 bool in = false;
                 for (size_t j = 0; json_is_array(x) && j < json_array_size(x); j++)
                     if (js_json_equal(v, json_array_get(x, j))) in = true;
@@ -530,8 +604,6 @@ static int check_refused(js_ctx *c, const js_conj *cj) {
             if (!strcmp(refused_kw[k], "propertyNames") && json_is_true(x)) continue;
             return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, refused_kw[k], "'%s' is not supported", refused_kw[k]);
         }
-        if (kw(it, "if") && (kw(it, "then") || kw(it, "else")))
-            return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "if", "'if'/'then'/'else' is not supported");
         const json_t *req = kw(it, "required");
         if (req && !json_is_array(req))
             return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "required", "draft-3 boolean 'required' is not supported");
@@ -594,6 +666,56 @@ static ncg_expr compile_number(js_ctx *c, const js_conj *cj, bool integer) {
     return js_number(c, &lo, &hi, integer || k == 1, c->draft >= 6);
 }
 
+/* A pattern "^A Q$" where A matches exactly one BMP code point (a
+ * non-negated class of BMP characters, \d or \w) and Q is + * {m} {m,}
+ * {m,n}: rewritten with its repeat bounds intersected with [min, max]
+ * into out (cap bytes). 1 when rewritten, 0 when not of that shape. */
+static int narrow_pattern(const char *p, size_t n, uint32_t min, uint32_t max, char *out, size_t cap) {
+    if (n < 4 || p[0] != '^' || p[n - 1] != '$' || p[n - 2] == '\\') return 0;
+    size_t i = 1, a0 = 1;
+    if (p[i] == '[') {
+        if (p[i + 1] == '^' || p[i + 1] == ']') return 0;
+        for (i++; i < n - 1 && p[i] != ']'; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            if (ch >= 0xF0) return 0;                       /* above the BMP */
+            if (ch == '[') return 0;
+            if (ch == '\\') {
+                char e = p[++i];
+                if (e == 'S' || e == 'D' || e == 'W' || e == 'p' || e == 'P' || e == 'u' || e == 'c' || e == 'x') return 0;
+            }
+        }
+        if (i >= n - 1) return 0;
+        i++;
+    } else if (p[i] == '\\' && (p[i + 1] == 'd' || p[i + 1] == 'w')) {
+        i += 2;
+    } else return 0;
+    size_t a1 = i;
+    uint64_t qmin, qmax;
+    if (p[i] == '+' && i + 1 == n - 1) { qmin = 1; qmax = NCG_INF; }
+    else if (p[i] == '*' && i + 1 == n - 1) { qmin = 0; qmax = NCG_INF; }
+    else if (p[i] == '{') {
+        char *end;
+        qmin = strtoull(p + i + 1, &end, 10);
+        if (end == p + i + 1) return 0;
+        if (*end == '}') qmax = qmin;
+        else if (*end == ',' && end[1] == '}') { qmax = NCG_INF; end++; }
+        else if (*end == ',') {
+            char *e2;
+            qmax = strtoull(end + 1, &e2, 10);
+            if (e2 == end + 1 || *e2 != '}') return 0;
+            end = e2;
+        } else return 0;
+        if ((size_t)(end - p) + 1 != n - 1) return 0;
+    } else return 0;
+    uint64_t lo = qmin > min ? qmin : min, hi = qmax < max ? qmax : max;
+    if (lo > 100000) return 0;
+    int w = hi == NCG_INF ? snprintf(out, cap, "^%.*s{%llu,}$", (int)(a1 - a0), p + a0, (unsigned long long)lo)
+          : lo > hi ? snprintf(out, cap, "^[]$")
+                    : snprintf(out, cap, "^%.*s{%llu,%llu}$", (int)(a1 - a0), p + a0, (unsigned long long)lo,
+                               (unsigned long long)hi);
+    return w > 0 && (size_t)w < cap;
+}
+
 static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     ncg_builder *b = c->b;
     uint32_t min = 0, max = NCG_INF;
@@ -635,6 +757,36 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     }
     if (min > max) return ncg_nothing(b);
     bool len = min > 0 || max != NCG_INF;
+    /* strings excluded by a "not" of an enum/const */
+    int n_ex = 0;
+    const char *ex[256];
+    size_t exl[256];
+    for (int i = 0; i < cj->n; i++) {
+        const json_t *l = live(&cj->it[i]) ? js_not_strings(c, cj->it[i].s) : NULL;
+        for (size_t j = 0; l && j < json_array_size(l); j++) {
+            if (n_ex == 256) return js_fail(c, NUAGE_E_UNSUPPORTED, NULL, NULL, "'not' of a long enum of strings is not supported");
+            ex[n_ex] = json_string_value(json_array_get(l, j));
+            exl[n_ex++] = json_string_length(json_array_get(l, j));
+        }
+    }
+    if (n_ex) {
+        if (len || pattern || format)
+            return js_fail(c, NUAGE_E_UNSUPPORTED, NULL, NULL,
+                           "'not' of string values together with other string keywords is not supported");
+        ncg_expr e = js_string_not_in(c, ex, exl, n_ex);
+        if (e < 0) return js_fail(c, e, NULL, NULL, "'not' of strings outside the Basic Multilingual Plane is not supported");
+        return e;
+    }
+    char narrowed[1024];
+    if (pattern && len && !format &&
+        narrow_pattern(json_string_value(pattern), json_string_length(pattern), min, max, narrowed, sizeof narrowed)) {
+        /* the length bounds folded into the pattern's own repeat */
+        ncg_expr body;
+        nuage_cg_error e2 = { { 0 }, { 0 } };
+        int rc = ncg_regex(b, narrowed, strlen(narrowed), false, true, &body, &e2);
+        if (rc < 0) return js_fail(c, rc, pit->s, "pattern", "%s", e2.msg);
+        return ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3);
+    }
     if (pattern && (format || len))
         return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "pattern", "pattern together with %s is not supported",
                        format ? "format" : "minLength/maxLength");
@@ -642,13 +794,34 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
         return js_fail(c, NUAGE_E_UNSUPPORTED, fit->s, "format", "format together with minLength/maxLength is not supported");
     (void)lit;
     if (pattern || format) {
+        /* one rule per distinct pattern / format: their automata are big
+         * and the same ones recur across properties */
+        const char *key = json_string_value(pattern ? pattern : format);
+        for (int i = 0; i < c->n_strc; i++)
+            if (c->strc[i].is_pattern == (pattern != NULL) && !strcmp(c->strc[i].text, key))
+                return ncg_ref(b, c->strc[i].rule);
         ncg_expr body;
         nuage_cg_error e2 = { { 0 }, { 0 } };
         int rc = pattern ? ncg_regex(b, json_string_value(pattern), json_string_length(pattern), false, true, &body, &e2)
                          : ncg_json_format(b, json_string_value(format), &body, &e2);
         if (rc < 0)
             return js_fail(c, rc, pattern ? pit->s : fit->s, pattern ? "pattern" : "format", "%s", e2.msg);
-        return ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3);
+        ncg_rule r = ncg_rule_new(b, pattern ? "pattern" : "format");
+        if (r < 0) return r;
+        rc = ncg_rule_set(b, r, ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3));
+        if (rc < 0) return rc;
+        if (c->n_strc == c->cap_strc) {
+            int cap = c->cap_strc ? 2 * c->cap_strc : 8;
+            js_strcache *n = realloc(c->strc, sizeof *n * (size_t)cap);
+            if (!n) return js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory");
+            c->strc = n;
+            c->cap_strc = cap;
+        }
+        c->strc[c->n_strc].is_pattern = pattern != NULL;
+        c->strc[c->n_strc].text = key;
+        c->strc[c->n_strc].rule = r;
+        c->n_strc++;
+        return ncg_ref(b, r);
     }
     return js_string(c, min, max);
 }
@@ -728,16 +901,46 @@ ncg_expr js_conj_value(js_ctx *c, js_conj *cj) {
                 out = js_fail(c, NUAGE_E_INVAL, it->s, name, "%s must be a non-empty array", name);
                 goto done;
             }
-            if (one && json_array_size(arr) > 1 && !branches_disjoint(c, arr)) {
-                out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name,
-                              "oneOf whose branches may overlap is not supported (use anyOf)");
-                goto done;
+            /* overlapping oneOf branches: branch k and not every other
+             * branch, when each branch has an exact negation */
+            const json_t *negs[16];
+            size_t nb = json_array_size(arr);
+            bool with_negs = false;
+            if (one && nb > 1 && !branches_disjoint(c, arr)) {
+                bool ok = nb <= 8;
+                for (size_t k = 0; k < nb && ok; k++) {
+                    int save_rc = c->rc;
+                    nuage_cg_error save_err;
+                    if (c->err) save_err = *c->err;
+                    negs[k] = js_negate(c, json_array_get(arr, k), it->s);
+                    if (!negs[k]) {
+                        ok = false;
+                        c->rc = save_rc;
+                        if (c->err) *c->err = save_err;
+                    }
+                }
+                if (!ok) {
+                    out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name,
+                                  "oneOf whose branches may overlap is not supported (use anyOf)");
+                    goto done;
+                }
+                with_negs = true;
             }
             it->used |= bit;
+            /* distribution multiplies: bound the alternatives compiled */
+            c->n_alts += (long)json_array_size(arr);
+            if (c->n_alts > 4096) {
+                out = js_fail(c, NUAGE_E_UNSUPPORTED, it->s, name, "too many anyOf/oneOf combinations");
+                goto done;
+            }
             ncg_expr acc = ncg_nothing(c->b);
             for (size_t k = 0; k < json_array_size(arr); k++) {
+                /* the branch right after its holder: declaration order */
                 js_conj sub = *cj;
-                int r2 = conj_add(c, &sub, json_array_get(arr, k), it->s, name);
+                int r2 = conj_insert(c, &sub, i + 1, json_array_get(arr, k), it->s, name);
+                if (r2 > 0) r2 = 0;
+                for (size_t j = 0; with_negs && j < nb && r2 == 0; j++)
+                    if (j != k) r2 = conj_add(c, &sub, negs[j], it->s, name);
                 if (r2 < 0) { out = r2; goto done; }
                 ncg_expr e = js_conj_value(c, &sub);
                 if (e < 0) { out = e; goto done; }
@@ -761,15 +964,7 @@ ncg_expr js_value(js_ctx *c, const json_t *schema) {
     return js_conj_value(c, &cj);
 }
 
-/* Does any schema of cj carry a $ref (so it may recurse)? */
-static bool has_ref(const js_conj *cj) {
-    for (int i = 0; i < cj->n; i++)
-        if (json_is_object(cj->it[i].s) && json_object_get(cj->it[i].s, "$ref")) return true;
-    return false;
-}
-
 ncg_expr js_conj_ref(js_ctx *c, js_conj *cj) {
-    if (!has_ref(cj)) return js_conj_value(c, cj);
     for (int i = 0; i < c->n_memo; i++) {
         js_memo *m = &c->memo[i];
         if (m->n != cj->n) continue;
@@ -825,8 +1020,14 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.err = err;
     c.ws = NUAGE_E_INVAL - 1000;
     c.any_rule = -1;
+    c.str_rest_rule = -1;
+    c.str_char_rule = -1;
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
+    free(c.strc);
+    nuage_cg_tokens_free(c.bytes_table);
+    for (int i = 0; i < c.n_synth; i++) json_decref(c.synth[i]);
+    free(c.synth);
     if (c.rc < 0) return c.rc;
     if (e < 0) {
         if (err && !err->msg[0]) snprintf(err->msg, sizeof err->msg, "grammar construction failed (%d)", e);

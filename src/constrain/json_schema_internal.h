@@ -40,7 +40,8 @@ typedef struct js_bound {
 } js_bound;
 
 /* One schema of a conjunction and the keywords already consumed from it. */
-enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8 };
+enum { JS_USED_REF = 1, JS_USED_ALLOF = 2, JS_USED_ANYOF = 4, JS_USED_ONEOF = 8, JS_USED_NOT = 16, JS_USED_IF = 32,
+       JS_USED_DEP = 64 };
 typedef struct js_item {
     const json_t *s;
     unsigned used;
@@ -57,6 +58,12 @@ typedef struct js_memo {
     ncg_rule rule;
 } js_memo;
 
+typedef struct js_strcache {
+    bool is_pattern;
+    const char *text;     /* borrowed from the schema */
+    ncg_rule rule;
+} js_strcache;
+
 typedef struct js_ctx {
     ncg_builder *b;
     int max_ws;
@@ -68,8 +75,18 @@ typedef struct js_ctx {
     int depth;
     ncg_expr ws;              /* cached whitespace expression */
     ncg_rule any_rule;        /* any JSON value; -1 until made */
+    ncg_rule str_char_rule;   /* one string character; -1 until made */
+    ncg_rule str_rest_rule;   /* rest of a string body + quote; -1 until made */
     js_memo *memo;
     int n_memo, cap_memo;
+    js_strcache *strc;        /* pattern / format rules */
+    int n_strc, cap_strc;
+    struct { uint32_t min, max; ncg_rule rule; } lenc[32];   /* counted strings */
+    int n_lenc;
+    long n_alts;              /* anyOf/oneOf branches compiled so far */
+    nuage_cg_tokens *bytes_table;   /* 256 one-byte tokens, for key tests */
+    json_t **synth;           /* schemas made by the compiler ("not"); owned */
+    int n_synth, cap_synth;
 } js_ctx;
 
 /* ---- json_schema.c ---- */
@@ -83,8 +100,8 @@ ncg_expr js_value(js_ctx *c, const json_t *schema);
 ncg_expr js_conj_value(js_ctx *c, js_conj *cj);
 /* Any JSON value. */
 ncg_expr js_any(js_ctx *c);
-/* Compile a conjunction into a shared rule (memoized on its schemas), or
- * inline when small; used for property values and array items. */
+/* Compile a conjunction into a rule, memoized on its schemas (so $ref
+ * recursion terminates); used for property values and array items. */
 ncg_expr js_conj_ref(js_ctx *c, js_conj *cj);
 /* JSON equality (numbers compare by value, 1 == 1.0; bool != number). */
 bool js_json_equal(const json_t *a, const json_t *b);
@@ -93,6 +110,27 @@ bool js_json_equal(const json_t *a, const json_t *b);
 ncg_expr js_literal(js_ctx *c, const json_t *v);
 /* Whitespace between tokens. */
 ncg_expr js_ws(js_ctx *c);
+
+/* Resolve a JSON-pointer $ref within the document; NULL with an error. */
+const json_t *js_resolve_ref(js_ctx *c, const json_t *at, const char *ref);
+/* A format validators assert (others are annotations). */
+bool js_format_known(const char *fmt);
+
+/* ---- json_schema_not.c ---- */
+/* The negation of schema y as a positive schema (owned by c), or NULL
+ * with c->rc set (refused: no exact positive form). at: the schema
+ * holding the "not". */
+json_t *js_negate(js_ctx *c, const json_t *y, const json_t *at);
+/* if/then/else of schema s as anyOf [allOf [if, then], allOf [not if, else]]
+ * (owned by c), or NULL with c->rc set. */
+json_t *js_conditional(js_ctx *c, const json_t *s);
+/* s's dependencies / dependentRequired / dependentSchemas (kw) as an allOf
+ * of anyOf (owned by c), or NULL with c->rc set. */
+json_t *js_dependencies(js_ctx *c, const json_t *s, const char *kw);
+/* Keep s (a new reference) until the compile ends. 0 or NUAGE_E_NOMEM. */
+int js_keep(js_ctx *c, json_t *s);
+/* The private "strings not in" list of a synthesized schema, or NULL. */
+const json_t *js_not_strings(const js_ctx *c, const json_t *s);
 
 /* ---- json_schema_num.c ---- */
 int js_dec_from_json(const json_t *v, js_dec *out);   /* 0, or -1 if not a number */

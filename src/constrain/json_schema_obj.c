@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "constrain/cg_internal.h"
 #include "constrain/json_schema_internal.h"
 
 static const json_t *kwi(const js_item *it, const char *k) {
@@ -70,6 +71,41 @@ static int add_item(js_ctx *c, js_conj *cj, const json_t *s, const json_t *at, c
 }
 
 /* ---- objects -------------------------------------------------------------- */
+
+/* Does the (decoded) key name match pattern pat, as the regex front end
+ * reads it (JSON Schema: unanchored search)? 1, 0, or a negative error.
+ * Runs the pattern's own grammar on a byte-level token table, so the
+ * answer agrees exactly with the grammar that keys are generated from. */
+static int name_matches(js_ctx *c, const char *pat, const char *name, size_t len) {
+    if (!c->bytes_table) {
+        static char bytes[256];
+        const char *pc[257];
+        size_t l[257];
+        uint8_t k[257];
+        for (int i = 0; i < 256; i++) { bytes[i] = (char)i; pc[i] = bytes + i; l[i] = 1; k[i] = 0; }
+        pc[256] = "</s>"; l[256] = 4; k[256] = 2;
+        int rc = ncg_tokens_from_strings(pc, l, k, 257, &c->bytes_table);
+        if (rc < 0) return rc;
+    }
+    ncg_builder *b = ncg_builder_new();
+    if (!b) return NUAGE_E_NOMEM;
+    nuage_cg_error err;
+    ncg_expr e;
+    nuage_grammar *g = NULL;
+    nuage_matcher *m = NULL;
+    int rc = ncg_regex(b, pat, strlen(pat), false, false, &e, &err);
+    if (rc == 0) {
+        ncg_rule r = ncg_rule_new(b, "key");
+        rc = r < 0 ? r : ncg_rule_set(b, r, e);
+        if (rc == 0) rc = ncg_builder_finish(b, r, c->bytes_table, &g, &err);
+    }
+    if (rc == 0) rc = nuage_matcher_new(g, &m);
+    if (rc == 0) rc = nuage_matcher_accept_bytes(m, name, len) == 0 && nuage_matcher_is_accepting(m);
+    nuage_matcher_free(m);
+    nuage_grammar_free(g);
+    ncg_builder_free(b);
+    return rc;
+}
 
 typedef struct prop {
     const char *name;
@@ -191,11 +227,17 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
     /* refusals and the extras' schema */
     bool extras = true;
     js_conj xcj = { 0 };
+    const js_item *ppit = NULL;     /* the one schema with patternProperties */
     for (int i = 0; i < cj->n; i++) {
         const js_item *it = &cj->it[i];
         const json_t *pp = kwi(it, "patternProperties");
-        if (pp && (!json_is_object(pp) || json_object_size(pp) > 0))
-            return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "patternProperties", "'patternProperties' is not supported");
+        if (pp && (!json_is_object(pp) || json_object_size(pp) > 0)) {
+            if (ppit || !json_is_false(kwi(it, "additionalProperties")))
+                return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "patternProperties",
+                               "'patternProperties' is supported only with \"additionalProperties\": false");
+            ppit = it;
+            continue;
+        }
         const json_t *ap = kwi(it, "additionalProperties");
         if (ap && json_is_false(ap)) extras = false;
         else if (ap && json_is_object(ap)) { if ((rc = add_item(c, &xcj, ap, it->s, "additionalProperties")) < 0) return rc; }
@@ -243,6 +285,40 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
             }
         }
     }
+    /* patternProperties (one schema S for all patterns): a name in
+     * "properties" may not match (its value would need both schemas, and
+     * a second spelling of it as a pattern key would escape properties);
+     * a required-only name that matches takes S */
+    const json_t *pschema = NULL;
+    bool *pmatch = calloc((size_t)np + 1, sizeof *pmatch);
+    if (!pmatch) { free(p); return js_fail(c, NUAGE_E_NOMEM, NULL, NULL, "out of memory"); }
+    if (ppit) {
+        const json_t *pp = kwi(ppit, "patternProperties");
+        const char *pat;
+        json_t *ps;
+        json_object_foreach((json_t *)pp, pat, ps) {
+            if (pschema && !js_json_equal(pschema, ps)) {
+                rc = js_fail(c, NUAGE_E_UNSUPPORTED, ppit->s, "patternProperties",
+                             "several patternProperties with different schemas are not supported");
+                break;
+            }
+            pschema = ps;
+            for (int k = 0; k < np && rc == 0; k++) {
+                int mt = name_matches(c, pat, p[k].name, p[k].len);
+                if (mt < 0) { rc = js_fail(c, mt, ppit->s, "patternProperties", "pattern '%.100s' is not supported", pat); break; }
+                if (!mt) continue;
+                for (int i = 0; i < cj->n && rc == 0; i++) {
+                    const json_t *props = kwi(&cj->it[i], "properties");
+                    if (props && json_object_get(props, p[k].name))
+                        rc = js_fail(c, NUAGE_E_UNSUPPORTED, ppit->s, "patternProperties",
+                                     "a declared property that matches a patternProperties pattern is not supported");
+                }
+                pmatch[k] = true;
+            }
+            if (rc < 0) break;
+        }
+    }
+    if (rc < 0) { free(pmatch); free(p); return rc; }
     /* each declared property's value */
     bool impossible = false;
     for (int k = 0; k < np && rc == 0; k++) {
@@ -260,6 +336,11 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
                     if (strlen(key) == p[k].len && !memcmp(key, p[k].name, p[k].len)) { v = val; break; }
             }
             if (v) { rc = add_item(c, &pc, v, it->s, "properties"); continue; }
+            if (it == ppit && pmatch[k]) {
+                if (json_is_false(pschema)) p[k].forbidden = true;
+                else if (!json_is_true(pschema)) rc = add_item(c, &pc, pschema, it->s, "patternProperties");
+                continue;
+            }
             const json_t *ap = kwi(it, "additionalProperties");
             if ((ap && json_is_false(ap)) || (!ap && c->strict && props)) p[k].forbidden = true;
             else if (ap && json_is_object(ap)) rc = add_item(c, &pc, ap, it->s, "additionalProperties");
@@ -270,10 +351,43 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         if (val < 0) { rc = val; break; }
         p[k].member = ncg_seq(b, (ncg_expr[]){ js_string_lit(c, p[k].name, p[k].len), ws, ncg_str(b, ":"), ws, val }, 5);
     }
+    free(pmatch);
     if (rc < 0) { free(p); return rc; }
     if (impossible) { free(p); return ncg_nothing(b); }
     objgen g = { .c = c, .p = p, .n = np, .extra = -1 };
     g.sep = ncg_seq(b, (ncg_expr[]){ ws, ncg_str(b, ","), ws }, 3);
+    if (ppit) {
+        /* keys matching a pattern are the only extras; exact as no name
+         * in "properties" matches (checked above) and all patterns share
+         * one schema (a key matching two patterns needs both) */
+        const json_t *pp = kwi(ppit, "patternProperties");
+        const char *pat;
+        json_t *ps, *first = NULL;
+        ncg_expr keys = ncg_nothing(b);
+        json_object_foreach((json_t *)pp, pat, ps) {
+            if (first && !js_json_equal(first, ps)) {
+                free(p);
+                return js_fail(c, NUAGE_E_UNSUPPORTED, ppit->s, "patternProperties",
+                               "several patternProperties with different schemas are not supported");
+            }
+            first = ps;
+            ncg_expr body;
+            nuage_cg_error e2 = { { 0 }, { 0 } };
+            int r2 = ncg_regex(b, pat, strlen(pat), false, true, &body, &e2);
+            if (r2 < 0) { free(p); return js_fail(c, r2, ppit->s, "patternProperties", "%s", e2.msg); }
+            keys = ncg_alt2(b, keys, ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\""), body, ncg_str(b, "\"") }, 3));
+        }
+        if (extras && !json_is_false(first)) {
+            if (!json_is_true(first) && (rc = add_item(c, &xcj, first, ppit->s, "patternProperties")) < 0) { free(p); return rc; }
+            ncg_expr val = child(c, &xcj);
+            if (val < 0) { free(p); return val; }
+            ncg_rule xr = ncg_rule_new(b, "obj_pattern");
+            rc = xr < 0 ? xr : ncg_rule_set(b, xr, ncg_seq(b, (ncg_expr[]){ keys, ws, ncg_str(b, ":"), ws, val }, 5));
+            if (rc < 0) { free(p); return rc; }
+            g.extra = ncg_ref(b, xr);
+        }
+        extras = false;
+    }
     if (extras) {
         const char **names = malloc(sizeof *names * (size_t)(np + 1));
         size_t *lens = malloc(sizeof *lens * (size_t)(np + 1));
@@ -284,7 +398,11 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         if (key < 0) { free(p); return js_fail(c, key, cj->it[0].s, "properties", "property names outside the Basic Multilingual Plane are not supported"); }
         ncg_expr val = child(c, &xcj);
         if (val < 0) { free(p); return val; }
-        g.extra = ncg_seq(b, (ncg_expr[]){ key, ws, ncg_str(b, ":"), ws, val }, 5);
+        /* a rule: the member is referred to from every Head and Tail */
+        ncg_rule xr = ncg_rule_new(b, "obj_extra");
+        rc = xr < 0 ? xr : ncg_rule_set(b, xr, ncg_seq(b, (ncg_expr[]){ key, ws, ncg_str(b, ":"), ws, val }, 5));
+        if (rc < 0) { free(p); return rc; }
+        g.extra = ncg_ref(b, xr);
     }
     g.minp = count_kw(c, cj, "minProperties", true, &rc);
     if (rc == 0) g.maxp = count_kw(c, cj, "maxProperties", false, &rc);
@@ -301,7 +419,7 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         }
         g.cap = (int)cap;
     }
-    g.use_rules = np > 12;
+    g.use_rules = np > 4;
     size_t ns = (size_t)(np + 1) * (size_t)(g.cap + 1);
     if (g.use_rules || g.cap > 0) {
         rules = malloc(sizeof *rules * ns * 2);

@@ -76,7 +76,36 @@ ncg_expr js_str_char(js_ctx *c) {
 ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max) {
     ncg_builder *b = c->b;
     ncg_expr q = ncg_str(b, "\"");
-    return ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, js_str_char(c), min, max), q }, 3);
+    ncg_expr ch;
+    bool big = (max != NCG_INF && max > 64) || min > 64;
+    if (big) {
+        /* a long counted string is a big automaton: one rule per bounds */
+        for (int i = 0; i < c->n_lenc; i++)
+            if (c->lenc[i].min == min && c->lenc[i].max == max) return ncg_ref(b, c->lenc[i].rule);
+    }
+    if ((max != NCG_INF && max > 8) || min > 8) {
+        /* a long bounded run: the engine unrolls repetitions, so repeat a
+         * call of one shared character rule rather than its automaton */
+        if (c->str_char_rule < 0) {
+            ncg_rule r = ncg_rule_new(b, "str_char");
+            if (r < 0) return r;
+            int rc = ncg_rule_set(b, r, js_str_char(c));
+            if (rc < 0) return rc;
+            c->str_char_rule = r;
+        }
+        ch = ncg_ref(b, c->str_char_rule);
+    } else ch = js_str_char(c);
+    ncg_expr e = ncg_seq(b, (ncg_expr[]){ q, ncg_repeat(b, ch, min, max), q }, 3);
+    if (!big || c->n_lenc == (int)(sizeof c->lenc / sizeof *c->lenc)) return e;
+    ncg_rule r = ncg_rule_new(b, "str_counted");
+    if (r < 0) return r;
+    int rc = ncg_rule_set(b, r, e);
+    if (rc < 0) return rc;
+    c->lenc[c->n_lenc].min = min;
+    c->lenc[c->n_lenc].max = max;
+    c->lenc[c->n_lenc].rule = r;
+    c->n_lenc++;
+    return ncg_ref(b, r);
 }
 
 /* decode one UTF-8 code point at s[*i]; advances *i */
@@ -236,7 +265,15 @@ static ncg_expr not_in_node(js_ctx *c, name_ref *v, int n, int depth) {
     }
     ncg_expr other = char_not(c, kids, nk);
     free(kids);
-    ncg_expr rest = ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\""));
+    if (c->str_rest_rule < 0) {
+        /* the rest of any string body and its closing quote, shared */
+        ncg_rule r = ncg_rule_new(b, "str_rest");
+        if (r < 0) return r;
+        int rc = ncg_rule_set(b, r, ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\"")));
+        if (rc < 0) return rc;
+        c->str_rest_rule = r;
+    }
+    ncg_expr rest = ncg_ref(b, c->str_rest_rule);
     return ncg_alt2(b, acc, ncg_seq2(b, other, rest));
 }
 

@@ -138,29 +138,68 @@ static bool conts_ok(const nuage_grammar *g, int32_t x, int r, uint8_t lo, uint8
     return ok;
 }
 
-/* Every slice character read from s lands in *loop (s itself, or the
- * state after a first character), and *loop reads every slice character
- * back into itself (JSON string content): every slice token is accepted
- * from s, only the frontier needs walking. */
-static bool string_like(const nuage_grammar *g, int32_t s, int32_t *loop) {
-    if (!plain(g, s)) return false;
-    int32_t L = TRB(g, s, 'a');
-    if (!plain(g, L)) return false;
-    memo mm = {.n = 0};
-    for (int pass = 0; pass < (s == L ? 1 : 2); pass++) {
-        int32_t from = pass ? s : L;
-        for (unsigned b = 0x20; b < 0x7F; b++)
-            if (ncg_slice_ascii((uint8_t)b) && TRB(g, from, b) != L) return false;
-        for (unsigned b = 0xC2; b <= 0xF4; b++) {
-            int len;
-            uint8_t lo, hi;
-            ncg_utf8_lead((uint8_t)b, &len, &lo, &hi);
-            int32_t y = TRB(g, from, b);
-            if (!plain(g, y) || !conts_ok(g, y, len - 1, lo, hi, L, &mm)) return false;
-        }
+/* The state every slice character leads x to (a plain state; UTF-8
+ * sequences through plain states), NEXT_END when x takes no slice
+ * character at all, NEXT_MIXED when it takes some, or not all alike. */
+#define NEXT_END (-2)
+#define NEXT_MIXED (-1)
+#define R_MIXED (-1)
+#define R_INF INT32_MAX
+
+static int32_t slice_next(const nuage_grammar *g, int32_t x, memo *mm) {
+    int32_t y = TRB(g, x, 'a');
+    bool end = y < 0;
+    if (!end && !plain(g, y)) return NEXT_MIXED;
+    mm->n = 0;
+    for (unsigned b = 0x20; b < 0x7F; b++)
+        if (ncg_slice_ascii((uint8_t)b) && TRB(g, x, b) != y) return NEXT_MIXED;
+    for (unsigned b = 0xC2; b <= 0xF4; b++) {
+        int len;
+        uint8_t lo, hi;
+        ncg_utf8_lead((uint8_t)b, &len, &lo, &hi);
+        int32_t z = TRB(g, x, b);
+        if (end) {
+            if (z >= 0) return NEXT_MIXED;
+        } else if (!plain(g, z) || !conts_ok(g, z, len - 1, lo, hi, y, mm)) return NEXT_MIXED;
     }
-    *loop = L;
-    return true;
+    return end ? NEXT_END : y;
+}
+
+/* How many more slice characters s takes, all alike (a chain of plain
+ * states: JSON string content, bounded by maxLength or not): R_INF for a
+ * loop, R_MIXED when s is not such a state. Memoised per state in
+ * g->slice_r (relaxed atomics: every thread computes the same values). */
+static int32_t slice_chars(nuage_grammar *g, int32_t s) {
+    int32_t r = __atomic_load_n(&g->slice_r[s], __ATOMIC_RELAXED);
+    if (r != NCG_R_UNKNOWN) return r;
+    if (!plain(g, s)) { __atomic_store_n(&g->slice_r[s], R_MIXED, __ATOMIC_RELAXED); return R_MIXED; }
+    enum { MAXC = 4096 };
+    int32_t *xs = malloc(MAXC * sizeof *xs);
+    if (!xs) return R_MIXED;
+    memo mm;
+    uint32_t n = 0;
+    int32_t x = s, tail = R_MIXED;
+    for (;;) {
+        int32_t known = __atomic_load_n(&g->slice_r[x], __ATOMIC_RELAXED);
+        if (known != NCG_R_UNKNOWN) { tail = known == R_MIXED || known == R_INF ? known : known + 1; break; }
+        if (n == MAXC) { tail = R_MIXED; break; }
+        xs[n++] = x;
+        int32_t y = slice_next(g, x, &mm);
+        if (y == NEXT_MIXED) { tail = R_MIXED; break; }
+        if (y == NEXT_END) { tail = 0; break; }
+        bool cyc = false;
+        for (uint32_t k = n; k-- > 0 && !cyc && n - k <= 8;) cyc = xs[k] == y;
+        if (cyc) { tail = R_INF; break; }
+        x = y;
+    }
+    /* tail is the value of xs[n - 1] when the walk stopped there, else of its successor + 1 */
+    for (uint32_t k = n; k-- > 0;) {
+        int32_t v = tail;
+        __atomic_store_n(&g->slice_r[xs[k]], v, __ATOMIC_RELAXED);
+        if (tail != R_MIXED && tail != R_INF) tail++;
+    }
+    free(xs);
+    return __atomic_load_n(&g->slice_r[s], __ATOMIC_RELAXED);
 }
 
 typedef struct lw {
@@ -169,11 +208,12 @@ typedef struct lw {
     uint32_t ev;
     uint8_t *popped;     /* a return from the bottom frame happened on the path to depth d */
     uint32_t *acc;
+    uint32_t *chain;     /* scratch: ancestors by depth */
 } lw;
 
 /* Record subtree root i (and its ancestors not yet recorded). */
 static int emit_root(const nuage_cg_tokens *t, lw *w, uint32_t i) {
-    uint32_t d = t->depth[i], chain[130];
+    uint32_t d = t->depth[i], *chain = w->chain;
     uint32_t a = t->parent[i];
     for (uint32_t k = d - 1; k >= 1; k--) { chain[k] = a; a = t->parent[a]; }
     int rc;
@@ -211,25 +251,28 @@ static int local_walk(nuage_matcher *m, lw *w, uint32_t i, uint32_t end) {
 
 /* The entry of state s: walk the trie from the closure of (s, BOTTOM). */
 static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
-    const nuage_grammar *g = m->g;
+    nuage_grammar *g = m->g;
     const nuage_cg_tokens *t = g->t;
     size_t nw = nuage_cg_mask_words(t);
     ncg_cache_entry *e = calloc(1, sizeof *e);
     lw w = {.acc = calloc(nw, sizeof *w.acc), .popped = malloc(t->max_depth + 1),
-            .em = malloc((t->max_depth + 1) * sizeof *w.em)};
+            .em = malloc((t->max_depth + 1) * sizeof *w.em), .chain = malloc((t->max_depth + 1) * sizeof *w.chain)};
     int rc = NUAGE_E_NOMEM;
     uint32_t base = m->a.len;
-    if (!e || !w.acc || !w.popped || !w.em) goto fail;
-    if (t->max_depth > 128) { rc = NUAGE_E_UNSUPPORTED; goto fail; }
-    int32_t loop;
-    if (string_like(g, s, &loop)) {
-        memcpy(w.acc, t->slice_acc, nw * sizeof *w.acc);
+    if (!e || !w.acc || !w.popped || !w.em || !w.chain) goto fail;
+    int32_t R = slice_chars(g, s);
+    if (R >= 0) {
+        uint32_t cmax = R == R_INF || (uint32_t)R > t->slice_max ? t->slice_max : (uint32_t)R;
+        memcpy(w.acc, t->slice_cum + (size_t)cmax * nw, nw * sizeof *w.acc);
         for (uint32_t f = 0; f < t->n_frontier; f++) {
-            uint32_t i = t->frontier[f], d = t->depth[i], k = t->frontier_k[f];
+            uint32_t i = t->frontier[f], d = t->depth[i], k = t->frontier_k[f], c = t->frontier_c[f];
+            if (R != R_INF && c > (uint32_t)R) continue;
             uint32_t anc[4], a = t->parent[i];
             for (uint32_t j = 0; j < k; j++) { anc[j] = a; a = t->parent[a]; }
-            int32_t x = d - 1 == k ? s : loop;
-            for (uint32_t j = k; j-- > 0;) x = TRB(g, x, t->byte[anc[j]]);
+            int32_t x = s;
+            for (uint32_t j = 0; j < c && x >= 0; j++) x = TRB(g, x, 'a');
+            for (uint32_t j = k; j-- > 0 && x >= 0;) x = TRB(g, x, t->byte[anc[j]]);
+            if (x < 0) continue;
             m->lv[d - 1].c[0] = (ncg_cfg){x, NCG_BOTTOM};
             m->lv[d - 1].n = 1;
             m->lwm[d - 1] = base;
@@ -248,6 +291,7 @@ static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
     m->a.len = base;
     free(w.popped);
     free(w.em);
+    free(w.chain);
     e->acc = w.acc;
     e->dep = w.dl.v;
     e->n_dep = w.dl.n;
@@ -257,6 +301,7 @@ fail:
     m->a.len = base;
     free(w.popped);
     free(w.em);
+    free(w.chain);
     free(w.acc);
     free(w.dl.v);
     free(e);

@@ -16,7 +16,10 @@
  *    or a control character), a short escape (\" \\ \/ \b \f \n \r \t),
  *    \uXXXX with hex digits of either case, or a \uD8xx\uDCxx surrogate
  *    pair for code points above FFFF. The language is therefore exactly
- *    the JSON spellings of the strings the pattern matches.
+ *    the JSON spellings of the strings the pattern matches. The escapes
+ *    of each distinct set go into a rule of their own ("json-escape"),
+ *    so a set costs its DFA one call edge rather than the \uXXXX
+ *    automaton (compile time is dominated by DFA size).
  *  - Anchors are exact wherever they appear. Each anchored node is lowered
  *    under two facts about its surroundings: "the position before me is
  *    the start of the string" and "the position after me is the end". A
@@ -29,6 +32,10 @@
  *    before and after the match: S*RS* without anchors, and the four
  *    start/end cases with them, so "^a" is a prefix test, "b$" a suffix
  *    test, "^a$|b" both.
+ *  - Two rewrites keep the engine's automata small without changing the
+ *    language: a search drops what the surrounding any-string absorbs at
+ *    a free end (X{m,n} -> X{m}, X* -> nothing), and an alternation of
+ *    literal strings becomes a trie (shared prefixes, shared states).
  * Lazy quantifiers match the same language as greedy ones; capturing and
  * named groups are plain groups (no captures are reported).
  *
@@ -88,7 +95,7 @@ typedef struct {
     nuage_cg_error *err;
     int rc;
     ncg_expr any_e; bool any_done;
-    struct { const uint32_t *r; size_t n; ncg_expr e; } *jmemo;   /* json_set */
+    struct { uint32_t *r; size_t n; ncg_expr e; } *jmemo;   /* json_set (r owned) */
     size_t n_jmemo, cjmemo;
     const ncg_expr *subst; size_t n_subst;   /* NCG_SUBST_BASE + k -> subst[k] */
 } rx;
@@ -306,8 +313,13 @@ static ncg_expr json_set(rx *x, const uint32_t *r, size_t n) {
     if ((rc = ncg_rule_set(x->b, rule, esc))) return rc;
     ncg_expr e = ncg_alt2(x->b, raw, ncg_ref(x->b, rule));
     if (e < 0) return e;
-    if (!grow((void **)&x->jmemo, &x->cjmemo, x->n_jmemo + 1, sizeof *x->jmemo)) return NUAGE_E_NOMEM;
-    x->jmemo[x->n_jmemo].r = r;
+    uint32_t *copy = malloc(n * 2 * sizeof *copy);
+    if (!copy || !grow((void **)&x->jmemo, &x->cjmemo, x->n_jmemo + 1, sizeof *x->jmemo)) {
+        free(copy);
+        return NUAGE_E_NOMEM;
+    }
+    memcpy(copy, r, n * 2 * sizeof *copy);
+    x->jmemo[x->n_jmemo].r = copy;
     x->jmemo[x->n_jmemo].n = n;
     x->jmemo[x->n_jmemo++].e = e;
     return e;
@@ -806,6 +818,113 @@ static lres lower_rep(rx *x, const rnode *n, int fl, int ne) {
     return with_eps(x, res, nul);
 }
 
+/* An alternation of literal strings ("(GET|GETS|POST|PUT)") as a trie:
+ * branches that share a prefix share its automaton states, so the NFA the
+ * engine determinises stays small for long enum-like lists. Strings are
+ * code point runs; ts[i] is string i (offset, length) in cps. */
+typedef struct { const uint32_t *cps; const uint32_t (*ts)[2]; } trie_ctx;
+
+static int cmp_str(const trie_ctx *t, uint32_t a, uint32_t b) {
+    const uint32_t *x = t->ts[a], *y = t->ts[b];
+    for (uint32_t i = 0; i < x[1] && i < y[1]; i++) {
+        uint32_t c1 = t->cps[x[0] + i], c2 = t->cps[y[0] + i];
+        if (c1 != c2) return c1 < c2 ? -1 : 1;
+    }
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Merge sort of idx[0..n) by string (tmp: n scratch entries); qsort has
+ * no context argument and a global would not be thread-safe. */
+static void sort_strs(const trie_ctx *t, uint32_t *idx, uint32_t *tmp, size_t n) {
+    if (n < 2) return;
+    size_t h = n / 2;
+    sort_strs(t, idx, tmp, h);
+    sort_strs(t, idx + h, tmp, n - h);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n) tmp[k++] = cmp_str(t, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+    while (i < h) tmp[k++] = idx[i++];
+    while (j < n) tmp[k++] = idx[j++];
+    memcpy(idx, tmp, n * sizeof *idx);
+}
+
+static ncg_expr one_cp(rx *x, uint32_t cp) {
+    uint32_t r[2] = {cp, cp};
+    return x->json ? json_set(x, r, 1) : ncg_char_ranges(x->b, r, 1, false);
+}
+
+/* The strings idx[lo..hi) (sorted, all sharing their first depth code
+ * points) with those depth code points removed. */
+static ncg_expr trie_build(rx *x, const trie_ctx *t, const uint32_t *idx, size_t lo, size_t hi, uint32_t depth) {
+    size_t i = lo;
+    bool eps = false;
+    while (i < hi && t->ts[idx[i]][1] == depth) { eps = true; i++; }
+    size_t cnt = 0;
+    for (size_t j = i; j < hi;) {
+        uint32_t cp = t->cps[t->ts[idx[j]][0] + depth];
+        while (j < hi && t->cps[t->ts[idx[j]][0] + depth] == cp) j++;
+        cnt++;
+    }
+    ncg_expr *alts = malloc((cnt + 1) * sizeof *alts);
+    if (!alts) return NUAGE_E_NOMEM;
+    size_t na = 0;
+    while (i < hi) {
+        uint32_t cp = t->cps[t->ts[idx[i]][0] + depth];
+        size_t j = i;
+        while (j < hi && t->cps[t->ts[idx[j]][0] + depth] == cp) j++;
+        alts[na++] = ncg_seq2(x->b, one_cp(x, cp), trie_build(x, t, idx, i, j, depth + 1));
+        i = j;
+    }
+    ncg_expr e = na == 0 ? ncg_empty(x->b) : ncg_alt(x->b, alts, na);
+    free(alts);
+    return eps && na ? ncg_opt(x->b, e) : e;
+}
+
+/* The trie form of anchor-free alternation n when every branch is a
+ * literal string (at least 4 branches, none longer than 512 code points);
+ * none = not applicable. */
+static lres lower_literal_alt(rx *x, const rnode *n) {
+    lres res = R_NONE;
+    if (n->nk < 4) return res;
+    size_t total = 0;
+    for (uint32_t i = 0; i < n->nk; i++) {
+        const rnode *k = &x->nodes[x->kids[n->k0 + i]];
+        uint32_t len = k->kind == K_SET ? 1 : k->kind == K_SEQ ? k->nk : k->kind == K_EMPTY ? 0 : UINT32_MAX;
+        if (len > 512) return res;
+        for (uint32_t j = 0; j < len; j++) {
+            const rnode *c = k->kind == K_SET ? k : &x->nodes[x->kids[k->k0 + j]];
+            const uint32_t *r = x->rng + (size_t)c->k0 * 2;
+            if (c->kind != K_SET || c->nk != 1 || r[0] != r[1] || (r[0] >= 0xD800 && r[0] <= 0xDFFF) ||
+                (x->n_subst && r[0] >= NCG_SUBST_BASE))
+                return res;
+        }
+        total += len;
+    }
+    uint32_t *cps = malloc((total + 1) * sizeof *cps);
+    uint32_t (*ts)[2] = malloc(n->nk * sizeof *ts);
+    uint32_t *idx = malloc(n->nk * 2 * sizeof *idx);
+    if (!cps || !ts || !idx) { fail(x, NUAGE_E_NOMEM, "out of memory"); goto done; }
+    uint32_t at = 0;
+    for (uint32_t i = 0; i < n->nk; i++) {
+        const rnode *k = &x->nodes[x->kids[n->k0 + i]];
+        uint32_t len = k->kind == K_SET ? 1 : k->kind == K_SEQ ? k->nk : 0;
+        ts[i][0] = at;
+        ts[i][1] = len;
+        for (uint32_t j = 0; j < len; j++) {
+            const rnode *c = k->kind == K_SET ? k : &x->nodes[x->kids[k->k0 + j]];
+            cps[at++] = x->rng[(size_t)c->k0 * 2];
+        }
+        idx[i] = i;
+    }
+    trie_ctx t = {cps, (const uint32_t (*)[2])ts};
+    sort_strs(&t, idx, idx + n->nk, n->nk);
+    res = mk(trie_build(x, &t, idx, 0, n->nk, 0), ts[idx[0]][1] == 0);
+done:
+    free(cps);
+    free(ts);
+    free(idx);
+    return res;
+}
+
 static lres low(rx *x, uint32_t id, int fl, int ne) {
     rnode *n = &x->nodes[id];
     if (!n->anch) fl = 0;
@@ -819,7 +938,8 @@ static lres low(rx *x, uint32_t id, int fl, int ne) {
     case K_BOL: r = ne || !(fl & F_START) ? R_NONE : mk(ncg_empty(x->b), true); break;
     case K_EOL: r = ne || !(fl & F_END) ? R_NONE : mk(ncg_empty(x->b), true); break;
     case K_ALT:
-        r = R_NONE;
+        r = !n->anch && !ne ? lower_literal_alt(x, n) : R_NONE;
+        if (!r.none || x->rc) break;
         for (uint32_t i = 0; i < n->nk; i++) r = u2(x, r, low(x, x->kids[n->k0 + i], fl, ne));
         break;
     case K_SEQ: r = lower_seq(x, n, fl, ne); break;
@@ -933,6 +1053,59 @@ static int binarise(rx *x, uint32_t id) {
     return 0;
 }
 
+/* Search semantics let any string surround the match, which absorbs
+ * whatever a match may or may not carry at its free end: S*(A X{m,n})S*
+ * = S*(A X{m})S*, a trailing X* or X? vanishes, X+ becomes X, and an
+ * alternation is trimmed branch by branch. The language is unchanged and
+ * the automaton much smaller (e.g. "[a-z]{1,40}" becomes "[a-z]").
+ * Returns the (possibly new) node; right selects the end trimmed. Only
+ * for anchor-free trees. */
+static int32_t trim(rx *x, uint32_t id, bool right, int depth) {
+    rnode *n = &x->nodes[id];
+    if (depth > RX_MAX_DEPTH * 3 || x->rc) return (int32_t)id;
+    if (n->kind == K_REP) {
+        uint32_t c = x->kids[n->k0], mn = n->min;
+        if (mn == 0) return new_node(x, K_EMPTY);
+        if (mn == 1) return trim(x, c, right, depth + 1);
+        if (n->max == mn) return (int32_t)id;
+        int32_t r = new_node(x, K_REP);
+        if (r < 0) return r;
+        rnode *rn = &x->nodes[r];
+        n = &x->nodes[id];
+        *rn = *n;
+        rn->max = mn;
+        return r;
+    }
+    if (n->kind == K_ALT || n->kind == K_SEQ) {
+        size_t base = x->nstack;
+        uint32_t k0 = n->k0, nk = n->nk;
+        bool changed = false;
+        for (uint32_t i = 0; i < nk; i++)
+            if (push(x, x->kids[k0 + i])) return x->rc;
+        if (n->kind == K_ALT) {
+            for (uint32_t i = 0; i < nk; i++) {
+                int32_t t = trim(x, x->stack[base + i], right, depth + 1);
+                if (t < 0) return t;
+                changed |= (uint32_t)t != x->stack[base + i];
+                x->stack[base + i] = (uint32_t)t;
+            }
+        } else {
+            /* trim the free end; when that item trims to nothing, go on */
+            for (uint32_t k = 0; k < nk; k++) {
+                size_t at = right ? base + nk - 1 - k : base + k;
+                int32_t t = trim(x, x->stack[at], right, depth + 1);
+                if (t < 0) return t;
+                changed |= (uint32_t)t != x->stack[at];
+                x->stack[at] = (uint32_t)t;
+                if (x->nodes[t].kind != K_EMPTY) break;
+            }
+        }
+        if (!changed) { x->nstack = base; return (int32_t)id; }
+        return collect(x, x->nodes[id].kind, base);
+    }
+    return (int32_t)id;
+}
+
 /* Lower the suffix pairs of an anchored sequence bottom-up, so the
  * recursion in low() finds them memoised (a long sequence stays shallow). */
 static void prelower(rx *x) {
@@ -971,6 +1144,11 @@ int ncg_regex_ex(ncg_builder *b, const char *re, size_t len, bool anchored, bool
     int32_t root = parse_alt(&x);
     if (root >= 0 && x.p < x.end) fail(&x, NUAGE_E_INVAL, "unmatched ')' at offset %zu", (size_t)(x.p - (const unsigned char *)re));
     if (x.rc) goto done;
+    if (!anchored && !x.nodes[root].anch) {
+        root = trim(&x, (uint32_t)root, true, 0);
+        if (root >= 0) root = trim(&x, (uint32_t)root, false, 0);
+        if (x.rc || root < 0) goto done;
+    }
     if (binarise(&x, (uint32_t)root)) goto done;
     for (size_t i = 0; i < x.nn; i++) x.nodes[i].have = 0;
     prelower(&x);
@@ -999,6 +1177,7 @@ done:
     free(x.kids);
     free(x.stack);
     free(x.rng);
+    for (size_t i = 0; i < x.n_jmemo; i++) free(x.jmemo[i].r);
     free(x.jmemo);
     return x.rc;
 }

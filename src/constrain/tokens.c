@@ -35,7 +35,7 @@ void nuage_cg_tokens_free(nuage_cg_tokens *t) {
     if (!t) return;
     free(t->byte); free(t->depth); free(t->end); free(t->tok_off); free(t->toks);
     free(t->piece_off); free(t->pieces); free(t->in_trie); free(t->eog);
-    free(t->parent); free(t->slice_acc); free(t->frontier); free(t->frontier_k);
+    free(t->parent); free(t->slice_cum); free(t->frontier); free(t->frontier_k); free(t->frontier_c);
     free(t);
 }
 
@@ -176,27 +176,30 @@ void ncg_utf8_lead(uint8_t b, int *len, uint8_t *lo, uint8_t *hi) {
 static int build_slice(nuage_cg_tokens *t) {
     size_t nw = ((size_t)t->n_vocab + 31) / 32;
     uint32_t md = t->max_depth + 2;
-    t->slice_acc = calloc(nw, sizeof *t->slice_acc);
-    uint8_t *in = malloc(md), *rem = malloc(md), *pos = malloc(md), *lead = malloc(md);
+    uint8_t *in = malloc(md), *rem = malloc(md), *pos = malloc(md), *lead = malloc(md), *cnt = malloc(md);
+    uint8_t *tcnt = calloc((size_t)t->n_vocab, 1);   /* characters of each slice token, 0 = not in the slice */
     uint32_t cap = 1024;
     t->frontier = malloc(cap * sizeof *t->frontier);
     t->frontier_k = malloc(cap);
+    t->frontier_c = malloc(cap);
     int rc = NUAGE_E_NOMEM;
-    if (!t->slice_acc || !in || !rem || !pos || !lead || !t->frontier || !t->frontier_k) goto out;
-    in[0] = 1; rem[0] = 0; pos[0] = 0; lead[0] = 0;
+    if (!in || !rem || !pos || !lead || !cnt || !tcnt || !t->frontier || !t->frontier_k || !t->frontier_c) goto out;
+    in[0] = 1; rem[0] = 0; pos[0] = 0; lead[0] = 0; cnt[0] = 0;
     for (uint32_t i = 0; i < t->n_nodes; i++) {
         uint32_t d = t->depth[i];
         uint8_t b = t->byte[i];
         if (!in[d - 1]) { in[d] = 0; continue; }
         bool ok;
+        if (rem[d - 1] == 0 && cnt[d - 1] == 255) { in[d] = 0; continue; }   /* too long to count: no slice */
         if (rem[d - 1] == 0) {
             int len;
             uint8_t lo, hi;
             ncg_utf8_lead(b, &len, &lo, &hi);
             ok = ncg_slice_ascii(b) || len > 0;
             rem[d] = len > 0 ? (uint8_t)(len - 1) : 0;
-            pos[d] = len > 0 ? 1 : 0;
+            pos[d] = len > 1 ? 1 : 0;
             lead[d] = b;
+            cnt[d] = (uint8_t)(cnt[d - 1] + 1);
         } else {
             int len;
             uint8_t lo = 0x80, hi = 0xBF;
@@ -205,11 +208,12 @@ static int build_slice(nuage_cg_tokens *t) {
             rem[d] = (uint8_t)(rem[d - 1] - 1);
             pos[d] = rem[d] ? (uint8_t)(pos[d - 1] + 1) : 0;
             lead[d] = lead[d - 1];
+            cnt[d] = cnt[d - 1];
         }
         in[d] = ok;
         if (ok) {
-            for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++)
-                t->slice_acc[t->toks[k] >> 5] |= 1u << (t->toks[k] & 31);
+            for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) tcnt[t->toks[k]] = cnt[d];
+            if (cnt[d] > t->slice_max) t->slice_max = cnt[d];
             continue;
         }
         if (t->n_frontier == cap) {
@@ -217,16 +221,25 @@ static int build_slice(nuage_cg_tokens *t) {
             uint32_t *q = realloc(t->frontier, cap * sizeof *q);
             if (!q) goto out;
             t->frontier = q;
-            uint8_t *qk = realloc(t->frontier_k, cap);
+            uint8_t *qk = realloc(t->frontier_k, cap), *qc;
             if (!qk) goto out;
             t->frontier_k = qk;
+            if (!(qc = realloc(t->frontier_c, cap))) goto out;
+            t->frontier_c = qc;
         }
         t->frontier[t->n_frontier] = i;
-        t->frontier_k[t->n_frontier++] = pos[d - 1];
+        t->frontier_k[t->n_frontier] = pos[d - 1];
+        t->frontier_c[t->n_frontier++] = (uint8_t)(cnt[d - 1] - (pos[d - 1] ? 1 : 0));
     }
+    t->slice_cum = calloc((t->slice_max + 1) * nw, sizeof *t->slice_cum);
+    if (!t->slice_cum) goto out;
+    for (int32_t id = 0; id < t->n_vocab; id++)
+        if (tcnt[id]) t->slice_cum[tcnt[id] * nw + ((uint32_t)id >> 5)] |= 1u << (id & 31);
+    for (uint32_t k = 1; k <= t->slice_max; k++)
+        for (size_t w = 0; w < nw; w++) t->slice_cum[k * nw + w] |= t->slice_cum[(k - 1) * nw + w];
     rc = 0;
 out:
-    free(in); free(rem); free(pos); free(lead);
+    free(in); free(rem); free(pos); free(lead); free(cnt); free(tcnt);
     return rc;
 }
 

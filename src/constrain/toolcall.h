@@ -85,12 +85,16 @@ typedef struct nuage_tp_event {
     const char *name;        /* CALL_START, CALL_END: the function name */
 } nuage_tp_event;
 
-/* Called for each event; return nonzero to stop (propagated by _feed). */
+/* Called for each event; return nonzero to stop (propagated by _feed; the
+ * rest of that feed's events are not delivered, the parser stays usable).
+ * A call's events come together once its markup is complete: CALL_START,
+ * one CALL_ARGS holding the whole arguments, CALL_END. */
 typedef int (*nuage_tp_cb)(const nuage_tp_event *ev, void *ud);
 
 /* A parser for fmt. tool_names (n of them, may be 0) are the functions the
- * request declared: a call to another name is left as content.
- * NULL when out of memory. */
+ * request declared: a call to another name is left as content (n = 0:
+ * every call is). An unknown fmt reads as GENERIC. NULL when out of
+ * memory. */
 nuage_toolparse *nuage_toolparse_new(nuage_toolfmt fmt, const char *const *tool_names, size_t n);
 void nuage_toolparse_free(nuage_toolparse *p);
 /* Feed the next piece of model output (special tokens rendered as text).
@@ -128,6 +132,12 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
                           const void *tools, nuage_toolchoice choice, const char *name,
                           bool parallel, const nuage_cg_json_opts *opts, ncg_rule *root,
                           ncg_rule *after, const char *const **triggers, nuage_cg_error *err);
+
+/* Whether fmt's triggers count only at the start of the output (after
+ * white space) or right after a call: true for LLAMA3 and GENERIC, whose
+ * calls are bare JSON objects (the parser reads a {"name" ... later in
+ * the text as content, so lazy engagement must not fire there either). */
+bool nuage_toolfmt_trigger_at_start(nuage_toolfmt fmt);
 
 /* GENERIC family: the instruction added to the system prompt listing the
  * tools and the JSON envelope (malloc'd; caller frees), or NULL. */

@@ -225,16 +225,22 @@ static ncg_expr fn_harmony(tg *g, size_t i, const void *ud) {
 static void fam_harmony(tg *g, ncg_expr *root, ncg_expr *after) {
     /* one call per message: <|call|> ends the turn */
     *after = SEQ(g, each_fn(g, fn_harmony, NULL), M_end(g, "<|call|>"));
-    /* the output continues "<|start|>assistant": optionally reasoning
-     * first (when <|end|> is a token, the text cannot run past it) */
-    ncg_expr pre = ncg_empty(g->b);
+    /* the output continues "<|start|>assistant": optionally one analysis
+     * (reasoning) message first. Its text cannot run past its <|end|>: when
+     * <|end|> is a control token no text byte can make it; when it is
+     * bytes (gpt-oss makes it user-defined), the text holds no "<|". */
+    ncg_expr text;
     int32_t end = token_of(g, "<|end|>");
     if (end >= 0 && (nuage_vocab_token_attr(g->v, end) & NUAGE_TOKEN_ATTR_CONTROL)) {
-        static const uint32_t any[] = {0x0, 0x10FFFF};
-        ncg_expr text = ncg_repeat(g->b, ncg_char_ranges(g->b, any, 1, false), 0, NCG_INF);
-        pre = ncg_opt(g->b, SEQ(g, M(g, "<|channel|>"), S(g, "analysis"), M(g, "<|message|>"), text,
-                                ncg_token(g->b, end), M(g, "<|start|>"), S(g, "assistant")));
+        static const uint32_t any[] = {0x1, 0x10FFFF};
+        text = ncg_repeat(g->b, ncg_char_ranges(g->b, any, 1, false), 0, NCG_INF);
+    } else {
+        static const uint32_t not_lt[] = {0, 0, '<', '<'}, not_bar[] = {0, 0, '|', '|'};
+        ncg_expr lt = SEQ(g, S(g, "<"), ncg_char_ranges(g->b, not_bar, 2, true));
+        text = ncg_repeat(g->b, ncg_alt2(g->b, ncg_char_ranges(g->b, not_lt, 2, true), lt), 0, NCG_INF);
     }
+    ncg_expr pre = ncg_opt(g->b, SEQ(g, M(g, "<|channel|>"), S(g, "analysis"), M(g, "<|message|>"), text,
+                                     M(g, "<|end|>"), M(g, "<|start|>"), S(g, "assistant")));
     /* recipient first (" to=functions.NAME<|channel|>commentary json") or
      * channel first ("<|channel|>commentary to=functions.NAME <|constrain|>json") */
     ncg_expr hdr = ncg_alt2(g->b, S(g, " to=functions."),
@@ -271,6 +277,10 @@ static const char *const trig_kimi[] = {"<|tool_calls_section_begin|>", NULL};
 static const char *const trig_harmony[] = {" to=functions.", NULL};
 static const char *const trig_generic[] = {"{\"tool_calls\"", NULL};
 static const char *const trig_gemma4[] = {GEMMA_CALL_OPEN, NULL};
+
+bool nuage_toolfmt_trigger_at_start(nuage_toolfmt fmt) {
+    return fmt == NUAGE_TOOLFMT_LLAMA3 || fmt == NUAGE_TOOLFMT_GENERIC;
+}
 
 /* ---- entry point ---- */
 

@@ -1,12 +1,14 @@
 /*
  * tooljson.c - JSON scanning for the tool-call parser (see tooljson.h).
  *
- * A recursive-descent recognizer whose only output is a verdict (OK /
- * MORE / BAD) and an end offset. "MORE" is precise: it is returned only
- * when every byte so far is a valid prefix of some JSON value, so the
- * streaming parser can wait without ever waiting for text that cannot
- * become a call. Recursion is bounded by TJ_MAX_DEPTH (deeper is BAD), so
- * hostile output cannot exhaust the stack.
+ * A byte-at-a-time recognizer (a state machine with an explicit stack of
+ * open containers) whose only output is a verdict (OK / MORE / BAD) and an
+ * end offset. "MORE" is precise: it is returned only when every byte so
+ * far is a valid prefix of some JSON value, so the streaming parser can
+ * wait without ever waiting for text that cannot become a call. Its state
+ * can be kept between pieces of output (nuage__tj_scan), so a long
+ * argument is scanned once, not once per token. Nesting is bounded by
+ * TJ_MAX_DEPTH (deeper is BAD).
  *
  * Decoding of strings (names, the generic envelope's "content") goes
  * through jansson on the single string literal: that is a small, valid
@@ -15,7 +17,6 @@
 #include "constrain/tooljson.h"
 
 #include <jansson.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,161 +28,181 @@ size_t nuage__tj_ws(const char *s, size_t n) {
     return i;
 }
 
-/* One UTF-8 sequence at s[i] (first byte >= 0x80): its length, 0 if
- * invalid, or SIZE_MAX if cut by the end of the input (valid so far). */
-static size_t utf8_seq(const unsigned char *s, size_t n, size_t i) {
-    unsigned char c = s[i];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else return 0;
-    for (size_t k = 1; k < len; k++) {
-        if (i + k >= n) return SIZE_MAX;
-        unsigned char b = s[i + k];
-        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return 0;
-    }
-    return len;
-}
-
 static bool is_hex(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static tj_status scan_string(const char *s, size_t n, size_t *pos) {
-    size_t i = *pos + 1;   /* past the opening quote */
-    while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"') { *pos = i + 1; return TJ_OK; }
-        if (c < 0x20) return TJ_BAD;
-        if (c == '\\') {
-            if (i + 1 >= n) return TJ_MORE;
-            char e = s[i + 1];
-            if (e == 'u') {
-                for (size_t k = 2; k < 6; k++) {
-                    if (i + k >= n) return TJ_MORE;
-                    if (!is_hex(s[i + k])) return TJ_BAD;
-                }
-                i += 6;
-            } else if (strchr("\"\\/bfnrt", e) && e) {
-                i += 2;
-            } else {
-                return TJ_BAD;
-            }
-            continue;
-        }
-        if (c >= 0x80) {
-            size_t l = utf8_seq((const unsigned char *)s, n, i);
-            if (l == SIZE_MAX) return TJ_MORE;
-            if (l == 0) return TJ_BAD;
-            i += l;
-            continue;
-        }
-        i++;
-    }
-    return TJ_MORE;
-}
-
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static tj_status scan_number(const char *s, size_t n, size_t *pos) {
-    size_t i = *pos;
-    if (s[i] == '-') { i++; if (i >= n) return TJ_MORE; }
-    if (s[i] == '0') i++;
-    else if (is_digit(s[i])) { while (i < n && is_digit(s[i])) i++; }
-    else return TJ_BAD;
-    if (i >= n) return TJ_MORE;
-    if (s[i] == '.') {
-        i++;
-        if (i >= n) return TJ_MORE;
-        if (!is_digit(s[i])) return TJ_BAD;
-        while (i < n && is_digit(s[i])) i++;
-        if (i >= n) return TJ_MORE;
-    }
-    if (s[i] == 'e' || s[i] == 'E') {
-        i++;
-        if (i >= n) return TJ_MORE;
-        if (s[i] == '+' || s[i] == '-') { i++; if (i >= n) return TJ_MORE; }
-        if (!is_digit(s[i])) return TJ_BAD;
-        while (i < n && is_digit(s[i])) i++;
-        if (i >= n) return TJ_MORE;
-    }
-    *pos = i;
-    return TJ_OK;
+enum {
+    Z_VAL0, Z_VAL, Z_OBJ1, Z_KEY, Z_COLON, Z_AFTER, Z_ARR1,
+    Z_STR, Z_ESC, Z_HEX, Z_UTF8, Z_NUM, Z_LIT, Z_DONE, Z_BAD,
+};
+enum { N_MINUS, N_ZERO, N_INT, N_DOT, N_FRAC, N_E, N_ESIGN, N_EXP };
+
+void nuage__tj_scan_init(tj_scan *z) {
+    memset(z, 0, sizeof *z);
+    z->st = Z_VAL0;
 }
 
-static tj_status scan_value(const char *s, size_t n, size_t *pos, int depth);
-
-/* Object or array at s[*pos] ('{' or '['). */
-static tj_status scan_container(const char *s, size_t n, size_t *pos, int depth) {
-    if (depth >= TJ_MAX_DEPTH) return TJ_BAD;
-    bool obj = s[*pos] == '{';
-    char close = obj ? '}' : ']';
-    size_t i = *pos + 1;
-    i += nuage__tj_ws(s + i, n - i);
-    if (i >= n) return TJ_MORE;
-    if (s[i] == close) { *pos = i + 1; return TJ_OK; }
-    for (;;) {
-        if (obj) {
-            if (s[i] != '"') return TJ_BAD;
-            tj_status st = scan_string(s, n, &i);
-            if (st != TJ_OK) return st;
-            i += nuage__tj_ws(s + i, n - i);
-            if (i >= n) return TJ_MORE;
-            if (s[i] != ':') return TJ_BAD;
-            i++;
-            i += nuage__tj_ws(s + i, n - i);
-            if (i >= n) return TJ_MORE;
-        }
-        tj_status st = scan_value(s, n, &i, depth + 1);
-        if (st != TJ_OK) return st;
-        i += nuage__tj_ws(s + i, n - i);
-        if (i >= n) return TJ_MORE;
-        if (s[i] == close) { *pos = i + 1; return TJ_OK; }
-        if (s[i] != ',') return TJ_BAD;
-        i++;
-        i += nuage__tj_ws(s + i, n - i);
-        if (i >= n) return TJ_MORE;
-    }
+/* A value ended at byte offset `at`: the whole text when at top level. */
+static void value_end(tj_scan *z, size_t at) {
+    if (z->depth == 0) { z->st = Z_DONE; z->end = at; }
+    else z->st = Z_AFTER;
 }
 
-static tj_status scan_literal(const char *s, size_t n, size_t *pos, const char *lit) {
-    size_t l = strlen(lit);
-    for (size_t k = 0; k < l; k++) {
-        if (*pos + k >= n) return TJ_MORE;
-        if (s[*pos + k] != lit[k]) return TJ_BAD;
-    }
-    *pos += l;
-    return TJ_OK;
-}
-
-static tj_status scan_value(const char *s, size_t n, size_t *pos, int depth) {
-    if (*pos >= n) return TJ_MORE;
-    char c = s[*pos];
+/* c starts a value at offset i. */
+static void start_value(tj_scan *z, unsigned char c, size_t i) {
     switch (c) {
-    case '{': case '[': return scan_container(s, n, pos, depth);
-    case '"': return scan_string(s, n, pos);
-    case 't': return scan_literal(s, n, pos, "true");
-    case 'f': return scan_literal(s, n, pos, "false");
-    case 'n': return scan_literal(s, n, pos, "null");
+    case '{': case '[':
+        if (z->depth >= TJ_MAX_DEPTH) { z->st = Z_BAD; return; }
+        z->stack[z->depth++] = (char)c;
+        z->st = c == '{' ? Z_OBJ1 : Z_ARR1;
+        return;
+    case '"': z->key = false; z->st = Z_STR; return;
+    case 't': z->lit = "true"; break;
+    case 'f': z->lit = "false"; break;
+    case 'n': z->lit = "null"; break;
     default:
-        if (c == '-' || is_digit(c)) return scan_number(s, n, pos);
-        return TJ_BAD;
+        if (c == '-') { z->num = N_MINUS; z->st = Z_NUM; }
+        else if (c == '0') { z->num = N_ZERO; z->st = Z_NUM; }
+        else if (is_digit((char)c)) { z->num = N_INT; z->st = Z_NUM; }
+        else z->st = Z_BAD;
+        (void)i;
+        return;
     }
+    z->lit_i = 1;
+    z->st = Z_LIT;
+}
+
+/* One more byte of a number: false when c ends it (c not consumed). */
+static bool num_byte(tj_scan *z, char c) {
+    switch (z->num) {
+    case N_MINUS:
+        if (c == '0') z->num = N_ZERO;
+        else if (is_digit(c)) z->num = N_INT;
+        else z->st = Z_BAD;
+        return true;
+    case N_ZERO: case N_INT: case N_FRAC:
+        if (is_digit(c) && z->num != N_ZERO) return true;
+        if (c == '.' && z->num != N_FRAC) { z->num = N_DOT; return true; }
+        if (c == 'e' || c == 'E') { z->num = N_E; return true; }
+        return false;
+    case N_DOT:
+        if (is_digit(c)) z->num = N_FRAC;
+        else z->st = Z_BAD;
+        return true;
+    case N_E:
+        if (c == '+' || c == '-') z->num = N_ESIGN;
+        else if (is_digit(c)) z->num = N_EXP;
+        else z->st = Z_BAD;
+        return true;
+    case N_ESIGN:
+        if (is_digit(c)) z->num = N_EXP;
+        else z->st = Z_BAD;
+        return true;
+    default:   /* N_EXP */
+        return is_digit(c);
+    }
+}
+
+tj_status nuage__tj_scan(tj_scan *z, const char *s, size_t n, size_t *end) {
+    size_t i = z->pos;
+    while (i < n && z->st != Z_DONE && z->st != Z_BAD) {
+        unsigned char c = (unsigned char)s[i];
+        bool ws = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+        switch (z->st) {
+        case Z_VAL0: start_value(z, c, i); break;
+        case Z_VAL: if (!ws) start_value(z, c, i); break;
+        case Z_OBJ1:
+            if (ws) break;
+            if (c == '}') { z->depth--; value_end(z, i + 1); }
+            else if (c == '"') { z->key = true; z->st = Z_STR; }
+            else z->st = Z_BAD;
+            break;
+        case Z_KEY:
+            if (ws) break;
+            if (c == '"') { z->key = true; z->st = Z_STR; }
+            else z->st = Z_BAD;
+            break;
+        case Z_COLON:
+            if (ws) break;
+            z->st = c == ':' ? Z_VAL : Z_BAD;
+            break;
+        case Z_ARR1:
+            if (ws) break;
+            if (c == ']') { z->depth--; value_end(z, i + 1); }
+            else start_value(z, c, i);
+            break;
+        case Z_AFTER: {
+            if (ws) break;
+            char top = z->stack[z->depth - 1];
+            if (c == ',') z->st = top == '{' ? Z_KEY : Z_VAL;
+            else if (c == (top == '{' ? '}' : ']')) { z->depth--; value_end(z, i + 1); }
+            else z->st = Z_BAD;
+            break;
+        }
+        case Z_STR:
+            if (c == '"') {
+                if (z->key) z->st = Z_COLON;
+                else value_end(z, i + 1);
+            } else if (c == '\\') z->st = Z_ESC;
+            else if (c < 0x20) z->st = Z_BAD;
+            else if (c >= 0x80) {
+                /* a UTF-8 lead byte: how many continuation bytes, and the
+                 * range of the first (no overlongs, surrogates, > 10FFFF) */
+                z->lo = 0x80;
+                z->hi = 0xBF;
+                if (c >= 0xC2 && c <= 0xDF) z->left = 1;
+                else if (c >= 0xE0 && c <= 0xEF) {
+                    z->left = 2;
+                    if (c == 0xE0) z->lo = 0xA0;
+                    if (c == 0xED) z->hi = 0x9F;
+                } else if (c >= 0xF0 && c <= 0xF4) {
+                    z->left = 3;
+                    if (c == 0xF0) z->lo = 0x90;
+                    if (c == 0xF4) z->hi = 0x8F;
+                } else { z->st = Z_BAD; break; }
+                z->st = Z_UTF8;
+            }
+            break;
+        case Z_UTF8:
+            if (c < z->lo || c > z->hi) { z->st = Z_BAD; break; }
+            z->lo = 0x80;
+            z->hi = 0xBF;
+            if (--z->left == 0) z->st = Z_STR;
+            break;
+        case Z_ESC:
+            if (c == 'u') { z->st = Z_HEX; z->left = 4; }
+            else if (c && strchr("\"\\/bfnrt", (char)c)) z->st = Z_STR;
+            else z->st = Z_BAD;
+            break;
+        case Z_HEX:
+            if (!is_hex((char)c)) z->st = Z_BAD;
+            else if (--z->left == 0) z->st = Z_STR;
+            break;
+        case Z_LIT:
+            if (c != (unsigned char)z->lit[z->lit_i]) { z->st = Z_BAD; break; }
+            if (!z->lit[++z->lit_i]) value_end(z, i + 1);
+            break;
+        case Z_NUM:
+            if (!num_byte(z, (char)c)) {
+                value_end(z, i);
+                continue;   /* c belongs to what follows the number */
+            }
+            break;
+        }
+        i++;
+    }
+    z->pos = i;
+    if (z->st == Z_DONE) { *end = z->end; return TJ_OK; }
+    return z->st == Z_BAD ? TJ_BAD : TJ_MORE;
 }
 
 tj_status nuage__tj_value(const char *s, size_t n, size_t *end) {
-    size_t pos = 0;
-    tj_status st = scan_value(s, n, &pos, 0);
-    if (st == TJ_OK) *end = pos;
-    return st;
+    tj_scan z;
+    nuage__tj_scan_init(&z);
+    return nuage__tj_scan(&z, s, n, end);
 }
 
 char *nuage__tj_compact(const char *s, size_t n, size_t *out_len) {
@@ -228,14 +249,16 @@ static void each_member(const char *s, size_t n, member_fn fn, void *ud) {
     size_t i = 1;
     i += nuage__tj_ws(s + i, n - i);
     while (i < n && s[i] == '"') {
-        size_t k0 = i;
-        if (scan_string(s, n, &i) != TJ_OK) return;
+        size_t k0 = i, e;
+        if (nuage__tj_value(s + i, n - i, &e) != TJ_OK) return;
+        i += e;
         size_t kl = i - k0;
         i += nuage__tj_ws(s + i, n - i);
         i++;   /* ':' */
         i += nuage__tj_ws(s + i, n - i);
         size_t v0 = i;
-        if (scan_value(s, n, &i, 1) != TJ_OK) return;
+        if (nuage__tj_value(s + i, n - i, &e) != TJ_OK) return;
+        i += e;
         if (fn(s + k0, kl, s + v0, i - v0, ud)) return;
         i += nuage__tj_ws(s + i, n - i);
         if (i < n && s[i] == ',') i++;

@@ -28,6 +28,23 @@ typedef enum {
     TJ_BAD = 2,   /* not JSON (or nested deeper than TJ_MAX_DEPTH) */
 } tj_status;
 
+/* A resumable scan of one JSON value (see nuage__tj_scan). */
+typedef struct {
+    char stack[TJ_MAX_DEPTH];   /* open containers: '{' or '[' */
+    int depth;
+    int st, num, left, lit_i;
+    unsigned char lo, hi;       /* range of the next UTF-8 continuation byte */
+    bool key;                   /* the string being read is an object key */
+    const char *lit;
+    size_t pos;                 /* bytes scanned */
+    size_t end;                 /* TJ_OK: where the value ends */
+} tj_scan;
+
+void nuage__tj_scan_init(tj_scan *z);
+/* Continue scanning the value that starts at s[0] over s[z->pos..n): s
+ * must be the same text as before, possibly longer. As nuage__tj_value. */
+tj_status nuage__tj_scan(tj_scan *z, const char *s, size_t n, size_t *end);
+
 /* Number of JSON whitespace bytes (space, tab, LF, CR) at the start of s. */
 size_t nuage__tj_ws(const char *s, size_t n);
 /* Scan one JSON value at s[0] (no leading whitespace skipped). TJ_OK sets

@@ -64,6 +64,14 @@ struct nuage_toolparse {
     size_t n_names;
     char *buf;            /* undecided output */
     size_t len, cap;
+    size_t base;          /* stream offset of buf[0] */
+    /* the scan of the JSON value a pending call is waiting on, kept between
+     * feeds so a long argument is read once (at stream offset jc_abs) */
+    tj_scan jc;
+    size_t jc_abs;
+    bool jc_valid;
+    size_t h_searched;    /* harmony: stream offset below which a call body has no end marker */
+    size_t g_abs, g_searched; /* Gemma: the pending call's offset, and how far no close was seen */
     bool boundary;        /* start of output or right after a call */
     bool after_call;      /* closers may follow (and are dropped) */
     int n_calls;
@@ -274,14 +282,27 @@ static blk_status expect_close(const char *s, size_t n, size_t j, const char *cl
     return BLK_FAIL;
 }
 
-/* A JSON object at s[*i] (after whitespace): TJ status, span in *o and *ol,
- * *i moved past it. */
-static blk_status json_object_at(const char *s, size_t n, size_t *i, const char **o, size_t *ol) {
+/* nuage__tj_value of the value at v (inside p->buf, vn bytes available),
+ * resuming the scan an earlier feed left at the same stream offset. */
+static tj_status scan_at(nuage_toolparse *p, const char *v, size_t vn, size_t *end) {
+    size_t abs = p->base + (size_t)(v - p->buf);
+    if (!p->jc_valid || p->jc_abs != abs || p->jc.pos > vn) {
+        nuage__tj_scan_init(&p->jc);
+        p->jc_abs = abs;
+        p->jc_valid = true;
+    }
+    return nuage__tj_scan(&p->jc, v, vn, end);
+}
+
+/* A JSON object at s[*i] (after whitespace; s inside p->buf): status,
+ * span in *o and *ol, *i moved past it. */
+static blk_status json_object_at(nuage_toolparse *p, const char *s, size_t n, size_t *i, const char **o,
+                                 size_t *ol) {
     *i += nuage__tj_ws(s + *i, n - *i);
     if (*i >= n) return BLK_MORE;
     if (s[*i] != '{') return BLK_FAIL;
     size_t end;
-    tj_status st = nuage__tj_value(s + *i, n - *i, &end);
+    tj_status st = scan_at(p, s + *i, n - *i, &end);
     if (st == TJ_BAD) return BLK_FAIL;
     if (st == TJ_MORE) return BLK_MORE;
     *o = s + *i;
@@ -297,7 +318,7 @@ static blk_status blk_hermes(nuage_toolparse *p, const char *s, size_t n, bool f
     size_t i = strlen("<tool_call>");
     const char *o;
     size_t ol;
-    blk_status st = json_object_at(s, n, &i, &o, &ol);
+    blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     st = expect_close(s, n, i, "</tool_call>", final, used);
     if (st != BLK_DONE) return st;
@@ -318,7 +339,7 @@ static blk_status blk_llama3(nuage_toolparse *p, const char *s, size_t n, bool f
     if (m == -1) return BLK_MORE;
     const char *o;
     size_t ol;
-    blk_status st = json_object_at(s, n, &i, &o, &ol);
+    blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     *used = i;
     return add_call_obj(p, o, ol);
@@ -333,7 +354,7 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
     if (i >= n) return BLK_MORE;
     if (s[i] == '[') {
         size_t end;
-        tj_status ts = nuage__tj_value(s + i, n - i, &end);
+        tj_status ts = scan_at(p, s + i, n - i, &end);
         if (ts == TJ_BAD) return BLK_FAIL;
         if (ts == TJ_MORE) return BLK_MORE;
         if (add_call_array(p, s + i, end) != BLK_DONE) return BLK_FAIL;
@@ -361,7 +382,7 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
     i += strlen("[ARGS]");
     const char *o;
     size_t ol;
-    blk_status st = json_object_at(s, n, &i, &o, &ol);
+    blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     *used = i;
     return add_call_raw(p, s + n0, nl, o, ol);
@@ -414,7 +435,7 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         i += 3;
         if ((m = prefix_match(s + i, n - i, "json")) == -1) return BLK_MORE;
         if (m == 1) i += 4;
-        st = json_object_at(s, n, &i, &o, &ol);
+        st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
         i += nuage__tj_ws(s + i, n - i);
         m = prefix_match(s + i, n - i, "```");
@@ -426,7 +447,7 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         }
         i += 3;
     } else {
-        st = json_object_at(s, n, &i, &o, &ol);
+        st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
     }
     st = expect_close(s, n, i, DS_CALL_END, final, used);
@@ -457,7 +478,7 @@ static blk_status blk_kimi(nuage_toolparse *p, const char *s, size_t n, bool fin
     i = at + strlen("<|tool_call_argument_begin|>");
     const char *o;
     size_t ol;
-    st = json_object_at(s, n, &i, &o, &ol);
+    st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     st = expect_close(s, n, i, "<|tool_call_end|>", final, used);
     if (st != BLK_DONE) return st;
@@ -475,7 +496,7 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     size_t i = 0;
     const char *o;
     size_t ol;
-    blk_status st = json_object_at(s, n, &i, &o, &ol);
+    blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     static const char *const keys[] = {"tool_calls", "content", NULL};
     size_t other;
@@ -497,6 +518,19 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
 
 /* Gemma 4: <|tool_call>call:NAME{key:value,...}<tool_call|> (toolgemma.c) */
 static blk_status blk_gemma4(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
+    /* Gemma's arguments are converted, not scanned, so a long call would be
+     * converted again on every piece: wait (without converting) until the
+     * closing marker may be there. Only a malformed call's fall back to
+     * content is delayed by this, never changed. */
+    if (!final) {
+        size_t abs = p->base + (size_t)(s - p->buf), cl = strlen(GEMMA_CALL_CLOSE), from = 0;
+        if (p->g_abs == abs && p->g_searched > abs + cl) from = p->g_searched - abs - cl;
+        if (!find_bytes(s + from, n - from, GEMMA_CALL_CLOSE)) {
+            p->g_abs = abs;
+            p->g_searched = abs + n;
+            return BLK_MORE;
+        }
+    }
     const char *name;
     size_t nl, jl;
     char *json;
@@ -675,8 +709,15 @@ static bool h_field(const char *h, size_t hl, const char *key, const char **v, s
 static size_t h_call(nuage_toolparse *p, const char *s, size_t n, size_t hl, const char *rc,
                      size_t rl, bool final) {
     size_t b = hl + strlen("<|message|>"), el = 0;
-    size_t e = b + find_any(s + b, n - b, h_ends, &el);
-    if (e == n && !final) return 0;
+    /* search only where an end marker may start that earlier feeds did
+     * not see (markers are at most 10 bytes) */
+    size_t abs = p->base + (size_t)(s - p->buf), from = b;
+    if (p->h_searched > abs + b + 10) from = p->h_searched - abs - 10;
+    size_t e = from + find_any(s + from, n - from, h_ends, &el);
+    if (e == n && !final) {
+        p->h_searched = abs + n;
+        return 0;
+    }
     size_t bl = e - b;
     bool ok = false;
     const char *o = s + b;
@@ -811,7 +852,11 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
     size_t used = p->fmt == NUAGE_TOOLFMT_HARMONY ? process_harmony(p, final) : process_text(p, final);
     memmove(p->buf, p->buf + used, p->len - used);
     p->len -= used;
-    if (final) p->len = 0;
+    p->base += used;
+    if (final) {
+        p->base += p->len;
+        p->len = 0;
+    }
     p->cb = NULL;
     p->ud = NULL;
     return p->cb_rc;

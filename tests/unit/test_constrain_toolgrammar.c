@@ -141,6 +141,9 @@ static const gcase G[] = {
      " to=functions.get_weather<|channel|>commentary json<|message|>" BADW "<|call|>"},
     {NUAGE_TOOLFMT_HARMONY, "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>" W1 "<|call|>",
      NULL, NULL, NULL},
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Weather: a < b.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
+     "commentary json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
     {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}]}",
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", "
      "\"arguments\": " S1 "}]}",
@@ -212,6 +215,15 @@ static void test_auto_after_trigger(void **st) {
         assert_non_null(g);
         assert_non_null(trig);
         assert_non_null(trig[0]);
+        /* bare-JSON families: a trigger counts only where the parser reads
+         * a call, at the start (checked against the parser) */
+        if (nuage_toolfmt_trigger_at_start(c->fmt)) {
+            char late[1024];
+            snprintf(late, sizeof late, "Sure. %s", c->one);
+            tp_result lr;
+            tp_parse(c->fmt, NAMES, 3, late, &lr);
+            assert_int_equal(lr.n_calls, 0);
+        }
         const char *at = strstr(c->one, trig[0]);
         if (!at) fail_msg("%s: trigger %s not in %s", nuage_toolfmt_name(c->fmt), trig[0], c->one);
         if (run(g, at + strlen(trig[0])) != 1)
@@ -226,7 +238,7 @@ static void test_auto_after_trigger(void **st) {
 static void test_refused_schema(void **st) {
     (void)st;
     json_t *tools = json_loads("[{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": "
-                               "{\"type\": \"object\", \"properties\": {\"a\": {\"not\": {}}}}}}]", 0, NULL);
+                               "{\"type\": \"object\", \"properties\": {\"a\": {\"type\": \"array\", \"uniqueItems\": true}}}}}]", 0, NULL);
     ncg_builder *b = ncg_builder_new();
     ncg_rule root;
     nuage_cg_error err;
@@ -234,6 +246,8 @@ static void test_refused_schema(void **st) {
                                    NULL, &root, NULL, NULL, &err);
     assert_true(rc == NUAGE_E_UNSUPPORTED || rc == NUAGE_E_INVAL);
     assert_non_null(strstr(err.msg, "tool f"));
+    assert_non_null(strstr(err.msg, "uniqueItems"));
+    assert_string_equal(err.pointer, "/properties/a/uniqueItems");
     ncg_builder_free(b);
     json_decref(tools);
 }

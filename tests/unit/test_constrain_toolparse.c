@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <time.h>
 
 #include "test_toolparse_util.h"
 
@@ -265,6 +266,42 @@ static void test_long_stream(void **state) {
     nuage_toolparse_free(p);
 }
 
+/* A 300 KB argument fed in 3-byte pieces is read once, not once per
+ * piece (the quadratic rescan took tens of seconds here; now milliseconds),
+ * for a JSON family, harmony and Gemma 4. */
+static void test_long_argument(void **state) {
+    (void)state;
+    size_t big = 300000;
+    char *text = malloc(big + 512);
+    assert_non_null(text);
+    static const struct { nuage_toolfmt fmt; const char *pre, *post; } F[] = {
+        {NUAGE_TOOLFMT_HERMES, "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": {\"query\": \"", "\"}}\n</tool_call>"},
+        {NUAGE_TOOLFMT_HARMONY, "<|channel|>commentary to=functions.search_docs <|constrain|>json<|message|>{\"query\": \"",
+         "\"}<|call|>"},
+        {NUAGE_TOOLFMT_GEMMA4, "<|tool_call>call:search_docs{query:<|\"|>", "<|\"|>}<tool_call|>"},
+    };
+    for (size_t f = 0; f < sizeof F / sizeof F[0]; f++) {
+        size_t n = (size_t)sprintf(text, "%s", F[f].pre);
+        for (size_t i = 0; i < big; i++) text[n++] = "ab }{][<>"[i % 9];
+        n += (size_t)sprintf(text + n, "%s", F[f].post);
+        count_ud c = {0, 0, 0, false};
+        nuage_toolparse *p = nuage_toolparse_new(F[f].fmt, NAMES, NN);
+        clock_t t0 = clock();
+        for (size_t at = 0; at < n; at += 3) {
+            size_t k = n - at < 3 ? n - at : 3;
+            assert_int_equal(nuage_toolparse_feed(p, text + at, k, at + k == n, count_cb, &c), 0);
+        }
+        double secs = (double)(clock() - t0) / CLOCKS_PER_SEC;
+        print_message("%s: %zu bytes in 3-byte pieces: %.3f s\n", nuage_toolfmt_name(F[f].fmt), n, secs);
+        assert_int_equal(c.calls, 1);
+        assert_false(c.bad);
+        assert_int_equal(c.content, 0);
+        assert_true(secs < 5.0);
+        nuage_toolparse_free(p);
+    }
+    free(text);
+}
+
 static void test_names(void **state) {
     (void)state;
     for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_GEMMA4; f++)
@@ -303,6 +340,7 @@ int main(void) {
         cmocka_unit_test(test_holds_partial_trigger),
         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_long_stream),
+        cmocka_unit_test(test_long_argument),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_generic_instruction),
     };

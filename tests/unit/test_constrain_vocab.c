@@ -10,6 +10,7 @@
  * tokens must be masked out, and end-of-generation allowed exactly at the
  * end. Skipped (77) without ../shared.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -151,10 +152,104 @@ static void test_llama_spm(void **st) {
     drive_text("vocab/ggml-vocab-llama-spm.gguf", texts, 2);
 }
 
+/* JSON Schema grammars (json_schema.c) through the cache: masks equal brute force. */
+static void test_schemas_brute_force(void **st) {
+    (void)st;
+    NUAGE_REQUIRE_SHARED();
+    nuage_vocab *v = load_vocab("vocab/ggml-vocab-deepseek-llm.gguf");
+    nuage_cg_tokens *t = NULL;
+    assert_int_equal(nuage_cg_tokens_new(v, &t), 0);
+    static const char *cases[][2] = {
+        {"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\"},\"age\":{\"type\":\"integer\"},"
+         "\"tags\":{\"type\":\"array\",\"items\":{\"type\":\"string\"}}},\"required\":[\"name\"]}",
+         "{\"name\":\"Zo\xc3\xab \\\"x\\\" \xe6\x97\xa5\",\"age\":42,\"tags\":[\"a\",\"b c\"]}"},
+        {"{\"type\":\"array\",\"items\":{\"enum\":[\"red\",\"green\",1.5,null]}}", "[\"green\",null,1.5]"},
+        {"{\"type\":\"object\",\"properties\":{\"n\":{\"type\":\"number\"},\"o\":{\"type\":\"object\"}}}",
+         "{\"n\":-1.25e3,\"o\":{\"k\":[1,{\"z\":\"\xf0\x9f\x98\x80\"}]}}"},
+        /* bounded strings: counted slice characters */
+        {"{\"type\":\"object\",\"properties\":{\"s\":{\"type\":\"string\",\"maxLength\":5},"
+         "\"t\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":40}},\"required\":[\"s\",\"t\"]}",
+         "{\"s\":\"ab\xc3\xa9 \",\"t\":\"hello world, \xe6\x97\xa5\xe6\x9c\xac \\n and more text\"}"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        nuage_grammar *g = NULL;
+        nuage_cg_error err;
+        int rc = nuage_grammar_from_json_schema(t, cases[k][0], strlen(cases[k][0]), NULL, &g, &err);
+        if (rc) fail_msg("schema %zu: %s", k, err.msg);
+        const char *s = cases[k][1];
+        int32_t ids[256];
+        int n = nuage_tokenize(v, s, strlen(s), ids, 256, false, false);
+        assert_true(n > 0 && n <= 256);
+        nuage_matcher *m = NULL;
+        assert_int_equal(nuage_matcher_new(g, &m), 0);
+        for (int i = 0; i < n; i++) {
+            check_mask(m, t, v, i < 8 || i % 3 == 0);
+            if (nuage_matcher_accept_token(m, ids[i])) fail_msg("schema %zu token %d refused", k, i);
+        }
+        check_mask(m, t, v, true);
+        assert_true(nuage_matcher_is_accepting(m));
+        nuage_matcher_free(m);
+        nuage_grammar_free(g);
+    }
+    nuage_cg_tokens_free(t);
+    nuage_vocab_free(v);
+}
+
+/* Matchers of one grammar on several threads fill its cache at once. */
+typedef struct { nuage_grammar *g; const int32_t *ids; int n; uint64_t sum; int rc; } thr_arg;
+
+static void *thr_main(void *p) {
+    thr_arg *a = p;
+    nuage_matcher *m = NULL;
+    if ((a->rc = nuage_matcher_new(a->g, &m))) return NULL;
+    size_t nw = nuage_cg_mask_words(a->g->t);
+    uint32_t *mask = malloc(nw * sizeof *mask);
+    for (int i = 0; i < a->n && !a->rc; i++) {
+        if ((a->rc = nuage_matcher_fill_mask(m, mask))) break;
+        for (size_t w = 0; w < nw; w++) a->sum = a->sum * 31 + mask[w];
+        a->rc = nuage_matcher_accept_token(m, a->ids[i]);
+    }
+    free(mask);
+    nuage_matcher_free(m);
+    return NULL;
+}
+
+static void test_threads(void **st) {
+    (void)st;
+    NUAGE_REQUIRE_SHARED();
+    nuage_vocab *v = load_vocab("vocab/ggml-vocab-deepseek-llm.gguf");
+    nuage_cg_tokens *t = NULL;
+    assert_int_equal(nuage_cg_tokens_new(v, &t), 0);
+    nuage_grammar *g = json_grammar(t), *g1 = json_grammar(t);
+    int32_t ids[256];
+    int n = nuage_tokenize(v, texts[0], strlen(texts[0]), ids, 256, false, false);
+    thr_arg ref = {g1, ids, n, 0, 0};
+    thr_main(&ref);   /* the reference: one thread, a grammar of its own */
+    assert_int_equal(ref.rc, 0);
+    pthread_t th[4];
+    thr_arg a[4];
+    for (int k = 0; k < 4; k++) {
+        a[k] = (thr_arg){nuage_grammar_retain(g), ids, n, 0, 0};
+        assert_int_equal(pthread_create(&th[k], NULL, thr_main, &a[k]), 0);
+    }
+    nuage_grammar_free(g);
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(a[k].rc, 0);
+        assert_true(a[k].sum == ref.sum);
+        nuage_grammar_free(a[k].g);
+    }
+    nuage_grammar_free(g1);
+    nuage_cg_tokens_free(t);
+    nuage_vocab_free(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deepseek),
         cmocka_unit_test(test_llama_spm),
+        cmocka_unit_test(test_schemas_brute_force),
+        cmocka_unit_test(test_threads),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
