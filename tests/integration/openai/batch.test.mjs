@@ -190,7 +190,7 @@ test('batch: structured outputs in lines (the same handlers as live requests)', 
   const lines = [
     line('json', { model: MODEL, messages: msgs, max_tokens: 120, response_format: { type: 'json_schema', json_schema: { name: 's', strict: true, schema } } }),
     line('choice', { model: MODEL, messages: msgs, max_tokens: 20, structured_outputs: { choice: ['left', 'right'] } }),
-    line('refused', { model: MODEL, messages: msgs, max_tokens: 8, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { not: {} } } } }),
+    line('refused', { model: MODEL, messages: msgs, max_tokens: 8, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'array', uniqueItems: true } } } }),
   ];
   const f = await c.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'cg.jsonl'), purpose: 'batch' });
   const b = await waitBatch(c, (await c.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);

@@ -112,8 +112,8 @@ test('refusals: 400 naming the field, the keyword and where it is', async () => 
     assert.equal(j.error.param, param);
     if (re) assert.match(j.error.message, re);
   };
-  await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { not: { type: 'string' } } } } } } },
-    'response_format', /not.*\/properties\/a/s);
+  await bad({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'array', uniqueItems: true } } } } } },
+    'response_format', /uniqueItems.*\/properties\/a/s);
   await bad({ response_format: { type: 'yaml' } }, 'response_format.type');
   await bad({ response_format: { type: 'json_schema' } }, 'response_format.json_schema');
   await bad({ structured_outputs: { regex: '(?=a)b' } }, 'structured_outputs');
