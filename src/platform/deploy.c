@@ -200,10 +200,11 @@ static bool nuage__cfg_bytes(json_t *o, const char *key, uint64_t *out, char *er
 }
 
 static const char *const nuage__cfg_keys[] = {
+    "chat_template", "tool_format",
     "name", "kind", "model", "version", "aliases", "context", "kv_memory", "kv_blocks",
     "kv_block_size", "kv_type", "threads", "parallel", "max_batch_tokens", "max_queue",
     "max_batch_running", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
-    "sampling", "router", "thinking", "description", "chat_template", "tool_format",
+    "sampling", "router", "thinking", "description",
 };
 
 int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_config *c,
