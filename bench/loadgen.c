@@ -18,6 +18,8 @@
  *
  * usage: loadgen [--host H] [--port N] [-c CLIENTS] [-n REQUESTS]
  *                [--prompt-tokens P] [--max-tokens N] [--vocab V] [--same-prompt]
+ *                [--extra '"response_format":{...}']  (members added to every body,
+ *                e.g. a constraint: compare constrained with unconstrained load)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -38,6 +40,7 @@
 static const char *g_host = "127.0.0.1";
 static int g_port = 8080, g_clients = 16, g_requests = 0, g_prompt = 64, g_max = 128, g_vocab = 512;
 static bool g_same_prompt = false;
+static const char *g_extra = NULL; /* --extra: JSON members added to every body */
 static atomic_int g_next;
 
 static double now_s(void) {
@@ -120,6 +123,10 @@ static bool one_request(int fd, int idx, stats *st) {
     }
     int n = snprintf(tmp, sizeof tmp, "],\"max_tokens\":%d,", g_max);
     buf_put(&body, tmp, (size_t)n);
+    if (g_extra) {
+        buf_put(&body, g_extra, strlen(g_extra));
+        buf_put(&body, ",", 1);
+    }
     const char *rest = "\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
     buf_put(&body, rest, strlen(rest));
     char head[256];
@@ -263,6 +270,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--prompt-tokens")) g_prompt = atoi(v);
         else if (!strcmp(a, "--max-tokens")) g_max = atoi(v);
         else if (!strcmp(a, "--vocab")) g_vocab = atoi(v);
+        else if (!strcmp(a, "--extra")) g_extra = v;
         else goto usage;
         i++;
     }
@@ -299,6 +307,6 @@ int main(int argc, char **argv) {
     return all.errors ? 1 : 0;
 usage:
     fprintf(stderr, "usage: loadgen [--host H] [--port N] [-c CLIENTS] [-n REQUESTS] [--prompt-tokens P]\n"
-                    "               [--max-tokens N] [--vocab V] [--same-prompt]\n");
+                    "               [--max-tokens N] [--vocab V] [--same-prompt] [--extra JSON-MEMBERS]\n");
     return 2;
 }

@@ -83,6 +83,9 @@ static int usage(void) {
             "  --max-tokens-default N  output cap when a request gives no max_tokens (default 4096)\n"
             "  --alias NAME          deployment name (default: file name without .gguf)\n"
             "  --version LABEL       version label reported by responses (default none)\n"
+            "  --chat-template FILE  Jinja chat template replacing the model's (e.g. for a GGUF without one)\n"
+            "  --tool-format NAME    tool-call syntax: hermes, llama3, mistral, deepseek, harmony, generic\n"
+            "                        (default: detected from the chat template)\n"
             " server:\n"
             "  --max-body BYTES      request body limit (default 8M)\n"
             "  --timeout S           idle connection timeout in seconds (default 60)\n"
@@ -160,6 +163,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
     nuage_kv_type kv_type = NUAGE_KV_F16;
+    const char *chat_tpl = NULL, *tool_fmt = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
@@ -197,6 +201,8 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
+        else if (!strcmp(a, "--chat-template")) chat_tpl = v;
+        else if (!strcmp(a, "--tool-format")) tool_fmt = v;
         else return usage();
         if (!ok) return nuage_cli_fail("serve", 2, "bad value for %s: '%s'", a, v);
         i++;
@@ -256,6 +262,13 @@ int nuage_cmd_serve(int argc, char **argv) {
         c->prefix_cache = prefix_cache;
         c->max_n = (int)max_n;
         c->max_tokens_default = (int)max_tok_def;
+        if ((chat_tpl && strlen(chat_tpl) >= sizeof c->chat_template) ||
+            (tool_fmt && strlen(tool_fmt) >= sizeof c->tool_format)) {
+            free(cs);
+            return nuage_cli_fail("serve", 2, "--chat-template / --tool-format value too long");
+        }
+        if (chat_tpl) snprintf(c->chat_template, sizeof c->chat_template, "%s", chat_tpl);
+        if (tool_fmt) snprintf(c->tool_format, sizeof c->tool_format, "%s", tool_fmt);
     }
     if (!host) host = "127.0.0.1";
 

@@ -107,6 +107,16 @@ void nuage_sampler_accept(nuage_sampler *s, int32_t tok);
 int32_t nuage_sampler_sample(nuage_sampler *s, const float *logits);
 
 /*
+ * The same with a token mask applied first (constrained decoding): mask
+ * is a bit set over the vocabulary, bit (tok & 31) of word (tok >> 5) set
+ * = tok allowed; every other token's logit becomes -inf before step 2, so
+ * logit bias, penalties, greedy and the sampler chain see only allowed
+ * tokens. mask NULL = sample(). NUAGE_E_INVAL when no allowed token can
+ * be chosen. Draws exactly as sample() does (one number unless greedy).
+ */
+int32_t nuage_sampler_sample_masked(nuage_sampler *s, const float *logits, const uint32_t *mask);
+
+/*
  * The distribution sample() would draw from, without drawing (the
  * generator is not advanced): writes up to cap (id, probability) pairs of
  * the tokens kept by the pipeline, probabilities normalized over the kept

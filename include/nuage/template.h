@@ -71,6 +71,34 @@ int nuage_template_render_json(const nuage_template *t, const void *messages,
                                const nuage_template_input *in, char **out,
                                size_t *out_len, char *err, size_t errlen);
 
+/*
+ * What a template expects of OpenAI-style messages, read from its source
+ * (chat templates differ, and transformers passes messages through as
+ * given, so a server has to hand each template the shape it was written
+ * for):
+ *   developer_role  the template names a "developer" role itself; without
+ *                   it, developer messages are rendered as system ones.
+ *   content_none    the template tests a message's content against none
+ *                   (DeepSeek: an assistant turn with content none is a
+ *                   tool-call turn), so null content must stay null;
+ *                   other templates get "" instead (string operations on
+ *                   none fail in Jinja: "'NoneType' is not iterable").
+ *   args_string     the template concatenates tool-call arguments as a
+ *                   string (DeepSeek: `... + tool['function']['arguments']`);
+ *                   other templates get them as an object (they `tojson`
+ *                   or iterate them), as vLLM and llama.cpp do.
+ */
+typedef struct {
+    bool developer_role;
+    bool content_none;
+    bool args_string;
+} nuage_template_traits;
+
+/* The traits of template source src[0..len). */
+nuage_template_traits nuage_template_traits_scan(const char *src, size_t len);
+/* The traits of a parsed template (read at parse time). */
+const nuage_template_traits *nuage_template_traits_of(const nuage_template *t);
+
 /* The ChatML template used when a model has none (static string). */
 const char *nuage_template_chatml(void);
 

@@ -480,20 +480,30 @@ static int32_t nuage__nucleus_buckets(nuage_sampler *s, int32_t m, double target
  * of kept records (>= 1) in s->cand[0..ret) with unnormalized p, and
  * their sum in *zsum. NUAGE_E_INVAL when no token can be chosen.
  */
-static int32_t nuage__prepare(nuage_sampler *s, const float *logits, double *zsum) {
+static int32_t nuage__prepare(nuage_sampler *s, const float *logits, const uint32_t *mask,
+                              double *zsum) {
     const int32_t n = s->n_vocab;
     const nuage_sampler_params *P = &s->p;
     const float T = P->temperature;
     nuage__cand *c = s->cand;
     const float *src = logits;
 
-    /* 1-3: copy only when something must change */
-    if (P->n_bias > 0 || s->n_uniq > 0) {
+    /* 1-3: copy only when something must change; the mask (before
+     * everything else) makes disallowed tokens -inf */
+    if (P->n_bias > 0 || s->n_uniq > 0 || mask) {
         float *w = s->w;
         for (int32_t i = 0; i < n; i++) {
             float v = logits[i];
             w[i] = (v == v) ? v : -INFINITY;
         }
+        if (mask)
+            for (int32_t i0 = 0; i0 < n; i0 += 32) {
+                uint32_t word = mask[i0 >> 5];
+                if (word == UINT32_MAX) continue;
+                int32_t lim = n - i0 < 32 ? n - i0 : 32;
+                for (int32_t k = 0; k < lim; k++)
+                    if (!(word >> k & 1u)) w[i0 + k] = -INFINITY;
+            }
         for (int32_t j = 0; j < P->n_bias; j++) {
             float b = s->bias_val[j];
             int32_t t = s->bias_tok[j];
@@ -648,9 +658,13 @@ static int32_t nuage__prepare(nuage_sampler *s, const float *logits, double *zsu
 }
 
 int32_t nuage_sampler_sample(nuage_sampler *s, const float *logits) {
+    return nuage_sampler_sample_masked(s, logits, NULL);
+}
+
+int32_t nuage_sampler_sample_masked(nuage_sampler *s, const float *logits, const uint32_t *mask) {
     if (!s || !logits) return NUAGE_E_INVAL;
     double z;
-    int32_t m = nuage__prepare(s, logits, &z);
+    int32_t m = nuage__prepare(s, logits, mask, &z);
     if (m < 0) return m;
     if (s->p.temperature == 0.0f) return s->cand[0].id;
 
@@ -672,7 +686,7 @@ int32_t nuage_sampler_candidates(nuage_sampler *s, const float *logits,
                                  int32_t *ids, float *probs, int32_t cap) {
     if (!s || !logits || cap < 0 || (cap > 0 && (!ids || !probs))) return NUAGE_E_INVAL;
     double z;
-    int32_t m = nuage__prepare(s, logits, &z);
+    int32_t m = nuage__prepare(s, logits, NULL, &z);
     if (m < 0) return m;
     for (int32_t j = 0; j < m && j < cap; j++) {
         ids[j] = s->cand[j].id;

@@ -46,7 +46,9 @@
 
 #include "nuage/tokenizer.h"
 #include "platform/router.h"
+#include "constrain/toolcall.h"
 #include "platform/thinking.h"
+#include "server/grammar_cache.h"
 #include "server/validate.h"
 
 #define NUAGE__DEFAULT_MARGIN (256ull << 20)
@@ -92,6 +94,47 @@ static void nuage__config_copy(nuage_deploy_config *dst, const nuage_deploy_conf
     dst->router = json_incref(src->router);
     dst->thinking = json_incref(src->thinking);
     dst->source = json_incref(src->source);
+}
+
+/* A tool_format name the tool-call formats know (constrain/toolcall.h). */
+static bool nuage__toolfmt_ok(const char *name) {
+    return nuage_toolfmt_from_name(name) != NUAGE_TOOLFMT_NONE;
+}
+
+/* The whole file at path, NUL-terminated, in *out (caller frees). 0,
+ * NUAGE_E_IO or NUAGE_E_NOMEM. */
+static int nuage__read_text(const char *path, char **out) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return NUAGE_E_IO;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0) break;
+        if (n + 1 == cap) {
+            if (cap > ((size_t)64 << 20)) break;   /* a template is not that big */
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (!buf) return NUAGE_E_NOMEM;
+    if (bad) {
+        free(buf);
+        return NUAGE_E_IO;
+    }
+    buf[n] = 0;
+    *out = buf;
+    return 0;
 }
 
 static bool nuage__name_ok(const char *s) {
@@ -157,6 +200,7 @@ static bool nuage__cfg_bytes(json_t *o, const char *key, uint64_t *out, char *er
 }
 
 static const char *const nuage__cfg_keys[] = {
+    "chat_template", "tool_format",
     "name", "kind", "model", "version", "aliases", "context", "kv_memory", "kv_blocks",
     "kv_block_size", "kv_type", "threads", "parallel", "max_batch_tokens", "max_queue",
     "max_batch_running", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
@@ -192,7 +236,7 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
     c->kv_type = NUAGE_KV_F16;
     c->kv_block_size = 16;
     c->parallel = 8;
-    char kind[16] = "model", kvt[8] = "f16", model[1024] = "";
+    char kind[16] = "model", kvt[8] = "f16", model[1024] = "", ctpl[1024] = "";
     if (!nuage__cfg_str(obj, "kind", kind, sizeof kind, err, errlen, who)) goto fail;
     if (!strcmp(kind, "model")) c->kind = NUAGE_DEPLOY_MODEL;
     else if (!strcmp(kind, "router")) c->kind = NUAGE_DEPLOY_ROUTER;
@@ -202,6 +246,8 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
     }
     if (!nuage__cfg_str(obj, "model", model, sizeof model, err, errlen, who) ||
         !nuage__cfg_str(obj, "version", c->version, sizeof c->version, err, errlen, who) ||
+        !nuage__cfg_str(obj, "chat_template", ctpl, sizeof ctpl, err, errlen, who) ||
+        !nuage__cfg_str(obj, "tool_format", c->tool_format, sizeof c->tool_format, err, errlen, who) ||
         !nuage__cfg_str(obj, "kv_type", kvt, sizeof kvt, err, errlen, who) ||
         !nuage__cfg_int(obj, "context", 1, 1 << 24, &c->n_ctx, err, errlen, who) ||
         !nuage__cfg_bytes(obj, "kv_memory", &c->kv_memory, err, errlen, who) ||
@@ -321,6 +367,15 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
             snprintf(c->model, sizeof c->model, "%s/%s", base_dir, model);
         else
             snprintf(c->model, sizeof c->model, "%s", model);
+        if (ctpl[0] && ctpl[0] != '/' && base_dir && *base_dir)
+            snprintf(c->chat_template, sizeof c->chat_template, "%s/%s", base_dir, ctpl);
+        else
+            snprintf(c->chat_template, sizeof c->chat_template, "%s", ctpl);
+        if (c->tool_format[0] && !nuage__toolfmt_ok(c->tool_format)) {
+            snprintf(err, errlen, "deployment '%s': \"tool_format\" must be one of \"hermes\", \"llama3\", "
+                     "\"mistral\", \"deepseek\", \"harmony\", \"kimi\" or \"generic\"", who);
+            goto fail;
+        }
     }
     c->source = json_deep_copy(obj);
     if (!c->source) goto fail_oom;
@@ -503,6 +558,9 @@ static void nuage__instance_destroy(nuage_deployment *d) {
         nuage_model_free((nuage_model *)d->model);
     }
     nuage_template_free(d->tmpl);
+    free(d->tmpl_src);
+    nuage__gcache_free(d->gcache);   /* its grammars point into cg_tokens */
+    nuage_cg_tokens_free(d->cg_tokens);
     free(d->bos_own);
     free(d->eos_own);
     nuage_deploy_config_free(&d->cfg);
@@ -767,12 +825,37 @@ static int nuage__instance_prepare(nuage_deployment *d, char *err, size_t errlen
     }
     d->bos_text = d->bos_own;
     d->eos_text = d->eos_own;
-    const char *src = nuage_model_chat_template(m);
+    /* The chat template: the configured file (an error when it does not
+     * load), else the model's, else ChatML -- with a warning, since ChatML
+     * renders no tools. */
     char terr[256];
-    if (src && nuage_template_parse(src, strlen(src), &d->tmpl, terr, sizeof terr)) {
-        fprintf(stderr, "nuage serve: warning: deployment '%s': the model's chat template does not parse (%s); using ChatML\n",
-                d->name, terr);
-        d->tmpl = NULL;
+    if (d->cfg.tool_format[0] && !nuage__toolfmt_ok(d->cfg.tool_format)) {
+        snprintf(err, errlen, "deployment '%s': unknown tool_format \"%s\"", d->name, d->cfg.tool_format);
+        return NUAGE_E_INVAL;
+    }
+    if (d->cfg.chat_template[0]) {
+        int rc = nuage__read_text(d->cfg.chat_template, &d->tmpl_src);
+        if (rc) {
+            snprintf(err, errlen, "deployment '%s': cannot read the chat template %s", d->name, d->cfg.chat_template);
+            return rc;
+        }
+        if (nuage_template_parse(d->tmpl_src, strlen(d->tmpl_src), &d->tmpl, terr, sizeof terr)) {
+            snprintf(err, errlen, "deployment '%s': the chat template %s does not parse: %s", d->name,
+                     d->cfg.chat_template, terr);
+            return NUAGE_E_INVAL;
+        }
+    } else {
+        const char *src = nuage_model_chat_template(m);
+        if (src && nuage_template_parse(src, strlen(src), &d->tmpl, terr, sizeof terr)) {
+            fprintf(stderr, "nuage serve: warning: deployment '%s': the model's chat template does not parse (%s); "
+                    "using the built-in ChatML template (no tool syntax; give \"chat_template\" / --chat-template)\n",
+                    d->name, terr);
+            d->tmpl = NULL;
+        } else if (!src) {
+            fprintf(stderr, "nuage serve: warning: deployment '%s': the model has no chat template; using the "
+                    "built-in ChatML template (no tool syntax; give \"chat_template\" / --chat-template)\n", d->name);
+        }
+        if (d->tmpl) d->tmpl_src = strdup(src);
     }
     if (!d->tmpl) {
         const char *cml = nuage_template_chatml();
@@ -781,7 +864,20 @@ static int nuage__instance_prepare(nuage_deployment *d, char *err, size_t errlen
             snprintf(err, errlen, "cannot parse the ChatML template: %s", terr);
             return rc;
         }
+        d->tmpl_fallback = true;
+        d->tmpl_src = strdup(cml);
     }
+    if (!d->tmpl_src) {
+        snprintf(err, errlen, "out of memory");
+        return NUAGE_E_NOMEM;
+    }
+    /* The vocabulary for grammar masks (structured outputs, tools). */
+    if (nuage_cg_tokens_new(d->voc, &d->cg_tokens)) {
+        fprintf(stderr, "nuage serve: warning: deployment '%s': no token table for constrained decoding; "
+                "structured outputs and forced tool calls are refused\n", d->name);
+        d->cg_tokens = NULL;
+    }
+    d->gcache = nuage__gcache_new(32); /* NULL (no memory): every request compiles its own */
     int par = d->cfg.parallel > 0 ? d->cfg.parallel : 8;
     d->max_n = d->cfg.max_n > 0 ? d->cfg.max_n : (par < 8 ? par : 8);
     if (d->max_n > par) d->max_n = par;

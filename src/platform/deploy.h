@@ -47,6 +47,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "nuage/constrain.h"
 #include "nuage/nuage.h"
 #include "nuage/template.h"
 #include "server/sched.h"
@@ -85,6 +86,8 @@ typedef struct {
     json_t *router;             /* kind router: its configuration, opaque here; owned */
     json_t *thinking;           /* reasoning_effort budgets (platform/thinking.h) or NULL; owned */
     json_t *source;             /* the object as given (for diffs and listings); owned */
+    char chat_template[1024];   /* "chat_template": a Jinja file replacing the model's ("" -> none) */
+    char tool_format[16];       /* "tool_format": tool-call family override ("" -> detected) */
 } nuage_deploy_config;
 
 /*
@@ -129,7 +132,11 @@ typedef struct nuage_deployment {
     const nuage_model *model;
     nuage_sched *sched;         /* submit requests here (see server/sched.h) */
     const struct nuage_vocab *voc;
-    nuage_template *tmpl;       /* the model's chat template, or ChatML */
+    nuage_template *tmpl;       /* cfg.chat_template, the model's chat template, or ChatML */
+    char *tmpl_src;             /* its source text (owned) */
+    bool tmpl_fallback;         /* ChatML because the model has no usable template */
+    nuage_cg_tokens *cg_tokens; /* the vocabulary for grammar masks (NULL if it could not be built) */
+    struct nuage__gcache *gcache; /* compiled grammars shared by requests (server/grammar_cache.h) */
     const char *bos_text, *eos_text; /* NULL when the vocabulary has none */
     int n_ctx, n_vocab, n_embd;
     int max_n, max_tokens_default;

@@ -65,12 +65,18 @@ static json_t *nuage__chat_response(nuage__gen *g, const char *id, int64_t creat
     json_t *choices = json_array();
     for (int i = 0; choices && i < g->n_choices; i++) {
         nuage__gchoice *c = &g->ch[i];
+        json_t *calls = c->n_calls > 0 ? nuage__tool_calls_json(c) : NULL;
+        bool has_calls = calls && json_array_size(calls) > 0;
+        /* as OpenAI: content null when the answer is only tool calls */
         json_t *msg = json_pack("{s:s,s:o}", "role", "assistant", "content",
-                                nuage__json_text(c->text.p ? c->text.p : "", c->text.n));
+                                has_calls && c->text.n == 0 ? json_null()
+                                                            : nuage__json_text(c->text.p ? c->text.p : "", c->text.n));
         if (msg && c->reasoning.n)
             json_object_set_new(msg, "reasoning_content", nuage__json_text(c->reasoning.p, c->reasoning.n));
+        if (msg && has_calls) json_object_set(msg, "tool_calls", calls);
+        json_decref(calls);
         json_t *lp = g->gp.top_logprobs >= 0 ? nuage__chat_logprobs(g, c->toks, c->n_toks) : json_null();
-        const char *fr = nuage__finish_text(c->finish);
+        const char *fr = nuage__choice_finish_text(c);
         json_array_append_new(choices, json_pack("{s:i,s:o,s:o,s:s}", "index", i, "message",
                                                  msg ? msg : json_object(), "logprobs", lp ? lp : json_null(),
                                                  "finish_reason", fr ? fr : "stop"));
@@ -89,6 +95,8 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     nuage__apierr e = {0};
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
+    nuage__structured st;
+    memset(&st, 0, sizeof st);
     json_t *msgs = NULL;
     char *prompt = NULL;
     size_t plen = 0;
@@ -127,8 +135,12 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     }
     json_t *tools = json_object_get(body, "tools");
     if (tools && json_is_null(tools)) tools = NULL;
-    if (tools && !json_is_array(tools)) {
-        nuage__err400(&e, "tools", "Invalid type for 'tools': expected an array.");
+    if (!nuage__tools_parse(d, body, &st, &e)) goto fail_err;
+    if (tools && json_array_size(tools) == 0) tools = NULL;
+
+    if (nuage__messages_for_template(msgs, nuage_template_traits_of(d->tmpl)) ||
+        nuage__tools_instruct(&st, msgs)) {
+        nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
 
@@ -161,9 +173,10 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
         goto fail_err;
     }
     bool think_open = nuage__prompt_opens_think(prompt, plen);
+    if (!nuage__structured_build(d, body, think_open, &st, &e)) goto fail_err;
     int64_t req_max = gp.max_tokens;
     g = nuage__gen_new(q, 1, &toks, &n_tok, &gp, true, think_open, false);
-    if (!g) {
+    if (!g || !nuage__gen_set_structured(g, &st)) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
@@ -189,6 +202,7 @@ fail_err:
     nuage__resp_apierr(r, &e);
     nuage__gen_unref(g);
     nuage__gen_params_free(&gp);
+    nuage__structured_free(&st);
     free(toks);
     free(prompt);
     json_decref(msgs);

@@ -104,6 +104,8 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
     nuage__prompts p = {0};
+    nuage__structured st;
+    memset(&st, 0, sizeof st);
     nuage__gen *g = NULL;
     const nuage_deployment *d = nuage__use_deployment(q, body, r);
     if (!d) {
@@ -112,10 +114,11 @@ void nuage__api_completions(nuage__hreq *q, nuage__hresp *r) {
     }
     if (!nuage__parse_gen_params(body, false, d->n_vocab, d->max_n, &gp, &e)) goto fail_err;
     if (!nuage__prompts_parse(d, body, "prompt", NUAGE_MAX_PROMPTS, true, &p, &e)) goto fail_err;
+    if (!nuage__structured_build(d, body, false, &st, &e)) goto fail_err;
     bool want_text = gp.echo || gp.top_logprobs >= 0;
     int64_t req_max = gp.max_tokens;
     g = nuage__gen_new(q, p.n, p.toks, p.len, &gp, false, false, false);
-    if (!g) {
+    if (!g || !nuage__gen_set_structured(g, &st)) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;
     }
@@ -147,6 +150,7 @@ fail_err:
     nuage__resp_apierr(r, &e);
     nuage__gen_unref(g);
     nuage__gen_params_free(&gp);
+    nuage__structured_free(&st);
     nuage__prompts_free(&p);
     json_decref(body);
 }

@@ -46,12 +46,14 @@
  * prefix-cache salt derived from the tenant, so tenants never share cached
  * prompt blocks.
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "constrain/toolcall.h"
 #include "server/http.h"
 
 /* ---- references ---------------------------------------------------------- */
@@ -62,6 +64,14 @@ static void nuage__gen_destroy(nuage__gen *g) {
         nuage__sb_free(&c->text);
         nuage__sb_free(&c->reasoning);
         nuage__sb_free(&c->scratch);
+        nuage__sb_free(&c->scratch2);
+        nuage_toolparse_free(c->tp);
+        for (int k = 0; k < c->n_calls; k++) {
+            free(c->calls[k].name);
+            free(c->calls[k].final_args);
+            nuage__sb_free(&c->calls[k].args);
+        }
+        free(c->calls);
         free(c->toks);
         nuage_detok_free(c->dt);
         nuage__stopper_free(&c->stop);
@@ -77,6 +87,7 @@ static void nuage__gen_destroy(nuage__gen *g) {
     free(g->ch);
     free(g->jobs);
     nuage__gen_params_free(&g->gp);
+    nuage__structured_free(&g->st);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     nuage_deployment_release(g->dep);
@@ -169,14 +180,101 @@ fail_mu:
 
 /* ---- scheduler callbacks (scheduler thread) -------------------------------- */
 
-/* Under g->mu: run text through the stop filter and the <think> splitter
- * into the choice's buffers. Returns true once a stop sequence matched. */
-static bool nuage__filter(nuage__gen *g, nuage__gchoice *c, const char *t, size_t n) {
-    if (!g->reasoning) return nuage__stopper_feed(&c->stop, t, n, &c->text);
+/* ---- tool calls in the output (scheduler thread, under g->mu) ---------------- */
+
+typedef struct {
+    nuage__gen *g;
+    nuage__gchoice *c;
+} nuage__tpctx;
+
+static int nuage__tp_event(const nuage_tp_event *ev, void *ud) {
+    nuage__tpctx *x = ud;
+    nuage__gchoice *c = x->c;
+    if (ev->kind == NUAGE_TP_CONTENT || ev->kind == NUAGE_TP_REASONING) {
+        nuage__sb_put(ev->kind == NUAGE_TP_CONTENT ? &c->text : &c->reasoning, ev->text, ev->len);
+        return 0;
+    }
+    if (ev->index < 0) return 0;
+    if (ev->kind == NUAGE_TP_CALL_START || ev->index >= c->n_calls) {
+        if (ev->index != c->n_calls) return 0; /* calls arrive in order */
+        if (c->n_calls == c->cap_calls) {
+            int cap = c->cap_calls ? 2 * c->cap_calls : 4;
+            nuage__gcall *nc = realloc(c->calls, (size_t)cap * sizeof *nc);
+            if (!nc) return NUAGE_E_NOMEM;
+            c->calls = nc;
+            c->cap_calls = cap;
+        }
+        nuage__gcall *k = &c->calls[c->n_calls];
+        memset(k, 0, sizeof *k);
+        char id[64];
+        nuage__new_id(x->g->srv, "call", id, sizeof id);
+        const char *hex = strchr(id, '-');
+        snprintf(k->id, sizeof k->id, "call_%.24s", hex ? hex + 1 : id);
+        k->name = strdup(ev->name ? ev->name : "");
+        if (!k->name) return NUAGE_E_NOMEM;
+        c->n_calls++;
+    }
+    nuage__gcall *k = &c->calls[ev->index];
+    if (ev->kind == NUAGE_TP_CALL_ARGS) nuage__sb_put(&k->args, ev->text, ev->len);
+    if (ev->kind == NUAGE_TP_CALL_END) {
+        free(k->final_args);
+        k->final_args = malloc(ev->len + 1);
+        if (!k->final_args) return NUAGE_E_NOMEM;
+        memcpy(k->final_args, ev->text, ev->len);
+        k->final_args[ev->len] = 0;
+        /* a stream that saw no fragments still gets the arguments */
+        if (k->args.n == 0) nuage__sb_put(&k->args, ev->text, ev->len);
+    }
+    return 0;
+}
+
+/* Content text of choice c: through the tool-call parser when tools are on. */
+static void nuage__content(nuage__gen *g, nuage__gchoice *c, const char *t, size_t n, bool final) {
+    if (!c->tp) {
+        nuage__sb_put(&c->text, t, n);
+        return;
+    }
+    nuage__tpctx x = {g, c};
+    nuage_toolparse_feed(c->tp, t, n, final, nuage__tp_event, &x);
+}
+
+/* Under g->mu: run text through the stop filter (not for tokens sampled
+ * under a grammar: a stop string must not cut a constrained output), the
+ * <think> splitter and the tool-call parser into the choice's buffers.
+ * Returns true once a stop sequence matched. */
+static bool nuage__filter(nuage__gen *g, nuage__gchoice *c, const char *t, size_t n, bool constrained) {
+    bool stopped = false;
     c->scratch.n = 0;
-    bool stopped = nuage__stopper_feed(&c->stop, t, n, &c->scratch);
-    if (c->scratch.n) nuage__think_feed(&c->think, c->scratch.p, c->scratch.n, &c->text, &c->reasoning);
+    if (constrained) {
+        nuage__stopper_flush(&c->stop, &c->scratch);
+        nuage__sb_put(&c->scratch, t, n);
+    } else {
+        stopped = nuage__stopper_feed(&c->stop, t, n, &c->scratch);
+    }
+    if (!c->scratch.n) return stopped;
+    if (!g->reasoning) {
+        nuage__content(g, c, c->scratch.p, c->scratch.n, false);
+        return stopped;
+    }
+    c->scratch2.n = 0;
+    nuage__think_feed(&c->think, c->scratch.p, c->scratch.n, &c->scratch2, &c->reasoning);
+    if (c->scratch2.n) nuage__content(g, c, c->scratch2.p, c->scratch2.n, false);
     return stopped;
+}
+
+bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st) {
+    g->st = *st;
+    memset(st, 0, sizeof *st);
+    if (!g->st.tools_on) return true;
+    for (int i = 0; i < g->n_choices; i++) {
+        nuage__gchoice *c = &g->ch[i];
+        /* tool markup may be special tokens: render them */
+        nuage_detok_free(c->dt);
+        c->dt = nuage_detok_new(g->dep->voc, true);
+        c->tp = nuage_toolparse_new((nuage_toolfmt)g->st.fmt, (const char *const *)g->st.names, g->st.n_names);
+        if (!c->dt || !c->tp) return false;
+    }
+    return true;
 }
 
 static bool nuage__on_token(void *ud, int choice, const nuage_sched_token *tok) {
@@ -194,7 +292,7 @@ static bool nuage__on_token(void *ud, int choice, const nuage_sched_token *tok) 
     pthread_mutex_lock(&g->mu);
     bool inside = nuage__think_inside(&c->think);
     bool stopped = c->stop.matched;
-    if (piece && n) stopped = nuage__filter(g, c, piece, n);
+    if (piece && n) stopped = nuage__filter(g, c, piece, n, tok->constrained);
     if (g->reasoning && (inside || nuage__think_inside(&c->think))) c->n_reasoning++;
     c->n_gen++;
     if (g->gp.top_logprobs >= 0) {
@@ -242,16 +340,20 @@ static void nuage__on_finish(void *ud, int choice, nuage_finish reason) {
     size_t n = 0;
     const char *rest = c->dt && !c->stop.matched ? nuage_detok_flush(c->dt, &n) : NULL;
     pthread_mutex_lock(&g->mu);
-    if (rest && n) nuage__filter(g, c, rest, n);
+    /* the detokenizer's last bytes belong to the last token: constrained
+     * when the whole output is */
+    if (rest && n) nuage__filter(g, c, rest, n, g->st.grammar && !g->st.triggers);
     bool matched = c->stop.matched;
+    c->scratch.n = 0;
+    c->scratch2.n = 0;
+    nuage__stopper_flush(&c->stop, &c->scratch);
     if (g->reasoning) {
-        c->scratch.n = 0;
-        nuage__stopper_flush(&c->stop, &c->scratch);
-        if (c->scratch.n) nuage__think_feed(&c->think, c->scratch.p, c->scratch.n, &c->text, &c->reasoning);
-        nuage__think_flush(&c->think, &c->text, &c->reasoning);
+        if (c->scratch.n) nuage__think_feed(&c->think, c->scratch.p, c->scratch.n, &c->scratch2, &c->reasoning);
+        nuage__think_flush(&c->think, &c->scratch2, &c->reasoning);
     } else {
-        nuage__stopper_flush(&c->stop, &c->text);
+        nuage__sb_put(&c->scratch2, c->scratch.p ? c->scratch.p : "", c->scratch.n);
     }
+    nuage__content(g, c, c->scratch2.p ? c->scratch2.p : "", c->scratch2.n, true);
     c->finish = matched && reason != NUAGE_FINISH_CANCELLED ? (int)NUAGE_FINISH_STOP : (int)reason;
     if (reason == NUAGE_FINISH_ERROR) g->failed = true;
     pthread_cond_broadcast(&g->cv);
@@ -386,6 +488,8 @@ int nuage__gen_submit(nuage__gen *g, nuage__hreq *q) {
             r.top_logprobs = g->gp.top_logprobs;
             r.prompt_logprobs = jb->ptoks != NULL;
             r.ignore_eos = g->gp.ignore_eos;
+            r.grammar = g->st.grammar;
+            r.triggers = (const char *const *)g->st.triggers;
         }
         if (!g->embedding && g->think_budget >= 0) {
             /* Thinking budget: only for vocabularies with the markers. */
@@ -525,6 +629,12 @@ bool nuage__gen_wait(nuage__gen *g, int fd) {
     return !gone;
 }
 
+/* a + b without signed overflow (max_tokens may be any positive int64). */
+static long long nuage__sat_add(long long a, long long b) {
+    if (b > 0 && a > LLONG_MAX - b) return LLONG_MAX;
+    return a + b;
+}
+
 void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
                         nuage__apierr *e, nuage__hresp *r) {
     nuage_server *s = g->srv;
@@ -568,7 +678,7 @@ void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
         if (max_tokens >= 0)
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, you requested %lld tokens (%d in the messages, %lld in the completion). Please reduce the length of the messages or completion.",
-                       d->n_ctx, (long long)n_prompt + max_tokens, n_prompt, (long long)max_tokens);
+                       d->n_ctx, nuage__sat_add(n_prompt, max_tokens), n_prompt, (long long)max_tokens);
         else
             nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", "messages",
                        "This model's maximum context length is %d tokens. However, your messages resulted in %d tokens. Please reduce the length of the messages.",
@@ -597,6 +707,22 @@ const char *nuage__finish_text(int finish) {
     case NUAGE_FINISH_LENGTH: return "length";
     default: return NULL;
     }
+}
+
+const char *nuage__choice_finish_text(const nuage__gchoice *c) {
+    if (c->finish == NUAGE_FINISH_STOP && c->n_calls > 0) return "tool_calls";
+    return nuage__finish_text(c->finish);
+}
+
+json_t *nuage__tool_calls_json(const nuage__gchoice *c) {
+    json_t *a = json_array();
+    for (int k = 0; a && k < c->n_calls; k++) {
+        const nuage__gcall *t = &c->calls[k];
+        if (!t->final_args) continue; /* cut short (max_tokens): not a call */
+        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", t->id, "type", "function", "function",
+                                           "name", t->name, "arguments", t->final_args));
+    }
+    return a;
 }
 
 size_t nuage__token_piece(const nuage_deployment *d, int32_t tok, char *buf, size_t cap) {
@@ -770,7 +896,26 @@ static void nuage__sse_produce(nuage__sse *e) {
             c->reasoning_sent = c->reasoning.n;
             c->toks_sent = c->n_toks;
         }
-        const char *fr = nuage__finish_text(c->finish);
+        /* tool calls: id, type and name first, then argument fragments */
+        for (int k = 0; e->chat && k < c->n_calls; k++) {
+            nuage__gcall *t = &c->calls[k];
+            if (t->head_sent && t->args.n == t->args_sent) continue;
+            nuage__sb_puts(o, "data: ");
+            nuage__sb_put(o, e->prefix.p, e->prefix.n);
+            nuage__sb_printf(o, "{\"index\":%d,\"delta\":{\"tool_calls\":[{\"index\":%d,", i, k);
+            if (!t->head_sent) {
+                nuage__sb_printf(o, "\"id\":\"%s\",\"type\":\"function\",\"function\":{\"name\":", t->id);
+                nuage__sb_json_str(o, t->name, strlen(t->name));
+                nuage__sb_puts(o, ",\"arguments\":");
+                t->head_sent = true;
+            } else {
+                nuage__sb_puts(o, "\"function\":{\"arguments\":");
+            }
+            nuage__sb_json_str(o, t->args.p ? t->args.p + t->args_sent : "", t->args.n - t->args_sent);
+            t->args_sent = t->args.n;
+            nuage__sb_puts(o, "}}]},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        }
+        const char *fr = nuage__choice_finish_text(c);
         if (fr && !c->finish_sent) {
             nuage__sb_puts(o, "data: ");
             nuage__sb_put(o, e->prefix.p, e->prefix.n);

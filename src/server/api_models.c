@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "constrain/toolcall.h"
 #include "server/http.h"
 
 json_t *nuage__deployment_object(const nuage_deployment *d, bool details) {
@@ -33,6 +34,15 @@ json_t *nuage__deployment_object(const nuage_deployment *d, bool details) {
     else
         meta = json_pack("{s:s}", "kind", "router");
     if (meta && d->version[0]) json_object_set_new(meta, "version", json_string(d->version));
+    if (meta && d->kind == NUAGE_DEPLOY_MODEL) {
+        json_object_set_new(meta, "tool_format", json_string(nuage_toolfmt_name((nuage_toolfmt)nuage__resolve_toolfmt(d))));
+        json_object_set_new(meta, "chat_template",
+                            json_string(d->tmpl_fallback ? "chatml-fallback" : d->cfg.chat_template[0] ? "file" : "model"));
+        if (d->tmpl_fallback)
+            json_object_set_new(meta, "warnings",
+                                json_pack("[s]", "the model has no usable chat template: the built-in ChatML template "
+                                                 "is used, which renders no tools (set chat_template / --chat-template)"));
+    }
     if (meta) json_object_set_new(o, "meta", meta);
     if (!details) return o;
     /* Admin view: configuration, memory and scheduler state. */

@@ -247,6 +247,46 @@ const char *nuage__fingerprint(const nuage_deployment *d);
 /* JSON object describing deployment d (api_models.c). */
 json_t *nuage__deployment_object(const nuage_deployment *d, bool details);
 
+/* ---- chat messages for a template (chat_prep.c) ---------------------------- */
+/* Rewrite validated messages (nuage__parse_messages' copy) in place into
+ * the shape template traits tr want: developer -> system without a
+ * developer role, null assistant content -> "" unless the template tests
+ * for none, tool-call arguments as an object or a string. 0 or
+ * NUAGE_E_NOMEM. */
+int nuage__messages_for_template(json_t *msgs, const nuage_template_traits *tr);
+
+/* ---- structured outputs and tools (api_structured.c) ------------------------ */
+typedef struct {
+    int choice;               /* nuage_toolchoice (constrain/toolcall.h) */
+    char named[72];           /* NAMED: the function */
+    bool parallel;            /* parallel_tool_calls (default true) */
+    bool some_loose;          /* a tool without "strict": true (else strict argument schemas) */
+    bool tools_on;            /* tools given and tool_choice != none: calls are parsed */
+    int fmt;                  /* nuage_toolfmt of the deployment */
+    json_t *tools;            /* the request's tools (a reference) when tools_on */
+    char **names;             /* (n_names) declared function names, owned */
+    size_t n_names;
+    nuage_grammar *grammar;   /* the output constraint, or NULL (owned reference) */
+    char **triggers;          /* lazy grammar: NULL-terminated trigger strings, owned; or NULL */
+} nuage__structured;
+
+/* tools / tool_choice / parallel_tool_calls of a chat body into st (zeroed
+ * first; free it also after a failure). false with e filled (400 naming
+ * the field). */
+bool nuage__tools_parse(const nuage_deployment *d, json_t *body, nuage__structured *st, nuage__apierr *e);
+/* GENERIC family: add the tool instruction to the messages' system prompt.
+ * 0 or NUAGE_E_NOMEM. */
+int nuage__tools_instruct(nuage__structured *st, json_t *msgs);
+/* Build st->grammar (and triggers) from response_format, structured_outputs
+ * / guided_* and st's tools; think_open: the prompt opened a reasoning
+ * block (the grammar engages after "</think>"). false with e filled (400
+ * with the field and, for schemas, the keyword's JSON pointer). */
+bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think_open, nuage__structured *st,
+                             nuage__apierr *e);
+void nuage__structured_free(nuage__structured *st);
+/* The deployment's tool-call family (tool_format, else detected). */
+int nuage__resolve_toolfmt(const nuage_deployment *d);
+
 /* ---- text filters (reasoning.c) ------------------------------------------ */
 typedef struct {
     char *const *stops;  /* not owned */
@@ -282,6 +322,16 @@ bool nuage__prompt_opens_think(const char *prompt, size_t n);
 
 /* ---- generation jobs (api_gen.c) -------------------------------------------- */
 
+/* One parsed tool call of a choice (api_gen.c). */
+typedef struct {
+    char id[40];                  /* "call_" + 24 hex */
+    char *name;                   /* owned */
+    nuage__sb args;               /* arguments so far (streamed fragments) */
+    char *final_args;             /* the whole compact JSON once complete, owned */
+    size_t args_sent;             /* consumer: bytes of args streamed */
+    bool head_sent;               /* consumer: id/type/name delta sent */
+} nuage__gcall;
+
 /* One choice's output, as far as it has been produced. */
 typedef struct {
     nuage__sb text;               /* content so far (valid UTF-8) */
@@ -296,6 +346,10 @@ typedef struct {
     nuage__stopper stop;
     nuage__think think;
     nuage__sb scratch;            /* stop-filtered text on its way to think */
+    nuage__sb scratch2;           /* content on its way to the tool-call parser */
+    struct nuage_toolparse *tp;   /* tool-call parser (tools on), scheduler thread */
+    nuage__gcall *calls;          /* (n_calls) under mu */
+    int n_calls, cap_calls;
     double t_last;                /* time of the previous token (ITL) */
     /* consumer side (HTTP thread only) */
     size_t text_sent, reasoning_sent;
@@ -350,6 +404,7 @@ struct nuage__gen {
     int priority;                 /* scheduler priority (copied from the request) */
     int think_budget;             /* reasoning tokens allowed per choice; -1: no budget */
     bool finalized;               /* usage recorded, quota settled */
+    nuage__structured st;         /* constraint and tools (owned) */
 };
 
 /*
@@ -361,6 +416,10 @@ struct nuage__gen {
 nuage__gen *nuage__gen_new(nuage__hreq *q, int n_jobs, int32_t *const *prompts,
                            const int *n_prompt, nuage__gen_params *gp, bool reasoning,
                            bool think_open, bool embedding);
+/* Move st into g (st is zeroed): its grammar goes to the scheduler with
+ * every prompt, and with tools on every choice gets a tool-call parser.
+ * false on OOM (st then still moved: the job frees it). */
+bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st);
 /* nuage__gen_submit's code for "refused by the rate limiter" (429). */
 #define NUAGE__E_QUOTA (-1000)
 
@@ -433,6 +492,10 @@ void nuage__gen_respond(nuage__gen *g, nuage__hreq *q, nuage__hresp *r, bool cha
 json_t *nuage__gen_usage(nuage__gen *g, bool chat);
 /* finish_reason text: "stop" / "length" (NULL for cancelled / error). */
 const char *nuage__finish_text(int finish);
+/* finish_reason of a choice: "tool_calls" when it stopped after calls. */
+const char *nuage__choice_finish_text(const nuage__gchoice *c);
+/* message.tool_calls of a choice (complete calls). New reference. */
+json_t *nuage__tool_calls_json(const nuage__gchoice *c);
 /* Chat logprobs object {"content": [...]} for tokens t[0..n). */
 json_t *nuage__chat_logprobs(nuage__gen *g, const nuage_sched_token *t, int n);
 /* Legacy completions logprobs for tokens t[0..n) (ptoks: NULL entries

@@ -57,6 +57,7 @@ static void nuage__sched_free_buffers(nuage_sched *s) {
     free(s->stream);
     free(s->blk);
     free(s->embd_out);
+    free(s->sc_work);
     nuage_context_free(s->ctx);
 }
 
@@ -80,6 +81,7 @@ nuage_sched_params nuage_sched_default_params(void) {
 
 static void nuage__sreq_free(nuage__sreq *q) {
     if (!q) return;
+    nuage__sc_free(q);
     if (q->ch) {
         for (int c = 0; c < q->r.n_choices; c++) {
             nuage_sampler_free(q->ch[c].smp);
@@ -117,6 +119,8 @@ static int nuage__sreq_new(const nuage_sched *s, const nuage_sched_request *r, n
     nuage__sreq *q = calloc(1, sizeof *q);
     if (!q) return NUAGE_E_NOMEM;
     q->r = *r;
+    q->r.grammar = NULL;     /* nuage__sc_init takes its own reference */
+    q->r.triggers = NULL;
     if (r->embedding) {
         q->r.n_choices = 1;
         q->r.max_tokens = 0;
@@ -166,6 +170,9 @@ static int nuage__sreq_new(const nuage_sched *s, const nuage_sched_request *r, n
             if (!q->ch[c].gen) goto fail;
         }
     }
+    rc = nuage__sc_init(s, q, r);
+    if (rc) goto fail;
+    rc = NUAGE_E_NOMEM;
     /* The sampler copied the bias arrays; do not keep the caller's. */
     q->r.sampling.bias_tokens = NULL;
     q->r.sampling.bias_values = NULL;
@@ -331,7 +338,9 @@ int nuage_sched_new(const nuage_model *m, const nuage_sched_params *params, nuag
     s->stream = malloc((size_t)s->n_ctx * sizeof *s->stream);
     s->blk = malloc(((size_t)s->n_ctx / (size_t)s->bs + 1) * sizeof *s->blk);
     s->embd_out = malloc((size_t)s->n_embd * sizeof *s->embd_out);
-    if (!s->run || !s->free_seqs || !s->plan || !s->batch || !s->stream || !s->blk || !s->embd_out) {
+    s->sc_work = malloc((size_t)p.max_running * sizeof *s->sc_work);
+    if (!s->run || !s->free_seqs || !s->plan || !s->batch || !s->stream || !s->blk || !s->embd_out ||
+        !s->sc_work) {
         snprintf(err, errlen, "out of memory");
         goto fail_alloc;
     }
@@ -380,6 +389,7 @@ void nuage_sched_free(nuage_sched *s) {
         pthread_cond_signal(&s->wake);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+        nuage__sc_stop(s);
     }
     pthread_cond_destroy(&s->idle);
     pthread_cond_destroy(&s->wake);

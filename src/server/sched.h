@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "nuage/constrain.h"
 #include "nuage/nuage.h"
 #include "nuage/sampler.h"
 
@@ -79,6 +80,7 @@ typedef struct {
     int n_top;                              /* requested top_logprobs (0..20) */
     int32_t top_ids[NUAGE_SCHED_MAX_TOP];
     float top_lp[NUAGE_SCHED_MAX_TOP];
+    bool constrained;                       /* sampled under a grammar's mask */
 } nuage_sched_token;
 
 typedef struct {
@@ -142,6 +144,15 @@ typedef struct {
     int32_t think_start;
     int32_t think_end[NUAGE_SCHED_MAX_THINK_END];
     int n_think_end;
+    /* Constrained decoding (nuage/constrain.h), optional. Each choice gets
+     * its own matcher on `grammar` (submit takes a reference): tokens are
+     * sampled under its mask (EOS only where the output is complete) and
+     * the choice ends with NUAGE_FINISH_STOP once the matcher is
+     * terminated. With `triggers` (NULL-terminated strings, copied) a
+     * choice samples freely until its output (special tokens rendered)
+     * contains one of them; the matcher then starts on the text after it. */
+    nuage_grammar *grammar;
+    const char *const *triggers;
     nuage_sched_callbacks cb;
 } nuage_sched_request;
 

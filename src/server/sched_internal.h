@@ -40,6 +40,13 @@ typedef struct {
     bool in_think;       /* inside a reasoning block */
     int think_n;         /* tokens generated inside reasoning blocks */
     int force_i;         /* next think_end index to force, -1: sampling */
+    /* constrained decoding (sched_constrain.c; r.grammar set) */
+    nuage_matcher *m;    /* engaged matcher, or NULL (unconstrained / not yet triggered) */
+    uint32_t *mask;      /* mask scratch of this choice */
+    bool mask_ready;     /* mask holds the current allowed set (prefetched) */
+    char *tail;          /* lazy: last bytes of output, for the trigger search */
+    int tail_n;
+    bool watch_done;     /* lazy: a trigger was seen (engaged or given up) */
 } nuage__schoice;
 
 enum { NUAGE__SREQ_WAITING = 0, NUAGE__SREQ_RUNNING = 1, NUAGE__SREQ_DONE = 2 };
@@ -63,6 +70,8 @@ struct nuage__sreq {
     nuage_sched_usage usage;
     nuage__stenant *tenant;
     int run_idx;               /* index in the running array */
+    char **trig;               /* lazy-grammar triggers (owned, NULL-terminated) */
+    int n_trig, trig_max;
     nuage__sreq *qprev, *qnext;  /* inbox / waiting-queue / completed links */
     nuage__sreq *lprev, *lnext;  /* live list (under sched->mu) */
 };
@@ -152,6 +161,8 @@ int nuage__prefix_size(const nuage__sprefix *pc);
 /* ---- the scheduler object ---------------------------------------------- */
 #include <pthread.h>
 
+#define NUAGE__SC_MAX_WORKERS 8
+
 /* One sequence's share of a step's batch. */
 typedef struct {
     nuage__sreq *q;
@@ -202,7 +213,35 @@ struct nuage_sched {
     uint64_t admit_counter;
     int evictable;             /* cache-only blocks, kept current in a step */
     uint64_t st_prompt, st_cached, st_gen, st_steps, st_preempt;
+    /* mask helper threads (sched_constrain.c) */
+    bool sc_started, sc_stop;
+    pthread_t sc_threads[NUAGE__SC_MAX_WORKERS];
+    int sc_n_workers;
+    pthread_mutex_t sc_mu;
+    pthread_cond_t sc_go, sc_fin;
+    nuage__schoice **sc_work;  /* (max_running) masks to compute this step */
+    int sc_n, sc_next, sc_done;
 };
+
+/* ---- constrained decoding (sched_constrain.c) ----------------------------- */
+/* Take r's grammar (a reference) and triggers for q; matchers and masks
+ * per choice. 0 or NUAGE_E_NOMEM / NUAGE_E_INVAL (empty trigger). */
+int nuage__sc_init(const nuage_sched *s, nuage__sreq *q, const nuage_sched_request *r);
+void nuage__sc_free(nuage__sreq *q);
+/* The mask for choice c's next sample, or NULL (unconstrained, or *rc < 0
+ * when it could not be computed). */
+const uint32_t *nuage__sc_mask(nuage_sched *s, nuage__sreq *q, int c, int *rc);
+/* Choice c took token tok: advance its matcher (or watch for a trigger).
+ * *constrained: tok was under a mask; *terminated: nothing may follow.
+ * 0, or NUAGE_E_INVAL when the matcher refuses tok. */
+int nuage__sc_accept(nuage_sched *s, nuage__sreq *q, int c, int32_t tok, bool *constrained,
+                     bool *terminated);
+/* Compute, on the helper thread, the masks the planned batch will sample
+ * with; nuage__sc_wait joins (call it before any sampling or freeing). */
+void nuage__sc_prefetch(nuage_sched *s);
+void nuage__sc_wait(nuage_sched *s);
+/* Stop the helper thread (nuage_sched_free). */
+void nuage__sc_stop(nuage_sched *s);
 
 /* sched_step.c: one scheduler step (cancellations, admission, batch,
  * decode, sampling, callbacks). Called without the mutex. */

@@ -348,10 +348,23 @@ static void nuage__sample(nuage_sched *s, nuage__sreq *q, int c, const float *lo
     nuage__schoice *ch = &q->ch[c];
     if (ch->done || !logits) return;
     const bool forced = q->r.n_think_end > 0 && ch->force_i >= 0;
-    int32_t tok = forced ? q->r.think_end[ch->force_i++] : nuage_sampler_sample(ch->smp, logits);
+    int mrc = 0;
+    const uint32_t *mask = q->r.grammar && !forced ? nuage__sc_mask(s, q, c, &mrc) : NULL;
+    int32_t tok = forced ? q->r.think_end[ch->force_i++]
+                 : mrc ? mrc : nuage_sampler_sample_masked(ch->smp, logits, mask);
     if (tok < 0) {
         if (!q->usage.error[0])
-            snprintf(q->usage.error, sizeof q->usage.error, "no token can be sampled (all banned)");
+            snprintf(q->usage.error, sizeof q->usage.error, "%s",
+                     mrc ? "the grammar's token mask could not be computed"
+                     : mask ? "no token allowed by the grammar can be sampled"
+                            : "no token can be sampled (all banned)");
+        nuage__choice_finish(s, q, c, NUAGE_FINISH_ERROR);
+        return;
+    }
+    bool constrained = false, terminated = false;
+    if (q->r.grammar && nuage__sc_accept(s, q, c, tok, &constrained, &terminated) && !forced) {
+        if (!q->usage.error[0])
+            snprintf(q->usage.error, sizeof q->usage.error, "the grammar refused a token it allowed");
         nuage__choice_finish(s, q, c, NUAGE_FINISH_ERROR);
         return;
     }
@@ -368,6 +381,7 @@ static void nuage__sample(nuage_sched *s, nuage__sreq *q, int c, const float *lo
     st.token = tok;
     st.n_top = 0;
     st.logprob = 0.0f;
+    st.constrained = constrained;
     if (q->r.top_logprobs >= 0) {
         st.n_top = q->r.top_logprobs;
         st.logprob = nuage_logprobs(logits, s->n_vocab, tok, st.n_top, st.top_ids, st.top_lp);
@@ -375,7 +389,7 @@ static void nuage__sample(nuage_sched *s, nuage__sreq *q, int c, const float *lo
     q->usage.completion_tokens++;
     s->st_gen++;
     bool keep = !q->r.cb.on_token || q->r.cb.on_token(q->r.cb.ud, c, &st);
-    if (!keep) nuage__choice_finish(s, q, c, NUAGE_FINISH_STOP);
+    if (!keep || terminated) nuage__choice_finish(s, q, c, NUAGE_FINISH_STOP);
     else if (ch->n_gen >= q->r.max_tokens) nuage__choice_finish(s, q, c, NUAGE_FINISH_LENGTH);
 }
 
@@ -626,7 +640,9 @@ void nuage__sched_step(nuage_sched *s) {
 
     char err[160];
     err[0] = 0;
+    nuage__sc_prefetch(s);   /* grammar masks, computed while the batch decodes */
     int rc = nuage_decode(s->ctx, s->batch, err, sizeof err);
+    nuage__sc_wait(s);
     if (rc) {
         char msg[200];
         snprintf(msg, sizeof msg, "decode failed: %s (%s)", nuage_strerror(rc), err);

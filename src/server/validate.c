@@ -470,6 +470,64 @@ bool nuage__parse_gen_params(json_t *body, bool chat, int n_vocab, int max_n,
 
 static const char *const nuage__roles[] = {"system", "developer", "user", "assistant", "tool"};
 
+/* The tool-call fields of message i (role r): an assistant's tool_calls
+ * (array of {id, type "function", function {name, arguments: string or
+ * object}}) and a tool message's tool_call_id (required, as OpenAI). */
+static bool nuage__check_tool_fields(json_t *m, const char *r, size_t i, nuage__apierr *e) {
+    char param[128];
+    if (!strcmp(r, "tool")) {
+        json_t *id = json_object_get(m, "tool_call_id");
+        snprintf(param, sizeof param, "messages[%zu].tool_call_id", i);
+        if (!id || json_is_null(id))
+            return nuage__err400(e, param, "Missing required parameter: '%s'.", param);
+        if (!json_is_string(id))
+            return nuage__err400(e, param, "Invalid type for '%s': expected a string, but got %s instead.",
+                                 param, nuage__json_type_name(id));
+        return true;
+    }
+    json_t *tc = json_object_get(m, "tool_calls");
+    if (!tc || json_is_null(tc)) return true;
+    snprintf(param, sizeof param, "messages[%zu].tool_calls", i);
+    if (strcmp(r, "assistant"))
+        return nuage__err400(e, param, "Invalid parameter: only assistant messages may have '%s'.", param);
+    if (!json_is_array(tc))
+        return nuage__err400(e, param, "Invalid type for '%s': expected an array, but got %s instead.",
+                             param, nuage__json_type_name(tc));
+    size_t k;
+    json_t *call;
+    json_array_foreach(tc, k, call) {
+        snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu]", i, k);
+        if (!json_is_object(call))
+            return nuage__err400(e, param, "Invalid type for '%s': expected an object, but got %s instead.",
+                                 param, nuage__json_type_name(call));
+        json_t *type = json_object_get(call, "type");
+        if (type && !json_is_null(type) && (!json_is_string(type) || strcmp(json_string_value(type), "function"))) {
+            snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].type", i, k);
+            return nuage__err400(e, param, "Invalid value for '%s': expected 'function'.", param);
+        }
+        json_t *id = json_object_get(call, "id");
+        if (id && !json_is_null(id) && !json_is_string(id)) {
+            snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].id", i, k);
+            return nuage__err400(e, param, "Invalid type for '%s': expected a string.", param);
+        }
+        json_t *fn = json_object_get(call, "function");
+        snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].function", i, k);
+        if (!json_is_object(fn))
+            return nuage__err400(e, param, fn ? "Invalid type for '%s': expected an object." : "Missing required parameter: '%s'.", param);
+        json_t *name = json_object_get(fn, "name");
+        if (!json_is_string(name)) {
+            snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].function.name", i, k);
+            return nuage__err400(e, param, name ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", param);
+        }
+        json_t *args = json_object_get(fn, "arguments");
+        if (!json_is_string(args) && !json_is_object(args)) {
+            snprintf(param, sizeof param, "messages[%zu].tool_calls[%zu].function.arguments", i, k);
+            return nuage__err400(e, param, args ? "Invalid type for '%s': expected a string." : "Missing required parameter: '%s'.", param);
+        }
+    }
+    return true;
+}
+
 json_t *nuage__parse_messages(json_t *body, nuage__apierr *e) {
     json_t *msgs = json_object_get(body, "messages");
     if (!msgs || json_is_null(msgs)) {
@@ -576,6 +634,10 @@ json_t *nuage__parse_messages(json_t *body, nuage__apierr *e) {
         if (norm && json_is_string(norm) && !nuage__utf8_ok(json_string_value(norm), json_string_length(norm))) {
             json_decref(norm);
             nuage__err400(e, param, "Invalid '%s': not valid UTF-8.", param);
+            goto fail;
+        }
+        if (!nuage__check_tool_fields(m, r, i, e)) {
+            json_decref(norm);
             goto fail;
         }
         json_t *copy = json_copy(m);

@@ -61,6 +61,7 @@ int nuage_template_parse(const char *src, size_t len, nuage_template **out, char
         nuage_template_free(t);
         return rc;
     }
+    t->traits = nuage_template_traits_scan(src, len);
     *out = t;
     return 0;
 
@@ -261,6 +262,52 @@ fail:
     json_decref(tl);
     json_decref(v);
     return rc;
+}
+
+/* ---- traits ---------------------------------------------------------------- */
+
+static const char *find_n(const char *s, size_t n, const char *needle, size_t from) {
+    size_t k = strlen(needle);
+    for (size_t i = from; i + k <= n; i++)
+        if (!memcmp(s + i, needle, k)) return s + i;
+    return NULL;
+}
+
+static size_t skip_ws(const char *s, size_t n, size_t i) {
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    return i;
+}
+
+/* After the identifier "content" / "arguments" at s[i..): skip the rest of
+ * a subscript ("']" or "\"]") and blanks; index of what follows. */
+static size_t after_ident(const char *s, size_t n, size_t i) {
+    if (i < n && (s[i] == '\'' || s[i] == '"')) i++;
+    if (i < n && s[i] == ']') i++;
+    return skip_ws(s, n, i);
+}
+
+nuage_template_traits nuage_template_traits_scan(const char *src, size_t len) {
+    nuage_template_traits tr = {0};
+    if (!src) return tr;
+    tr.developer_role = find_n(src, len, "developer", 0) != NULL;
+    for (const char *p = src; (p = find_n(src, len, "content", (size_t)(p - src))); p++) {
+        /* the field itself (x.content, x['content']), not reasoning_content */
+        char prev = p > src ? p[-1] : 0;
+        if (prev != '.' && prev != '\'' && prev != '"') continue;
+        size_t i = after_ident(src, len, (size_t)(p - src) + 7);
+        if (len - i >= 7 && !memcmp(src + i, "is none", 7)) tr.content_none = true;
+        if (len - i >= 11 && !memcmp(src + i, "is not none", 11)) tr.content_none = true;
+    }
+    for (const char *p = src; (p = find_n(src, len, "arguments", (size_t)(p - src))); p++) {
+        size_t i = after_ident(src, len, (size_t)(p - src) + 9);
+        if (i < len && src[i] == '+' && (i + 1 >= len || src[i + 1] != '}')) tr.args_string = true;
+    }
+    return tr;
+}
+
+const nuage_template_traits *nuage_template_traits_of(const nuage_template *t) {
+    static const nuage_template_traits none = {0};
+    return t ? &t->traits : &none;
 }
 
 const char *nuage_template_chatml(void) {

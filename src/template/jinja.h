@@ -257,6 +257,7 @@ struct nuage_template {
     jarena arena;
     jnode **body;
     uint32_t nbody;
+    nuage_template_traits traits;  /* read from the source by nuage_template_parse */
 };
 
 /* ---- evaluation ------------------------------------------------------------ */

@@ -84,6 +84,15 @@ static void test_config_parse(void **state) {
     assert_string_equal(c.version, "");
     nuage_deploy_config_free(&c);
 
+    /* chat_template (relative to the config's directory) and tool_format */
+    parse_expect("{\"name\": \"a\", \"model\": \"x\", \"chat_template\": \"t/q.jinja\", \"tool_format\": \"hermes\"}",
+                 NULL, &c);
+    assert_string_equal(c.chat_template, "/base/t/q.jinja");
+    assert_string_equal(c.tool_format, "hermes");
+    nuage_deploy_config_free(&c);
+    parse_expect("{\"name\": \"a\", \"model\": \"x\", \"tool_format\": \"xml\"}", "\"tool_format\"", NULL);
+    parse_expect("{\"name\": \"a\", \"model\": \"x\", \"chat_template\": 3}", "\"chat_template\"", NULL);
+
     parse_expect("{\"model\": \"x\"}", "\"name\"", NULL);
     parse_expect("{\"name\": \"bad name\", \"model\": \"x\"}", "\"name\"", NULL);
     parse_expect("{\"name\": \"a/b\", \"model\": \"x\"}", "\"name\"", NULL);

@@ -676,6 +676,54 @@ static uint64_t ref_xo(uint64_t s[4]) {
     return r;
 }
 
+/* Constrained decoding: only masked-in tokens are ever drawn, greedy picks
+ * the best allowed one, bias cannot revive a masked token, and a mask with
+ * nothing allowed is an error. 70 tokens: masks span three words. */
+static void test_mask(void **st) {
+    (void)st;
+    enum { N = 70 };
+    float x[N];
+    rand_logits(x, N, -2, 2);
+    x[5] = 9.0f;                       /* the model's favourite, masked out */
+    uint32_t mask[3] = {0, 0, 0};
+    const int allowed[] = {3, 33, 64, 69};
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+        mask[allowed[i] >> 5] |= 1u << (allowed[i] & 31);
+    int32_t bt[1] = {5};
+    float bv[1] = {50.0f};
+    nuage_sampler_params p = nuage_sampler_default_params();
+    p.seed = 11;
+    p.bias_tokens = bt;
+    p.bias_values = bv;
+    p.n_bias = 1;
+    p.presence_penalty = 0.5f;
+    nuage_sampler *s = nuage_sampler_new(&p, N);
+    int seen[N] = {0};
+    for (int r = 0; r < 4000; r++) {
+        int32_t t = nuage_sampler_sample_masked(s, x, mask);
+        assert_true(t >= 0 && t < N);
+        assert_true(mask[t >> 5] >> (t & 31) & 1u);
+        seen[t]++;
+        nuage_sampler_accept(s, t);
+    }
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++) assert_true(seen[allowed[i]] > 0);
+    nuage_sampler_free(s);
+
+    p = nuage_sampler_default_params();
+    p.temperature = 0;
+    s = nuage_sampler_new(&p, N);
+    int want = -1;
+    for (size_t i = 0; i < sizeof allowed / sizeof *allowed; i++)
+        if (want < 0 || x[allowed[i]] > x[want]) want = allowed[i];
+    assert_int_equal(nuage_sampler_sample_masked(s, x, mask), want);
+    assert_int_equal(nuage_sampler_sample(s, x), 5);
+    uint32_t none[3] = {0, 0, 0};
+    assert_true(nuage_sampler_sample_masked(s, x, none) < 0);
+    uint32_t all[3] = {UINT32_MAX, UINT32_MAX, UINT32_MAX};
+    assert_int_equal(nuage_sampler_sample_masked(s, x, all), 5);
+    nuage_sampler_free(s);
+}
+
 static void test_rng_is_xoshiro(void **st) {
     (void)st;
     uint64_t x0 = 0;
@@ -1013,6 +1061,7 @@ int main(void) {
         cmocka_unit_test(test_penalties_exact),
         cmocka_unit_test(test_penalties_flip_greedy),
         cmocka_unit_test(test_logit_bias),
+        cmocka_unit_test(test_mask),
         cmocka_unit_test(test_rng_is_xoshiro),
         cmocka_unit_test(test_reproducible),
         cmocka_unit_test(test_clone_and_reset),

@@ -179,7 +179,7 @@ static void test_messages(void **state) {
     }
     json_t *j = parse("{\"messages\": [{\"role\": \"developer\", \"content\": \"be nice\"},"
                       " {\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"}, {\"type\": \"text\", \"text\": \"b\"}], \"extra\": 1},"
-                      " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": []}, {\"role\": \"tool\", \"content\": \"r\"}]}");
+                      " {\"role\": \"assistant\", \"content\": null, \"tool_calls\": []}, {\"role\": \"tool\", \"tool_call_id\": \"c1\", \"content\": \"r\"}]}");
     nuage__apierr e = {0};
     json_t *m = nuage__parse_messages(j, &e);
     assert_non_null(m);

@@ -180,6 +180,34 @@ test('batch: one output line per request, same text as interactive, errors with 
     (e) => e.status === 400 && e.param === 'endpoint');
 });
 
+test('batch: structured outputs in lines (the same handlers as live requests)', async (t) => {
+  if (SKIP) return t.skip(SKIP);
+  const s = await serve(path.join(dir, 'cg.db'));
+  const c = s.client();
+  const schema = { type: 'object', properties: { n: { type: 'integer', minimum: 0, maximum: 99 }, ok: { type: 'boolean' } },
+    required: ['n', 'ok'], additionalProperties: false };
+  const msgs = [{ role: 'user', content: 'Once upon a time' }];
+  const lines = [
+    line('json', { model: MODEL, messages: msgs, max_tokens: 120, response_format: { type: 'json_schema', json_schema: { name: 's', strict: true, schema } } }),
+    line('choice', { model: MODEL, messages: msgs, max_tokens: 20, structured_outputs: { choice: ['left', 'right'] } }),
+    line('refused', { model: MODEL, messages: msgs, max_tokens: 8, response_format: { type: 'json_schema', json_schema: { name: 's', schema: { type: 'array', uniqueItems: true } } } }),
+  ];
+  const f = await c.files.create({ file: await toFile(Buffer.from(lines.join('\n') + '\n'), 'cg.jsonl'), purpose: 'batch' });
+  const b = await waitBatch(c, (await c.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' })).id);
+  assert.equal(b.status, 'completed');
+  const out = await fileLines(c, b.output_file_id);
+  const json = out.find((o) => o.custom_id === 'json').response.body.choices[0];
+  assert.equal(json.finish_reason, 'stop');
+  const v = JSON.parse(json.message.content);
+  assert.ok(Number.isInteger(v.n) && v.n >= 0 && v.n <= 99 && typeof v.ok === 'boolean');
+  const pick = out.find((o) => o.custom_id === 'choice').response.body.choices[0];
+  assert.ok(['left', 'right'].includes(pick.message.content));
+  const errs = await fileLines(c, b.error_file_id);
+  const ref = errs.find((e) => e.custom_id === 'refused');
+  assert.equal(ref.response.status_code, 400);
+  assert.equal(ref.response.body.error.param, 'response_format');
+});
+
 test('batch: cancel', async (t) => {
   if (SKIP) return t.skip(SKIP);
   const s = await serve(path.join(dir, 'cancel.db'), [], { NUAGE_BATCH_CONCURRENCY: '1' });

@@ -43,6 +43,16 @@ test('parameter types and ranges are validated with the param named', async () =
   await expectApiError(chat({ seed: 'x' }), 400, 'seed');
   await expectApiError(chat({ stream_options: { include_usage: true } }), 400, 'stream_options');
   await expectApiError(chat({ max_tokens: 1e15 }), 400, 'messages', 'context_length_exceeded');
+  // issue 12: the largest int64 must not overflow the error message's arithmetic
+  const big = await postJson('/v1/chat/completions', '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 9223372036854775807}');
+  assert.equal(big.status, 400, big.text);
+  assert.equal(big.json.error.code, 'context_length_exceeded');
+  assert.match(big.json.error.message, /9223372036854775807/);
+  const cbig = await postJson('/v1/completions', '{"prompt": "hi", "max_tokens": 9223372036854775807}');
+  assert.equal(cbig.status, 400, cbig.text);
+  assert.equal(cbig.json.error.code, 'context_length_exceeded');
+  const seed = await postJson('/v1/chat/completions', '{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1, "n": 2, "seed": 9223372036854775807}');
+  assert.equal(seed.status, 200, seed.text);
 });
 
 test('messages are validated', async () => {

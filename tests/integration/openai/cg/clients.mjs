@@ -1,0 +1,56 @@
+// The agent frameworks people build on, unchanged: LangChain's ChatOpenAI
+// (withStructuredOutput in both modes, bindTools) and the Vercel AI SDK
+// (generateObject, generateText with toolChoice "required").
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { z } from 'zod';
+import { ChatOpenAI } from '@langchain/openai';
+import { createOpenAI } from '@ai-sdk/openai';
+import { generateObject, generateText, tool } from 'ai';
+import { BASE } from './common.mjs';
+
+const Person = z.object({
+  name: z.string().max(6),
+  age: z.number().int().min(0).max(120),
+  likes: z.array(z.enum(['tea', 'jam'])).max(2),
+});
+const Weather = z.object({ city: z.string().max(8), unit: z.enum(['c', 'f']) });
+
+const lc = (model) => new ChatOpenAI({ model, apiKey: 'not-needed', maxTokens: 600, temperature: 0, maxRetries: 0, configuration: { baseURL: `${BASE}/v1` } });
+
+test('LangChain withStructuredOutput (jsonSchema and functionCalling)', async () => {
+  for (const method of ['jsonSchema', 'functionCalling']) {
+    const out = await lc('qwen3').withStructuredOutput(Person, { method, name: 'person' }).invoke('Describe a person.');
+    assert.ok(out, `${method} returned ${out}`);
+    Person.parse(out);
+  }
+});
+
+test('LangChain bindTools with tool_choice required', async () => {
+  const m = lc('llama').bindTools([{ name: 'get_weather', description: 'weather', schema: Weather }], { tool_choice: 'required' });
+  const msg = await m.invoke('Weather in Rome?');
+  assert.ok(msg.tool_calls.length >= 1);
+  for (const c of msg.tool_calls) {
+    assert.equal(c.name, 'get_weather');
+    Weather.parse(c.args);
+    assert.match(c.id, /^call_/);
+  }
+});
+
+const openai = createOpenAI({ baseURL: `${BASE}/v1`, apiKey: 'not-needed' });
+
+test('AI SDK generateObject', async () => {
+  const { object } = await generateObject({ model: openai.chat('qwen3'), schema: Person, prompt: 'Describe a person.', maxOutputTokens: 600, temperature: 0, maxRetries: 0 });
+  Person.parse(object);
+});
+
+test('AI SDK generateText with toolChoice required', async () => {
+  let called = 0;
+  const r = await generateText({
+    model: openai.chat('llama'), prompt: 'Weather in Rome?', toolChoice: 'required', maxOutputTokens: 600, temperature: 0, maxRetries: 0,
+    tools: { get_weather: tool({ description: 'weather', inputSchema: Weather, execute: async (a) => { called++; Weather.parse(a); return { temp: 3 }; } }) },
+  });
+  assert.ok(r.toolCalls.length >= 1);
+  for (const c of r.toolCalls) Weather.parse(c.input);
+  assert.equal(called, r.toolCalls.length);
+});

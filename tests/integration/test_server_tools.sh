@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Integration test of structured outputs and tool calling through the real
+# server, driven by the openai SDK, LangChain and the Vercel AI SDK.
+#
+# Serves two random-weight models of ../shared/models with the real chat
+# templates of ../shared/templates (--config, "chat_template"): "qwen3"
+# (Qwen3 template: Hermes <tool_call> syntax) and "llama" (Llama 3.1
+# template: bare JSON calls). Random weights write junk, so the tests
+# check structure and validity (what the grammar guarantees), never
+# content. Runs tests/integration/openai/cg/*.mjs (not picked up by
+# test_server_openai.sh, whose server has neither model). Exit 77 when
+# the shared data, node or the npm packages are missing.
+set -u
+here="$(cd "$(dirname "$0")" && pwd)"
+src="${NUAGE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
+bin="${NUAGE_BIN:-$src/build/nuage}"
+shared="${NUAGE_SHARED:-${NUAGE_SHARED_DEFAULT:-$src/../shared}}"
+tests="$src/tests/integration/openai"
+
+for f in models/rand-qwen3-f32.gguf models/rand-llama-f32.gguf templates/Qwen-Qwen3-0.6B.jinja \
+         templates/meta-llama-Llama-3.1-8B-Instruct.jinja; do
+  if [ ! -f "$shared/$f" ]; then echo "shared data not found ($f): skipped"; exit 77; fi
+done
+if ! command -v node >/dev/null 2>&1; then echo "node not found: skipped"; exit 77; fi
+if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ]; then
+  if ! command -v npm >/dev/null 2>&1 || ! (cd "$tests" && npm ci --no-audit --no-fund >/dev/null 2>&1); then
+    echo "cannot install the npm packages (npm ci failed): skipped"; exit 77
+  fi
+fi
+
+health_ok() {
+  ( exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
+    IFS= read -r line <&3
+    case "$line" in *" 200 "*) exit 0 ;; *) exit 1 ;; esac ) 2>/dev/null
+}
+
+tmp="$(mktemp -d)"
+log="$tmp/log"
+pid=""
+cleanup() {
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cat >"$tmp/nuage.json" <<JSON
+{"deployments": [
+  {"name": "qwen3", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 8,
+   "kv_blocks": 2048, "chat_template": "$shared/templates/Qwen-Qwen3-0.6B.jinja"},
+  {"name": "llama", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
+   "kv_blocks": 2048, "chat_template": "$shared/templates/meta-llama-Llama-3.1-8B-Instruct.jinja"},
+  {"name": "plain", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 4,
+   "kv_blocks": 512}
+]}
+JSON
+
+"$bin" serve --config "$tmp/nuage.json" --no-db --host 127.0.0.1 --port 0 --quiet >"$log" 2>&1 &
+pid=$!
+port=""
+for _ in $(seq 1 600); do
+  port="$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\).*|\1|p' "$log" | head -n1)"
+  if [ -n "$port" ] && health_ok "$port"; then break; fi
+  if ! kill -0 "$pid" 2>/dev/null; then echo "server exited:"; cat "$log"; exit 1; fi
+  sleep 0.1
+done
+if [ -z "$port" ] || ! health_ok "$port"; then echo "server did not become ready:"; cat "$log"; exit 1; fi
+
+cd "$tests"
+NUAGE_URL="http://127.0.0.1:$port" NUAGE_SHARED="$shared" NUAGE_SERVER_LOG="$log" \
+  node --test --test-concurrency=1 --test-timeout=600000 cg/*.mjs
+rc=$?
+
+kill -TERM "$pid"
+wait "$pid"
+st=$?
+pid=""
+if [ $st -ne 0 ]; then echo "server exit status $st on SIGTERM"; cat "$log"; rc=1; fi
+if grep -q "ERROR: \(AddressSanitizer\|LeakSanitizer\)\|runtime error:" "$log"; then cat "$log"; rc=1; fi
+exit $rc
