@@ -10,8 +10,9 @@
  * tenants, keys and usage; without one, the server runs open on loopback
  * with no quotas and no metering, exactly like the first versions.
  *
- * Order of events: check the exposure rule (a non-loopback address with no
- * API key in the store is refused unless --insecure), bind the port (so
+ * Order of events: check the exposure rule (with a store, keys are always
+ * required unless --no-auth, which only a loopback address accepts; with
+ * no store, a non-loopback address is refused unless --insecure), bind the port (so
  * that /health can answer "loading" and a supervisor sees the process is
  * alive), load the deployments (each checked against the memory available
  * first), start answering; then wait for signals. SIGHUP re-reads the
@@ -29,8 +30,9 @@
  * thread, so no handler runs inside library code. SIGPIPE is ignored:
  * a client that disconnects must not kill the server.
  *
- * The first line on stderr is "nuage serve: listening on http://HOST:PORT"
- * (with the real port when --port 0 asked for any free one); scripts and
+ * The first line on stderr is "nuage serve: listening on http://HOST:PORT
+ * (auth: ...)" (with the real port when --port 0 asked for any free one, and
+ * the authentication mode in parentheses); scripts and
  * the integration tests read it. A reload logs "nuage serve: reloaded
  * CONFIG: ..." (or "reload failed: ...").
  */
@@ -64,7 +66,8 @@ static int usage(void) {
             "  --db PATH             tenants, keys and usage (default $NUAGE_DB, else the store\n"
             "                        shared with `nuage admin` when it exists)\n"
             "  --no-db               run without a store (no keys, no quotas, no metering)\n"
-            "  --insecure            allow a non-loopback address without any API key\n"
+            "  --no-auth             with a store, serve without API keys (loopback only)\n"
+            "  --insecure            with no store, allow a non-loopback address (no auth)\n"
             "  --memory-limit BYTES  memory for all deployments (default: MemAvailable - margin)\n"
             "  --memory-margin BYTES kept free of MemAvailable (default 256M)\n"
             "  --port N              port to listen on; 0 picks a free one (default 8080)\n"
@@ -159,6 +162,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
+    bool no_auth = false;
     nuage_kv_type kv_type = NUAGE_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -167,6 +171,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "--quiet")) { quiet = true; continue; }
         if (!strcmp(a, "--insecure")) { insecure = true; continue; }
         if (!strcmp(a, "--no-db")) { no_db = true; continue; }
+        if (!strcmp(a, "--no-auth")) { no_auth = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
@@ -294,13 +299,27 @@ int nuage_cmd_serve(int argc, char **argv) {
     }
     bool loopback = nuage_auth_is_loopback(host);
     int n_keys = store ? nuage_store_key_count(store) : 0;
-    if (!loopback && !insecure && n_keys <= 0) {
-        nuage_cli_fail("serve", 1,
-                       "refusing to serve on %s without API keys%s: create one with `nuage admin key create`, "
-                       "or pass --insecure to serve without authentication",
-                       host, store ? "" : " (no store: give --db)");
+    if (!loopback && no_auth) {
+        nuage_cli_fail("serve", 1, "refusing to serve on %s with --no-auth: it is accepted on a loopback address only",
+                       host);
         goto done;
     }
+    if (!loopback && !insecure && !store) {
+        nuage_cli_fail("serve", 1,
+                       "refusing to serve on %s without API keys (no store: give --db), "
+                       "or pass --insecure to serve without authentication", host);
+        goto done;
+    }
+    nuage_auth_params ap = {.store = store, .loopback = loopback, .insecure = insecure, .no_auth = no_auth};
+    nuage_auth *mode = NULL;
+    if (nuage_auth_new(&ap, &mode)) {
+        nuage_cli_fail("serve", 1, "out of memory");
+        goto done;
+    }
+    char mode_s[96];
+    snprintf(mode_s, sizeof mode_s, "%s", nuage_auth_mode(mode));
+    bool keys_required = nuage_auth_required(mode);
+    nuage_auth_free(mode);
     if (!(quota = nuage_quota_new())) {
         nuage_cli_fail("serve", 1, "out of memory");
         goto done;
@@ -321,11 +340,13 @@ int nuage_cmd_serve(int argc, char **argv) {
         goto done;
     }
     bool v6 = strchr(host, ':') != NULL;
-    fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
-            nuage_server_port(srv));
+    fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
+            nuage_server_port(srv), mode_s);
     if (store)
         fprintf(stderr, "nuage serve: store %s: %s\n", dbpath,
-                n_keys > 0 ? "API keys required" : loopback ? "no API key yet: auth off on loopback" : "no API key: --insecure, auth off");
+                !keys_required ? "API keys not checked (--no-auth)"
+                : n_keys > 0   ? "API keys required"
+                               : "no API key yet: every request is 401 until `nuage admin key create`");
 
     nuage_registry_params rp = nuage_registry_default_params();
     rp.memory_limit = mem_limit;
@@ -368,6 +389,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     pf.store = store;
     pf.quota = quota;
     pf.insecure = insecure;
+    pf.no_auth = no_auth;
     if (config) {
         pf.reload = nuage__reload;
         pf.reload_ud = &rl;

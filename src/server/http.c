@@ -781,13 +781,15 @@ int nuage_server_attach(nuage_server *s, const nuage_server_platform *pf, char *
         snprintf(err, errlen, "no deployment registry");
         return NUAGE_E_INVAL;
     }
-    if (!s->loopback && !pf->insecure && (!pf->store || nuage_store_key_count(pf->store) <= 0)) {
+    if (!s->loopback && (pf->no_auth || (!pf->store && !pf->insecure))) {
         snprintf(err, errlen,
-                 "refusing to serve on %s without API keys: create one with `nuage admin key create`, "
-                 "or pass --insecure to serve without authentication", s->p.host);
+                 pf->no_auth ? "refusing to serve on %s with --no-auth: it is accepted on a loopback address only"
+                             : "refusing to serve on %s without a store of API keys: give --db, "
+                               "or pass --insecure to serve without authentication", s->p.host);
         return NUAGE_E_STATE;
     }
-    nuage_auth_params ap = {.store = pf->store, .loopback = s->loopback, .insecure = pf->insecure};
+    nuage_auth_params ap = {.store = pf->store, .loopback = s->loopback, .insecure = pf->insecure,
+                            .no_auth = pf->no_auth};
     int rc = nuage_auth_new(&ap, &s->auth);
     if (rc) {
         snprintf(err, errlen, "out of memory");

@@ -24,6 +24,7 @@
 #include "platform/auth.h"
 #include "platform/deploy.h"
 #include "test_util.h"
+#include "test_store_util.h"
 
 static json_t *js(const char *s) {
     json_error_t je;
@@ -496,6 +497,71 @@ static void test_auth_rules(void **state) {
     assert_true(nuage_auth_allows(&ctx, "gamma"));
 }
 
+/* Issue 12, item 2: with a store, auth never turns itself off. Revoking
+ * (or expiring) the last active key used to open a loopback server: no
+ * key, the revoked key and the admin API all passed. */
+static void test_auth_store_fails_closed(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *st = tmp_db_open(&t);
+    nuage_auth *a;
+    nuage_auth_ctx ctx;
+    char msg[300];
+    nuage_auth_params ap = {.store = st, .loopback = true};
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    /* No key in the store yet: closed all the same (401 until one exists). */
+    assert_true(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_non_null(strstr(nuage_auth_mode(a), "API keys required"));
+
+    char key[80], admin_key[80];
+    nuage_key k;
+    assert_int_equal(nuage_store_tenant_create(st, "acme", 0, 0, 1.0, NULL), 0);
+    assert_int_equal(nuage_store_key_create(st, "acme", NULL, 0, false, key, sizeof key, &k), 0);
+    assert_int_equal(nuage_store_key_create(st, NULL, NULL, 0, true, admin_key, sizeof admin_key, NULL), 0);
+    char bearer[120], bearer_admin[120];
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    snprintf(bearer_admin, sizeof bearer_admin, "Bearer %s", admin_key);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), 0);
+    assert_true(ctx.authenticated);
+    assert_false(ctx.admin);
+    /* Revoke every key: the store now has no active key. */
+    assert_int_equal(nuage_store_key_revoke(st, k.prefix), 0);
+    nuage_key *list = NULL;
+    int n = 0;
+    assert_int_equal(nuage_store_key_list(st, NULL, &list, &n), 0);
+    for (int i = 0; i < n; i++)
+        if (!list[i].revoked) assert_int_equal(nuage_store_key_revoke(st, list[i].prefix), 0);
+    free(list);
+    assert_int_equal(nuage_store_key_count(st), 0);
+    assert_true(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_int_equal(nuage_auth_check(a, bearer_admin, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_false(ctx.admin);
+    /* A key that expired is the same as none. */
+    assert_int_equal(nuage_store_key_create(st, "acme", NULL, 1, false, key, sizeof key, NULL), 0);
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    nuage_auth_free(a);
+
+    /* The open mode only when asked for (--no-auth), and only on loopback. */
+    ap.no_auth = true;
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    assert_false(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), 0);
+    assert_true(ctx.admin);
+    assert_non_null(strstr(nuage_auth_mode(a), "--no-auth"));
+    nuage_auth_free(a);
+    ap.loopback = false;
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    assert_true(nuage_auth_required(a));
+    nuage_auth_free(a);
+    nuage_store_close(st);
+    tmp_db_cleanup(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_parse),
@@ -503,6 +569,7 @@ int main(void) {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_auth_rules),
+        cmocka_unit_test(test_auth_store_fails_closed),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
