@@ -50,6 +50,7 @@
 #include "platform/auth.h"
 #include "platform/batch_runner.h"
 #include "platform/deploy.h"
+#include "platform/model_path.h"
 #include "platform/quota.h"
 #include "platform/router.h"
 #include "platform/store.h"
@@ -66,6 +67,8 @@ static int usage(void) {
             "  --db PATH             tenants, keys and usage (default $NUAGE_DB, else the store\n"
             "                        shared with `nuage admin` when it exists)\n"
             "  --no-db               run without a store (no keys, no quotas, no metering)\n"
+            "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
+            "                        configuration file's folder, or the -m model's folder)\n"
             "  --no-auth             with a store, serve without API keys (loopback only)\n"
             "  --insecure            with no store, allow a non-loopback address (no auth)\n"
             "  --memory-limit BYTES  memory for all deployments (default: MemAvailable - margin)\n"
@@ -158,6 +161,7 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
+    const char *models_dir = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
@@ -178,6 +182,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
+        else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = nuage_cli_int(v, 1, 1024, &threads);
@@ -297,6 +302,16 @@ int nuage_cmd_serve(int argc, char **argv) {
         nuage_cli_fail("serve", 1, "store %s: %s", dbpath, err);
         goto done;
     }
+    /* Admin-API model paths stay inside this folder (platform/model_path.h). */
+    char mdir[4096], dbreal[4096] = "";
+    char mdir_given[4096];
+    if (models_dir) snprintf(mdir_given, sizeof mdir_given, "%s", models_dir);
+    else nuage_model_path_dirname(config ? config : model, mdir_given, sizeof mdir_given);
+    if (nuage_model_path_dir(mdir_given, mdir, sizeof mdir)) {
+        nuage_cli_fail("serve", 1, "models directory '%s' is not a directory", mdir_given);
+        goto done;
+    }
+    if (dbpath[0] && !realpath(dbpath, dbreal)) snprintf(dbreal, sizeof dbreal, "%s", dbpath);
     bool loopback = nuage_auth_is_loopback(host);
     int n_keys = store ? nuage_store_key_count(store) : 0;
     if (!loopback && no_auth) {
@@ -390,6 +405,8 @@ int nuage_cmd_serve(int argc, char **argv) {
     pf.quota = quota;
     pf.insecure = insecure;
     pf.no_auth = no_auth;
+    pf.models_dir = mdir;
+    pf.store_path = dbpath[0] ? dbreal : NULL;
     if (config) {
         pf.reload = nuage__reload;
         pf.reload_ud = &rl;

@@ -59,6 +59,9 @@ typedef struct {
     nuage_quota *quota;        /* rate limiter (may be NULL: no limits) */
     bool insecure;             /* no store: run open on a non-loopback address (--insecure) */
     bool no_auth;              /* --no-auth: open with a store (refused off loopback) */
+    const char *models_dir;    /* canonical folder that admin-API model paths must be in
+                                * (NULL: POST /admin/deployments cannot load model files) */
+    const char *store_path;    /* the store's database file (never loadable as a model) */
     /* POST /admin/reload: re-read the configuration file (may be NULL: 404).
      * 0 with a summary, or a negative code with a message. */
     int (*reload)(void *ud, char *summary, size_t slen, char *err, size_t elen);

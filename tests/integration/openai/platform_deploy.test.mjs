@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import {
-  SKIP, MODEL_FILE, Server, tempDir, cleanup, writeConfig, admin, assertCleanLog, sleep, SLOW,
+  SKIP, MODEL_FILE, MODEL_DIR, Server, tempDir, cleanup, writeConfig, admin, assertCleanLog, sleep, SLOW,
 } from './platform_helpers.mjs';
 
 let dir, db, cfg, srv;
@@ -27,7 +27,7 @@ before(async () => {
     story('v1', { sampling: { temperature: 0, max_tokens: 7 } }),
     { name: 'other', model: path.relative(dir, MODEL_FILE), version: 'o1', context: 128, parallel: 2, kv_blocks: 64, log_prompts: true },
   ]);
-  srv = await new Server(['--config', cfg, '--db', db]).ready();
+  srv = await new Server(['--config', cfg, '--db', db, '--no-auth', '--models-dir', MODEL_DIR]).ready();
 });
 
 after(async () => {
@@ -160,7 +160,11 @@ test('the memory check refuses what does not fit, naming the bytes; nothing else
   assert.match(bad.json.error.message, /unknown field "temperatur"/);
   const missing = await srv.fetch('/admin/deployments', { method: 'POST', body: { name: 'x', model: '/nonexistent.gguf' } });
   assert.equal(missing.status, 400);
-  assert.equal(missing.json.error.code, 'model_load_failed');
+  assert.equal(missing.json.error.code, 'invalid_deployment');
+  // A file outside --models-dir answers the same words as a missing one.
+  const outside = await srv.fetch('/admin/deployments', { method: 'POST', body: { name: 'x', model: '/etc/passwd' } });
+  assert.equal(outside.status, 400);
+  assert.equal(outside.json.error.message.replace('/etc/passwd', ''), missing.json.error.message.replace('/nonexistent.gguf', ''));
 });
 
 test('--memory-limit: loaded deployments are charged, the next one is refused', { skip: SKIP }, async () => {
