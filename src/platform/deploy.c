@@ -653,6 +653,14 @@ nuage_deployment *nuage_registry_acquire(nuage_registry *r, const char *name) {
             if (!strcmp(r->active[i]->name, name)) d = r->active[i];
         for (int i = 0; i < r->n_active && !d; i++)
             if (nuage__answers_to(r->active[i], name)) d = r->active[i];
+        /* "ROUTER:hint" (e.g. "nuage:fast") names the router ROUTER; the
+         * router reads the hint from the request's model itself. */
+        const char *colon = d ? NULL : strrchr(name, ':');
+        for (int i = 0; colon && i < r->n_active && !d; i++) {
+            nuage_deployment *x = r->active[i];
+            size_t n = (size_t)(colon - name);
+            if (x->kind == NUAGE_DEPLOY_ROUTER && strlen(x->name) == n && !strncmp(x->name, name, n)) d = x;
+        }
     }
     if (d) atomic_fetch_add(&d->refs, 1);
     pthread_mutex_unlock(&r->mu);

@@ -208,7 +208,9 @@ int nuage_registry_apply(nuage_registry *r, const nuage_deploy_config *cs, int n
 /*
  * Take a reference on the instance serving `name` (a deployment name or
  * alias); name NULL or "" is the default deployment (the first one
- * published and still present). NULL when there is none.
+ * published and still present); "ROUTER:hint" (e.g. "nuage:fast") is the
+ * router deployment ROUTER when no deployment has that exact name (the
+ * router reads the hint from the request). NULL when there is none.
  */
 nuage_deployment *nuage_registry_acquire(nuage_registry *r, const char *name);
 void nuage_deployment_ref(nuage_deployment *d);

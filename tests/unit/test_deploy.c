@@ -562,6 +562,36 @@ static void test_auth_store_fails_closed(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* Issue 12, item 7: "ROUTER:hint" model names reach the router (they
+ * answered 404 model_not_found). Router deployments load no model file. */
+static void test_router_hint_names(void **state) {
+    (void)state;
+    nuage_registry_params rp = nuage_registry_default_params();
+    nuage_registry *reg = NULL;
+    assert_int_equal(nuage_registry_new(&rp, &reg), 0);
+    nuage_deploy_config c;
+    parse_expect("{\"name\": \"nuage\", \"kind\": \"router\", \"router\": {\"targets\": {\"fast\": \"f\","
+                 " \"reasoning\": \"t\"}}}", NULL, &c);
+    char err[600] = "";
+    int rc = nuage_registry_load(reg, &c, NUAGE_DEPLOY_ORIGIN_CONFIG, NULL, err, sizeof err);
+    if (rc) fail_msg("load: %s", err);
+    nuage_deploy_config_free(&c);
+    static const char *const routed[] = {"nuage", "nuage:fast", "nuage:thinking", "nuage:brainy"};
+    for (size_t i = 0; i < sizeof routed / sizeof *routed; i++) {
+        nuage_deployment *d = nuage_registry_acquire(reg, routed[i]);
+        if (!d) fail_msg("'%s' did not reach the router", routed[i]);
+        assert_string_equal(d->name, "nuage");
+        assert_int_equal(d->kind, NUAGE_DEPLOY_ROUTER);
+        nuage_deployment_release(d);
+    }
+    static const char *const unknown[] = {"nuag:fast", "nuagex:fast", "other:fast", ":fast", "fast"};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        nuage_deployment *d = nuage_registry_acquire(reg, unknown[i]);
+        if (d) fail_msg("'%s' should name no deployment", unknown[i]);
+    }
+    nuage_registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_parse),
@@ -570,6 +600,7 @@ int main(void) {
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_auth_rules),
         cmocka_unit_test(test_auth_store_fails_closed),
+        cmocka_unit_test(test_router_hint_names),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
