@@ -127,6 +127,17 @@ static int nuage__reload(void *ud, char *summary, size_t slen, char *err, size_t
     return rc;
 }
 
+/* Per-deployment limits for the rate limiter (platform/quota.h): each
+ * tenant's tpm / rpm on deployment `name`, from its configuration. */
+static int nuage__deployment_limits(void *ud, const char *name, int64_t *tpm, int64_t *rpm) {
+    nuage_deployment *d = nuage_registry_acquire(ud, name);
+    if (!d) return -1;
+    *tpm = d->cfg.tpm_per_tenant;
+    *rpm = d->cfg.rpm_per_tenant;
+    nuage_deployment_release(d);
+    return 0;
+}
+
 /* The "server" object of a configuration file: values the command line
  * did not give. */
 static int nuage__server_settings(json_t *srv, const char **host, long *port, bool port_given,
@@ -373,6 +384,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         goto done;
     }
     rl.reg = reg;
+    nuage_quota_set_lookup(quota, nuage__deployment_limits, reg);
     nuage_router_hook hook = nuage_router_default_hook();
     nuage_registry_set_router(reg, &hook);
     double t0 = nuage_cli_now();

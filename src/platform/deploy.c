@@ -160,7 +160,7 @@ static const char *const nuage__cfg_keys[] = {
     "name", "kind", "model", "version", "aliases", "context", "kv_memory", "kv_blocks",
     "kv_block_size", "kv_type", "threads", "parallel", "max_batch_tokens", "max_queue",
     "max_batch_running", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
-    "sampling", "router", "thinking", "description",
+    "sampling", "router", "thinking", "description", "tpm_per_tenant", "rpm_per_tenant",
 };
 
 int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_config *c,
@@ -215,7 +215,9 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
         !nuage__cfg_int(obj, "max_n", 1, 128, &c->max_n, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_tokens_default", 1, 1 << 24, &c->max_tokens_default, err, errlen, who) ||
         !nuage__cfg_bool(obj, "prefix_cache", &c->prefix_cache, err, errlen, who) ||
-        !nuage__cfg_bool(obj, "log_prompts", &c->log_prompts, err, errlen, who))
+        !nuage__cfg_bool(obj, "log_prompts", &c->log_prompts, err, errlen, who) ||
+        !nuage__cfg_int(obj, "tpm_per_tenant", 0, 1 << 30, &c->tpm_per_tenant, err, errlen, who) ||
+        !nuage__cfg_int(obj, "rpm_per_tenant", 0, 1 << 30, &c->rpm_per_tenant, err, errlen, who))
         goto fail;
     json_t *desc = json_object_get(obj, "description");
     if (desc && !json_is_null(desc) && !json_is_string(desc)) {

@@ -81,6 +81,8 @@ typedef struct {
     int max_n;                  /* largest request `n` (default min(parallel, 8)) */
     int max_tokens_default;     /* output cap without max_tokens (default 4096) */
     bool log_prompts;           /* prompts / completions may be logged (default false) */
+    int tpm_per_tenant;         /* optional extra limit of each tenant on this deployment, */
+    int rpm_per_tenant;         /* on top of the tenant's own (all deployments); 0 = none */
     json_t *sampling;           /* default request parameters (object) or NULL; owned */
     json_t *router;             /* kind router: its configuration, opaque here; owned */
     json_t *thinking;           /* reasoning_effort budgets (platform/thinking.h) or NULL; owned */
