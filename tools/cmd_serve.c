@@ -28,7 +28,8 @@
  * Signals are blocked in every thread (the mask is set before any thread
  * starts and inherited) and taken synchronously with sigwait in the main
  * thread, so no handler runs inside library code. SIGPIPE is ignored:
- * a client that disconnects must not kill the server.
+ * a client that disconnects must not kill the server; so is SIGXFSZ (a
+ * write past the file size limit fails like a full disk instead).
  *
  * The first line on stderr is "nuage serve: listening on http://HOST:PORT
  * (auth: ...)" (with the real port when --port 0 asked for any free one, and
@@ -288,6 +289,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (billing fails closed), never kills */
     bool tty = isatty(2);
 
     int ret = 1;

@@ -49,6 +49,7 @@
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/http.h"
+#include "server/metering.h"
 
 #include "platform/thinking.h"
 
@@ -382,6 +383,8 @@ static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, co
             return;
         }
     }
+    /* Billing fails closed (server/metering.h). */
+    if (nuage__metered_route(q->method, url) && !nuage__metering_admit(q->srv, r)) return;
     for (size_t i = 0; i < sizeof nuage__routes / sizeof *nuage__routes; i++) {
         const nuage__route *rt = &nuage__routes[i];
         if (strcmp(url, rt->path)) continue;
