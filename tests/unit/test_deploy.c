@@ -5,8 +5,8 @@
  * the real file size and the model's KV bytes per token, replacement while
  * a request holds the old instance (which keeps serving it and is freed
  * once released), unloading, applying a configuration's difference, and
- * the loopback / cache-salt / key-extraction rules. Model parts use
- * ../shared's stories260K.
+ * the loopback / cache-salt / key-extraction rules. Model parts use test_models.h's
+ * model (stories260K with ../shared, else the bundled nuage-fast).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +25,7 @@
 #include "platform/deploy.h"
 #include "test_util.h"
 #include "test_store_util.h"
+#include "test_models.h"
 
 static json_t *js(const char *s) {
     json_error_t je;
@@ -182,7 +183,7 @@ static nuage_deploy_config model_cfg(const char *name, const char *version, uint
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "%s", name);
     snprintf(c.version, sizeof c.version, "%s", version);
-    snprintf(c.model, sizeof c.model, "%s", nuage_test_shared_path("models/stories260K.gguf"));
+    snprintf(c.model, sizeof c.model, "%s", nuage_test_model_path());
     c.kind = NUAGE_DEPLOY_MODEL;
     c.kv_memory = kv;
     c.n_ctx = 128;
@@ -261,8 +262,7 @@ static void wait_draining_at(nuage_registry *r, int want, int line) {
 
 static void test_registry(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
-    const char *model = nuage_test_shared_path("models/stories260K.gguf");
+    const char *model = nuage_test_model_path();
     struct stat sb;
     assert_int_equal(stat(model, &sb), 0);
     char mi[] = "/tmp/nuage-meminfo-XXXXXX";
@@ -358,8 +358,9 @@ static void test_registry(void **state) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", model);
     *strrchr(dir, '/') = 0;
-    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 0), "model"), "stories260K.gguf");
-    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 1), "model"), "stories260K.gguf");
+    const char *base = strrchr(model, '/') + 1;
+    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 0), "model"), base);
+    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 1), "model"), base);
     nuage_deploy_config *cs;
     int n;
     assert_int_equal(nuage_deploy_config_parse_file(root, dir, &cs, &n, NULL, err, sizeof err), 0);
@@ -416,9 +417,8 @@ static void test_registry(void **state) {
 
 static void test_memory_limit(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
     struct stat sb;
-    assert_int_equal(stat(nuage_test_shared_path("models/stories260K.gguf"), &sb), 0);
+    assert_int_equal(stat(nuage_test_model_path(), &sb), 0);
     nuage_registry_params p = nuage_registry_default_params();
     p.memory_limit = 2 * (uint64_t)sb.st_size + (3u << 20);
     nuage_registry *reg = NULL;
