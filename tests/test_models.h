@@ -10,6 +10,10 @@
  *    weight type with nuage-fast's vocabulary (src/engine/random_llama.c),
  *    written once per process into a temporary folder removed at exit.
  *  - nuage_test_vocab_only(): a GGUF with a tokenizer and no weights.
+ *  - nuage_test_spm_vocab(): a small SentencePiece-style vocabulary laid
+ *    out like llama's (<unk> <s> </s>, the 256 byte tokens <0xNN> at id
+ *    3 + byte, then a few pieces such as "\u2581Hello"), for the
+ *    detokenizer tests.
  *
  * Include after <cmocka.h> and test_util.h; link the whole library.
  */
@@ -109,6 +113,49 @@ static inline const char *nuage_test_vocab_only(void) {
     if (!rc) rc = nuage_gguf_writer_write_file(w, path, err, sizeof err);
     nuage_gguf_writer_free(w);
     nuage_gguf_close(g);
+    return rc ? NULL : path;
+}
+
+/* The SPM vocabulary above, written once per process; NULL on failure. */
+static inline const char *nuage_test_spm_vocab(void) {
+    static char path[320];
+    const char *dir = nuage_test_tmp();
+    if (!dir) return NULL;
+    snprintf(path, sizeof path, "%s/spm-vocab.gguf", dir);
+    struct stat st;
+    if (stat(path, &st) == 0) return path;
+    static const char *const pieces[] = {"\xe2\x96\x81", "\xe2\x96\x81Hello", "\xe2\x96\x81world", "H", "e", "l",
+                                         "o", "w", "r", "d", "\xe2\x96\x81H", "ll", "llo", "\xe2\x96\x81w", "or"};
+    enum { NP = sizeof pieces / sizeof *pieces, N = 3 + 256 + NP };
+    char *toks[N];
+    float scores[N];
+    int32_t types[N];
+    char bytes[256][8];
+    toks[0] = "<unk>", toks[1] = "<s>", toks[2] = "</s>";
+    types[0] = 2, types[1] = 3, types[2] = 3;
+    for (int i = 0; i < 256; i++) {
+        snprintf(bytes[i], sizeof bytes[i], "<0x%02X>", i);
+        toks[3 + i] = bytes[i];
+        types[3 + i] = 6;
+    }
+    for (int i = 0; i < NP; i++) {
+        toks[3 + 256 + i] = (char *)pieces[i];
+        types[3 + 256 + i] = 1;
+    }
+    for (int i = 0; i < N; i++) scores[i] = i < 3 + 256 ? 0.0f : (float)strlen(toks[i]) - 100.0f;
+    nuage_gguf_writer *w = nuage_gguf_writer_new();
+    int rc = w ? 0 : -1;
+    if (!rc) rc = nuage_gguf_writer_set_str(w, "general.architecture", "llama");
+    if (!rc) rc = nuage_gguf_writer_set_str(w, "tokenizer.ggml.model", "llama");
+    if (!rc) rc = nuage_gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)toks, N);
+    if (!rc) rc = nuage_gguf_writer_set_arr(w, "tokenizer.ggml.scores", NUAGE_GGUF_FLOAT32, scores, N);
+    if (!rc) rc = nuage_gguf_writer_set_arr(w, "tokenizer.ggml.token_type", NUAGE_GGUF_INT32, types, N);
+    if (!rc) rc = nuage_gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0);
+    if (!rc) rc = nuage_gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    if (!rc) rc = nuage_gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    char err[256];
+    if (!rc) rc = nuage_gguf_writer_write_file(w, path, err, sizeof err);
+    nuage_gguf_writer_free(w);
     return rc ? NULL : path;
 }
 
