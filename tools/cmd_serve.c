@@ -10,8 +10,9 @@
  * tenants, keys and usage; without one, the server runs open on loopback
  * with no quotas and no metering, exactly like the first versions.
  *
- * Order of events: check the exposure rule (a non-loopback address with no
- * API key in the store is refused unless --insecure), bind the port (so
+ * Order of events: check the exposure rule (with a store, keys are always
+ * required unless --no-auth, which only a loopback address accepts; with
+ * no store, a non-loopback address is refused unless --insecure), bind the port (so
  * that /health can answer "loading" and a supervisor sees the process is
  * alive), load the deployments (each checked against the memory available
  * first), start answering; then wait for signals. SIGHUP re-reads the
@@ -27,10 +28,12 @@
  * Signals are blocked in every thread (the mask is set before any thread
  * starts and inherited) and taken synchronously with sigwait in the main
  * thread, so no handler runs inside library code. SIGPIPE is ignored:
- * a client that disconnects must not kill the server.
+ * a client that disconnects must not kill the server; so is SIGXFSZ (a
+ * write past the file size limit fails like a full disk instead).
  *
- * The first line on stderr is "nuage serve: listening on http://HOST:PORT"
- * (with the real port when --port 0 asked for any free one); scripts and
+ * The first line on stderr is "nuage serve: listening on http://HOST:PORT
+ * (auth: ...)" (with the real port when --port 0 asked for any free one, and
+ * the authentication mode in parentheses); scripts and
  * the integration tests read it. A reload logs "nuage serve: reloaded
  * CONFIG: ..." (or "reload failed: ...").
  */
@@ -48,6 +51,7 @@
 #include "platform/auth.h"
 #include "platform/batch_runner.h"
 #include "platform/deploy.h"
+#include "platform/model_path.h"
 #include "platform/quota.h"
 #include "platform/router.h"
 #include "platform/store.h"
@@ -64,7 +68,10 @@ static int usage(void) {
             "  --db PATH             tenants, keys and usage (default $NUAGE_DB, else the store\n"
             "                        shared with `nuage admin` when it exists)\n"
             "  --no-db               run without a store (no keys, no quotas, no metering)\n"
-            "  --insecure            allow a non-loopback address without any API key\n"
+            "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
+            "                        configuration file's folder, or the -m model's folder)\n"
+            "  --no-auth             with a store, serve without API keys (loopback only)\n"
+            "  --insecure            with no store, allow a non-loopback address (no auth)\n"
             "  --memory-limit BYTES  memory for all deployments (default: MemAvailable - margin)\n"
             "  --memory-margin BYTES kept free of MemAvailable (default 256M)\n"
             "  --port N              port to listen on; 0 picks a free one (default 8080)\n"
@@ -124,6 +131,17 @@ static int nuage__reload(void *ud, char *summary, size_t slen, char *err, size_t
     return rc;
 }
 
+/* Per-deployment limits for the rate limiter (platform/quota.h): each
+ * tenant's tpm / rpm on deployment `name`, from its configuration. */
+static int nuage__deployment_limits(void *ud, const char *name, int64_t *tpm, int64_t *rpm) {
+    nuage_deployment *d = nuage_registry_acquire(ud, name);
+    if (!d) return -1;
+    *tpm = d->cfg.tpm_per_tenant;
+    *rpm = d->cfg.rpm_per_tenant;
+    nuage_deployment_release(d);
+    return 0;
+}
+
 /* The "server" object of a configuration file: values the command line
  * did not give. */
 static int nuage__server_settings(json_t *srv, const char **host, long *port, bool port_given,
@@ -158,10 +176,12 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
+    const char *models_dir = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
+    bool no_auth = false;
     nuage_kv_type kv_type = NUAGE_KV_F16;
     const char *chat_tpl = NULL, *tool_fmt = NULL;
     for (int i = 1; i < argc; i++) {
@@ -171,12 +191,14 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "--quiet")) { quiet = true; continue; }
         if (!strcmp(a, "--insecure")) { insecure = true; continue; }
         if (!strcmp(a, "--no-db")) { no_db = true; continue; }
+        if (!strcmp(a, "--no-auth")) { no_auth = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
+        else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = nuage_cli_int(v, 1, 1024, &threads);
@@ -280,6 +302,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (billing fails closed), never kills */
     bool tty = isatty(2);
 
     int ret = 1;
@@ -305,15 +328,39 @@ int nuage_cmd_serve(int argc, char **argv) {
         nuage_cli_fail("serve", 1, "store %s: %s", dbpath, err);
         goto done;
     }
-    bool loopback = nuage_auth_is_loopback(host);
-    int n_keys = store ? nuage_store_key_count(store) : 0;
-    if (!loopback && !insecure && n_keys <= 0) {
-        nuage_cli_fail("serve", 1,
-                       "refusing to serve on %s without API keys%s: create one with `nuage admin key create`, "
-                       "or pass --insecure to serve without authentication",
-                       host, store ? "" : " (no store: give --db)");
+    /* Admin-API model paths stay inside this folder (platform/model_path.h). */
+    char mdir[4096], dbreal[4096] = "";
+    char mdir_given[4096];
+    if (models_dir) snprintf(mdir_given, sizeof mdir_given, "%s", models_dir);
+    else nuage_model_path_dirname(config ? config : model, mdir_given, sizeof mdir_given);
+    if (nuage_model_path_dir(mdir_given, mdir, sizeof mdir)) {
+        nuage_cli_fail("serve", 1, "models directory '%s' is not a directory", mdir_given);
         goto done;
     }
+    if (dbpath[0] && !realpath(dbpath, dbreal)) snprintf(dbreal, sizeof dbreal, "%s", dbpath);
+    bool loopback = nuage_auth_is_loopback(host);
+    int n_keys = store ? nuage_store_key_count(store) : 0;
+    if (!loopback && no_auth) {
+        nuage_cli_fail("serve", 1, "refusing to serve on %s with --no-auth: it is accepted on a loopback address only",
+                       host);
+        goto done;
+    }
+    if (!loopback && !insecure && !store) {
+        nuage_cli_fail("serve", 1,
+                       "refusing to serve on %s without API keys (no store: give --db), "
+                       "or pass --insecure to serve without authentication", host);
+        goto done;
+    }
+    nuage_auth_params ap = {.store = store, .loopback = loopback, .insecure = insecure, .no_auth = no_auth};
+    nuage_auth *mode = NULL;
+    if (nuage_auth_new(&ap, &mode)) {
+        nuage_cli_fail("serve", 1, "out of memory");
+        goto done;
+    }
+    char mode_s[96];
+    snprintf(mode_s, sizeof mode_s, "%s", nuage_auth_mode(mode));
+    bool keys_required = nuage_auth_required(mode);
+    nuage_auth_free(mode);
     if (!(quota = nuage_quota_new())) {
         nuage_cli_fail("serve", 1, "out of memory");
         goto done;
@@ -334,11 +381,13 @@ int nuage_cmd_serve(int argc, char **argv) {
         goto done;
     }
     bool v6 = strchr(host, ':') != NULL;
-    fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d\n", v6 ? "[" : "", host, v6 ? "]" : "",
-            nuage_server_port(srv));
+    fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
+            nuage_server_port(srv), mode_s);
     if (store)
         fprintf(stderr, "nuage serve: store %s: %s\n", dbpath,
-                n_keys > 0 ? "API keys required" : loopback ? "no API key yet: auth off on loopback" : "no API key: --insecure, auth off");
+                !keys_required ? "API keys not checked (--no-auth)"
+                : n_keys > 0   ? "API keys required"
+                               : "no API key yet: every request is 401 until `nuage admin key create`");
 
     nuage_registry_params rp = nuage_registry_default_params();
     rp.memory_limit = mem_limit;
@@ -350,6 +399,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         goto done;
     }
     rl.reg = reg;
+    nuage_quota_set_lookup(quota, nuage__deployment_limits, reg);
     nuage_router_hook hook = nuage_router_default_hook();
     nuage_registry_set_router(reg, &hook);
     double t0 = nuage_cli_now();
@@ -381,6 +431,9 @@ int nuage_cmd_serve(int argc, char **argv) {
     pf.store = store;
     pf.quota = quota;
     pf.insecure = insecure;
+    pf.no_auth = no_auth;
+    pf.models_dir = mdir;
+    pf.store_path = dbpath[0] ? dbreal : NULL;
     if (config) {
         pf.reload = nuage__reload;
         pf.reload_ud = &rl;

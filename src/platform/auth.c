@@ -41,11 +41,18 @@ void nuage_auth_free(nuage_auth *a) { free(a); }
 
 bool nuage_auth_required(nuage_auth *a) {
     if (!a) return false;
-    if (!a->p.loopback && !a->p.insecure) return true;
-    if (!a->p.store) return false;
-    int n = nuage_store_key_count(a->p.store);
-    /* A store error counts as "keys exist": fail closed. */
-    return n != 0;
+    /* Fixed by the configuration, never by the store's content: a store
+     * whose keys were all revoked or expired must not open the server. */
+    if (a->p.store) return !(a->p.no_auth && a->p.loopback);
+    return !a->p.loopback && !a->p.insecure;
+}
+
+const char *nuage_auth_mode(nuage_auth *a) {
+    if (!a) return "auth off";
+    if (nuage_auth_required(a))
+        return a->p.store ? "auth: API keys required" : "auth: no store, every request refused";
+    if (a->p.store) return "auth off: --no-auth (loopback only)";
+    return a->p.loopback ? "auth off: no store, loopback only" : "auth off: no store, --insecure";
 }
 
 bool nuage_auth_is_loopback(const char *host) {

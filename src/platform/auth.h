@@ -7,14 +7,16 @@
  * resolved to its tenant -- with the tenant's current limits and weight,
  * read on every request so that `nuage admin` changes apply at once.
  *
- * When auth is on. Keys are required whenever the store holds at least
- * one active key. With no key in the store, a server bound to a loopback
- * address runs open (the local developer default: every request is the
- * anonymous tenant 0, no quotas, the admin API allowed), and one bound to
- * any other address refuses to start unless --insecure was given (checked
- * by the caller with nuage_auth_is_loopback before binding; at run time an
- * exposed server whose keys were all revoked answers 401 to everyone
- * rather than opening up). Without a store at all there are no keys.
+ * When auth is on. A server with a store always requires a key: no valid
+ * key is 401, whatever the store holds -- also when its last key has been
+ * revoked or has expired (auth never turns itself off at run time). The
+ * open, key-less mode (every request is the anonymous tenant 0, no quotas,
+ * the admin API allowed) exists only when asked for: --no-auth, which the
+ * caller accepts on a loopback address only, or no store at all on
+ * loopback (the single-model developer setup: nothing to check keys
+ * against). Without a store on any other address, the caller refuses to
+ * start unless --insecure was given; without --insecure such a server
+ * answers 401 to everyone.
  *
  * The admin API needs an admin key, or auth off on loopback.
  *
@@ -48,13 +50,14 @@ typedef struct nuage_auth nuage_auth;
 typedef struct {
     nuage_store *store;   /* not owned; NULL: no keys, auth off */
     bool loopback;        /* the server listens on a loopback address only */
-    bool insecure;        /* --insecure: run open on a non-loopback address */
+    bool insecure;        /* --insecure: no store, open on a non-loopback address */
+    bool no_auth;         /* --no-auth: open although a store is present (loopback only) */
 } nuage_auth_params;
 
 int nuage_auth_new(const nuage_auth_params *p, nuage_auth **out);
 void nuage_auth_free(nuage_auth *a);
 
-/* Whether requests must present a key right now. */
+/* Whether requests must present a key (fixed for the server's lifetime). */
 bool nuage_auth_required(nuage_auth *a);
 
 /*
@@ -69,6 +72,10 @@ int nuage_auth_check(nuage_auth *a, const char *authorization, const char *api_k
 
 /* May this caller use deployment `name`? (always true when auth is off) */
 bool nuage_auth_allows(const nuage_auth_ctx *ctx, const char *name);
+
+/* The mode in words, for the server's first log line: "API keys required",
+ * "open (--no-auth, loopback only)", ... (static string). */
+const char *nuage_auth_mode(nuage_auth *a);
 
 /* Is host (a numeric address or "localhost") a loopback address? */
 bool nuage_auth_is_loopback(const char *host);

@@ -204,7 +204,7 @@ static const char *const nuage__cfg_keys[] = {
     "name", "kind", "model", "version", "aliases", "context", "kv_memory", "kv_blocks",
     "kv_block_size", "kv_type", "threads", "parallel", "max_batch_tokens", "max_queue",
     "max_batch_running", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
-    "sampling", "router", "thinking", "description",
+    "sampling", "router", "thinking", "description", "tpm_per_tenant", "rpm_per_tenant",
 };
 
 int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_config *c,
@@ -261,7 +261,9 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
         !nuage__cfg_int(obj, "max_n", 1, 128, &c->max_n, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_tokens_default", 1, 1 << 24, &c->max_tokens_default, err, errlen, who) ||
         !nuage__cfg_bool(obj, "prefix_cache", &c->prefix_cache, err, errlen, who) ||
-        !nuage__cfg_bool(obj, "log_prompts", &c->log_prompts, err, errlen, who))
+        !nuage__cfg_bool(obj, "log_prompts", &c->log_prompts, err, errlen, who) ||
+        !nuage__cfg_int(obj, "tpm_per_tenant", 0, 1 << 30, &c->tpm_per_tenant, err, errlen, who) ||
+        !nuage__cfg_int(obj, "rpm_per_tenant", 0, 1 << 30, &c->rpm_per_tenant, err, errlen, who))
         goto fail;
     json_t *desc = json_object_get(obj, "description");
     if (desc && !json_is_null(desc) && !json_is_string(desc)) {
@@ -711,6 +713,14 @@ nuage_deployment *nuage_registry_acquire(nuage_registry *r, const char *name) {
             if (!strcmp(r->active[i]->name, name)) d = r->active[i];
         for (int i = 0; i < r->n_active && !d; i++)
             if (nuage__answers_to(r->active[i], name)) d = r->active[i];
+        /* "ROUTER:hint" (e.g. "nuage:fast") names the router ROUTER; the
+         * router reads the hint from the request's model itself. */
+        const char *colon = d ? NULL : strrchr(name, ':');
+        for (int i = 0; colon && i < r->n_active && !d; i++) {
+            nuage_deployment *x = r->active[i];
+            size_t n = (size_t)(colon - name);
+            if (x->kind == NUAGE_DEPLOY_ROUTER && strlen(x->name) == n && !strncmp(x->name, name, n)) d = x;
+        }
     }
     if (d) atomic_fetch_add(&d->refs, 1);
     pthread_mutex_unlock(&r->mu);

@@ -82,6 +82,8 @@ typedef struct {
     int max_n;                  /* largest request `n` (default min(parallel, 8)) */
     int max_tokens_default;     /* output cap without max_tokens (default 4096) */
     bool log_prompts;           /* prompts / completions may be logged (default false) */
+    int tpm_per_tenant;         /* optional extra limit of each tenant on this deployment, */
+    int rpm_per_tenant;         /* on top of the tenant's own (all deployments); 0 = none */
     json_t *sampling;           /* default request parameters (object) or NULL; owned */
     json_t *router;             /* kind router: its configuration, opaque here; owned */
     json_t *thinking;           /* reasoning_effort budgets (platform/thinking.h) or NULL; owned */
@@ -215,7 +217,9 @@ int nuage_registry_apply(nuage_registry *r, const nuage_deploy_config *cs, int n
 /*
  * Take a reference on the instance serving `name` (a deployment name or
  * alias); name NULL or "" is the default deployment (the first one
- * published and still present). NULL when there is none.
+ * published and still present); "ROUTER:hint" (e.g. "nuage:fast") is the
+ * router deployment ROUTER when no deployment has that exact name (the
+ * router reads the hint from the request). NULL when there is none.
  */
 nuage_deployment *nuage_registry_acquire(nuage_registry *r, const char *name);
 void nuage_deployment_ref(nuage_deployment *d);

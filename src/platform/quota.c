@@ -1,7 +1,8 @@
 /*
  * quota.c - the sliding-window rate limiter (quota.h).
  *
- * Each (tenant, deployment) pair is a `bucket`: a ring buffer of the
+ * Each tenant is a `bucket` (key (tenant, "")), and so is each (tenant,
+ * deployment) pair whose deployment has limits of its own: a ring buffer of the
  * requests admitted in the last 60 s, oldest first, each entry holding its
  * admission time, its tokens (the reservation, replaced by the actual use
  * on settle) and a per-bucket sequence number, plus running sums of the
@@ -9,6 +10,10 @@
  * every call costs O(expired entries) amortised O(1), and admission is
  * O(1) unless refused, when computing the retry time walks the log from
  * the oldest entry until enough has expired for this request to fit.
+ *
+ * A request admitted into two windows (the tenant's and the deployment's)
+ * has one entry in each; the tenant's entry carries the ticket of the
+ * other (`link`), so settle and cancel update both.
  *
  * Tickets: (bucket index + 1) << 40 | sequence. The sequence numbers in a
  * ring are increasing, so settle and cancel find their entry by binary
@@ -36,6 +41,7 @@ typedef struct {
     int64_t t_ms;
     int64_t tokens;
     uint64_t seq;      /* SEQ_BITS of sequence, plus the flags below */
+    uint64_t link;     /* ticket of the same request's entry in a second window, or 0 */
 } entry;
 
 #define F_SETTLED (UINT64_C(1) << 62)
@@ -57,6 +63,8 @@ struct nuage_quota {
     size_t n_buckets, cap_buckets;
     uint32_t *table;           /* open addressing: bucket index + 1, 0 = empty */
     size_t table_cap;          /* power of two */
+    nuage_quota_lookup_fn lookup;  /* per-deployment limits (may be NULL) */
+    void *lookup_ud;
 };
 
 static uint64_t key_hash(int64_t tenant, const char *d) {
@@ -166,7 +174,7 @@ static void expire(bucket *b, int64_t now_ms) {
 }
 
 /* Append an entry (growing the ring); false when out of memory. */
-static bool push(bucket *b, int64_t t_ms, int64_t tokens, uint64_t seq) {
+static bool push(bucket *b, int64_t t_ms, int64_t tokens, uint64_t seq, uint64_t link) {
     if (b->count == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 16;
         entry *r = malloc(cap * sizeof *r);
@@ -177,7 +185,7 @@ static bool push(bucket *b, int64_t t_ms, int64_t tokens, uint64_t seq) {
         b->cap = cap;
         b->head = 0;
     }
-    *at(b, b->count++) = (entry){t_ms, tokens, seq};
+    *at(b, b->count++) = (entry){t_ms, tokens, seq, link};
     b->live_requests++;
     b->live_tokens += tokens;
     return true;
@@ -234,6 +242,56 @@ static int64_t retry_after(bucket *b, int64_t tpm, int64_t rpm, int64_t tokens, 
     return NUAGE_QUOTA_WINDOW_MS;  /* unreachable: an empty window always fits */
 }
 
+void nuage_quota_set_lookup(nuage_quota *q, nuage_quota_lookup_fn lookup, void *ud) {
+    if (!q) return;
+    pthread_mutex_lock(&q->mu);
+    q->lookup = lookup;
+    q->lookup_ud = ud;
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* One window a request must fit: its bucket and limits. */
+typedef struct {
+    const char *key;   /* "" for the tenant's own window, else the deployment */
+    int64_t tpm, rpm;
+    bucket *b;
+    size_t idx;
+} window;
+
+/* The tighter of two infos, dimension by dimension (a has one; b may be unlimited). */
+static void tighter(nuage_quota_info *a, const nuage_quota_info *b) {
+    if (b->limit_requests > 0 && (a->limit_requests == 0 || b->remaining_requests < a->remaining_requests)) {
+        a->limit_requests = b->limit_requests;
+        a->remaining_requests = b->remaining_requests;
+        a->reset_requests_ms = b->reset_requests_ms;
+    }
+    if (b->limit_tokens > 0 && (a->limit_tokens == 0 || b->remaining_tokens < a->remaining_tokens)) {
+        a->limit_tokens = b->limit_tokens;
+        a->remaining_tokens = b->remaining_tokens;
+        a->reset_tokens_ms = b->reset_tokens_ms;
+    }
+    if (b->retry_after_ms < 0 || (a->retry_after_ms >= 0 && b->retry_after_ms > a->retry_after_ms))
+        a->retry_after_ms = b->retry_after_ms;
+}
+
+static void fill_info_all(nuage_quota_info *info, window *w, int nw, int64_t now_ms) {
+    if (!info) return;
+    fill_info(info, w[0].b, w[0].tpm, w[0].rpm, now_ms);
+    for (int i = 1; i < nw; i++) {
+        nuage_quota_info o;
+        memset(&o, 0, sizeof o);
+        fill_info(&o, w[i].b, w[i].tpm, w[i].rpm, now_ms);
+        tighter(info, &o);
+    }
+}
+
+static uint64_t take_seq(bucket *b) {
+    uint64_t seq = b->next_seq;
+    b->next_seq = (seq + 1) & SEQ_MASK;
+    if (!b->next_seq) b->next_seq = 1;
+    return seq;
+}
+
 int nuage_quota_admit(nuage_quota *q, int64_t tenant, const char *deployment, int64_t tpm_limit,
                       int64_t rpm_limit, int64_t tokens, int64_t now_ms, nuage_quota_info *info,
                       uint64_t *ticket) {
@@ -241,40 +299,76 @@ int nuage_quota_admit(nuage_quota *q, int64_t tenant, const char *deployment, in
     if (info) memset(info, 0, sizeof *info);
     if (!q || tokens < 0 || tpm_limit < 0 || rpm_limit < 0) return NUAGE_E_INVAL;
     if (!deployment) deployment = "";
-    if (tpm_limit == 0 && rpm_limit == 0) {
+    /* The deployment's own limits, read without our lock (leaf lock). */
+    int64_t dtpm = 0, drpm = 0;
+    pthread_mutex_lock(&q->mu);
+    nuage_quota_lookup_fn lookup = q->lookup;
+    void *lud = q->lookup_ud;
+    pthread_mutex_unlock(&q->mu);
+    if (*deployment && lookup && lookup(lud, deployment, &dtpm, &drpm)) dtpm = drpm = 0;
+    if (dtpm < 0) dtpm = 0;
+    if (drpm < 0) drpm = 0;
+    if (tpm_limit == 0 && rpm_limit == 0 && dtpm == 0 && drpm == 0) {
         fill_info(info, NULL, 0, 0, now_ms);
         return 0;
     }
     pthread_mutex_lock(&q->mu);
-    size_t idx;
     int rc = 0;
-    bucket *b = find_bucket(q, tenant, deployment, true, &idx);
-    if (!b) {
+    window w[2];
+    int nw = 0;
+    if (tpm_limit || rpm_limit) w[nw++] = (window){.key = "", .tpm = tpm_limit, .rpm = rpm_limit};
+    if (dtpm || drpm) w[nw++] = (window){.key = deployment, .tpm = dtpm, .rpm = drpm};
+    for (int i = 0; i < nw; i++) {
+        w[i].b = find_bucket(q, tenant, w[i].key, true, &w[i].idx);
+        if (!w[i].b) {
+            rc = NUAGE_E_NOMEM;
+            goto out;
+        }
+        expire(w[i].b, now_ms);
+    }
+    for (int i = 0; i < nw; i++)
+        if (w[i].tpm > 0 && tokens > w[i].tpm) rc = NUAGE_E_RANGE;
+    for (int i = 0; !rc && i < nw; i++)
+        if (!fits(w[i].b, w[i].tpm, w[i].rpm, tokens, 0, 0, 0)) rc = NUAGE_E_BUSY;
+    if (rc) {
+        fill_info_all(info, w, nw, now_ms);
+        if (info) {
+            info->retry_after_ms = 0;
+            for (int i = 0; i < nw; i++) {
+                int64_t r = w[i].tpm > 0 && tokens > w[i].tpm ? -1
+                            : fits(w[i].b, w[i].tpm, w[i].rpm, tokens, 0, 0, 0)
+                                ? 0
+                                : retry_after(w[i].b, w[i].tpm, w[i].rpm, tokens, now_ms);
+                if (r < 0 || (info->retry_after_ms >= 0 && r > info->retry_after_ms)) info->retry_after_ms = r;
+            }
+        }
+        goto out;
+    }
+    /* The second window first, so that the first entry can link to it. */
+    uint64_t link = 0;
+    if (nw == 2) {
+        uint64_t seq = w[1].b->next_seq;
+        if (!push(w[1].b, now_ms, tokens, seq, 0)) {
+            rc = NUAGE_E_NOMEM;
+            goto out;
+        }
+        take_seq(w[1].b);
+        link = ((uint64_t)(w[1].idx + 1) << SEQ_BITS) | seq;
+    }
+    uint64_t seq = w[0].b->next_seq;
+    if (!push(w[0].b, now_ms, tokens, seq, link)) {
+        if (link) { /* undo the second window's entry */
+            bucket *b1 = w[1].b;
+            b1->count--;
+            b1->live_requests--;
+            b1->live_tokens -= tokens;
+        }
         rc = NUAGE_E_NOMEM;
         goto out;
     }
-    expire(b, now_ms);
-    if (tpm_limit > 0 && tokens > tpm_limit) {
-        fill_info(info, b, tpm_limit, rpm_limit, now_ms);
-        if (info) info->retry_after_ms = -1;
-        rc = NUAGE_E_RANGE;
-        goto out;
-    }
-    if (!fits(b, tpm_limit, rpm_limit, tokens, 0, 0, 0)) {
-        fill_info(info, b, tpm_limit, rpm_limit, now_ms);
-        if (info) info->retry_after_ms = retry_after(b, tpm_limit, rpm_limit, tokens, now_ms);
-        rc = NUAGE_E_BUSY;
-        goto out;
-    }
-    uint64_t seq = b->next_seq;
-    if (!push(b, now_ms, tokens, seq)) {
-        rc = NUAGE_E_NOMEM;
-        goto out;
-    }
-    b->next_seq = (seq + 1) & SEQ_MASK;
-    if (!b->next_seq) b->next_seq = 1;
-    fill_info(info, b, tpm_limit, rpm_limit, now_ms);
-    if (ticket) *ticket = ((uint64_t)(idx + 1) << SEQ_BITS) | seq;
+    take_seq(w[0].b);
+    fill_info_all(info, w, nw, now_ms);
+    if (ticket) *ticket = ((uint64_t)(w[0].idx + 1) << SEQ_BITS) | seq;
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -309,12 +403,15 @@ void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, 
     if (!q || !ticket) return;
     if (actual_tokens < 0) actual_tokens = 0;
     pthread_mutex_lock(&q->mu);
-    bucket *b;
-    entry *e = find_ticket(q, ticket, now_ms, &b);
-    if (e) {
+    /* The entry, then the linked one in the second window (if any). */
+    for (int hop = 0; ticket && hop < 2; hop++) {
+        bucket *b;
+        entry *e = find_ticket(q, ticket, now_ms, &b);
+        if (!e) break;
         b->live_tokens += actual_tokens - e->tokens;
         e->tokens = actual_tokens;
         e->seq |= F_SETTLED;
+        ticket = e->link;
     }
     pthread_mutex_unlock(&q->mu);
 }
@@ -322,26 +419,39 @@ void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, 
 void nuage_quota_cancel(nuage_quota *q, uint64_t ticket, int64_t now_ms) {
     if (!q || !ticket) return;
     pthread_mutex_lock(&q->mu);
-    bucket *b;
-    entry *e = find_ticket(q, ticket, now_ms, &b);
-    if (e) {
+    for (int hop = 0; ticket && hop < 2; hop++) {
+        bucket *b;
+        entry *e = find_ticket(q, ticket, now_ms, &b);
+        if (!e) break;
         b->live_requests--;
         b->live_tokens -= e->tokens;
         e->seq |= F_CANCELLED;
+        ticket = e->link;
     }
     pthread_mutex_unlock(&q->mu);
 }
 
-int nuage_quota_usage(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
-                      int64_t *requests, int64_t *tokens) {
+static int usage_of(nuage_quota *q, int64_t tenant, const char *key, int64_t now_ms, int64_t *requests,
+                    int64_t *tokens) {
     if (!q) return NUAGE_E_INVAL;
-    if (!deployment) deployment = "";
     pthread_mutex_lock(&q->mu);
     size_t idx;
-    bucket *b = find_bucket(q, tenant, deployment, false, &idx);
+    bucket *b = find_bucket(q, tenant, key, false, &idx);
     if (b) expire(b, now_ms);
     if (requests) *requests = b ? b->live_requests : 0;
     if (tokens) *tokens = b ? b->live_tokens : 0;
     pthread_mutex_unlock(&q->mu);
     return 0;
+}
+
+int nuage_quota_usage(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
+                      int64_t *requests, int64_t *tokens) {
+    (void)deployment;
+    return usage_of(q, tenant, "", now_ms, requests, tokens);
+}
+
+int nuage_quota_usage_on(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
+                         int64_t *requests, int64_t *tokens) {
+    if (!deployment || !*deployment) return NUAGE_E_INVAL;
+    return usage_of(q, tenant, deployment, now_ms, requests, tokens);
 }

@@ -1,28 +1,38 @@
 /*
- * quota.h - in-memory rate limiting per (tenant, deployment): tokens per
- * minute (TPM) and requests per minute (RPM), the way Azure OpenAI and
- * OpenAI meter them.
+ * quota.h - in-memory rate limiting: tokens per minute (TPM) and requests
+ * per minute (RPM), the way Azure OpenAI and OpenAI meter them.
+ *
+ * Which limits there are. A tenant's limits (tpm / rpm of its row in the
+ * store, `nuage admin tenant create --tpm --rpm`) count *every* request of
+ * the tenant, whatever deployment it reaches: two deployments do not
+ * double them. A deployment may add its own optional limits per tenant
+ * (`tpm_per_tenant` / `rpm_per_tenant` in its configuration, like Azure's
+ * per-deployment TPM): a request to it must then fit both the tenant's
+ * window and the tenant's window on that deployment. The caller passes the
+ * tenant's limits; the deployment's come from the lookup installed with
+ * nuage_quota_set_lookup.
  *
  * Model: an exact sliding window of 60 s. Every admitted request is one
- * entry (time, tokens) in the log of its (tenant, deployment) pair; the
- * usage seen by a new request is the number of entries and the sum of
- * their tokens over the last 60 000 ms. At admission a request reserves
+ * entry (time, tokens) in the log of the tenant (and one in the log of the
+ * (tenant, deployment) pair when that deployment has limits); the usage
+ * seen by a new request is the number of entries and the sum of their
+ * tokens over the last 60 000 ms. At admission a request reserves
  * prompt tokens + max_tokens (what it may cost at most, as Azure does);
  * when it finishes, nuage_quota_settle() replaces the reservation by the
  * tokens actually used, giving the difference back to the window at once.
  * Limits are passed on every call (they live in the store's tenant row and
  * may change at any time); a limit of 0 means unlimited.
  *
- * Memory: one small record per pair ever seen (pairs are never forgotten:
- * deployments are the server's configured ones) plus one 24-byte entry per
- * admitted request still inside the window; a pair's log is capped at
- * NUAGE_QUOTA_MAX_LOG entries (beyond it requests are refused as busy).
- * Pairs whose both limits are 0 are not logged at all.
+ * Memory: one small record per tenant and per (tenant, deployment with
+ * limits) ever seen (never forgotten: deployments are the server's
+ * configured ones) plus one 32-byte entry per admitted request still
+ * inside a window; a log is capped at NUAGE_QUOTA_MAX_LOG entries (beyond
+ * it requests are refused as busy). Unlimited windows are not logged.
  *
  * Thread safety: every call may be made from any thread (one mutex inside,
- * a leaf lock). Times are caller-supplied milliseconds from any clock that
- * does not go backwards (CLOCK_MONOTONIC is best), which keeps the module
- * deterministic to test.
+ * a leaf lock; the lookup is called without it). Times are caller-supplied
+ * milliseconds from any clock that does not go backwards (CLOCK_MONOTONIC
+ * is best), which keeps the module deterministic to test.
  */
 #ifndef NUAGE_QUOTA_H
 #define NUAGE_QUOTA_H
@@ -53,10 +63,20 @@ typedef struct {
 nuage_quota *nuage_quota_new(void);
 void nuage_quota_free(nuage_quota *q);
 
+/* Per-deployment limits: lookup(ud, deployment, &tpm, &rpm) fills the
+ * limits each tenant has on that deployment (0 = none) and returns 0, or
+ * returns non-zero when there are none. NULL removes it. Must not call
+ * into q. Set before the limiter is shared between threads. */
+typedef int (*nuage_quota_lookup_fn)(void *ud, const char *deployment, int64_t *tpm, int64_t *rpm);
+void nuage_quota_set_lookup(nuage_quota *q, nuage_quota_lookup_fn lookup, void *ud);
+
 /*
- * Try to admit one request of `tokens` tokens (prompt + max_tokens) for
- * (tenant, deployment) at time now_ms, under tpm_limit / rpm_limit (0 =
- * unlimited). deployment NULL is the same as "".
+ * Try to admit one request of `tokens` tokens (prompt + max_tokens) of
+ * `tenant` to `deployment` at time now_ms, under the tenant's tpm_limit /
+ * rpm_limit (0 = unlimited; they count across all deployments) and the
+ * deployment's own per-tenant limits, if any (lookup). deployment NULL is
+ * the same as "" (no deployment limits). info describes the tighter of
+ * the two windows for each dimension.
  * Returns:
  *   0               admitted: the request and its tokens are counted, and
  *                   *ticket (never 0 when something was logged; 0 when both
@@ -85,9 +105,16 @@ void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, 
  * Same no-op cases as settle. */
 void nuage_quota_cancel(nuage_quota *q, uint64_t ticket, int64_t now_ms);
 
-/* Current usage of (tenant, deployment) in the window ending at now_ms,
- * without admitting anything (for metrics and tests). 0 or NUAGE_E_INVAL. */
+/* Current usage of the tenant's own window (all deployments: what the
+ * tenant's limits count) ending at now_ms, without admitting anything (for
+ * headers, metrics and tests). `deployment` is not used: every deployment
+ * shares the tenant's window. 0 or NUAGE_E_INVAL. */
 int nuage_quota_usage(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
                       int64_t *requests, int64_t *tokens);
+
+/* The same for the tenant's window on `deployment` (counted only while
+ * the deployment has per-tenant limits of its own). */
+int nuage_quota_usage_on(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
+                         int64_t *requests, int64_t *tokens);
 
 #endif

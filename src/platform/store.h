@@ -107,8 +107,36 @@ typedef struct {
     double latency_ms;
 } nuage_usage_record;
 
-/* Durable when it returns 0 (fsync'd WAL commit). */
+/* Durable when it returns 0 (fsync'd WAL commit). Billing fails closed:
+ * when the write fails (disk full, I/O error) the record is kept in
+ * memory (up to NUAGE_STORE_MAX_PENDING records) and retried before every
+ * later write and by nuage_store_metering_check, and the call returns the
+ * error (NUAGE_E_IO). Records still pending at nuage_store_close get a
+ * last try. */
 int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r);
+
+#define NUAGE_STORE_MAX_PENDING 65536
+/* Minimum time between two flush attempts of nuage_store_metering_check. */
+#define NUAGE_STORE_RETRY_MS 1000
+
+/*
+ * May new metered requests start? 0 when every usage record is written
+ * (the pending ones are flushed now if the last attempt is at least
+ * NUAGE_STORE_RETRY_MS old); NUAGE_E_IO while records wait in memory
+ * (answer 503 metering_unavailable, Retry-After: *retry_after_ms, may be
+ * NULL). NUAGE_E_INVAL when s is NULL.
+ */
+int nuage_store_metering_check(nuage_store *s, int64_t *retry_after_ms);
+
+typedef struct {
+    int pending;              /* usage records waiting in memory */
+    int64_t pending_since_ms; /* wall-clock time of the first failed write; 0 when none */
+    int64_t lost;             /* records dropped beyond NUAGE_STORE_MAX_PENDING */
+    char last_error[160];     /* the last write error ("" when none yet) */
+} nuage_metering_status;
+
+/* The metering state, for /health and /metrics (no I/O). */
+void nuage_store_metering_status(nuage_store *s, nuage_metering_status *out);
 
 typedef struct {
     char group[64];                 /* day (YYYY-MM-DD), deployment, or "total" */

@@ -31,7 +31,20 @@ struct nuage_store {
      * committed state. Lock order: never both at once. */
     sqlite3 *rdb;
     pthread_mutex_t rmu;
+    /* Billing fails closed (store_usage.c): usage records whose write
+     * failed (disk full, I/O error) wait here, oldest first, under mu,
+     * and are retried before every later write and by
+     * nuage_store_metering_check. */
+    nuage_usage_record *pending;
+    int n_pending, cap_pending;
+    int64_t pending_since_ms;    /* wall time of the first failure; 0 when none pending */
+    int64_t last_try_ms;         /* monotonic time of the last flush attempt */
+    int64_t n_lost;              /* records beyond NUAGE_STORE_MAX_PENDING (never written) */
+    char last_error[160];
 };
+/* Write the pending usage records in one transaction, if any (mu held).
+ * 0 when none is left, else the error. */
+int nuage__store_usage_flush_locked(nuage_store *s);
 
 /* Record "fmt..." as this thread's last error; returns rc. */
 int nuage__store_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -384,6 +384,11 @@ fail:
 
 void nuage_store_close(nuage_store *s) {
     if (!s) return;
+    /* Usage records still waiting for the disk get a last try. */
+    pthread_mutex_lock(&s->mu);
+    nuage__store_usage_flush_locked(s);
+    free(s->pending);
+    pthread_mutex_unlock(&s->mu);
     sqlite3_close_v2(s->rdb);
     pthread_mutex_destroy(&s->rmu);
     sqlite3_close_v2(s->db);

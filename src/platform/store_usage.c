@@ -6,26 +6,32 @@
  * the commit fsyncs the log before sqlite3_step returns, so a record whose
  * call returned 0 survives SIGKILL. Totals are plain GROUP BY queries over
  * the (tenant_id, time_ms) index; days are UTC calendar days.
+ *
+ * Billing fails closed. A record whose INSERT fails (SQLITE_FULL on a full
+ * disk, an I/O error) is not dropped: it waits in s->pending (memory,
+ * capped) and every later write first tries to write the waiting ones in
+ * one transaction, oldest first. nuage_store_metering_check tells the
+ * server whether new metered requests may start (nothing waiting), and
+ * retries at most once per NUAGE_STORE_RETRY_MS on its own, so a server
+ * that refuses all metered traffic still notices when the disk has room
+ * again. Nothing is reported as written before its commit returned.
  */
 #include "platform/store_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r) {
-    if (!s || !r) return NUAGE_E_INVAL;
-    if (r->prompt_tokens < 0 || r->cached_tokens < 0 || r->completion_tokens < 0 ||
-        r->reasoning_tokens < 0)
-        return nuage__store_fail(NUAGE_E_INVAL, "negative token count");
-    pthread_mutex_lock(&s->mu);
+/* INSERT one record (mu held): 0 or the error. */
+static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "INSERT INTO usage(time_ms, tenant_id, key_id, request_id,"
                                   " deployment, model_version, prompt_tokens, cached_tokens,"
                                   " completion_tokens, reasoning_tokens, status, latency_ms)"
                                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st);
-    if (rc) goto out;
-    sqlite3_bind_int64(st, 1, r->time_ms ? r->time_ms : nuage__store_now_ms());
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, r->time_ms);
     sqlite3_bind_int64(st, 2, r->tenant_id);
     sqlite3_bind_int64(st, 3, r->key_id);
     nuage__store_bind_field(st, 4, r->request_id, sizeof r->request_id);
@@ -37,10 +43,112 @@ int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 10, r->reasoning_tokens);
     sqlite3_bind_int(st, 11, r->status);
     sqlite3_bind_double(st, 12, r->latency_ms);
-    rc = nuage__store_run(s, st, "add usage");
-out:
+    return nuage__store_run(s, st, "add usage");
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Remember the failure of a write (mu held): this thread's message. */
+static void note_failure_locked(nuage_store *s) {
+    snprintf(s->last_error, sizeof s->last_error, "%s", nuage_store_errmsg(s));
+    s->last_try_ms = mono_ms();
+    if (!s->pending_since_ms) s->pending_since_ms = nuage__store_now_ms();
+}
+
+int nuage__store_usage_flush_locked(nuage_store *s) {
+    if (!s->n_pending) return 0;
+    /* One transaction: all of them or none (a full disk fails it whole). */
+    int rc = nuage__store_begin(s);
+    for (int i = 0; !rc && i < s->n_pending; i++) rc = usage_insert_locked(s, &s->pending[i]);
+    if (!rc) rc = nuage__store_commit(s);
+    if (rc) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s", nuage_store_errmsg(s));
+        nuage__store_rollback(s);
+        nuage__store_fail(rc, "%s", msg);
+        note_failure_locked(s);
+        return rc;
+    }
+    s->n_pending = 0;
+    s->pending_since_ms = 0;
+    s->last_try_ms = mono_ms();
+    return 0;
+}
+
+/* Keep r for a later try (mu held). */
+static void keep_pending_locked(nuage_store *s, const nuage_usage_record *r) {
+    if (s->n_pending == s->cap_pending) {
+        int cap = s->cap_pending ? s->cap_pending * 2 : 64;
+        if (cap > NUAGE_STORE_MAX_PENDING) cap = NUAGE_STORE_MAX_PENDING;
+        nuage_usage_record *p = s->n_pending < cap ? realloc(s->pending, (size_t)cap * sizeof *p) : NULL;
+        if (!p) {
+            s->n_lost++;
+            return;
+        }
+        s->pending = p;
+        s->cap_pending = cap;
+    }
+    s->pending[s->n_pending++] = *r;
+}
+
+int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r) {
+    if (!s || !r) return NUAGE_E_INVAL;
+    if (r->prompt_tokens < 0 || r->cached_tokens < 0 || r->completion_tokens < 0 ||
+        r->reasoning_tokens < 0)
+        return nuage__store_fail(NUAGE_E_INVAL, "negative token count");
+    nuage_usage_record rec = *r;
+    if (!rec.time_ms) rec.time_ms = nuage__store_now_ms();
+    pthread_mutex_lock(&s->mu);
+    /* Older records first; if they still cannot be written, this one
+     * joins them (the order of the rows stays the order of the requests). */
+    int rc = nuage__store_usage_flush_locked(s);
+    if (!rc) rc = usage_insert_locked(s, &rec);
+    if (rc) {
+        if (rc != NUAGE_E_INVAL) {
+            keep_pending_locked(s, &rec);
+            note_failure_locked(s);
+        }
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", s->last_error);
+        pthread_mutex_unlock(&s->mu);
+        return nuage__store_fail(rc, "%s (kept in memory: retried until the disk accepts it)", msg);
+    }
     pthread_mutex_unlock(&s->mu);
-    return rc;
+    return 0;
+}
+
+int nuage_store_metering_check(nuage_store *s, int64_t *retry_after_ms) {
+    if (retry_after_ms) *retry_after_ms = 0;
+    if (!s) return NUAGE_E_INVAL;
+    pthread_mutex_lock(&s->mu);
+    int rc = 0;
+    if (s->n_pending) {
+        int64_t wait = s->last_try_ms + NUAGE_STORE_RETRY_MS - mono_ms();
+        if (wait <= 0) {
+            rc = nuage__store_usage_flush_locked(s);
+            wait = NUAGE_STORE_RETRY_MS;
+        } else {
+            rc = NUAGE_E_IO;
+        }
+        if (rc && retry_after_ms) *retry_after_ms = wait;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc ? NUAGE_E_IO : 0;
+}
+
+void nuage_store_metering_status(nuage_store *s, nuage_metering_status *out) {
+    memset(out, 0, sizeof *out);
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    out->pending = s->n_pending;
+    out->pending_since_ms = s->pending_since_ms;
+    out->lost = s->n_lost;
+    snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    pthread_mutex_unlock(&s->mu);
 }
 
 /* One row of the totals query: group, count and the four sums. */

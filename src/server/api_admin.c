@@ -13,7 +13,9 @@
  *   GET    /v1/usage?since=&by=        the caller's own totals (nuage extension)
  *
  * The admin routes are reached only with an admin key or, when auth is off,
- * on a loopback address (checked in http.c before dispatching here).
+ * on a loopback address (checked in http.c before dispatching here). A
+ * model path in POST /admin/deployments must resolve inside --models-dir
+ * and never to the store's files (platform/model_path.h).
  *
  * Loading runs on the connection's thread and answers when the new
  * instance serves (201 created, 200 replaced); the memory check's refusal
@@ -33,6 +35,7 @@
 
 #include <microhttpd.h>
 
+#include "platform/model_path.h"
 #include "server/http.h"
 
 /* ---- deployments -------------------------------------------------------------- */
@@ -80,10 +83,22 @@ static void nuage__admin_load(nuage__hreq *q, nuage__hresp *r) {
     if (!json_is_object(obj)) obj = body;
     nuage_deploy_config c;
     char err[600];
+    /* The path as the client gave it: resolved against --models-dir and
+     * confined to it below (model_path.h). */
+    json_t *mj = json_object_get(obj, "model");
+    char given[1024];
+    snprintf(given, sizeof given, "%s", json_is_string(mj) ? json_string_value(mj) : "");
     int rc = nuage_deploy_config_parse(obj, NULL, &c, err, sizeof err);
     json_decref(body);
     if (rc) {
         nuage__resp_error(r, 400, "invalid_request_error", "invalid_deployment", NULL, "%s", err);
+        return;
+    }
+    if (c.kind == NUAGE_DEPLOY_MODEL &&
+        nuage_model_path_confine(q->srv->pf.models_dir, q->srv->pf.store_path, given, c.model, sizeof c.model,
+                                 err, sizeof err)) {
+        nuage_deploy_config_free(&c);
+        nuage__resp_error(r, 400, "invalid_request_error", "invalid_deployment", "model", "%s", err);
         return;
     }
     bool replaced = false;

@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 
 #include "server/api_batch.h"
+#include "server/metering.h"
 
 static nuage_batch_runner *nuage__batch_runner_ref;
 
@@ -308,6 +309,8 @@ int nuage_batch_exec_http(void *ud, const nuage_batch_exec_req *req, json_t **ou
     nuage_server *s = ud;
     *out = NULL;
     if (atomic_load(&s->state) != NUAGE__STATE_READY) return NUAGE_E_BUSY;
+    /* Billing fails closed: the runner retries the line later. */
+    if (!nuage__metering_ok(s)) return NUAGE_E_BUSY;
     void (*handler)(nuage__hreq *, nuage__hresp *) = NULL;
     const char *ep = req->endpoint;
     if (!strcmp(ep, "/v1/chat/completions")) handler = nuage__api_chat;

@@ -272,11 +272,11 @@ static void nuage__files_list(nuage__hreq *q, nuage__hresp *r) {
                           nuage_store_errmsg(q->srv->store));
         return;
     }
-    /* newest first by default (created_at, then id for a stable order) */
+    /* Newest first by default. The store lists newest first (created_at,
+     * then insertion order): walk it backwards for order=asc. */
     json_t *data = json_array();
     int start = 0, step = 1;
-    /* The store lists oldest first; walk it in the requested order. */
-    if (!asc) {
+    if (asc) {
         start = n - 1;
         step = -1;
     }

@@ -441,7 +441,7 @@ int nuage__gen_submit(nuage__gen *g, nuage__hreq *q) {
         }
     }
     /* 2. The rate limiter. */
-    if (!rc && s->quota && (g->auth.tpm > 0 || g->auth.rpm > 0)) {
+    if (!rc && s->quota) { /* tenant limits, and the deployment's own (quota.h) */
         int qrc = nuage_quota_admit(s->quota, g->auth.tenant_id, d->name, g->auth.tpm, g->auth.rpm,
                                     nuage__reserve(g), nuage__mono_ms(), &g->rl, &g->ticket);
         g->has_rl = true;

@@ -4,7 +4,9 @@
  * /health is what load balancers and `nuage serve` scripts poll: 503
  * {"status": "loading"} until the model is loaded and the scheduler runs,
  * then 200 {"status": "ok"}, and 503 {"status": "stopping"} once shutdown
- * began (so a balancer stops sending work while streams finish).
+ * began (so a balancer stops sending work while streams finish). With a
+ * store it carries "metering" and is 503 {"status": "metering_unavailable"}
+ * while usage records cannot be written (server/metering.h).
  *
  * /metrics renders metrics.c's counters and the scheduler's gauges in the
  * Prometheus text format (version 0.0.4).
@@ -14,11 +16,20 @@
 
 #include "platform/router.h"
 #include "server/http.h"
+#include "server/metering.h"
 
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r) {
     int st = atomic_load(&q->srv->state);
     if (st == NUAGE__STATE_READY) {
-        nuage__resp_json(r, 200, json_pack("{s:s}", "status", "ok"));
+        json_t *o = json_pack("{s:s}", "status", "ok");
+        if (!nuage__metering_health(q->srv, o)) {
+            /* Billing fails closed: metered requests are refused here. */
+            json_object_set_new(o, "status", json_string("metering_unavailable"));
+            r->retry_after = 1;
+            nuage__resp_json(r, 503, o);
+            return;
+        }
+        nuage__resp_json(r, 200, o);
         return;
     }
     r->retry_after = st == NUAGE__STATE_LOADING ? 5 : 10;
@@ -59,6 +70,7 @@ void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r) {
     nuage__sb out = {0};
     nuage__metrics_render(&s->metrics, have ? &total : NULL, st == NUAGE__STATE_LOADING, &out);
     if (have) nuage__metrics_render_deployments(names, per, k, draining, &out);
+    nuage__metering_metrics(s, &out);
     /* Router decisions (platform/router.c). */
     char small[1];
     size_t need = nuage_router_metrics_text(small, 0);

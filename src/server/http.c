@@ -49,6 +49,7 @@
  */
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/http.h"
+#include "server/metering.h"
 
 #include "platform/thinking.h"
 
@@ -382,6 +383,8 @@ static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, co
             return;
         }
     }
+    /* Billing fails closed (server/metering.h). */
+    if (nuage__metered_route(q->method, url) && !nuage__metering_admit(q->srv, r)) return;
     for (size_t i = 0; i < sizeof nuage__routes / sizeof *nuage__routes; i++) {
         const nuage__route *rt = &nuage__routes[i];
         if (strcmp(url, rt->path)) continue;
@@ -781,13 +784,15 @@ int nuage_server_attach(nuage_server *s, const nuage_server_platform *pf, char *
         snprintf(err, errlen, "no deployment registry");
         return NUAGE_E_INVAL;
     }
-    if (!s->loopback && !pf->insecure && (!pf->store || nuage_store_key_count(pf->store) <= 0)) {
+    if (!s->loopback && (pf->no_auth || (!pf->store && !pf->insecure))) {
         snprintf(err, errlen,
-                 "refusing to serve on %s without API keys: create one with `nuage admin key create`, "
-                 "or pass --insecure to serve without authentication", s->p.host);
+                 pf->no_auth ? "refusing to serve on %s with --no-auth: it is accepted on a loopback address only"
+                             : "refusing to serve on %s without a store of API keys: give --db, "
+                               "or pass --insecure to serve without authentication", s->p.host);
         return NUAGE_E_STATE;
     }
-    nuage_auth_params ap = {.store = pf->store, .loopback = s->loopback, .insecure = pf->insecure};
+    nuage_auth_params ap = {.store = pf->store, .loopback = s->loopback, .insecure = pf->insecure,
+                            .no_auth = pf->no_auth};
     int rc = nuage_auth_new(&ap, &s->auth);
     if (rc) {
         snprintf(err, errlen, "out of memory");

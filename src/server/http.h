@@ -57,7 +57,11 @@ typedef struct {
     nuage_registry *registry;  /* deployments (required; not owned) */
     nuage_store *store;        /* tenants, keys, usage (may be NULL: no keys, no metering) */
     nuage_quota *quota;        /* rate limiter (may be NULL: no limits) */
-    bool insecure;             /* run open on a non-loopback address (--insecure) */
+    bool insecure;             /* no store: run open on a non-loopback address (--insecure) */
+    bool no_auth;              /* --no-auth: open with a store (refused off loopback) */
+    const char *models_dir;    /* canonical folder that admin-API model paths must be in
+                                * (NULL: POST /admin/deployments cannot load model files) */
+    const char *store_path;    /* the store's database file (never loadable as a model) */
     /* POST /admin/reload: re-read the configuration file (may be NULL: 404).
      * 0 with a summary, or a negative code with a message. */
     int (*reload)(void *ud, char *summary, size_t slen, char *err, size_t elen);
@@ -82,8 +86,9 @@ int nuage_server_set_ready(nuage_server *s, const nuage_model *m, nuage_sched *s
                            char *err, size_t errlen);
 /* Serve the deployments of pf->registry with the store and quotas of pf,
  * and start answering. Everything in pf must outlive nuage_server_free.
- * 0, or NUAGE_E_STATE when the server is bound to a non-loopback address,
- * the store holds no key and pf->insecure is false (refuse to start). */
+ * 0, or NUAGE_E_STATE when the server is bound to a non-loopback address
+ * with pf->no_auth, or with no store and pf->insecure false (refuse to
+ * start). With a store, keys are always required unless pf->no_auth. */
 int nuage_server_attach(nuage_server *s, const nuage_server_platform *pf, char *err, size_t errlen);
 /* Shutting down: new generation requests get 503, streams in flight go on. */
 void nuage_server_set_stopping(nuage_server *s);

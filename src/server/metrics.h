@@ -34,6 +34,7 @@ typedef struct {
     _Atomic uint64_t rate_limited;     /* requests refused by the rate limiter (429) */
     _Atomic uint64_t auth_failures;    /* requests refused for a missing or bad key (401) */
     _Atomic uint64_t usage_failures;   /* usage records that could not be written */
+    _Atomic uint64_t metering_refused; /* metered requests refused while records wait (503) */
     nuage__histogram ttft;             /* time to first token */
     nuage__histogram itl;              /* time between two tokens of a choice */
     nuage__histogram e2e;              /* request duration (generation endpoints) */

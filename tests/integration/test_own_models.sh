@@ -9,7 +9,8 @@
 #  - a thinking budget (reasoning_effort low = 4 tokens here) makes the
 #    model close its reasoning early and still answer;
 #  - both models answer a held-out-style addition correctly at temperature 0;
-#  - /metrics counts the router's decisions.
+#  - /metrics counts the router's decisions;
+#  - router hints in the model name (nuage:fast, nuage:thinking) are routed.
 # Exit 77 (skipped) when the models or node are missing.
 set -u
 src=${NUAGE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -49,6 +50,11 @@ field() { node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const
 r=$(ask nuage minimal "What is 23 + 45?")
 check "minimal effort -> nuage-fast" '[ "$(field model <<<"$r")" = nuage-fast ]'
 check "nuage-fast: 23 + 45 = 68" '[[ "$(field "choices[0].message.content" <<<"$r")" == *68* ]]'
+# Router hints in the model name (issue 12, item 7: they were 404).
+r=$(ask nuage:fast "" "What is 23 + 45?")
+check "model nuage:fast -> nuage-fast" '[ "$(field model <<<"$r")" = nuage-fast ]'
+r=$(ask nuage:thinking "" "What is 23 + 45?")
+check "model nuage:thinking -> nuage-think" '[ "$(field model <<<"$r")" = nuage-think ]'
 r=$(ask nuage high "What is 23 + 45?")
 check "high effort -> nuage-think" '[ "$(field model <<<"$r")" = nuage-think ]'
 check "nuage-think: reasoning_content present" '[ -n "$(field "choices[0].message.reasoning_content" <<<"$r")" ]'

@@ -5,8 +5,8 @@
  * the real file size and the model's KV bytes per token, replacement while
  * a request holds the old instance (which keeps serving it and is freed
  * once released), unloading, applying a configuration's difference, and
- * the loopback / cache-salt / key-extraction rules. Model parts use
- * ../shared's stories260K.
+ * the loopback / cache-salt / key-extraction rules. Model parts use test_models.h's
+ * model (stories260K with ../shared, else the bundled nuage-fast).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +24,8 @@
 #include "platform/auth.h"
 #include "platform/deploy.h"
 #include "test_util.h"
+#include "test_store_util.h"
+#include "test_models.h"
 
 static json_t *js(const char *s) {
     json_error_t je;
@@ -190,7 +192,7 @@ static nuage_deploy_config model_cfg(const char *name, const char *version, uint
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "%s", name);
     snprintf(c.version, sizeof c.version, "%s", version);
-    snprintf(c.model, sizeof c.model, "%s", nuage_test_shared_path("models/stories260K.gguf"));
+    snprintf(c.model, sizeof c.model, "%s", nuage_test_model_path());
     c.kind = NUAGE_DEPLOY_MODEL;
     c.kv_memory = kv;
     c.n_ctx = 128;
@@ -269,8 +271,7 @@ static void wait_draining_at(nuage_registry *r, int want, int line) {
 
 static void test_registry(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
-    const char *model = nuage_test_shared_path("models/stories260K.gguf");
+    const char *model = nuage_test_model_path();
     struct stat sb;
     assert_int_equal(stat(model, &sb), 0);
     char mi[] = "/tmp/nuage-meminfo-XXXXXX";
@@ -366,8 +367,9 @@ static void test_registry(void **state) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", model);
     *strrchr(dir, '/') = 0;
-    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 0), "model"), "stories260K.gguf");
-    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 1), "model"), "stories260K.gguf");
+    const char *base = strrchr(model, '/') + 1;
+    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 0), "model"), base);
+    json_string_set(json_object_get(json_array_get(json_object_get(root, "deployments"), 1), "model"), base);
     nuage_deploy_config *cs;
     int n;
     assert_int_equal(nuage_deploy_config_parse_file(root, dir, &cs, &n, NULL, err, sizeof err), 0);
@@ -424,9 +426,8 @@ static void test_registry(void **state) {
 
 static void test_memory_limit(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
     struct stat sb;
-    assert_int_equal(stat(nuage_test_shared_path("models/stories260K.gguf"), &sb), 0);
+    assert_int_equal(stat(nuage_test_model_path(), &sb), 0);
     nuage_registry_params p = nuage_registry_default_params();
     p.memory_limit = 2 * (uint64_t)sb.st_size + (3u << 20);
     nuage_registry *reg = NULL;
@@ -505,6 +506,101 @@ static void test_auth_rules(void **state) {
     assert_true(nuage_auth_allows(&ctx, "gamma"));
 }
 
+/* Issue 12, item 2: with a store, auth never turns itself off. Revoking
+ * (or expiring) the last active key used to open a loopback server: no
+ * key, the revoked key and the admin API all passed. */
+static void test_auth_store_fails_closed(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *st = tmp_db_open(&t);
+    nuage_auth *a;
+    nuage_auth_ctx ctx;
+    char msg[300];
+    nuage_auth_params ap = {.store = st, .loopback = true};
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    /* No key in the store yet: closed all the same (401 until one exists). */
+    assert_true(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_non_null(strstr(nuage_auth_mode(a), "API keys required"));
+
+    char key[80], admin_key[80];
+    nuage_key k;
+    assert_int_equal(nuage_store_tenant_create(st, "acme", 0, 0, 1.0, NULL), 0);
+    assert_int_equal(nuage_store_key_create(st, "acme", NULL, 0, false, key, sizeof key, &k), 0);
+    assert_int_equal(nuage_store_key_create(st, NULL, NULL, 0, true, admin_key, sizeof admin_key, NULL), 0);
+    char bearer[120], bearer_admin[120];
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    snprintf(bearer_admin, sizeof bearer_admin, "Bearer %s", admin_key);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), 0);
+    assert_true(ctx.authenticated);
+    assert_false(ctx.admin);
+    /* Revoke every key: the store now has no active key. */
+    assert_int_equal(nuage_store_key_revoke(st, k.prefix), 0);
+    nuage_key *list = NULL;
+    int n = 0;
+    assert_int_equal(nuage_store_key_list(st, NULL, &list, &n), 0);
+    for (int i = 0; i < n; i++)
+        if (!list[i].revoked) assert_int_equal(nuage_store_key_revoke(st, list[i].prefix), 0);
+    free(list);
+    assert_int_equal(nuage_store_key_count(st), 0);
+    assert_true(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_int_equal(nuage_auth_check(a, bearer_admin, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    assert_false(ctx.admin);
+    /* A key that expired is the same as none. */
+    assert_int_equal(nuage_store_key_create(st, "acme", NULL, 1, false, key, sizeof key, NULL), 0);
+    snprintf(bearer, sizeof bearer, "Bearer %s", key);
+    assert_int_equal(nuage_auth_check(a, bearer, NULL, &ctx, msg, sizeof msg), NUAGE_E_RANGE);
+    nuage_auth_free(a);
+
+    /* The open mode only when asked for (--no-auth), and only on loopback. */
+    ap.no_auth = true;
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    assert_false(nuage_auth_required(a));
+    assert_int_equal(nuage_auth_check(a, NULL, NULL, &ctx, msg, sizeof msg), 0);
+    assert_true(ctx.admin);
+    assert_non_null(strstr(nuage_auth_mode(a), "--no-auth"));
+    nuage_auth_free(a);
+    ap.loopback = false;
+    assert_int_equal(nuage_auth_new(&ap, &a), 0);
+    assert_true(nuage_auth_required(a));
+    nuage_auth_free(a);
+    nuage_store_close(st);
+    tmp_db_cleanup(&t);
+}
+
+/* Issue 12, item 7: "ROUTER:hint" model names reach the router (they
+ * answered 404 model_not_found). Router deployments load no model file. */
+static void test_router_hint_names(void **state) {
+    (void)state;
+    nuage_registry_params rp = nuage_registry_default_params();
+    nuage_registry *reg = NULL;
+    assert_int_equal(nuage_registry_new(&rp, &reg), 0);
+    nuage_deploy_config c;
+    parse_expect("{\"name\": \"nuage\", \"kind\": \"router\", \"router\": {\"targets\": {\"fast\": \"f\","
+                 " \"reasoning\": \"t\"}}}", NULL, &c);
+    char err[600] = "";
+    int rc = nuage_registry_load(reg, &c, NUAGE_DEPLOY_ORIGIN_CONFIG, NULL, err, sizeof err);
+    if (rc) fail_msg("load: %s", err);
+    nuage_deploy_config_free(&c);
+    static const char *const routed[] = {"nuage", "nuage:fast", "nuage:thinking", "nuage:brainy"};
+    for (size_t i = 0; i < sizeof routed / sizeof *routed; i++) {
+        nuage_deployment *d = nuage_registry_acquire(reg, routed[i]);
+        if (!d) fail_msg("'%s' did not reach the router", routed[i]);
+        assert_string_equal(d->name, "nuage");
+        assert_int_equal(d->kind, NUAGE_DEPLOY_ROUTER);
+        nuage_deployment_release(d);
+    }
+    static const char *const unknown[] = {"nuag:fast", "nuagex:fast", "other:fast", ":fast", "fast"};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++) {
+        nuage_deployment *d = nuage_registry_acquire(reg, unknown[i]);
+        if (d) fail_msg("'%s' should name no deployment", unknown[i]);
+    }
+    nuage_registry_free(reg);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_parse),
@@ -512,6 +608,8 @@ int main(void) {
         cmocka_unit_test(test_registry),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_auth_rules),
+        cmocka_unit_test(test_auth_store_fails_closed),
+        cmocka_unit_test(test_router_hint_names),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

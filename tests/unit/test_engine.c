@@ -1,6 +1,8 @@
 /*
- * test_engine.c - the engine's batch and KV-cache contracts, on real
- * models from ../shared:
+ * test_engine.c - the engine's batch and KV-cache contracts, on the model
+ * of test_models.h (stories260K with ../shared, else the bundled
+ * nuage-fast) and on random llamas of every weight type generated here
+ * (plus ../shared's other architectures when present):
  *  - batch invariance: a sequence's logits are bit-identical whether its
  *    tokens are decoded all at once, one at a time, or interleaved with
  *    another sequence in the same batch (what continuous batching and the
@@ -22,12 +24,13 @@
 
 #include "nuage/nuage.h"
 #include "test_util.h"
+#include "test_models.h"
 
 static const int32_t prompt_a[16] = {1, 438, 90, 74, 195, 254, 353, 351, 260, 448, 131, 348, 48, 43, 364, 351};
 static const int32_t prompt_b[12] = {1, 222, 295, 191, 496, 498, 301, 317, 428, 231, 151, 501};
 
-static nuage_model *load(const char *rel) {
-    const char *path = nuage_test_shared_path(rel);
+static nuage_model *load(const char *path) {
+    assert_non_null(path);
     nuage_model *m = NULL;
     char err[256];
     int rc = nuage_model_load(path, NULL, &m, err, sizeof err);
@@ -76,39 +79,43 @@ static float *run(nuage_model *m, const int32_t *p, int n, int chunk, bool inter
     return out;
 }
 
+static int check_invariance(const char *path) {
+    nuage_model *m = load(path);
+    int nv = nuage_model_n_vocab(m);
+    size_t bytes = (size_t)16 * nv * sizeof(float);
+    float *whole = run(m, prompt_a, 16, 16, false);
+    float *single = run(m, prompt_a, 16, 1, false);
+    float *mixed = run(m, prompt_a, 16, 5, true);
+    bool ok1 = !memcmp(whole, single, bytes), ok2 = !memcmp(whole, mixed, bytes);
+    const char *name = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    print_message("%-36s all-at-once == one-by-one: %s, == interleaved with another sequence: %s\n", name,
+                  ok1 ? "yes" : "NO", ok2 ? "yes" : "NO");
+    free(whole); free(single); free(mixed);
+    nuage_model_free(m);
+    return !ok1 + !ok2;
+}
+
 static void test_batch_invariance(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
-    static const char *files[] = {
-        "models/stories260K.gguf", "models/rand-llama-f32.gguf", "models/rand-llama-f16.gguf",
-        "models/rand-llama-bf16.gguf", "models/rand-llama-q8_0.gguf", "models/rand-llama-q4_0.gguf",
-        "models/rand-llama-q4_1.gguf", "models/rand-llama-q5_0.gguf", "models/rand-llama-q5_1.gguf",
-        "models/rand-llama-q2_k.gguf", "models/rand-llama-q3_k.gguf", "models/rand-llama-q4_k.gguf",
-        "models/rand-llama-q5_k.gguf", "models/rand-llama-q6_k.gguf", "models/rand-llama-iq4_nl.gguf",
-        "models/rand-llama-iq4_xs.gguf", "models/rand-qwen2-q8_0.gguf", "models/rand-qwen3-q4_k.gguf",
-    };
-    int failures = 0;
-    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
-        nuage_model *m = load(files[f]);
-        int nv = nuage_model_n_vocab(m);
-        size_t bytes = (size_t)16 * nv * sizeof(float);
-        float *whole = run(m, prompt_a, 16, 16, false);
-        float *single = run(m, prompt_a, 16, 1, false);
-        float *mixed = run(m, prompt_a, 16, 5, true);
-        bool ok1 = !memcmp(whole, single, bytes), ok2 = !memcmp(whole, mixed, bytes);
-        print_message("%-36s all-at-once == one-by-one: %s, == interleaved with another sequence: %s\n",
-                      files[f], ok1 ? "yes" : "NO", ok2 ? "yes" : "NO");
-        failures += !ok1 + !ok2;
-        free(whole); free(single); free(mixed);
-        nuage_model_free(m);
+    int failures = check_invariance(nuage_test_model_path()), n_types = 0;
+    /* Every weight type the engine runs, on a random llama made here. */
+    for (uint32_t t = 0; t < NUAGE_TYPE_COUNT; t++) {
+        const char *path = nuage_test_random_model(t);
+        if (!path) continue;
+        failures += check_invariance(path);
+        n_types++;
     }
+    assert_true(n_types >= 15);
+    /* Other architectures, when ../shared has them. */
+    static const char *shared[] = {"models/rand-qwen2-q8_0.gguf", "models/rand-qwen3-q4_k.gguf"};
+    for (size_t f = 0; nuage_test_shared_dir() && f < sizeof shared / sizeof shared[0]; f++)
+        failures += check_invariance(nuage_test_shared_path(shared[f]));
     assert_int_equal(failures, 0);
 }
 
 static void test_kv_paging(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
-    nuage_model *m = load("models/stories260K.gguf");
+    nuage_model *m = load(nuage_test_model_path());
     int nv = nuage_model_n_vocab(m);
     nuage_context *c = make_ctx(m, 4, 32, 12, NUAGE_KV_F32); /* 12 blocks of 4 tokens */
     nuage_batch *b = nuage_batch_new(32);
@@ -176,8 +183,7 @@ static void test_kv_paging(void **state) {
 
 static void test_bad_batches(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
-    nuage_model *m = load("models/stories260K.gguf");
+    nuage_model *m = load(nuage_test_model_path());
     nuage_context *c = make_ctx(m, 2, 8, 64, NUAGE_KV_F16);
     nuage_batch *b = nuage_batch_new(16);
     char err[256];
@@ -188,7 +194,7 @@ static void test_bad_batches(void **state) {
     assert_int_equal(nuage_decode(c, b, err, sizeof err), NUAGE_E_INVAL);
     /* token out of vocabulary */
     nuage_batch_clear(b);
-    nuage_batch_add(b, 512, 0, 0, true);
+    nuage_batch_add(b, nuage_model_n_vocab(m), 0, 0, true);
     assert_int_equal(nuage_decode(c, b, err, sizeof err), NUAGE_E_RANGE);
     assert_non_null(strstr(err, "out of vocabulary"));
     nuage_batch_clear(b);
@@ -240,15 +246,16 @@ static void test_bad_model_files(void **state) {
     nuage_model *m = NULL;
     assert_int_equal(nuage_model_load("/nonexistent/model.gguf", NULL, &m, err, sizeof err), NUAGE_E_IO);
     assert_null(m);
-    NUAGE_REQUIRE_SHARED();
     /* a vocabulary-only GGUF has no weights: a clear format error */
-    int rc = nuage_model_load(nuage_test_shared_path("vocab/ggml-vocab-llama-spm.gguf"), NULL, &m, err, sizeof err);
+    const char *vocab_only = nuage_test_vocab_only();
+    assert_non_null(vocab_only);
+    int rc = nuage_model_load(vocab_only, NULL, &m, err, sizeof err);
     assert_true(rc == NUAGE_E_FORMAT || rc == NUAGE_E_UNSUPPORTED);
     print_message("vocab-only file: %s\n", err);
     assert_null(m);
     /* truncated copy of a real model: the loader names the problem */
-    size_t len;
-    char *buf = nuage_test_read_file(nuage_test_shared_path("models/stories260K.gguf"), &len);
+    size_t len = 0;
+    char *buf = nuage_test_read_file(nuage_test_model_path(), &len);
     assert_non_null(buf);
     char path[] = "/tmp/nuage_trunc_XXXXXX";
     int fd = mkstemp(path);

@@ -172,30 +172,104 @@ static void test_settle_and_cancel(void **state) {
     nuage_quota_free(q);
 }
 
-static void test_pairs_are_separate(void **state) {
+/* Issue 12, item 10: a tenant's limits count its requests to every
+ * deployment (rpm 60 through two deployments gave 120 a minute); tenants
+ * stay separate. */
+static void test_tenant_limits_span_deployments(void **state) {
     (void)state;
     nuage_quota *q = nuage_quota_new();
     nuage_quota_info info;
     uint64_t tk;
     assert_int_equal(nuage_quota_admit(q, 1, "a", 0, 1, 1, 0, &info, &tk), 0);
     assert_int_equal(nuage_quota_admit(q, 1, "a", 0, 1, 1, 1, &info, &tk), NUAGE_E_BUSY);
-    assert_int_equal(nuage_quota_admit(q, 1, "b", 0, 1, 1, 1, &info, &tk), 0);
+    assert_int_equal(nuage_quota_admit(q, 1, "b", 0, 1, 1, 1, &info, &tk), NUAGE_E_BUSY);
+    assert_int_equal(nuage_quota_admit(q, 1, NULL, 0, 1, 1, 1, &info, &tk), NUAGE_E_BUSY);
     assert_int_equal(nuage_quota_admit(q, 2, "a", 0, 1, 1, 1, &info, &tk), 0);
-    assert_int_equal(nuage_quota_admit(q, 2, NULL, 0, 1, 1, 1, &info, &tk), 0);
-    assert_int_equal(nuage_quota_admit(q, 2, "", 0, 1, 1, 1, &info, &tk), NUAGE_E_BUSY);
-    /* Many pairs (hash table growth); each keeps its own count. */
+    assert_int_equal(nuage_quota_admit(q, 2, "b", 0, 1, 1, 1, &info, &tk), NUAGE_E_BUSY);
+    /* rpm 60 through two deployments: 60 in the minute, not 120. */
+    int admitted = 0;
+    for (int i = 0; i < 120; i++)
+        admitted += nuage_quota_admit(q, 3, i % 2 ? "chat-a" : "chat-b", 0, 60, 1, 1000 + i * 100, &info, &tk) == 0;
+    assert_int_equal(admitted, 60);
+    /* Tokens too: 1000 TPM shared by three deployments. */
+    assert_int_equal(nuage_quota_admit(q, 4, "x", 1000, 0, 400, 0, &info, &tk), 0);
+    assert_int_equal(nuage_quota_admit(q, 4, "y", 1000, 0, 400, 0, &info, &tk), 0);
+    assert_int_equal(nuage_quota_admit(q, 4, "z", 1000, 0, 400, 0, &info, &tk), NUAGE_E_BUSY);
+    assert_true(info.remaining_tokens == 200);
+    int64_t r, t;
+    assert_int_equal(nuage_quota_usage(q, 4, "z", 1, &r, &t), 0);
+    assert_true(r == 2 && t == 800);
+    /* Many tenants (hash table growth); each keeps its own count. */
     for (int i = 0; i < 500; i++) {
         char d[16];
         snprintf(d, sizeof d, "dep%d", i);
-        assert_int_equal(nuage_quota_admit(q, i % 7, d, 0, 2, 1, 10, &info, &tk), 0);
+        assert_int_equal(nuage_quota_admit(q, 100 + i, d, 0, 2, 1, 10, &info, &tk), 0);
     }
     for (int i = 0; i < 500; i++) {
-        char d[16];
-        snprintf(d, sizeof d, "dep%d", i);
-        int64_t r;
-        assert_int_equal(nuage_quota_usage(q, i % 7, d, 20, &r, NULL), 0);
+        assert_int_equal(nuage_quota_usage(q, 100 + i, NULL, 20, &r, NULL), 0);
         assert_int_equal(r, 1);
     }
+    nuage_quota_free(q);
+}
+
+/* Deployment "small" allows each tenant 2 requests and 100 tokens a
+ * minute; "big" has no limits of its own. */
+static int dep_limits(void *ud, const char *deployment, int64_t *tpm, int64_t *rpm) {
+    (*(int *)ud)++;
+    if (strcmp(deployment, "small")) return -1;
+    *tpm = 100;
+    *rpm = 2;
+    return 0;
+}
+
+/* The optional per-deployment limits come on top of the tenant's. */
+static void test_deployment_limits(void **state) {
+    (void)state;
+    nuage_quota *q = nuage_quota_new();
+    int calls = 0;
+    nuage_quota_set_lookup(q, dep_limits, &calls);
+    nuage_quota_info info;
+    uint64_t a, b, c;
+    /* A tenant with no limits of its own is still held to "small"'s. */
+    assert_int_equal(nuage_quota_admit(q, 1, "small", 0, 0, 10, 0, &info, &a), 0);
+    assert_true(a != 0);
+    assert_true(info.limit_requests == 2 && info.remaining_requests == 1);
+    assert_int_equal(nuage_quota_admit(q, 1, "small", 0, 0, 10, 1, &info, &b), 0);
+    assert_int_equal(nuage_quota_admit(q, 1, "small", 0, 0, 10, 2, &info, &c), NUAGE_E_BUSY);
+    assert_true(info.retry_after_ms == W - 2);
+    assert_int_equal(nuage_quota_admit(q, 1, "big", 0, 0, 10, 2, &info, &c), 0);
+    assert_true(c == 0); /* nothing limits it: nothing logged */
+    assert_int_equal(nuage_quota_admit(q, 1, "small", 0, 0, 101, 2, &info, &c), NUAGE_E_RANGE);
+    assert_true(info.retry_after_ms == -1);
+    /* Another tenant has its own window on "small". */
+    assert_int_equal(nuage_quota_admit(q, 2, "small", 0, 0, 10, 2, &info, &c), 0);
+    /* Cancelling a request gives its place back in the deployment's window. */
+    nuage_quota_cancel(q, b, 3);
+    int64_t r, t;
+    assert_int_equal(nuage_quota_usage_on(q, 1, "small", 3, &r, &t), 0);
+    assert_true(r == 1 && t == 10);
+    /* Both windows: tenant rpm 3 (all deployments) and small's rpm 2. */
+    nuage_quota_free(q);
+    q = nuage_quota_new();
+    nuage_quota_set_lookup(q, dep_limits, &calls);
+    assert_int_equal(nuage_quota_admit(q, 5, "small", 1000, 3, 60, 0, &info, &a), 0);
+    /* tighter of the two: small's 100 tokens (40 left), tenant's... */
+    assert_true(info.limit_tokens == 100 && info.remaining_tokens == 40);
+    assert_true(info.limit_requests == 2 && info.remaining_requests == 1);
+    /* Settling updates both windows: 60 reserved, 20 used. */
+    nuage_quota_settle(q, a, 20, 1);
+    assert_int_equal(nuage_quota_usage(q, 5, NULL, 1, &r, &t), 0);
+    assert_true(r == 1 && t == 20);
+    assert_int_equal(nuage_quota_usage_on(q, 5, "small", 1, &r, &t), 0);
+    assert_true(r == 1 && t == 20);
+    assert_int_equal(nuage_quota_admit(q, 5, "small", 1000, 3, 60, 2, &info, &b), 0);
+    assert_int_equal(nuage_quota_admit(q, 5, "small", 1000, 3, 1, 3, &info, &c), NUAGE_E_BUSY); /* small's rpm */
+    assert_int_equal(nuage_quota_admit(q, 5, "big", 1000, 3, 1, 3, &info, &c), 0);            /* tenant's 3rd */
+    assert_int_equal(nuage_quota_admit(q, 5, "big", 1000, 3, 1, 4, &info, &c), NUAGE_E_BUSY);  /* tenant's rpm */
+    assert_int_equal(nuage_quota_usage_on(q, 5, "big", 4, &r, &t), 0);
+    assert_true(r == 0);
+    assert_int_equal(nuage_quota_usage_on(q, 5, NULL, 4, &r, &t), NUAGE_E_INVAL);
+    assert_true(calls > 0);
     nuage_quota_free(q);
 }
 
@@ -280,7 +354,8 @@ int main(void) {
         cmocka_unit_test(test_tpm_and_retry),
         cmocka_unit_test(test_both_limits),
         cmocka_unit_test(test_settle_and_cancel),
-        cmocka_unit_test(test_pairs_are_separate),
+        cmocka_unit_test(test_tenant_limits_span_deployments),
+        cmocka_unit_test(test_deployment_limits),
         cmocka_unit_test(test_matches_brute_force),
         cmocka_unit_test(test_threads),
     };

@@ -11,7 +11,7 @@
  * request run alone (choice i of an n-choice request = the one-choice
  * request with seed + i).
  *
- * Model: stories260K (shared data), 2 compute threads.
+ * Model: test_models.h's (stories260K with ../shared, else nuage-fast), 2 compute threads.
  */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -12,6 +12,9 @@
  * test hold the scheduler thread inside a callback, which makes queue
  * states (full queue, who waits behind whom) deterministic.
  *
+ * The model is test_models.h's (stories260K with ../shared, else the
+ * bundled nuage-fast): every check here holds for any model.
+ *
  * Include after <cmocka.h> and test_util.h.
  */
 #ifndef NUAGE_TEST_SCHED_UTIL_H
@@ -30,6 +33,7 @@
 #include "nuage/sampler.h"
 #include "nuage/tokenizer.h"
 #include "server/sched.h"
+#include "test_models.h"
 
 #define TS_THREADS 2
 #define TS_NCTX 512
@@ -40,8 +44,7 @@ static nuage_model *g_model;
 
 static int ts_setup(void **state) {
     (void)state;
-    const char *path = nuage_test_shared_path("models/stories260K.gguf");
-    if (!path) return 0;
+    const char *path = nuage_test_model_path();
     char err[256];
     if (nuage_model_load(path, NULL, &g_model, err, sizeof err)) {
         fprintf(stderr, "cannot load %s: %s\n", path, err);
@@ -57,11 +60,7 @@ static int ts_teardown(void **state) {
     return 0;
 }
 
-#define TS_REQUIRE_MODEL()            \
-    do {                              \
-        NUAGE_REQUIRE_SHARED();       \
-        assert_non_null(g_model);     \
-    } while (0)
+#define TS_REQUIRE_MODEL() assert_non_null(g_model)
 
 /* ---- prompts ---------------------------------------------------------------- */
 

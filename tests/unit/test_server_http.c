@@ -3,7 +3,9 @@
  * health while loading, routing errors (404 / 405 with Allow), the body
  * limit (413 from Content-Length and from a chunked upload), keep-alive,
  * invalid JSON, queue-full 503 with Retry-After, and the stopping state.
- * The parts needing a model use ../shared's stories260K.
+ * The parts needing a model use test_models.h's (stories260K with
+ * ../shared, else the bundled nuage-fast); llama.cpp's greedy tokens are
+ * compared only with ../shared.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <setjmp.h>
@@ -25,6 +27,7 @@
 
 #include "server/http.h"
 #include "test_util.h"
+#include "test_models.h"
 
 static int connect_to(int port) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -212,10 +215,9 @@ static void *bg(void *arg) {
 
 static void test_with_model(void **state) {
     (void)state;
-    NUAGE_REQUIRE_SHARED();
     nuage_model *m = NULL;
     char err[256];
-    assert_int_equal(nuage_model_load(nuage_test_shared_path("models/stories260K.gguf"), NULL, &m, err, sizeof err), 0);
+    assert_int_equal(nuage_model_load(nuage_test_model_path(), NULL, &m, err, sizeof err), 0);
     nuage_sched_params sp = nuage_sched_default_params();
     sp.max_running = 1;
     sp.max_queue = 1;
@@ -238,17 +240,19 @@ static void test_with_model(void **state) {
 
     /* A completion, checked against llama.cpp's greedy ids. */
     request(port, "POST", "/v1/completions",
-            "{\"prompt\": [1, 403, 407, 261, 378], \"max_tokens\": 8, \"temperature\": 0, \"logprobs\": 0}", &r);
+            "{\"prompt\": [1, 403, 407, 261, 378], \"max_tokens\": 8, \"temperature\": 0, \"logprobs\": 0, \"ignore_eos\": true}", &r);
     assert_int_equal(r.status, 200);
     json_t *j = body_json(&r);
     json_t *c0 = json_array_get(json_object_get(j, "choices"), 0);
     json_t *toks = json_object_get(json_object_get(c0, "logprobs"), "tokens");
     assert_int_equal(json_array_size(toks), 8);
-    char *ref = nuage_test_read_file(nuage_test_shared_path("vectors/logits/stories260K.once.greedy.txt"), NULL);
-    assert_non_null(ref);
+    /* (The reference exists for stories260K, the model when ../shared is there.) */
+    const char *ref_path = nuage_test_shared_path("vectors/logits/stories260K.once.greedy.txt");
+    char *ref = ref_path && strstr(nuage_test_model_path(), "stories260K") ? nuage_test_read_file(ref_path, NULL) : NULL;
+    if (!ref) print_message("no reference data: the greedy tokens are not compared with llama.cpp's\n");
     const nuage_vocab *voc = nuage_model_vocab(m);
     char *p = ref;
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; ref && i < 8; i++) {
         long id = strtol(p, &p, 10);
         char piece[64];
         int n = nuage_token_to_piece(voc, (int32_t)id, piece, sizeof piece, true);
@@ -260,7 +264,13 @@ static void test_with_model(void **state) {
     json_decref(j);
 
     /* Queue full: one running, one waiting, the third gets 503 + Retry-After. */
-    bg_req a = {port, "{\"prompt\": \"Once\", \"max_tokens\": 2000, \"ignore_eos\": true, \"temperature\": 1}", {0}};
+    /* (as long as the model's context allows: stories260K 2048, nuage-fast 256) */
+    char long_body[160];
+    int long_n = nuage_model_n_ctx_train(m) - 16;
+    snprintf(long_body, sizeof long_body,
+             "{\"prompt\": \"Once\", \"max_tokens\": %d, \"ignore_eos\": true, \"temperature\": 1}",
+             long_n < 2000 ? long_n : 2000);
+    bg_req a = {port, long_body, {0}};
     bg_req b = a;
     pthread_t ta, tb;
     pthread_create(&ta, NULL, bg, &a);

@@ -6,6 +6,13 @@
  * SIGKILL the moment the last nuage_store_usage_add returns (no close, no
  * exit handlers); the parent reopens the file and must find all N. Totals
  * are compared with sums computed here from the records the test wrote.
+ *
+ * Billing fails closed (issue 12, item 4): with the file size limit
+ * (RLIMIT_FSIZE, SIGXFSZ ignored) below the database's size every write
+ * fails the way a full disk makes it fail; the records wait in memory,
+ * the metering check says "unavailable", and once the limit is lifted the
+ * next check writes them all, in order, exactly once. (The same failure
+ * on a real full tmpfs is tests/integration/test_metering_full_disk.sh.)
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -16,6 +23,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "test_util.h"
@@ -244,11 +252,105 @@ static void test_usage_concurrent_writers(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* "Disk full" for this process: files may not grow past `bytes`. */
+static void fsize_limit(rlim_t bytes) {
+    struct rlimit rl;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &rl), 0);
+    rl.rlim_cur = bytes == RLIM_INFINITY ? rl.rlim_max : bytes;
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &rl), 0);
+}
+
+static int64_t count_usage(const char *path) {
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*), coalesce(sum(prompt_tokens), 0) FROM usage", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0) * 1000000 + sqlite3_column_int64(st, 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_usage_full_disk_fails_closed(void **state) {
+    (void)state;
+    signal(SIGXFSZ, SIG_IGN);
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_usage_record r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.deployment, sizeof r.deployment, "chat");
+    r.status = 200;
+    r.prompt_tokens = 1;
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    nuage_metering_status ms;
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 0);
+
+    /* The disk is full: three requests that were running end now. */
+    fsize_limit(1024);
+    for (int i = 0; i < 3; i++) {
+        r.prompt_tokens = 10 + i;
+        snprintf(r.request_id, sizeof r.request_id, "req-%d", i);
+        int rc = nuage_store_usage_add(s, &r);
+        assert_int_equal(rc, NUAGE_E_IO);
+        assert_non_null(strstr(nuage_store_errmsg(s), "kept in memory"));
+    }
+    int64_t wait = 0;
+    assert_int_equal(nuage_store_metering_check(s, &wait), NUAGE_E_IO);
+    assert_true(wait > 0 && wait <= NUAGE_STORE_RETRY_MS);
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 3);
+    assert_true(ms.pending_since_ms > 0);
+    assert_true(ms.last_error[0] != 0);
+    assert_true(ms.lost == 0);
+    /* Still full after the retry delay: still refused, nothing written. */
+    usleep((NUAGE_STORE_RETRY_MS + 50) * 1000);
+    assert_int_equal(nuage_store_metering_check(s, &wait), NUAGE_E_IO);
+    assert_true(count_usage(t.path) == 1 * 1000000 + 1);
+
+    /* Room again: the next check (after the delay) writes all three. */
+    fsize_limit(RLIM_INFINITY);
+    assert_int_equal(nuage_store_metering_check(s, NULL), NUAGE_E_IO); /* retried at most once a second */
+    usleep((NUAGE_STORE_RETRY_MS + 50) * 1000);
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 0);
+    assert_true(ms.pending_since_ms == 0);
+    assert_true(count_usage(t.path) == 4 * 1000000 + 1 + 10 + 11 + 12);
+    /* A second check writes nothing twice. */
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    assert_true(count_usage(t.path) == 4 * 1000000 + 34);
+
+    /* Records pending at close get a last try; a later write flushes the
+     * older ones first, in order. */
+    fsize_limit(1024);
+    r.prompt_tokens = 100;
+    assert_int_equal(nuage_store_usage_add(s, &r), NUAGE_E_IO);
+    fsize_limit(RLIM_INFINITY);
+    r.prompt_tokens = 200;
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    assert_true(count_usage(t.path) == 6 * 1000000 + 334);
+    fsize_limit(1024);
+    r.prompt_tokens = 1000;
+    assert_int_equal(nuage_store_usage_add(s, &r), NUAGE_E_IO);
+    fsize_limit(RLIM_INFINITY);
+    nuage_store_close(s);
+    assert_true(count_usage(t.path) == 7 * 1000000 + 1334);
+    tmp_db_cleanup(&t);
+    signal(SIGXFSZ, SIG_DFL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_survives_sigkill),
         cmocka_unit_test(test_usage_totals),
         cmocka_unit_test(test_usage_concurrent_writers),
+        cmocka_unit_test(test_usage_full_disk_fails_closed),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -33,8 +33,7 @@
 #include "nuage/nuage.h"
 #include "nuage/tokenizer.h"
 
-static nuage_vocab *load_vocab(const char *rel) {
-    const char *path = nuage_test_shared_path(rel);
+static nuage_vocab *load_vocab_path(const char *path) {
     char err[256] = {0};
     nuage_gguf *g = NULL;
     int rc = nuage_gguf_open(path, &g, err, sizeof err);
@@ -45,6 +44,8 @@ static nuage_vocab *load_vocab(const char *rel) {
     if (rc) fail_msg("vocab %s: %s", path, err);
     return v;
 }
+
+static nuage_vocab *load_vocab(const char *rel) { return load_vocab_path(nuage_test_shared_path(rel)); }
 
 /* tokenize into a malloc'd array */
 static int32_t *tok(const nuage_vocab *v, const char *s, size_t n, bool add, bool parse, int *count) {
@@ -449,12 +450,64 @@ static void test_threads(void **state) {
     free_texts(&t);
 }
 
+/* Bare clone: the bundled model's byte-level BPE vocabulary. Bad UTF-8
+ * is never an error and becomes U+FFFD as in BPE vocabularies above;
+ * texts round-trip through detokenize; four threads tokenizing at once
+ * get the single-threaded ids. */
+static void test_bundled_vocab(void **state) {
+    (void)state;
+    nuage_vocab *v = load_vocab_path(NUAGE_SOURCE_DIR "/models/nuage-fast.gguf");
+    int n1, n2;
+    int32_t *a = tok(v, "a\xff" "b", 3, false, false, &n1);
+    int32_t *b = tok(v, "a\xef\xbf\xbd" "b", 5, false, false, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, (size_t)n1 * sizeof *a);
+    free(a);
+    free(b);
+    static const char *const samples[] = {"What is 4821 + 3999?", "Sort these: pear, apple, fig.",
+                                          "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\xa6\x99", "  spaces\tand\nlines\n"};
+    texts t = {0};
+    t.n = (int)(sizeof samples / sizeof *samples);
+    t.text = calloc((size_t)t.n, sizeof *t.text);
+    t.len = calloc((size_t)t.n, sizeof *t.len);
+    for (int i = 0; i < t.n; i++) {
+        t.text[i] = strdup(samples[i]);
+        t.len[i] = strlen(samples[i]);
+        int n;
+        int32_t *ids = tok(v, t.text[i], t.len[i], false, false, &n);
+        char buf[256];
+        int len = nuage_detokenize(v, ids, (size_t)n, buf, sizeof buf, false, false);
+        assert_int_equal(len, (int)t.len[i]);
+        assert_memory_equal(buf, t.text[i], t.len[i]);
+        free(ids);
+    }
+    int32_t **ref = calloc((size_t)t.n, sizeof *ref);
+    int *nref = calloc((size_t)t.n, sizeof *nref);
+    for (int i = 0; i < t.n; i++) ref[i] = tok(v, t.text[i], t.len[i], true, true, &nref[i]);
+    pthread_t th[4];
+    thr_arg args[4];
+    for (int j = 0; j < 4; j++) {
+        args[j] = (thr_arg){v, &t, ref, nref, 0};
+        assert_int_equal(pthread_create(&th[j], NULL, thr_main, &args[j]), 0);
+    }
+    for (int j = 0; j < 4; j++) {
+        pthread_join(th[j], NULL);
+        assert_int_equal(args[j].bad, 0);
+    }
+    for (int i = 0; i < t.n; i++) free(ref[i]);
+    free(ref);
+    free(nref);
+    free_texts(&t);
+    nuage_vocab_free(v);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),          cmocka_unit_test(test_no_vector_vocabs),
         cmocka_unit_test(test_stories),          cmocka_unit_test(test_special_parsing),
         cmocka_unit_test(test_bpe_special),      cmocka_unit_test(test_invalid_utf8),
         cmocka_unit_test(test_spm_segmenting),   cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_bundled_vocab),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -19,13 +19,15 @@ import {
 
 const ENABLED = process.env.NUAGE_BATCH_TESTS === '1';
 let SKIP = ENABLED ? false : 'batch tests run through tests/integration/test_batch.sh';
-const MODEL = 'stories260K';
+const MODEL = 'story';
 
 let dir;
 const servers = [];
 
-function serve(db, extra = [], env = {}) {
-  const s = new Server(['-m', MODEL_FILE, '--db', db, '--parallel', '8', '--ctx', '512', '--quiet', ...extra], { env });
+// Open (--no-auth) unless the test gives keys (auth: true).
+function serve(db, extra = [], env = {}, { auth = false } = {}) {
+  const s = new Server(['-m', MODEL_FILE, '--alias', MODEL, '--db', db, '--parallel', '8', '--ctx', '512', '--quiet',
+    ...(auth ? [] : ['--no-auth']), ...extra], { env });
   servers.push(s);
   return s.ready();
 }
@@ -279,7 +281,7 @@ test('batch: another tenant sees 404 for files and batches', async (t) => {
   createTenant(db, 'globex');
   const keyA = createKey(db, { tenant: 'acme' });
   const keyB = createKey(db, { tenant: 'globex' });
-  const s = await serve(db);
+  const s = await serve(db, [], {}, { auth: true });
   const a = s.client(keyA), bcl = s.client(keyB);
   const f = await a.files.create({ file: await toFile(Buffer.from(line('x', chatBody(0, 4)) + '\n'), 'a.jsonl'), purpose: 'batch' });
   const b = await a.batches.create({ input_file_id: f.id, endpoint: '/v1/chat/completions', completion_window: '24h' });

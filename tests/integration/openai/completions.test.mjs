@@ -2,7 +2,7 @@
 // continuation, prompt forms, echo, legacy logprobs, streaming.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, collect, MODEL, refIds, postJson } from './helpers.mjs';
+import { client, collect, MODEL, refIds, postJson, REF, tokenIds } from './helpers.mjs';
 
 async function detok(ids) {
   const r = await postJson('/detokenize', { tokens: ids });
@@ -10,7 +10,7 @@ async function detok(ids) {
   return r.json.content;
 }
 
-test('greedy continuation equals llama.cpp\'s (stories260K "once" and "dog")', async () => {
+test('greedy continuation equals llama.cpp\'s (stories260K "once" and "dog")', { skip: REF }, async () => {
   for (const [name, text] of [['once', 'Once upon a time'], ['dog', 'The little dog']]) {
     const prompt = refIds(`stories260K.${name}.tokens.txt`);
     const greedy = refIds(`stories260K.${name}.greedy.txt`);
@@ -42,7 +42,7 @@ test('a list of prompts gives prompt_index * n + choice indices', async () => {
     assert.equal(r.choices[2 * i].text, alone.choices[0].text);
     assert.equal(r.choices[2 * i + 1].text, alone.choices[0].text);
   }
-  const ids = refIds('stories260K.dog.tokens.txt');
+  const ids = await tokenIds('The little dog');
   const r2 = await client.completions.create({ model: MODEL, prompt: [ids, ids], max_tokens: 6, temperature: 0 });
   assert.equal(r2.choices.length, 2);
   assert.equal(r2.usage.prompt_tokens, 2 * ids.length);
@@ -98,7 +98,7 @@ test('a shared long prefix is served from the prefix cache', async () => {
   assert.equal(again.choices[0].text, a.choices[0].text);
 });
 
-test('logit_bias bans the greedy token (llama.cpp\'s first continuation token)', async () => {
+test('logit_bias bans the greedy token (llama.cpp\'s first continuation token)', { skip: REF }, async () => {
   const prompt = refIds('stories260K.once.tokens.txt');
   const first = refIds('stories260K.once.greedy.txt')[0]; // 432
   const plain = await client.completions.create({ model: MODEL, prompt, max_tokens: 1, temperature: 0, logprobs: 0 });

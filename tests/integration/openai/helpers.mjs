@@ -2,15 +2,24 @@
 // by ../test_server_openai.sh, which exports NUAGE_URL (http://host:port)
 // and NUAGE_SHARED (the reference data folder).
 import OpenAI from 'openai';
-import { readFileSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
 
 export const BASE = process.env.NUAGE_URL;
 if (!BASE) throw new Error('NUAGE_URL is not set (run through tests/integration/test_server_openai.sh)');
 export const SHARED = process.env.NUAGE_SHARED;
+// Comparisons with llama.cpp's reference ids need ../shared: { skip: REF }.
+export const REF = SHARED && existsSync(path.join(SHARED, 'vectors', 'logits')) ? false : 'no reference data (../shared)';
 export const MODEL = process.env.NUAGE_MODEL_ID || 'stories260K';
 
 export const client = new OpenAI({ baseURL: `${BASE}/v1`, apiKey: 'not-needed', maxRetries: 0, timeout: 300_000 });
+
+// The server's own token ids of text (BOS included), the same as llama.cpp's
+// for stories260K (checked by the tokenize test when ../shared is there).
+export async function tokenIds(text) {
+  const r = await postJson('/tokenize', { content: text, add_special: true });
+  return r.json.tokens;
+}
 
 // Reference token ids from ../shared/vectors/logits.
 export function refIds(name) {

@@ -1,11 +1,15 @@
 // API keys: 401 without or with a bad key (both header forms), a key
 // restricted to some deployments sees the others as nonexistent (404), the
-// admin API needs an admin key, auth is off on loopback while the store has
-// no key, and a non-loopback bind without any key refuses to start.
+// admin API needs an admin key. A server with a store requires a key
+// always: before the first key exists and after the last one is revoked
+// (issue 12, item 2); the open mode exists only with --no-auth on
+// loopback; the first log line names the mode. Admin-API model paths stay
+// inside --models-dir and never open the store's files (item 3).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import {
   SKIP, MODEL_FILE, Server, tempDir, cleanup, createTenant, createKey, writeConfig, admin, assertCleanLog,
 } from './platform_helpers.mjs';
@@ -22,7 +26,6 @@ before(async () => {
     { name: 'beta', model: MODEL_FILE, context: 256, parallel: 4, kv_memory: '4M', version: 'b1' },
   ]);
   admin(db, 'tenant', 'list'); // creates the database
-  // No key yet: the server runs open on loopback.
   srv = await new Server(['--config', cfg, '--db', db]).ready();
 });
 
@@ -34,17 +37,16 @@ after(async () => {
   cleanup(dir);
 });
 
-test('no key in the store: open on loopback (any key or none works, admin API allowed)', { skip: SKIP }, async () => {
-  const r = await srv.client('whatever').chat.completions.create({
-    model: 'alpha', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4,
-  });
-  assert.equal(r.model, 'alpha');
-  const m = await srv.fetch('/v1/models');
-  assert.equal(m.status, 200);
-  assert.deepEqual(m.json.data.map((x) => x.id).sort(), ['alpha', 'beta']);
-  assert.equal((await srv.fetch('/admin/deployments')).status, 200);
-  // Without any key, a response carries no rate-limit header.
-  assert.equal(r.id.startsWith('chatcmpl-'), true);
+test('no key in the store yet: closed all the same; the first log line says so', { skip: SKIP }, async () => {
+  assert.match(srv.log().split('\n')[0], /^nuage serve: listening on http:\S+ \(auth: API keys required\)$/);
+  await assert.rejects(
+    srv.client('whatever').chat.completions.create({ model: 'alpha', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 4 }),
+    (e) => e.status === 401,
+  );
+  assert.equal((await srv.fetch('/v1/models')).status, 401);
+  assert.equal((await srv.fetch('/admin/deployments')).status, 401);
+  assert.equal((await srv.fetch('/admin/deployments/beta', { method: 'DELETE' })).status, 401);
+  assert.equal((await srv.fetch('/health')).status, 200);
 });
 
 test('keys required once the store has one: 401 invalid_api_key', { skip: SKIP }, async () => {
@@ -115,32 +117,81 @@ test('admin API: admin key only', { skip: SKIP }, async () => {
   assert.equal((await srv.fetch('/admin/usage', { key: keyAdmin })).status, 200);
 });
 
-test('a non-loopback address without any key refuses to start (unless --insecure)', { skip: SKIP }, async () => {
+test('admin-API model paths: the store\'s files and files outside --models-dir are refused, revealing nothing', { skip: SKIP }, async () => {
+  const key = createKey(db, { tenant: 'acme' });
+  assert.equal((await srv.fetch('/v1/models', { key })).status, 200);
+  const msgs = [];
+  for (const model of [db, `${db}-wal`, 'nuage.db', '../../etc/passwd', '/etc/passwd', path.join(dir, 'missing.gguf')]) {
+    const r = await srv.fetch('/admin/deployments', { method: 'POST', key: keyAdmin, body: { name: 'evil', model } });
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json.error.code, 'invalid_deployment');
+    assert.doesNotMatch(r.json.error.message, /bytes|SQLite|root:|magic/);
+    msgs.push(r.json.error.message.replace(model, ''));
+  }
+  assert.equal(new Set(msgs).size, 1, msgs.join('\n'));
+  assert.equal((await srv.fetch('/admin/deployments/evil', { key: keyAdmin })).status, 404);
+  // The store's locks survived: a revocation by the CLI reaches the server,
+  // the live WAL is still there, and the server's usage reaches the file.
+  assert.ok(existsSync(`${db}-wal`));
+  admin(db, 'key', 'revoke', key.slice(0, 11));
+  assert.equal((await srv.fetch('/v1/models', { key })).status, 401);
+  assert.ok(existsSync(`${db}-wal`));
+  const count = () => JSON.parse(admin(db, 'usage', '--json'))[0]?.requests ?? 0;
+  const before = count();
+  await srv.client(keyA).completions.create({ model: 'alpha', prompt: 'Once', max_tokens: 2 });
+  let after = count();
+  for (let i = 0; i < 100 && after === before; i++) { await new Promise((r) => setTimeout(r, 50)); after = count(); }
+  assert.equal(after, before + 1);
+});
+
+test('revoking or expiring the last key never opens the server', { skip: SKIP }, async () => {
+  // Revoke every key: no key, the revoked keys and the admin API are 401.
+  for (const k of [keyA, keyB, keyAdmin]) admin(db, 'key', 'revoke', k.slice(0, 11));
+  assert.match(admin(db, 'key', 'list'), /revoked/);
+  const body = { model: 'alpha', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 };
+  assert.equal((await srv.fetch('/v1/chat/completions', { method: 'POST', body })).status, 401);
+  assert.equal((await srv.fetch('/v1/chat/completions', { method: 'POST', body, key: keyA })).status, 401);
+  assert.equal((await srv.fetch('/admin/deployments', { key: keyAdmin })).status, 401);
+  assert.equal((await srv.fetch('/admin/deployments/alpha', { method: 'DELETE' })).status, 401);
+  assert.equal((await srv.fetch('/admin/deployments/alpha', { method: 'DELETE', key: keyAdmin })).status, 401);
+  assert.equal((await srv.fetch('/v1/models')).status, 401);
+  // alpha is still deployed (a fresh admin key sees it).
+  const k2 = createKey(db, { isAdmin: true });
+  assert.equal((await srv.fetch('/admin/deployments/alpha', { key: k2 })).status, 200);
+  admin(db, 'key', 'revoke', k2.slice(0, 11));
+  assert.equal((await srv.fetch('/v1/models')).status, 401);
+});
+
+test('--no-auth: open on loopback only; a store-less non-loopback bind needs --insecure', { skip: SKIP }, async () => {
   const d2 = tempDir();
   try {
     const db2 = path.join(d2, 'empty.db');
     admin(db2, 'tenant', 'list');
-    const s = new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--db', db2]);
-    const ex = await s.exitPromise;
-    assert.equal(ex.code, 1);
-    assert.match(s.log(), /refusing to serve on 0\.0\.0\.0 without API keys/);
-    assert.doesNotMatch(s.log(), /listening on/);
-    // No store at all: refused as well.
+    // A store on a non-loopback address starts (keys are required anyway).
+    const s = await new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--db', db2, '--quiet']).ready();
+    assert.match(s.log(), /\(auth: API keys required\)/);
+    assert.equal((await s.fetch('/v1/models')).status, 401);
+    await s.stop();
+    // --no-auth off loopback is refused.
+    const s1 = new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--db', db2, '--no-auth']);
+    assert.equal((await s1.exitPromise).code, 1);
+    assert.match(s1.log(), /--no-auth: it is accepted on a loopback address only/);
+    assert.doesNotMatch(s1.log(), /listening on/);
+    // No store at all: refused without --insecure.
     const s2 = new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--no-db']);
     assert.equal((await s2.exitPromise).code, 1);
-    // --insecure starts it.
-    const s3 = await new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--db', db2, '--insecure', '--quiet']).ready();
-    const r = await s3.fetch('/v1/models');
-    assert.equal(r.status, 200);
-    // Auth is off but the admin API is not exposed off loopback.
+    assert.match(s2.log(), /refusing to serve on 0\.0\.0\.0 without API keys/);
+    // --insecure starts it open, but the admin API is not exposed off loopback.
+    const s3 = await new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--no-db', '--insecure', '--quiet']).ready();
+    assert.match(s3.log().split('\n')[0], /\(auth off: no store, --insecure\)/);
+    assert.equal((await s3.fetch('/v1/models')).status, 200);
     assert.equal((await s3.fetch('/admin/deployments')).status, 403);
     await s3.stop();
-    // With a key in the store, a non-loopback bind starts and requires it.
-    createTenant(db2, 't');
-    const k = createKey(db2, { tenant: 't' });
-    const s4 = await new Server(['-m', MODEL_FILE, '--host', '0.0.0.0', '--db', db2, '--quiet']).ready();
-    assert.equal((await s4.fetch('/v1/models')).status, 401);
-    assert.equal((await s4.fetch('/v1/models', { key: k })).status, 200);
+    // --no-auth on loopback with a store: open, admin API allowed.
+    const s4 = await new Server(['-m', MODEL_FILE, '--db', db2, '--no-auth', '--quiet']).ready();
+    assert.match(s4.log().split('\n')[0], /\(auth off: --no-auth \(loopback only\)\)/);
+    assert.equal((await s4.fetch('/v1/models')).status, 200);
+    assert.equal((await s4.fetch('/admin/deployments')).status, 200);
     await s4.stop();
     assertCleanLog(assert, s4);
   } finally {

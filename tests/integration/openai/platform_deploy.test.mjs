@@ -9,9 +9,9 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import path from 'node:path';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, statSync } from 'node:fs';
 import {
-  SKIP, MODEL_FILE, Server, tempDir, cleanup, writeConfig, admin, assertCleanLog, sleep, SLOW,
+  SKIP, MODEL_FILE, MODEL_DIR, Server, tempDir, cleanup, writeConfig, admin, assertCleanLog, sleep, SLOW,
 } from './platform_helpers.mjs';
 
 let dir, db, cfg, srv;
@@ -27,7 +27,7 @@ before(async () => {
     story('v1', { sampling: { temperature: 0, max_tokens: 7 } }),
     { name: 'other', model: path.relative(dir, MODEL_FILE), version: 'o1', context: 128, parallel: 2, kv_blocks: 64, log_prompts: true },
   ]);
-  srv = await new Server(['--config', cfg, '--db', db]).ready();
+  srv = await new Server(['--config', cfg, '--db', db, '--no-auth', '--models-dir', MODEL_DIR]).ready();
 });
 
 after(async () => {
@@ -160,17 +160,25 @@ test('the memory check refuses what does not fit, naming the bytes; nothing else
   assert.match(bad.json.error.message, /unknown field "temperatur"/);
   const missing = await srv.fetch('/admin/deployments', { method: 'POST', body: { name: 'x', model: '/nonexistent.gguf' } });
   assert.equal(missing.status, 400);
-  assert.equal(missing.json.error.code, 'model_load_failed');
+  assert.equal(missing.json.error.code, 'invalid_deployment');
+  // A file outside --models-dir answers the same words as a missing one.
+  const outside = await srv.fetch('/admin/deployments', { method: 'POST', body: { name: 'x', model: '/etc/passwd' } });
+  assert.equal(outside.status, 400);
+  assert.equal(outside.json.error.message.replace('/etc/passwd', ''), missing.json.error.message.replace('/nonexistent.gguf', ''));
 });
 
 test('--memory-limit: loaded deployments are charged, the next one is refused', { skip: SKIP }, async () => {
-  const s = await new Server(['-m', MODEL_FILE, '--alias', 'a', '--no-db', '--kv-memory', '2M', '--memory-limit', '8M', '--quiet']).ready();
+  // a (weights W + 2 MiB) and b (W + 1 MiB) fit, c (W + 3 MiB) does not
+  // beside them, but does once b is gone: a limit of 2W + 5.5 MiB.
+  const W = statSync(MODEL_FILE).size;
+  const limit = String(Math.round(2 * W + 5.5 * 2 ** 20));
+  const s = await new Server(['-m', MODEL_FILE, '--alias', 'a', '--no-db', '--kv-memory', '2M', '--memory-limit', limit, '--quiet']).ready();
   try {
     const ok = await s.fetch('/admin/deployments', { method: 'POST', body: { name: 'b', model: MODEL_FILE, kv_memory: '1M' } });
     assert.equal(ok.status, 201, ok.text);
     const no = await s.fetch('/admin/deployments', { method: 'POST', body: { name: 'c', model: MODEL_FILE, kv_memory: '3M' } });
     assert.equal(no.status, 507, no.text);
-    assert.match(no.json.error.message, /needs \d+ bytes .* only \d+ bytes are available \(--memory-limit 8\.0 MiB minus/);
+    assert.match(no.json.error.message, /needs? \d+ bytes .* only \d+ bytes are available \(--memory-limit [\d.]+ MiB minus/);
     // Unloading gives the memory back.
     assert.equal((await s.fetch('/admin/deployments/b', { method: 'DELETE' })).status, 200);
     let again;

@@ -14,7 +14,14 @@ export const ENABLED = process.env.NUAGE_PLATFORM_TESTS === '1';
 export const SKIP = ENABLED ? false : 'platform tests run through tests/integration/test_platform.sh';
 export const BIN = process.env.NUAGE_BIN;
 export const SHARED = process.env.NUAGE_SHARED;
-export const MODEL_FILE = SHARED ? path.join(SHARED, 'models', 'stories260K.gguf') : '';
+// The model: ../shared's stories260K when the reference data is there (the
+// fastest), else the bundled models/nuage-fast.gguf, so that a bare clone
+// runs every platform test. MODEL_DIR is passed as --models-dir wherever a
+// test loads it through the admin API.
+const SOURCE = process.env.NUAGE_SOURCE_DIR || path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+const SHARED_MODEL = SHARED ? path.join(SHARED, 'models', 'stories260K.gguf') : '';
+export const MODEL_FILE = SHARED_MODEL && existsSync(SHARED_MODEL) ? SHARED_MODEL : path.join(SOURCE, 'models', 'nuage-fast.gguf');
+export const MODEL_DIR = path.dirname(MODEL_FILE);
 // Generous timeouts: the sanitizer build is several times slower.
 export const SLOW = Number(process.env.NUAGE_TEST_SLOW || '1');
 

@@ -1,5 +1,6 @@
-// Rate limits per tenant and deployment: requests per minute and tokens
-// per minute (prompt + max_tokens reserved at admission, the unused part
+// Rate limits: a tenant's requests per minute and tokens per minute count
+// across all deployments (issue 12, item 10: two deployments doubled
+// them), plus a deployment's optional per-tenant limits (prompt + max_tokens reserved at admission, the unused part
 // given back when the request ends), 429 rate_limit_exceeded with
 // Retry-After / retry-after-ms, and the x-ratelimit-* headers on every
 // response of an authenticated tenant.
@@ -8,7 +9,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import path from 'node:path';
 import {
-  SKIP, MODEL_FILE, Server, tempDir, cleanup, createTenant, createKey, admin, assertCleanLog,
+  SKIP, MODEL_FILE, Server, tempDir, cleanup, createTenant, createKey, admin, assertCleanLog, writeConfig,
 } from './platform_helpers.mjs';
 
 let dir, db, srv, keyRpm, keyTpm, keyFree, keyRefund;
@@ -119,4 +120,41 @@ test('the unused part of a reservation is given back when the request ends', { s
   for await (const ch of s) if (ch.usage) usage = ch.usage;
   const m2 = await srv.fetch('/v1/models', { key: keyRefund });
   assert.equal(Number(m2.headers.get('x-ratelimit-remaining-tokens')), 1000 - used - (usage.prompt_tokens + usage.completion_tokens));
+});
+
+test('tenant limits span deployments; a deployment may add its own per-tenant limits', { skip: SKIP }, async () => {
+  const d2 = tempDir();
+  let s;
+  try {
+    const db2 = path.join(d2, 'nuage.db');
+    const cfg = path.join(d2, 'nuage.json');
+    admin(db2, 'tenant', 'list');
+    createTenant(db2, 'wide', { rpm: 3 });
+    createTenant(db2, 'open');
+    const kWide = createKey(db2, { tenant: 'wide' });
+    const kOpen = createKey(db2, { tenant: 'open' });
+    const dep = { model: MODEL_FILE, context: 128, parallel: 2, kv_memory: '1M' };
+    writeConfig(cfg, [{ name: 'a', ...dep }, { name: 'b', ...dep }, { name: 'small', ...dep, rpm_per_tenant: 1 }]);
+    s = await new Server(['--config', cfg, '--db', db2, '--quiet']).ready();
+    const call = (key, model) => s.fetch('/v1/completions', { method: 'POST', key, body: { model, prompt: 'Once', max_tokens: 1 } });
+    // rpm 3 through two deployments: 3 requests in all, not 3 each.
+    for (const m of ['a', 'b', 'a']) assert.equal((await call(kWide, m)).status, 200);
+    const r = await call(kWide, 'b');
+    assert.equal(r.status, 429, r.text);
+    assert.equal(r.json.error.code, 'rate_limit_exceeded');
+    assert.equal(r.headers.get('x-ratelimit-limit-requests'), '3');
+    assert.equal((await call(kWide, 'small')).status, 429);
+    // A tenant without limits is held to the deployment's own, there only.
+    assert.equal((await call(kOpen, 'small')).status, 200);
+    const r2 = await call(kOpen, 'small');
+    assert.equal(r2.status, 429, r2.text);
+    assert.ok(Number(r2.headers.get('retry-after')) >= 1);
+    for (let i = 0; i < 4; i++) assert.equal((await call(kOpen, 'a')).status, 200);
+  } finally {
+    if (s) {
+      await s.stop();
+      assertCleanLog(assert, s);
+    }
+    cleanup(d2);
+  }
 });

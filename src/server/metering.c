@@ -1,0 +1,74 @@
+/*
+ * metering.c - refuse metered requests while usage records cannot be
+ * written (see metering.h).
+ *
+ * The decision is the store's (nuage_store_metering_check: nothing
+ * pending, or a flush that just succeeded); this file only maps it to
+ * HTTP. Every refused request and every /health poll may trigger the
+ * store's retry, which the store throttles to one attempt per
+ * NUAGE_STORE_RETRY_MS, so a refused flood costs no disk traffic and an
+ * idle server still notices when the disk has room again (at the next
+ * request or health check).
+ */
+#include "server/metering.h"
+
+#include <string.h>
+
+#include "platform/store.h"
+
+static const char *const nuage__metered[] = {"/v1/chat/completions", "/chat/completions", "/v1/completions",
+                                             "/completions", "/v1/embeddings", "/embeddings"};
+
+bool nuage__metered_route(const char *method, const char *url) {
+    if (!method || !url || strcmp(method, "POST")) return false;
+    for (size_t i = 0; i < sizeof nuage__metered / sizeof *nuage__metered; i++)
+        if (!strcmp(url, nuage__metered[i])) return true;
+    return false;
+}
+
+bool nuage__metering_ok(nuage_server *s) {
+    return !s || !s->store || nuage_store_metering_check(s->store, NULL) == 0;
+}
+
+bool nuage__metering_admit(nuage_server *s, nuage__hresp *r) {
+    int64_t wait_ms = 0;
+    if (!s || !s->store || nuage_store_metering_check(s->store, &wait_ms) == 0) return true;
+    atomic_fetch_add(&s->metrics.metering_refused, 1);
+    if (wait_ms < 1) wait_ms = 1;
+    r->retry_after = (int)((wait_ms + 999) / 1000);
+    r->retry_after_ms = wait_ms;
+    nuage__resp_error(r, 503, "server_error", "metering_unavailable", NULL,
+                      "Usage cannot be recorded right now (the server's store does not accept writes), so no "
+                      "metered request is started. Retry later.");
+    return false;
+}
+
+bool nuage__metering_health(nuage_server *s, json_t *obj) {
+    if (!s || !s->store || !obj) return true;
+    bool ok = nuage_store_metering_check(s->store, NULL) == 0;
+    nuage_metering_status ms;
+    nuage_store_metering_status(s->store, &ms);
+    json_t *m = json_pack("{s:s,s:i,s:I}", "status", ok ? "ok" : "unavailable", "pending_records", ms.pending,
+                          "lost_records", (json_int_t)ms.lost);
+    if (m && !ok && ms.last_error[0]) json_object_set_new(m, "error", json_string(ms.last_error));
+    if (m && ms.pending_since_ms) json_object_set_new(m, "since_ms", json_integer(ms.pending_since_ms));
+    if (m) json_object_set_new(obj, "metering", m);
+    return ok;
+}
+
+void nuage__metering_metrics(nuage_server *s, nuage__sb *out) {
+    nuage_metering_status ms;
+    memset(&ms, 0, sizeof ms);
+    if (s && s->store) nuage_store_metering_status(s->store, &ms);
+    nuage__sb_printf(out,
+                     "# HELP nuage_metering_available 1 while usage records are written; 0 while metered requests are refused.\n"
+                     "# TYPE nuage_metering_available gauge\nnuage_metering_available %d\n"
+                     "# HELP nuage_metering_pending_records Usage records waiting in memory for the store.\n"
+                     "# TYPE nuage_metering_pending_records gauge\nnuage_metering_pending_records %d\n"
+                     "# HELP nuage_metering_lost_records_total Usage records dropped beyond the in-memory cap.\n"
+                     "# TYPE nuage_metering_lost_records_total counter\nnuage_metering_lost_records_total %lld\n"
+                     "# HELP nuage_metering_refused_total Metered requests refused (503 metering_unavailable).\n"
+                     "# TYPE nuage_metering_refused_total counter\nnuage_metering_refused_total %llu\n",
+                     ms.pending == 0, ms.pending, (long long)ms.lost,
+                     s ? (unsigned long long)atomic_load(&s->metrics.metering_refused) : 0ULL);
+}
