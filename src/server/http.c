@@ -50,6 +50,8 @@
 #define _GNU_SOURCE /* POLLRDHUP */
 #include "server/http.h"
 
+#include "server/api_batch.h"
+
 #include "platform/thinking.h"
 
 #include <arpa/inet.h>
@@ -697,11 +699,17 @@ static void *nuage__worker(void *arg) {
 }
 
 static void nuage__refuse_413(nuage__hreq *q, nuage__hresp *r) {
-    nuage__resp_error(r, 413, "invalid_request_error", "request_too_large", NULL,
-                      "The request body is larger than the limit of %zu bytes.", q->srv->p.max_body);
+    if (q->upload)
+        nuage__resp_error(r, 413, "invalid_request_error", "file_too_large", "file",
+                          "The file is larger than the limit of %u bytes.", NUAGE_FILES_MAX_BYTES);
+    else
+        nuage__resp_error(r, 413, "invalid_request_error", "request_too_large", NULL,
+                          "The request body is larger than the limit of %zu bytes.", q->srv->p.max_body);
 }
 
 #define NUAGE__LINGER_BYTES (256u * 1024)
+/* Largest upload body: one file at its limit plus the multipart framing. */
+#define NUAGE__UPLOAD_MAX ((size_t)NUAGE_FILES_MAX_BYTES + (1u << 20))
 
 /* Answer 413 on q's socket now, mid-body, and close the sending side. */
 static void nuage__raw_413(nuage__hreq *q) {
@@ -776,17 +784,28 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
         snprintf(q->method, sizeof q->method, "%s", method);
         snprintf(q->path, sizeof q->path, "%s", url);
         *con_cls = q;
+        /* A file upload is streamed to the store, not buffered: its caller
+         * is authenticated before any of the body is read. */
+        bool upload = s->store && !strcmp(method, "POST") && !strcmp(url, "/v1/files") &&
+                      atomic_load(&s->state) == NUAGE__STATE_READY;
+        if (upload) {
+            nuage__hresp r = {0};
+            if (!nuage__authenticate(q, &r)) return nuage__send(q, &r, NULL);
+            if (!(q->upload = nuage__files_upload_begin(conn))) return MHD_NO;
+        }
+        size_t limit = upload ? NUAGE__UPLOAD_MAX : s->p.max_body;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         bool refuse_now = false;
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (errno || *end || v > s->p.max_body) q->too_large = true;
-            /* A body up to 16x the limit is read and dropped, then 413:
-             * most clients send the whole body before reading the answer
-             * and would see a reset instead. Beyond that, refuse at once. */
-            if (errno || *end || v / 16 > s->p.max_body) refuse_now = true;
+            if (errno || *end || v > limit) q->too_large = true;
+            /* A JSON body up to 16x the limit is read and dropped, then
+             * 413: most clients send the whole body before reading the
+             * answer and would see a reset instead. Beyond that (or an
+             * upload over its limit), refuse at once. */
+            if (errno || *end || v / 16 > limit || (upload && v > limit)) refuse_now = true;
         }
         if (refuse_now) {
             /* Refuse before reading the body; libmicrohttpd closes the
@@ -801,6 +820,22 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
         size_t n = *upload_data_size;
         *upload_data_size = 0;
         nuage__guard_body(s->guard, q->cx, n);
+        if (q->upload && !q->too_large) {
+            bool ok = q->len + n <= NUAGE__UPLOAD_MAX && nuage__files_upload_feed(q->upload, upload_data, n);
+            q->len += n;
+            if (ok) return MHD_YES;
+            /* Over the limit or malformed: the rest is dropped (bounded by
+             * its Content-Length), answered from the handler at the end;
+             * without a length, answered now like an oversized JSON body. */
+            q->too_large = q->len > NUAGE__UPLOAD_MAX || nuage__files_upload_too_large(q->upload);
+            if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+                if (q->too_large) nuage__raw_413(q);
+                else return MHD_NO;
+            }
+            q->too_large = true;
+            q->upload_failed = true;
+            return MHD_YES;
+        }
         if (q->too_large) {
             q->dropped += n;
             /* answered early: linger a little, then close */
@@ -844,7 +879,7 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
     if (q->raw_answered) return MHD_NO;   /* answered early (413): close */
     if (q->status || q->resp) return MHD_YES; /* answered, or being answered */
     nuage__guard_state(s->guard, q->cx, NUAGE__CONN_BUSY);
-    if (q->too_large) {
+    if (q->too_large && !q->upload_failed) {
         nuage__hresp r = {0};
         nuage__refuse_413(q, &r);
         return nuage__send(q, &r, NULL);
@@ -917,6 +952,7 @@ static void nuage__finish_request(nuage_server *s, nuage__hreq *q) {
         free(q->resp->body);
         free(q->resp);
     }
+    nuage__files_upload_free(q->upload);
     free(q->body);
     free(q);
     atomic_fetch_sub(&s->active, 1);

@@ -108,6 +108,7 @@ enum { NUAGE__STATE_LOADING = 0, NUAGE__STATE_READY = 1, NUAGE__STATE_STOPPING =
 
 typedef struct nuage__hreq nuage__hreq;
 typedef struct nuage__hresp nuage__hresp;
+typedef struct nuage__fupload nuage__fupload;
 
 /* ---- connection guard (http_guard.c) ---- */
 typedef struct nuage__guard nuage__guard;
@@ -183,6 +184,7 @@ struct nuage__hreq {
     size_t len, cap;
     bool too_large;
     size_t dropped;               /* body bytes dropped after the limit */
+    bool upload_failed;           /* the streamed upload stopped (too large / malformed) */
     bool raw_answered;            /* 413 written directly mid-body (chunked over the limit) */
     double t0;                    /* monotonic seconds at arrival */
     int status;                   /* answered status (for the log) */
@@ -203,7 +205,7 @@ struct nuage__hreq {
     nuage__hresp *resp;           /* the worker's answer (owned until sent) */
     const char *allow;            /* its Allow header (405) */
     int toe;                      /* how the request ended (libmicrohttpd's termination code) */
-    void *upload;                 /* streamed upload state of an endpoint (api_files.c), or NULL */
+    struct nuage__fupload *upload; /* streamed upload of POST /v1/files (api_files.c), or NULL */
 };
 #define NUAGE__HREQ_HAS_PRIORITY 1
 
