@@ -996,6 +996,33 @@ static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_
     nuage__finish_request(s, q);
 }
 
+/* libmicrohttpd's error log, rate limited: under a connection flood it
+ * would write a line per dropped connection. At most 10 lines a minute,
+ * then one saying how many were left out. */
+static void nuage__mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window;
+    static int n_in_window;
+    static long dropped;
+    int64_t minute = nuage__mono_ms() / 60000;
+    pthread_mutex_lock(&mu);
+    if (minute != window) {
+        if (dropped) fprintf(stderr, "http: %ld more connection errors not shown\n", dropped);
+        window = minute;
+        n_in_window = 0;
+        dropped = 0;
+    }
+    bool show = n_in_window++ < 10;
+    if (!show) dropped++;
+    pthread_mutex_unlock(&mu);
+    if (!show) return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t l = strlen(line);
+    fprintf(stderr, "http: %s%s", line, l && line[l - 1] == '\n' ? "" : "\n");
+}
+
 /* libmicrohttpd's connection open/close notifications: the guard's
  * records (socket context). */
 static void nuage__notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -1107,6 +1134,7 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p.idle_timeout_s,
                                  MHD_OPTION_NOTIFY_COMPLETED, nuage__completed, s,
                                  MHD_OPTION_NOTIFY_CONNECTION, nuage__notify_conn, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(p.max_connections + 256),
                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)p.max_per_ip,
