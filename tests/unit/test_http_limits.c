@@ -14,7 +14,8 @@
  *   reading on to its end;
  * - a client that half-closes (shutdown(SHUT_WR)) after its request gets
  *   the whole answer, streamed or not (needs ../shared's stories260K;
- *   that test alone is skipped without it).
+ *   that test alone is skipped without it), and an over-long prompt is
+ *   refused from its byte length before being tokenized.
  *
  * The 10,000-connection version with timings is bench/bench_http_conns.c.
  */
@@ -406,6 +407,23 @@ static void test_half_close(void **state) {
     /* the whole stream: to its finish_reason (max_tokens reached) and [DONE] */
     assert_non_null(strstr(buf, "\"finish_reason\":\"length\""));
     assert_non_null(strstr(buf, "data: [DONE]"));
+
+    /* Item 11: an over-long prompt is refused from its byte length,
+     * before it is tokenized (the message says "more than"). */
+    size_t big = 4u << 20;
+    char *req = malloc(big + 64);
+    assert_non_null(req);
+    int hl = snprintf(req, 64, "{\"prompt\": \"");
+    memset(req + hl, 'a', big);
+    snprintf(req + hl + big, 64, "\", \"max_tokens\": 1}");
+    t0 = now_s();
+    st = half_closed_request(port, req, buf, sizeof buf);
+    dt = now_s() - t0;
+    free(req);
+    assert_int_equal(st, 400);
+    assert_non_null(strstr(buf, "context_length_exceeded"));
+    assert_non_null(strstr(buf, "has more than"));
+    print_message("4 MiB prompt refused in %.0f ms\n", dt * 1e3);
 
     nuage_server_set_stopping(s);
     assert_int_equal(nuage_sched_drain(sched, 1000), 0);
