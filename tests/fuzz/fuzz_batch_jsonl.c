@@ -20,6 +20,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <stdatomic.h>
+
+#include "nuage/nuage.h"
 #include "platform/batch_runner.h"
 #include "platform/store.h"
 
