@@ -2,19 +2,30 @@
  * http.c - the HTTP layer of `nuage serve`: libmicrohttpd setup, routing,
  * request bodies, responses (buffered or streamed) and the request log.
  *
- * Threading model. libmicrohttpd runs with one internal thread accepting
- * connections and one thread per connection
- * (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION). A
- * connection thread reads the request, parses the JSON, renders the chat
- * template, tokenizes and submits to the scheduler -- all the per-request
- * CPU work outside the model happens there, in parallel, never on the
- * scheduler thread. A non-streamed answer is then awaited on that same
- * thread; a streamed one is a response built from a content-reader
- * callback that blocks until the scheduler's callbacks have produced more
- * text (api_gen.c). Blocking is what thread-per-connection mode expects
- * from a reader (returning 0 bytes would make it spin), and it keeps the
- * code straight-line: no suspend/resume state machine. Keep-alive,
- * chunked transfer encoding and pipelining are libmicrohttpd's.
+ * Threading model. libmicrohttpd runs event-driven: a small pool of epoll
+ * threads (params.threads, default 2) reads and writes every connection,
+ * so an idle or slow connection costs a socket and a small memory pool,
+ * never a thread. When a request is complete its connection is suspended
+ * and a worker thread is started for it (one per request being answered,
+ * not per connection): it parses the JSON, renders the chat template,
+ * tokenizes, submits to the scheduler and, for a non-streamed answer,
+ * waits for it -- all the per-request CPU work outside the model happens
+ * there, in parallel, never on the scheduler thread nor on an event loop.
+ * It then hands the answer over and resumes the connection. A streamed
+ * answer keeps its worker: it pumps the stream (api_gen.c's reader, which
+ * blocks until the scheduler produced more text) into a bounded buffer,
+ * from which libmicrohttpd's content reader takes on the event loop,
+ * suspending the connection while the buffer is empty (see nuage__pump).
+ * Keep-alive, chunked transfer encoding and pipelining are
+ * libmicrohttpd's. The worker holds a dup of the socket for its
+ * client-gone checks, so that the descriptor it polls is never one the
+ * kernel gave to another connection meanwhile.
+ *
+ * Half-closed clients. A client that sends its request and then shuts
+ * down its sending side (HTTP/1.0 clients, some proxies) is still there:
+ * end of file alone never cancels a request. Only a reset or a failed
+ * write does (nuage__client_gone; for a non-streamed HTTP/1.1 request it
+ * writes one interim "102 Processing" to find out).
  *
  * Lock order. The scheduler's mutex and a job's mutex (nuage__gen.mu) are
  * never held together: a job's mutex is a leaf taken by the scheduler's
@@ -24,12 +35,20 @@
  * has no lock: its fields are written before `state` becomes READY
  * (a sequentially consistent store) and only read afterwards.
  *
- * Limits. Request bodies are capped (413: a body up to 16x the cap is
- * read and dropped first, so clients that send it all before reading see
- * the answer rather than a reset; a larger Content-Length is refused at
- * once; nothing over the cap is kept in memory); header
- * size is bounded by the connection memory limit (libmicrohttpd answers
- * 431); an idle or stalled connection is closed after idle_timeout_s.
+ * Limits. JSON request bodies are capped (413: a body up to 16x the cap
+ * with a Content-Length is read and dropped first, so clients that send it
+ * all before reading see the answer rather than a reset; a larger
+ * Content-Length is refused at once; a chunked body is answered the
+ * moment it passes the cap and read no further than a short lingering
+ * window; nothing over the cap is kept in memory). POST /v1/files is
+ * streamed to the store instead (api_files.c, up to 512 MB per file) after
+ * its caller was authenticated from the head. Header size is bounded by
+ * the connection memory limit (libmicrohttpd answers 431). Connections
+ * (http_guard.c): the whole request head must arrive within
+ * head_timeout_s (not per byte), the body within body_timeout_s plus one
+ * second per MiB, a keep-alive connection may idle idle_timeout_s; at
+ * max_connections the oldest idle connection is shed for a new one; at
+ * most max_per_ip connections per client address.
  *
  * Per-request memory. Everything a request allocates hangs off its
  * nuage__hreq (the body) or its generation job (reference counted, see

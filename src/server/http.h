@@ -98,8 +98,9 @@ void nuage_server_set_stopping(nuage_server *s);
  * passed; returns the number still in progress. Call after draining the
  * scheduler so that finished streams get their last bytes out. */
 int nuage_server_wait_idle(nuage_server *s, int timeout_ms);
-/* Close the listening socket, wait for every connection thread, free. Call
- * after nuage_sched_drain, before freeing the scheduler. */
+/* Wait (up to 30 s) for the request worker threads, close the listening
+ * socket and every connection, free. Call after nuage_sched_drain, before
+ * freeing the scheduler. */
 void nuage_server_free(nuage_server *s);
 
 /* ======================= internal ========================================== */
@@ -239,8 +240,11 @@ void nuage__resp_error(nuage__hresp *r, int status, const char *type, const char
                        const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Parse the body as a JSON object; NULL with r filled with a 400 otherwise. */
 json_t *nuage__hreq_json(nuage__hreq *q, nuage__hresp *r);
-/* Whether the client has closed its side of the connection fd (peer EOF or
- * error); only meaningful while the request's thread is blocked on it. */
+/* Whether the client of connection fd has left: a reset, an error, or a
+ * failed write -- not end of file alone (a half-close: the client still
+ * reads). On a request's worker thread, at end of file, it writes one
+ * interim "HTTP/1.1 102 Processing" (HTTP/1.1, nothing answered yet) so
+ * that a client that closed completely shows by a reset at the next call. */
 bool nuage__client_gone(int fd);
 /* Answer 503 (loading / shutting down) unless the server is ready. */
 bool nuage__require_ready(nuage_server *s, nuage__hresp *r);
