@@ -217,7 +217,7 @@ static void test_slowloris(void **state) {
     pthread_t th;
     pthread_create(&th, NULL, drip, &d);
     /* all of them are held */
-    for (int i = 0; i < 100 && nuage__guard_count(s->guard) < N_SLOW; i++) sleep_ms(20);
+    for (int i = 0; i < 500 && nuage__guard_count(s->guard) < N_SLOW; i++) sleep_ms(20);
     assert_int_equal(nuage__guard_count(s->guard), N_SLOW);
     sleep_ms(200);
     long per_conn = (rss_kib() - rss0) * 1024 / N_SLOW;
