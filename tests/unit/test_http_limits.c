@@ -9,7 +9,8 @@
  *   sending;
  * - at the connection cap, the oldest idle connection is shed for a new
  *   one, not the newcomer refused;
- * - the per-address cap;
+ * - the per-address cap; a body sent a byte at a time is cut at its
+ *   deadline;
  * - a chunked body over the limit is answered 413 at once, without
  *   reading on to its end;
  * - a client that half-closes (shutdown(SHUT_WR)) after its request gets
@@ -300,6 +301,32 @@ static void test_per_ip_cap(void **state) {
     nuage_server_free(s);
 }
 
+/* A body dribbled a byte at a time is cut at its deadline (body_timeout_s
+ * plus a second per MiB), although bytes keep coming. */
+static void test_body_deadline(void **state) {
+    (void)state;
+    nuage_server_params p = nuage_server_default_params();
+    p.body_timeout_s = 2;
+    nuage_server *s = start(&p);
+    int port = nuage_server_port(s);
+    int fd = connect_from(1, port);
+    assert_true(fd >= 0);
+    const char *h = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{";
+    send_all(fd, h, strlen(h));
+    double t0 = now_s();
+    bool closed = false;
+    while (!closed && now_s() - t0 < 8.0) {
+        (void)send(fd, " ", 1, MSG_NOSIGNAL);
+        closed = closed_within(fd, 200);
+    }
+    double dt = now_s() - t0;
+    close(fd);
+    print_message("slow body cut after %.1f s\n", dt);
+    assert_true(closed);
+    assert_true(dt >= 1.5 && dt < 5.0);
+    nuage_server_free(s);
+}
+
 typedef struct {
     int fd;
     size_t sent;
@@ -438,6 +465,7 @@ int main(void) {
         cmocka_unit_test(test_slowloris),
         cmocka_unit_test(test_shed_oldest_idle),
         cmocka_unit_test(test_per_ip_cap),
+        cmocka_unit_test(test_body_deadline),
         cmocka_unit_test(test_chunked_over_limit),
         cmocka_unit_test(test_half_close),
     };
