@@ -4,7 +4,9 @@
  * loops of 10M iterations rendered for a second of CPU). Every render
  * below must end in an ordinary NUAGE_E_TEMPLATE error naming the bound
  * (steps, bytes built, recursion), while a realistic large render -- a
- * 20,000-message conversation through ChatML -- still succeeds.
+ * 20,000-message conversation through ChatML -- still succeeds. And a
+ * failing render frees what it built (fuzz_jinja found a dict literal
+ * whose value failed to evaluate leaked; the ASan build checks it).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -83,6 +85,17 @@ static void test_recursion_bounded(void **state) {
                      NUAGE_E_TEMPLATE);
 }
 
+static void test_errors_free_what_was_built(void **state) {
+    (void)state;
+    char err[256];
+    assert_int_equal(render("{{ {'a': 1, 'b': undefined_name + 1} | items | list }}", one_msg, err, sizeof err, NULL),
+                     NUAGE_E_TEMPLATE);
+    assert_non_null(strstr(err, "undefined"));
+    assert_int_equal(render("{{ {'k': 1, 'j': 1 / 0} }}", one_msg, err, sizeof err, NULL), NUAGE_E_TEMPLATE);
+    assert_int_equal(render("{{ {[1]: 2} }}", one_msg, err, sizeof err, NULL), NUAGE_E_TEMPLATE);
+    assert_non_null(strstr(err, "unhashable"));
+}
+
 static void test_large_conversation_fits(void **state) {
     (void)state;
     size_t cap = 20000 * 64 + 16, n = 0;
@@ -108,6 +121,7 @@ int main(void) {
         cmocka_unit_test(test_loops_bounded),
         cmocka_unit_test(test_string_blowup_bounded),
         cmocka_unit_test(test_recursion_bounded),
+        cmocka_unit_test(test_errors_free_what_was_built),
         cmocka_unit_test(test_large_conversation_fits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
