@@ -64,6 +64,11 @@ nuage_vocab_type nuage_vocab_type_of(const nuage_vocab *v);
 /* The pre-tokenizer name in use ("default", "llama3", ...; SPM/WPM: "default"). */
 const char *nuage_vocab_pre_name(const nuage_vocab *v);
 int32_t nuage_vocab_n_tokens(const nuage_vocab *v);
+/* Longest token text in bytes, as stored. For SPM and BPE vocabularies no
+ * token stands for more input bytes than that, so a text of L bytes has at
+ * least L / max_token_len tokens (a bound callers use to refuse an
+ * over-long text before tokenizing it). */
+int32_t nuage_vocab_max_token_len(const nuage_vocab *v);
 int32_t nuage_vocab_bos(const nuage_vocab *v);   /* -1 if none */
 int32_t nuage_vocab_eos(const nuage_vocab *v);   /* -1 if none */
 int32_t nuage_vocab_eot(const nuage_vocab *v);   /* -1 if none */

@@ -476,7 +476,7 @@ ALWAYS_INLINE float q8_block(const float *x, int8_t *q, int *sum) {
     const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
     const float d = amax / 127.0f;
     const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-    const int rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    enum { rnd = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }; /* a constant expression for clang */
     __m512i i0 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v0, id), rnd);
     __m512i i1 = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v1, id), rnd);
     if (sum) *sum = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));

@@ -161,6 +161,10 @@ typedef struct {
 
 int nuage_store_file_create(nuage_store *s, int64_t tenant_id, const char *filename,
                             const char *purpose, const void *data, size_t len, nuage_file *out);
+/* The same with the contents read from fd (len bytes from offset 0, in
+ * chunks: memory stays bounded whatever len; store_blob.c). */
+int nuage_store_file_create_fd(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
+                               int fd, uint64_t len, nuage_file *out);
 /* Only the owning tenant sees a file: another tenant's id is NUAGE_E_RANGE. */
 int nuage_store_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_file *out);
 /* Content: malloc'd *data of *len bytes. */

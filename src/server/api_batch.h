@@ -31,8 +31,10 @@
 #include "platform/batch_runner.h"
 #include "server/http.h"
 
-/* Upload limit of POST /v1/files (bytes), within the server's body limit. */
-#define NUAGE_FILES_MAX_BYTES (200u << 20)
+/* Size limit of one file uploaded to POST /v1/files (bytes; OpenAI's
+ * limit). Uploads are streamed: the server's body limit (for JSON) does not
+ * apply to them. */
+#define NUAGE_FILES_MAX_BYTES (512u << 20)
 
 /* Register the routes on s (runner may be NULL: batches are stored but
  * nothing runs them). 0 or NUAGE_E_NOMEM (route table full). */
@@ -54,15 +56,15 @@ void nuage__api_files(nuage__hreq *q, nuage__hresp *r, const char *sub);
 void nuage__api_batches(nuage__hreq *q, nuage__hresp *r, const char *sub);
 
 /*
- * multipart/form-data (RFC 7578) parsing of a buffered body: calls
- * part(ud, name, filename (NULL when none), data, len) for each part.
- * content_type is the request's Content-Type header. 0, or NUAGE_E_FORMAT
- * with a message (no boundary, truncated body, more than 32 parts,
- * oversized part headers).
+ * Streamed upload of POST /v1/files (api_files.c), driven by http.c:
+ * begin at the request head (the body is then not buffered), feed each
+ * body chunk (false once the upload failed: stop reading; too_large says
+ * whether it was the size limit), and the route handler finishes it from
+ * q->upload. free releases it (NULL: nothing).
  */
-int nuage__multipart_parse(const char *content_type, const char *body, size_t len,
-                           int (*part)(void *ud, const char *name, const char *filename, const char *data,
-                                       size_t n),
-                           void *ud, char *err, size_t errlen);
+nuage__fupload *nuage__files_upload_begin(struct MHD_Connection *conn);
+bool nuage__files_upload_feed(nuage__fupload *u, const char *data, size_t n);
+bool nuage__files_upload_too_large(const nuage__fupload *u);
+void nuage__files_upload_free(nuage__fupload *u);
 
 #endif

@@ -1,17 +1,22 @@
 /*
- * api_files.c - the OpenAI Files API (/v1/files) on the store, and the
- * multipart/form-data parser its upload needs.
+ * api_files.c - the OpenAI Files API (/v1/files) on the store.
  *
- * Uploads. The OpenAI SDKs send POST /v1/files as multipart/form-data
- * with a "purpose" field and a "file" part. The server buffers request
- * bodies (up to its body limit), so the parser works on the whole body in
- * memory: find the boundary in the Content-Type header, split the body on
- * "\r\n--boundary", read each part's headers (Content-Disposition: name
- * and filename) and hand its bytes over without copying. It never reads
- * outside the buffer: every search is bounded by the body's length
- * (memmem), part headers are limited to 8 KiB and a body is limited to 32
- * parts; a body that ends without the closing delimiter is an error. File
- * contents are binary-safe (NUL bytes included).
+ * Uploads are streamed. The OpenAI SDKs send POST /v1/files as
+ * multipart/form-data with a "purpose" field and a "file" part, up to
+ * 512 MB (NUAGE_FILES_MAX_BYTES). Such a body is never held in memory: as
+ * soon as the request head arrived (and the caller was authenticated),
+ * http.c hands every body chunk to libmicrohttpd's post processor, which
+ * splits the parts; the file part's bytes are appended to an unlinked
+ * temporary file (the spool, in $TMPDIR or /var/tmp), and when the body
+ * ended the store copies the spool into the database in chunks
+ * (nuage_store_file_create_fd). Memory per upload: the post processor's
+ * 64 KiB buffer and a store chunk, whatever the file's size. Any other
+ * body on this route is refused (400: multipart/form-data required).
+ *
+ * Names. A file name must be valid UTF-8 (else 400 invalid_file_name):
+ * the API returns it in JSON. A file is stored only once its object is
+ * built, and removed again if the answer cannot be made, so that a client
+ * never leaves a file it was not told the id of.
  *
  * Objects. A file is {"id", "object": "file", "bytes", "created_at"
  * (seconds), "filename", "purpose", "status": "processed"}. Purposes
@@ -24,133 +29,18 @@
  * tenant's id answers 404 like an unknown one.
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "server/api_batch.h"
-
-/* ---- multipart ------------------------------------------------------------------------ */
-
-#define NUAGE__MP_MAX_PARTS 32
-#define NUAGE__MP_MAX_HEADERS 8192
-
-static void nuage__mp_err(char *err, size_t errlen, const char *fmt, ...) {
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Parameter `key` of a header value such as `form-data; name="file";
- * filename="a.jsonl"` (quoted or token) into out. true when found. */
-static bool nuage__mp_param(const char *v, size_t n, const char *key, char *out, size_t cap) {
-    size_t kl = strlen(key);
-    for (size_t i = 0; i + kl < n; i++) {
-        if (strncasecmp(v + i, key, kl) || v[i + kl] != '=') continue;
-        /* a parameter starts after ';' or whitespace */
-        if (i > 0 && v[i - 1] != ';' && v[i - 1] != ' ' && v[i - 1] != '\t') continue;
-        size_t j = i + kl + 1, k = 0;
-        if (j < n && v[j] == '"') {
-            j++;
-            while (j < n && v[j] != '"') {
-                if (v[j] == '\\' && j + 1 < n) j++;
-                if (k + 1 < cap) out[k++] = v[j];
-                j++;
-            }
-        } else {
-            while (j < n && v[j] != ';' && v[j] != ' ' && v[j] != '\t' && v[j] != '\r') {
-                if (k + 1 < cap) out[k++] = v[j];
-                j++;
-            }
-        }
-        out[k] = 0;
-        return true;
-    }
-    return false;
-}
-
-int nuage__multipart_parse(const char *content_type, const char *body, size_t len,
-                           int (*part)(void *ud, const char *name, const char *filename, const char *data,
-                                       size_t n),
-                           void *ud, char *err, size_t errlen) {
-    if (!content_type || strncasecmp(content_type, "multipart/form-data", 19)) {
-        nuage__mp_err(err, errlen, "the body must be multipart/form-data");
-        return NUAGE_E_FORMAT;
-    }
-    char boundary[256];
-    if (!nuage__mp_param(content_type, strlen(content_type), "boundary", boundary, sizeof boundary) ||
-        !boundary[0] || strlen(boundary) > 200) {
-        nuage__mp_err(err, errlen, "multipart/form-data without a valid boundary");
-        return NUAGE_E_FORMAT;
-    }
-    char delim[210];
-    int dl = snprintf(delim, sizeof delim, "--%s", boundary);
-    /* first delimiter: at the start or after a preamble line */
-    const char *p = body ? memmem(body, len, delim, (size_t)dl) : NULL;
-    if (!p || (p != body && (p < body + 2 || p[-1] != '\n'))) {
-        nuage__mp_err(err, errlen, "multipart body without its opening boundary");
-        return NUAGE_E_FORMAT;
-    }
-    const char *end = body + len;
-    char crlf_delim[214];
-    int cdl = snprintf(crlf_delim, sizeof crlf_delim, "\r\n--%s", boundary);
-    for (int n_parts = 0;; n_parts++) {
-        p += dl;
-        if (end - p >= 2 && p[0] == '-' && p[1] == '-') return 0; /* closing delimiter */
-        /* rest of the delimiter line (transport padding) */
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol) break;
-        p = eol + 1;
-        if (n_parts >= NUAGE__MP_MAX_PARTS) {
-            nuage__mp_err(err, errlen, "too many parts in the multipart body (at most %d)", NUAGE__MP_MAX_PARTS);
-            return NUAGE_E_FORMAT;
-        }
-        /* headers up to an empty line */
-        size_t room = (size_t)(end - p);
-        const char *hend = memmem(p, room < NUAGE__MP_MAX_HEADERS ? room : NUAGE__MP_MAX_HEADERS, "\r\n\r\n", 4);
-        size_t skip = 4;
-        if (!hend && room >= 2 && p[0] == '\r' && p[1] == '\n') { /* no headers at all */
-            hend = p;
-            skip = 2;
-        }
-        if (!hend) {
-            nuage__mp_err(err, errlen, "multipart part headers missing or longer than %d bytes",
-                          NUAGE__MP_MAX_HEADERS);
-            return NUAGE_E_FORMAT;
-        }
-        char name[128] = "", filename[256] = "";
-        bool has_name = false, has_filename = false;
-        for (const char *h = p; h < hend;) {
-            const char *he = memmem(h, (size_t)(hend - h), "\r\n", 2);
-            if (!he) he = hend;
-            size_t hl = (size_t)(he - h);
-            if (hl > 20 && !strncasecmp(h, "content-disposition:", 20)) {
-                has_name = nuage__mp_param(h + 20, hl - 20, "name", name, sizeof name);
-                has_filename = nuage__mp_param(h + 20, hl - 20, "filename", filename, sizeof filename);
-            }
-            h = he + 2;
-        }
-        const char *data = hend + skip;
-        if (data > end) break;
-        const char *next = memmem(data, (size_t)(end - data), crlf_delim, (size_t)cdl);
-        if (!next) break;
-        if (!has_name) {
-            nuage__mp_err(err, errlen, "a multipart part has no Content-Disposition name");
-            return NUAGE_E_FORMAT;
-        }
-        int rc = part(ud, name, has_filename ? filename : NULL, data, (size_t)(next - data));
-        if (rc) return rc;
-        p = next + 2; /* at "--boundary" */
-    }
-    nuage__mp_err(err, errlen, "the multipart body is truncated (no closing boundary)");
-    return NUAGE_E_FORMAT;
-}
 
 /* ---- objects ----------------------------------------------------------------------------- */
 
@@ -167,76 +57,177 @@ static void nuage__file_404(nuage__hresp *r, const char *id) {
 
 /* ---- upload ---------------------------------------------------------------------------------- */
 
-typedef struct {
-    char purpose[32];
-    bool has_purpose, has_file;
-    char filename[256];
-    const char *data;
-    size_t len;
-    int n_files;
-} nuage__upload;
+#define NUAGE__PP_BUFFER (64 * 1024)
 
-static int nuage__upload_part(void *ud, const char *name, const char *filename, const char *data, size_t n) {
-    nuage__upload *u = ud;
-    if (!strcmp(name, "purpose")) {
+struct nuage__fupload {
+    struct MHD_PostProcessor *pp;  /* NULL: not a multipart body */
+    int fd;                        /* spool of the file part (unlinked), -1 until it starts */
+    uint64_t bytes;                /* file bytes spooled */
+    char purpose[32];
+    bool has_purpose, purpose_long;
+    char filename[256];
+    bool name_long;
+    int n_files;
+    bool in_file;                  /* the last part seen is the file part */
+    bool too_large, io_error, stopped;
+};
+
+static int nuage__spool_open(void) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/var/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/nuage-upload-XXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0) unlink(path);
+    return fd;
+}
+
+static enum MHD_Result nuage__pp_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                      const char *content_type, const char *transfer_encoding, const char *data,
+                                      uint64_t off, size_t size) {
+    (void)kind;
+    (void)content_type;
+    (void)transfer_encoding;
+    nuage__fupload *u = cls;
+    if (!key) return MHD_YES;
+    if (!strcmp(key, "purpose")) {
+        u->in_file = false;
         u->has_purpose = true;
-        size_t k = n < sizeof u->purpose - 1 ? n : sizeof u->purpose - 1;
-        memcpy(u->purpose, data, k);
-        u->purpose[k] = 0;
-        if (k < n) u->purpose[0] = '?'; /* too long: not a known purpose */
-    } else if (!strcmp(name, "file")) {
-        u->n_files++;
-        u->has_file = true;
-        snprintf(u->filename, sizeof u->filename, "%s", filename && *filename ? filename : "upload");
-        u->data = data;
-        u->len = n;
+        for (size_t i = 0; i < size; i++) {
+            size_t at = (size_t)off + i;
+            if (at < sizeof u->purpose - 1) u->purpose[at] = data[i];
+            else u->purpose_long = true;
+        }
+        return MHD_YES;
     }
-    return 0;
+    if (strcmp(key, "file")) {
+        u->in_file = false;
+        return MHD_YES;
+    }
+    if (off == 0 && !(u->in_file && u->bytes == 0)) {
+        /* a new file part (a 0-byte call may precede the data of the same one) */
+        if (++u->n_files > 1) return MHD_YES;
+        u->in_file = true;
+        const char *fn = filename && *filename ? filename : "upload";
+        if (strlen(fn) >= sizeof u->filename) u->name_long = true;
+        snprintf(u->filename, sizeof u->filename, "%s", fn);
+    }
+    if (u->n_files > 1 || !size) return MHD_YES;
+    if (u->bytes + size > NUAGE_FILES_MAX_BYTES) {
+        u->too_large = true;
+        return MHD_NO;
+    }
+    if (u->fd < 0 && (u->fd = nuage__spool_open()) < 0) {
+        u->io_error = true;
+        return MHD_NO;
+    }
+    while (size) {
+        ssize_t k = write(u->fd, data, size);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            u->io_error = true;
+            return MHD_NO;
+        }
+        data += k;
+        size -= (size_t)k;
+        u->bytes += (uint64_t)k;
+    }
+    return MHD_YES;
+}
+
+nuage__fupload *nuage__files_upload_begin(struct MHD_Connection *conn) {
+    nuage__fupload *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->fd = -1;
+    u->pp = MHD_create_post_processor(conn, NUAGE__PP_BUFFER, nuage__pp_iter, u);
+    return u;
+}
+
+bool nuage__files_upload_feed(nuage__fupload *u, const char *data, size_t n) {
+    if (!u->pp || u->stopped) return false;
+    if (MHD_post_process(u->pp, data, n) != MHD_YES) u->stopped = true;
+    return !u->stopped;
+}
+
+bool nuage__files_upload_too_large(const nuage__fupload *u) { return u->too_large; }
+
+void nuage__files_upload_free(nuage__fupload *u) {
+    if (!u) return;
+    if (u->pp) MHD_destroy_post_processor(u->pp);
+    if (u->fd >= 0) close(u->fd);
+    free(u);
 }
 
 static void nuage__files_upload(nuage__hreq *q, nuage__hresp *r) {
-    const char *ct = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    nuage__upload u;
-    memset(&u, 0, sizeof u);
-    char err[200];
-    if (nuage__multipart_parse(ct, q->body, q->len, nuage__upload_part, &u, err, sizeof err)) {
-        nuage__resp_error(r, 400, "invalid_request_error", "invalid_multipart", NULL, "%s.", err);
+    nuage__fupload *u = q->upload;
+    if (!u || !u->pp) {
+        nuage__resp_error(r, 400, "invalid_request_error", "invalid_multipart", NULL,
+                          "The body of POST /v1/files must be multipart/form-data with 'purpose' and 'file'.");
         return;
     }
-    if (!u.has_purpose) {
-        nuage__resp_error(r, 400, "invalid_request_error", "missing_required_parameter", "purpose",
-                          "Missing required parameter: 'purpose'.");
-        return;
-    }
-    if (strcmp(u.purpose, "batch") && strcmp(u.purpose, "user_data") && strcmp(u.purpose, "evals")) {
-        nuage__resp_error(r, 400, "invalid_request_error", "invalid_value", "purpose",
-                          "Invalid value for 'purpose': '%.31s' (supported: batch, user_data, evals).", u.purpose);
-        return;
-    }
-    if (!u.has_file || u.n_files != 1) {
-        nuage__resp_error(r, 400, "invalid_request_error", "missing_required_parameter", "file",
-                          u.n_files > 1 ? "Exactly one 'file' part is allowed." : "Missing required parameter: 'file'.");
-        return;
-    }
-    if (u.len > NUAGE_FILES_MAX_BYTES) {
+    /* end of the body: the post processor flushes its last part */
+    enum MHD_Result end = MHD_destroy_post_processor(u->pp);
+    u->pp = NULL;
+    if (u->too_large) {
         nuage__resp_error(r, 413, "invalid_request_error", "file_too_large", "file",
                           "The file is larger than the limit of %u bytes.", NUAGE_FILES_MAX_BYTES);
         return;
     }
-    if (!strcmp(u.purpose, "batch") && u.len == 0) {
+    if (u->io_error) {
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "Cannot spool the upload: %s", strerror(errno));
+        return;
+    }
+    if (end != MHD_YES || u->stopped) {
+        nuage__resp_error(r, 400, "invalid_request_error", "invalid_multipart", NULL,
+                          "The multipart body is malformed or truncated.");
+        return;
+    }
+    if (!u->has_purpose) {
+        nuage__resp_error(r, 400, "invalid_request_error", "missing_required_parameter", "purpose",
+                          "Missing required parameter: 'purpose'.");
+        return;
+    }
+    if (u->purpose_long || (strcmp(u->purpose, "batch") && strcmp(u->purpose, "user_data") && strcmp(u->purpose, "evals"))) {
+        nuage__resp_error(r, 400, "invalid_request_error", "invalid_value", "purpose",
+                          "Invalid value for 'purpose' (supported: batch, user_data, evals).");
+        return;
+    }
+    if (u->n_files != 1) {
+        nuage__resp_error(r, 400, "invalid_request_error", "missing_required_parameter", "file",
+                          u->n_files > 1 ? "Exactly one 'file' part is allowed." : "Missing required parameter: 'file'.");
+        return;
+    }
+    if (u->name_long || !nuage__utf8_ok(u->filename, strlen(u->filename))) {
+        nuage__resp_error(r, 400, "invalid_request_error", "invalid_file_name", "file",
+                          "The file name must be valid UTF-8 of at most 255 bytes.");
+        return;
+    }
+    if (!strcmp(u->purpose, "batch") && u->bytes == 0) {
         nuage__resp_error(r, 400, "invalid_request_error", "invalid_file", "file",
                           "A batch input file must contain at least one request line.");
         return;
     }
     nuage_file f;
-    int rc = nuage_store_file_create(q->srv->store, q->auth.tenant_id, u.filename, u.purpose, u.data, u.len, &f);
+    int rc = u->fd >= 0 ? nuage_store_file_create_fd(q->srv->store, q->auth.tenant_id, u->filename, u->purpose,
+                                                      u->fd, u->bytes, &f)
+                        : nuage_store_file_create(q->srv->store, q->auth.tenant_id, u->filename, u->purpose,
+                                                  "", 0, &f);
     if (rc) {
         nuage__resp_error(r, rc == NUAGE_E_INVAL ? 400 : 500, rc == NUAGE_E_INVAL ? "invalid_request_error"
                                                                                  : "server_error",
                           NULL, NULL, "Cannot store the file: %s", nuage_store_errmsg(q->srv->store));
         return;
     }
-    nuage__resp_json(r, 200, nuage__file_object(&f));
+    json_t *o = nuage__file_object(&f);
+    if (!o) {
+        /* the client would never learn this id: do not keep the file */
+        nuage_store_file_delete(q->srv->store, q->auth.tenant_id, f.id);
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    nuage__resp_json(r, 200, o);
 }
 
 /* ---- list / get / content / delete ------------------------------------------------------------ */

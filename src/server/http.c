@@ -2,19 +2,30 @@
  * http.c - the HTTP layer of `nuage serve`: libmicrohttpd setup, routing,
  * request bodies, responses (buffered or streamed) and the request log.
  *
- * Threading model. libmicrohttpd runs with one internal thread accepting
- * connections and one thread per connection
- * (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION). A
- * connection thread reads the request, parses the JSON, renders the chat
- * template, tokenizes and submits to the scheduler -- all the per-request
- * CPU work outside the model happens there, in parallel, never on the
- * scheduler thread. A non-streamed answer is then awaited on that same
- * thread; a streamed one is a response built from a content-reader
- * callback that blocks until the scheduler's callbacks have produced more
- * text (api_gen.c). Blocking is what thread-per-connection mode expects
- * from a reader (returning 0 bytes would make it spin), and it keeps the
- * code straight-line: no suspend/resume state machine. Keep-alive,
- * chunked transfer encoding and pipelining are libmicrohttpd's.
+ * Threading model. libmicrohttpd runs event-driven: a small pool of epoll
+ * threads (params.threads, default 2) reads and writes every connection,
+ * so an idle or slow connection costs a socket and a small memory pool,
+ * never a thread. When a request is complete its connection is suspended
+ * and a worker thread is started for it (one per request being answered,
+ * not per connection): it parses the JSON, renders the chat template,
+ * tokenizes, submits to the scheduler and, for a non-streamed answer,
+ * waits for it -- all the per-request CPU work outside the model happens
+ * there, in parallel, never on the scheduler thread nor on an event loop.
+ * It then hands the answer over and resumes the connection. A streamed
+ * answer keeps its worker: it pumps the stream (api_gen.c's reader, which
+ * blocks until the scheduler produced more text) into a bounded buffer,
+ * from which libmicrohttpd's content reader takes on the event loop,
+ * suspending the connection while the buffer is empty (see nuage__pump).
+ * Keep-alive, chunked transfer encoding and pipelining are
+ * libmicrohttpd's. The worker holds a dup of the socket for its
+ * client-gone checks, so that the descriptor it polls is never one the
+ * kernel gave to another connection meanwhile.
+ *
+ * Half-closed clients. A client that sends its request and then shuts
+ * down its sending side (HTTP/1.0 clients, some proxies) is still there:
+ * end of file alone never cancels a request. Only a reset or a failed
+ * write does (nuage__client_gone; for a non-streamed HTTP/1.1 request it
+ * writes one interim "102 Processing" to find out).
  *
  * Lock order. The scheduler's mutex and a job's mutex (nuage__gen.mu) are
  * never held together: a job's mutex is a leaf taken by the scheduler's
@@ -24,12 +35,20 @@
  * has no lock: its fields are written before `state` becomes READY
  * (a sequentially consistent store) and only read afterwards.
  *
- * Limits. Request bodies are capped (413: a body up to 16x the cap is
- * read and dropped first, so clients that send it all before reading see
- * the answer rather than a reset; a larger Content-Length is refused at
- * once; nothing over the cap is kept in memory); header
- * size is bounded by the connection memory limit (libmicrohttpd answers
- * 431); an idle or stalled connection is closed after idle_timeout_s.
+ * Limits. JSON request bodies are capped (413: a body up to 16x the cap
+ * with a Content-Length is read and dropped first, so clients that send it
+ * all before reading see the answer rather than a reset; a larger
+ * Content-Length is refused at once; a chunked body is answered the
+ * moment it passes the cap and read no further than a short lingering
+ * window; nothing over the cap is kept in memory). POST /v1/files is
+ * streamed to the store instead (api_files.c, up to 512 MB per file) after
+ * its caller was authenticated from the head. Header size is bounded by
+ * the connection memory limit (libmicrohttpd answers 431). Connections
+ * (http_guard.c): the whole request head must arrive within
+ * head_timeout_s (not per byte), the body within body_timeout_s plus one
+ * second per MiB, a keep-alive connection may idle idle_timeout_s; at
+ * max_connections the oldest idle connection is shed for a new one; at
+ * most max_per_ip connections per client address.
  *
  * Per-request memory. Everything a request allocates hangs off its
  * nuage__hreq (the body) or its generation job (reference counted, see
@@ -51,10 +70,13 @@
 #include "server/http.h"
 #include "server/metering.h"
 
+#include "server/api_batch.h"
+
 #include "platform/thinking.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <poll.h>
@@ -62,7 +84,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -223,17 +247,39 @@ nuage_deployment *nuage__use_deployment(nuage__hreq *q, json_t *body, nuage__hre
     return d;
 }
 
+/* The request a worker thread serves: its socket (a dup of the
+ * connection's) and whether an interim "102 Processing" may still be sent
+ * on it to find out whether a peer that closed its sending side is still
+ * there (HTTP/1.1, nothing of the answer written yet). */
+static _Thread_local struct {
+    int fd;
+    bool may_probe, probed;
+} nuage__tl = {-1, false, false};
+
 bool nuage__client_gone(int fd) {
     if (fd < 0) return false;
     struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
     int r = poll(&p, 1, 0);
     if (r <= 0) return false;
-    if (p.revents & (POLLERR | POLLHUP | POLLNVAL | POLLRDHUP)) return true;
-    if (p.revents & POLLIN) {
+    /* A reset (or an error) means the client left. */
+    if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return true;
+    bool eof = p.revents & POLLRDHUP;
+    if (!eof && (p.revents & POLLIN)) {
         char c;
         ssize_t k = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (k == 0) return true;
+        if (k == 0) eof = true;
         if (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) return true;
+    }
+    /* End of file alone is a half-close (shutdown(SHUT_WR) after the
+     * request, as HTTP/1.0 clients and proxies do): the client still
+     * reads. Only a failed write tells that it closed completely: probe
+     * once with an interim response, which HTTP/1.1 clients skip; a
+     * closed peer answers it with a reset, seen by the next check. */
+    if (eof && fd == nuage__tl.fd && nuage__tl.may_probe && !nuage__tl.probed) {
+        static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+        nuage__tl.probed = true;
+        ssize_t k = send(fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0 && (errno == EPIPE || errno == ECONNRESET)) return true;
     }
     return false;
 }
@@ -418,23 +464,118 @@ static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, co
 
 /* ---- libmicrohttpd glue --------------------------------------------------------- */
 
+/*
+ * A streamed answer crosses threads through a pump: the request's worker
+ * thread reads the stream (blocking until the scheduler produced more)
+ * into a bounded buffer; libmicrohttpd's content reader, on an event loop
+ * thread, takes from it, and suspends the connection when it is empty
+ * (the worker resumes it after adding bytes). Two references: the
+ * worker's and the response's (released by its free callback, which also
+ * marks the pump closed so that the worker stops).
+ */
 typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
     nuage__stream st;
-} nuage__mhd_stream;
+    int fd;                        /* the worker's dup of the socket, -1 once closed */
+    struct MHD_Connection *conn;
+    size_t n, off;                 /* buf[off, n) not yet sent */
+    bool eof, err;                 /* the stream ended / failed */
+    bool closed;                   /* libmicrohttpd is done with the response */
+    bool suspended;                /* the reader suspended the connection */
+    int refs;
+    char buf[64 * 1024];
+} nuage__pump;
+
+#define NUAGE__PUMP_CHUNK (16 * 1024)
+
+static void nuage__pump_unref(nuage__pump *pm) {
+    pthread_mutex_lock(&pm->mu);
+    int left = --pm->refs;
+    pthread_mutex_unlock(&pm->mu);
+    if (left) return;
+    pthread_cond_destroy(&pm->cv);
+    pthread_mutex_destroy(&pm->mu);
+    free(pm);
+}
 
 static ssize_t nuage__mhd_reader(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
-    nuage__mhd_stream *ms = cls;
-    ssize_t k = ms->st.read(ms->st.self, buf, max);
-    if (k == -1) return MHD_CONTENT_READER_END_OF_STREAM;
-    if (k < 0) return MHD_CONTENT_READER_END_WITH_ERROR;
+    nuage__pump *pm = cls;
+    ssize_t k = 0;
+    pthread_mutex_lock(&pm->mu);
+    if (pm->n > pm->off) {
+        size_t m = pm->n - pm->off < max ? pm->n - pm->off : max;
+        memcpy(buf, pm->buf + pm->off, m);
+        pm->off += m;
+        pthread_cond_signal(&pm->cv);
+        k = (ssize_t)m;
+    } else if (pm->err) {
+        k = MHD_CONTENT_READER_END_WITH_ERROR;
+    } else if (pm->eof) {
+        k = MHD_CONTENT_READER_END_OF_STREAM;
+    } else {
+        pm->suspended = true;
+        MHD_suspend_connection(pm->conn);
+    }
+    pthread_mutex_unlock(&pm->mu);
     return k;
 }
 
 static void nuage__mhd_free(void *cls) {
-    nuage__mhd_stream *ms = cls;
-    ms->st.close(ms->st.self);
-    free(ms);
+    nuage__pump *pm = cls;
+    pthread_mutex_lock(&pm->mu);
+    pm->closed = true;
+    /* Cut short (client gone, write failed): wake a worker blocked on the
+     * stream through its client-gone checks. */
+    if (!pm->eof && pm->fd >= 0) shutdown(pm->fd, SHUT_RDWR);
+    pthread_cond_signal(&pm->cv);
+    pthread_mutex_unlock(&pm->mu);
+    nuage__pump_unref(pm);
+}
+
+/* The worker's half: stream -> buffer until the end, an error or the
+ * response is dropped; then close the stream and the socket dup. */
+static void nuage__pump_run(nuage__pump *pm) {
+    char tmp[NUAGE__PUMP_CHUNK];
+    for (;;) {
+        pthread_mutex_lock(&pm->mu);
+        while (!pm->closed && pm->n - pm->off > sizeof pm->buf - sizeof tmp) pthread_cond_wait(&pm->cv, &pm->mu);
+        if (pm->closed) {
+            pthread_mutex_unlock(&pm->mu);
+            break;
+        }
+        if (pm->off) {
+            memmove(pm->buf, pm->buf + pm->off, pm->n - pm->off);
+            pm->n -= pm->off;
+            pm->off = 0;
+        }
+        pthread_mutex_unlock(&pm->mu);
+        ssize_t k = pm->st.read(pm->st.self, tmp, sizeof tmp);
+        pthread_mutex_lock(&pm->mu);
+        if (k > 0 && !pm->closed) {
+            memcpy(pm->buf + pm->n, tmp, (size_t)k);
+            pm->n += (size_t)k;
+        } else if (k == -1) {
+            pm->eof = true;
+        } else if (k < 0) {
+            pm->err = true;
+        }
+        if (pm->suspended && !pm->closed) {
+            pm->suspended = false;
+            MHD_resume_connection(pm->conn);
+        }
+        bool stop = pm->eof || pm->err || pm->closed;
+        pthread_mutex_unlock(&pm->mu);
+        if (stop) break;
+    }
+    pm->st.close(pm->st.self);
+    pthread_mutex_lock(&pm->mu);
+    int fd = pm->fd;
+    pm->fd = -1;
+    pthread_mutex_unlock(&pm->mu);
+    if (fd >= 0) close(fd);
+    nuage__pump_unref(pm);
 }
 
 /* "1.5s" / "12m0.0s" (OpenAI's x-ratelimit-reset-* format). */
@@ -494,15 +635,10 @@ static void nuage__platform_headers(nuage__hreq *q, struct MHD_Response *resp) {
 static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *allow) {
     struct MHD_Response *resp = NULL;
     if (r->streaming) {
-        nuage__mhd_stream *ms = malloc(sizeof *ms);
-        if (ms) {
-            ms->st = r->stream;
-            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, nuage__mhd_reader, ms,
-                                                     nuage__mhd_free);
-            if (!resp) nuage__mhd_free(ms);
-        } else {
-            r->stream.close(r->stream.self);
-        }
+        nuage__pump *pm = r->stream.self; /* the worker replaced the stream by its pump */
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, nuage__mhd_reader, pm,
+                                                 nuage__mhd_free);
+        if (!resp) nuage__mhd_free(pm);
         r->streaming = false;
         if (resp) {
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -544,11 +680,114 @@ static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *
     return ret;
 }
 
+/* The worker thread of one request: run the endpoint (which may block
+ * until a generation ends), hand the answer to the connection and resume
+ * it; for a stream, go on pumping it. q is not touched after the resume:
+ * the connection may complete and free it at once. */
+static void *nuage__worker(void *arg) {
+    nuage__hreq *q = arg;
+    nuage_server *s = q->srv;
+    struct MHD_Connection *conn = q->conn;
+    nuage__tl.fd = q->fd;
+    nuage__tl.may_probe = !q->http10;
+    nuage__tl.probed = false;
+    nuage__dispatch(q, q->url, q->resp, &q->allow);
+    nuage__pump *pm = NULL;
+    if (q->resp->streaming) {
+        pm = calloc(1, sizeof *pm);
+        if (pm) {
+            pthread_mutex_init(&pm->mu, NULL);
+            pthread_cond_init(&pm->cv, NULL);
+            pm->st = q->resp->stream;
+            pm->fd = q->fd;
+            pm->conn = conn;
+            pm->refs = 2;
+            q->fd = -1;
+            q->resp->stream.self = pm;
+        } else {
+            q->resp->stream.close(q->resp->stream.self);
+            q->resp->streaming = false;
+            nuage__resp_error(q->resp, 500, "server_error", NULL, NULL, "out of memory");
+        }
+    }
+    if (q->fd >= 0) close(q->fd);
+    q->fd = -1;
+    nuage__tl.fd = -1;
+    q->resp_ready = true;
+    MHD_resume_connection(conn);
+    if (pm) nuage__pump_run(pm);
+    atomic_fetch_sub(&s->workers, 1);
+    return NULL;
+}
+
+static void nuage__refuse_413(nuage__hreq *q, nuage__hresp *r) {
+    if (q->upload)
+        nuage__resp_error(r, 413, "invalid_request_error", "file_too_large", "file",
+                          "The file is larger than the limit of %u bytes.", NUAGE_FILES_MAX_BYTES);
+    else
+        nuage__resp_error(r, 413, "invalid_request_error", "request_too_large", NULL,
+                          "The request body is larger than the limit of %zu bytes.", q->srv->p.max_body);
+}
+
+#define NUAGE__LINGER_BYTES (256u * 1024)
+/* Largest upload body: one file at its limit plus the multipart framing. */
+#define NUAGE__UPLOAD_MAX ((size_t)NUAGE_FILES_MAX_BYTES + (1u << 20))
+
+/* Answer 413 on q's socket now, mid-body, and close the sending side. */
+static void nuage__raw_413(nuage__hreq *q) {
+    nuage__hresp r = {0};
+    nuage__refuse_413(q, &r);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    char head[256];
+    int hl = snprintf(head, sizeof head,
+                      "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\nConnection: close\r\n\r\n", r.len);
+    if (ci && hl > 0 && (size_t)hl < sizeof head) {
+        struct iovec iov[2] = {{head, (size_t)hl}, {r.body, r.len}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = r.body ? 2 : 1};
+        (void)sendmsg(ci->connect_fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+    free(r.body);
+    q->status = 413;
+    q->raw_answered = true;
+    nuage__metrics_request(&q->srv->metrics, 413);
+}
+
+/* q's request is complete: suspend the connection and answer it on a
+ * worker thread (a 503 when none can be started). */
+static enum MHD_Result nuage__start_worker(nuage__hreq *q) {
+    nuage_server *s = q->srv;
+    q->resp = calloc(1, sizeof *q->resp);
+    if (!q->resp) return MHD_NO;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    q->fd = ci ? fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    atomic_fetch_add(&s->workers, 1);
+    MHD_suspend_connection(q->conn);
+    pthread_attr_t at;
+    pthread_attr_init(&at);
+    pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&at, 2u << 20);
+    pthread_t th;
+    int rc = pthread_create(&th, &at, nuage__worker, q);
+    pthread_attr_destroy(&at);
+    if (rc) {
+        atomic_fetch_sub(&s->workers, 1);
+        if (q->fd >= 0) close(q->fd);
+        q->fd = -1;
+        q->resp->retry_after = 1;
+        nuage__resp_error(q->resp, 503, "server_error", "server_busy", NULL,
+                          "The server cannot take more requests right now. Retry later.");
+        q->resp_ready = true;
+        MHD_resume_connection(q->conn);
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, const char *url,
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_data_size,
                                      void **con_cls) {
-    (void)version;
     nuage_server *s = cls;
     nuage__hreq *q = *con_cls;
     if (!q) {
@@ -556,32 +795,45 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
         if (!q) return MHD_NO;
         q->srv = s;
         q->conn = conn;
+        q->url = url;
         q->t0 = nuage__now();
         q->fd = -1;
+        q->http10 = version && !strcmp(version, MHD_HTTP_VERSION_1_0);
         atomic_fetch_add(&s->active, 1);
-        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci) q->fd = ci->connect_fd;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        q->cx = ci ? ci->socket_context : NULL;
+        nuage__guard_state(s->guard, q->cx, NUAGE__CONN_BODY);
         snprintf(q->method, sizeof q->method, "%s", method);
         snprintf(q->path, sizeof q->path, "%s", url);
         *con_cls = q;
+        /* A file upload is streamed to the store, not buffered: its caller
+         * is authenticated before any of the body is read. */
+        bool upload = s->store && !strcmp(method, "POST") && !strcmp(url, "/v1/files") &&
+                      atomic_load(&s->state) == NUAGE__STATE_READY;
+        if (upload) {
+            nuage__hresp r = {0};
+            if (!nuage__authenticate(q, &r)) return nuage__send(q, &r, NULL);
+            if (!(q->upload = nuage__files_upload_begin(conn))) return MHD_NO;
+        }
+        size_t limit = upload ? NUAGE__UPLOAD_MAX : s->p.max_body;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         bool refuse_now = false;
         if (cl) {
             char *end;
             errno = 0;
             unsigned long long v = strtoull(cl, &end, 10);
-            if (errno || *end || v > s->p.max_body) q->too_large = true;
-            /* A body up to 16x the limit is read and dropped, then 413:
-             * most clients send the whole body before reading the answer
-             * and would see a reset instead. Beyond that, refuse at once. */
-            if (errno || *end || v / 16 > s->p.max_body) refuse_now = true;
+            if (errno || *end || v > limit) q->too_large = true;
+            /* A JSON body up to 16x the limit is read and dropped, then
+             * 413: most clients send the whole body before reading the
+             * answer and would see a reset instead. Beyond that (or an
+             * upload over its limit), refuse at once. */
+            if (errno || *end || v / 16 > limit || (upload && v > limit)) refuse_now = true;
         }
         if (refuse_now) {
             /* Refuse before reading the body; libmicrohttpd closes the
              * connection afterwards since the body was not consumed. */
             nuage__hresp r = {0};
-            nuage__resp_error(&r, 413, "invalid_request_error", "request_too_large", NULL,
-                              "The request body is larger than the limit of %zu bytes.", s->p.max_body);
+            nuage__refuse_413(q, &r);
             return nuage__send(q, &r, NULL);
         }
         return MHD_YES;
@@ -589,12 +841,40 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (q->too_large) return MHD_YES;
+        nuage__guard_body(s->guard, q->cx, n);
+        if (q->upload && !q->too_large) {
+            bool ok = q->len + n <= NUAGE__UPLOAD_MAX && nuage__files_upload_feed(q->upload, upload_data, n);
+            q->len += n;
+            if (ok) return MHD_YES;
+            /* Over the limit or malformed: the rest is dropped (bounded by
+             * its Content-Length), answered from the handler at the end;
+             * without a length, answered now like an oversized JSON body. */
+            q->too_large = q->len > NUAGE__UPLOAD_MAX || nuage__files_upload_too_large(q->upload);
+            if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+                if (q->too_large) nuage__raw_413(q);
+                else return MHD_NO;
+            }
+            q->too_large = true;
+            q->upload_failed = true;
+            return MHD_YES;
+        }
+        if (q->too_large) {
+            q->dropped += n;
+            /* answered early: linger a little, then close */
+            return q->raw_answered && q->dropped > NUAGE__LINGER_BYTES ? MHD_NO : MHD_YES;
+        }
         if (q->len + n > s->p.max_body) {
             q->too_large = true;
             free(q->body);
             q->body = NULL;
             q->len = q->cap = 0;
+            /* Without a length (chunked) the body may never end: answer
+             * at once (libmicrohttpd cannot queue a response before the
+             * body ended, so it is written here) and read no more than a
+             * short lingering window, so that the answer is not lost to a
+             * reset. */
+            if (!MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH))
+                nuage__raw_413(q);
             return MHD_YES;
         }
         if (q->len + n + 1 > q->cap) {
@@ -610,15 +890,23 @@ static enum MHD_Result nuage__access(void *cls, struct MHD_Connection *conn, con
         q->body[q->len] = 0;
         return MHD_YES;
     }
-    if (q->status) return MHD_YES; /* already answered (413 on the first call) */
-    nuage__hresp r = {0};
-    const char *allow = NULL;
-    if (q->too_large)
-        nuage__resp_error(&r, 413, "invalid_request_error", "request_too_large", NULL,
-                          "The request body is larger than the limit of %zu bytes.", s->p.max_body);
-    else
-        nuage__dispatch(q, url, &r, &allow);
-    return nuage__send(q, &r, allow);
+    if (q->resp_ready) {
+        nuage__hresp *r = q->resp;
+        q->resp = NULL;
+        q->resp_ready = false;
+        enum MHD_Result ret = nuage__send(q, r, q->allow);
+        free(r);
+        return ret;
+    }
+    if (q->raw_answered) return MHD_NO;   /* answered early (413): close */
+    if (q->status || q->resp) return MHD_YES; /* answered, or being answered */
+    nuage__guard_state(s->guard, q->cx, NUAGE__CONN_BUSY);
+    if (q->too_large && !q->upload_failed) {
+        nuage__hresp r = {0};
+        nuage__refuse_413(q, &r);
+        return nuage__send(q, &r, NULL);
+    }
+    return nuage__start_worker(q);
 }
 
 /* The request and completion texts, for deployments that opted in to
@@ -642,13 +930,10 @@ static void nuage__log_texts(nuage__hreq *q) {
     nuage__sb_free(&b);
 }
 
-static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                             enum MHD_RequestTerminationCode toe) {
-    (void)conn;
-    nuage_server *s = cls;
-    nuage__hreq *q = *con_cls;
-    if (!q) return;
-    *con_cls = NULL;
+/* Meter, log and free a completed request (q->toe: how it ended). May
+ * wait for a cancelled generation to stop: not on an event loop thread. */
+static void nuage__finish_request(nuage_server *s, nuage__hreq *q) {
+    enum MHD_RequestTerminationCode toe = (enum MHD_RequestTerminationCode)q->toe;
     int prompt = q->log_prompt, completion = q->log_completion;
     bool texts = s->p.log_requests && q->dep && q->dep->cfg.log_prompts;
     if (q->gen) {
@@ -684,9 +969,94 @@ static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_
     }
     nuage__gen_unref(q->gen);
     nuage_deployment_release(q->dep);
+    if (q->resp) {
+        if (q->resp->streaming) nuage__mhd_free(q->resp->stream.self);
+        free(q->resp->body);
+        free(q->resp);
+    }
+    nuage__files_upload_free(q->upload);
     free(q->body);
     free(q);
     atomic_fetch_sub(&s->active, 1);
+}
+
+static void *nuage__finish_thread(void *arg) {
+    nuage__hreq *q = arg;
+    nuage_server *s = q->srv;
+    nuage__finish_request(s, q);
+    atomic_fetch_sub(&s->workers, 1);
+    return NULL;
+}
+
+static void nuage__completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                             enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    nuage_server *s = cls;
+    nuage__hreq *q = *con_cls;
+    if (!q) return;
+    *con_cls = NULL;
+    q->toe = (int)toe;
+    nuage__guard_state(s->guard, q->cx, NUAGE__CONN_IDLE);
+    bool slow = false;
+    if (q->gen) {
+        pthread_mutex_lock(&q->gen->mu);
+        slow = !q->gen->finalized;
+        pthread_mutex_unlock(&q->gen->mu);
+    }
+    if (slow) {
+        /* waiting for the cancellation to take effect: off the event loop */
+        pthread_attr_t at;
+        pthread_attr_init(&at);
+        pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+        pthread_t th;
+        atomic_fetch_add(&s->workers, 1);
+        int rc = pthread_create(&th, &at, nuage__finish_thread, q);
+        pthread_attr_destroy(&at);
+        if (!rc) return;
+        atomic_fetch_sub(&s->workers, 1);
+    }
+    nuage__finish_request(s, q);
+}
+
+/* libmicrohttpd's error log, rate limited: under a connection flood it
+ * would write a line per dropped connection. At most 10 lines a minute,
+ * then one saying how many were left out. */
+static void nuage__mhd_log(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static int64_t window;
+    static int n_in_window;
+    static long dropped;
+    int64_t minute = nuage__mono_ms() / 60000;
+    pthread_mutex_lock(&mu);
+    if (minute != window) {
+        if (dropped) fprintf(stderr, "http: %ld more connection errors not shown\n", dropped);
+        window = minute;
+        n_in_window = 0;
+        dropped = 0;
+    }
+    bool show = n_in_window++ < 10;
+    if (!show) dropped++;
+    pthread_mutex_unlock(&mu);
+    if (!show) return;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t l = strlen(line);
+    fprintf(stderr, "http: %s%s", line, l && line[l - 1] == '\n' ? "" : "\n");
+}
+
+/* libmicrohttpd's connection open/close notifications: the guard's
+ * records (socket context). */
+static void nuage__notify_conn(void *cls, struct MHD_Connection *conn, void **socket_context,
+                               enum MHD_ConnectionNotificationCode toe) {
+    nuage_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = ci ? nuage__guard_open(s->guard, ci->connect_fd) : NULL;
+    } else {
+        nuage__guard_close(s->guard, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 /* ---- public API ------------------------------------------------------------------- */
@@ -701,6 +1071,11 @@ nuage_server_params nuage_server_default_params(void) {
     p.max_tokens_default = 4096;
     p.model_id = NULL;
     p.log_requests = true;
+    p.max_connections = 16384;
+    p.max_per_ip = 256;
+    p.head_timeout_s = 10;
+    p.body_timeout_s = 30;
+    p.threads = 2;
     return p;
 }
 
@@ -716,6 +1091,25 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     if (p.idle_timeout_s <= 0) p.idle_timeout_s = 60;
     if (p.max_n <= 0) p.max_n = 8;
     if (p.max_tokens_default <= 0) p.max_tokens_default = 4096;
+    nuage_server_params dp = nuage_server_default_params();
+    if (p.max_connections <= 0) p.max_connections = dp.max_connections;
+    if (p.max_per_ip <= 0) p.max_per_ip = dp.max_per_ip;
+    if (p.head_timeout_s <= 0) p.head_timeout_s = dp.head_timeout_s;
+    if (p.body_timeout_s <= 0) p.body_timeout_s = dp.body_timeout_s;
+    if (p.threads <= 0) p.threads = dp.threads;
+    /* Every connection is a descriptor: raise the soft limit to the hard
+     * one and keep the cap (plus room for models, the store, workers)
+     * under it, so that accept() never fails with EMFILE. */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+        if (rl.rlim_cur < rl.rlim_max) {
+            rl.rlim_cur = rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+        if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)p.max_connections + 512 > rl.rlim_cur)
+            p.max_connections = rl.rlim_cur > 768 ? (int)(rl.rlim_cur - 512) : 256;
+    }
     nuage_server *s = calloc(1, sizeof *s);
     if (!s) return NUAGE_E_NOMEM;
     s->p = p;
@@ -729,6 +1123,10 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     atomic_init(&s->state, NUAGE__STATE_LOADING);
     atomic_init(&s->id_counter, 0);
     atomic_init(&s->active, 0);
+    atomic_init(&s->workers, 0);
+    nuage__guard_params gp = {.max_conns = p.max_connections, .head_s = p.head_timeout_s,
+                              .body_s = p.body_timeout_s, .idle_s = p.idle_timeout_s};
+    if (nuage__guard_new(&gp, &s->guard)) goto fail_oom;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->id_salt = ((uint64_t)ts.tv_sec * 1000000007ULL) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 40);
@@ -744,16 +1142,25 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
         snprintf(err, errlen, "cannot resolve host '%s': %s", p.host, gai_strerror(gai));
         goto fail;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+    /* Event-driven: a few epoll threads serve every connection; the
+     * work of a request runs on a worker thread meanwhile (suspended
+     * connection). libmicrohttpd's own timeout is the backstop for
+     * stalled writes; http_guard.c enforces the request deadlines and
+     * the connection cap (libmicrohttpd's is set above it). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, nuage__access, s,
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                 MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p.threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p.idle_timeout_s,
                                  MHD_OPTION_NOTIFY_COMPLETED, nuage__completed, s,
+                                 MHD_OPTION_NOTIFY_CONNECTION, nuage__notify_conn, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)1024,
-                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)512,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(p.max_connections + 256),
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)p.max_per_ip,
+                                 MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned int)4096,
                                  MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->daemon) {
@@ -766,11 +1173,13 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     return 0;
 fail_oom:
     snprintf(err, errlen, "out of memory");
+    nuage__guard_free(s->guard);
     free(s->model_id);
     free(s->model_path);
     free(s);
     return NUAGE_E_NOMEM;
 fail:
+    nuage__guard_free(s->guard);
     free(s->model_id);
     free(s->model_path);
     free(s);
@@ -860,7 +1269,14 @@ int nuage_server_wait_idle(nuage_server *s, int timeout_ms) {
 
 void nuage_server_free(nuage_server *s) {
     if (!s) return;
+    /* Workers resume their suspended connections before they end; stopping
+     * the daemon with one still suspended would leak it. */
+    for (int i = 0; i < 3000 && atomic_load(&s->workers) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    nuage__guard_free(s->guard);
     if (s->own_reg) nuage_registry_free(s->reg);
     nuage_auth_free(s->auth);
     free(s->model_id);

@@ -50,6 +50,13 @@ typedef struct {
     const char *model_id;    /* deployment name for nuage_server_set_ready (default "model") */
     const char *model_path;  /* also accepted as a model name (may be NULL) */
     bool log_requests;       /* one line per request on stderr (default true) */
+    /* connection limits (http_guard.c); 0: the default */
+    int max_connections;     /* open connections; beyond, the oldest idle is shed (default 16384,
+                                lowered to fit RLIMIT_NOFILE, which is raised to its hard limit) */
+    int max_per_ip;          /* connections from one address (default 256) */
+    int head_timeout_s;      /* whole request head, from connection or last answer (default 10) */
+    int body_timeout_s;      /* request body: this plus 1 s per MiB received (default 30) */
+    int threads;             /* event loop threads (default 2) */
 } nuage_server_params;
 
 /* What nuage_server_attach plugs in (the hosting platform). */
@@ -96,8 +103,9 @@ void nuage_server_set_stopping(nuage_server *s);
  * passed; returns the number still in progress. Call after draining the
  * scheduler so that finished streams get their last bytes out. */
 int nuage_server_wait_idle(nuage_server *s, int timeout_ms);
-/* Close the listening socket, wait for every connection thread, free. Call
- * after nuage_sched_drain, before freeing the scheduler. */
+/* Wait (up to 30 s) for the request worker threads, close the listening
+ * socket and every connection, free. Call after nuage_sched_drain, before
+ * freeing the scheduler. */
 void nuage_server_free(nuage_server *s);
 
 /* ======================= internal ========================================== */
@@ -106,6 +114,31 @@ enum { NUAGE__STATE_LOADING = 0, NUAGE__STATE_READY = 1, NUAGE__STATE_STOPPING =
 
 typedef struct nuage__hreq nuage__hreq;
 typedef struct nuage__hresp nuage__hresp;
+typedef struct nuage__fupload nuage__fupload;
+
+/* ---- connection guard (http_guard.c) ---- */
+typedef struct nuage__guard nuage__guard;
+typedef struct nuage__conn nuage__conn;
+enum { NUAGE__CONN_HEAD = 0, NUAGE__CONN_BODY, NUAGE__CONN_BUSY, NUAGE__CONN_IDLE };
+typedef struct {
+    int max_conns, head_s, body_s, idle_s;
+} nuage__guard_params;
+/* Start the guard and its sweeper thread. 0 or NUAGE_E_NOMEM. */
+int nuage__guard_new(const nuage__guard_params *p, nuage__guard **out);
+/* Stop the sweeper, free every record. Call after the daemon stopped. */
+void nuage__guard_free(nuage__guard *g);
+/* A connection on fd opened (state HEAD); may shed the oldest idle one.
+ * Returns its record (NULL without memory: fd is then shut down). */
+nuage__conn *nuage__guard_open(nuage__guard *g, int fd);
+/* c closed: forget and free it (NULL: nothing). */
+void nuage__guard_close(nuage__guard *g, nuage__conn *c);
+/* c enters state (restarts its deadline); NULL: nothing. */
+void nuage__guard_state(nuage__guard *g, nuage__conn *c, int state);
+/* n more body bytes arrived on c (extends the body deadline). */
+void nuage__guard_body(nuage__guard *g, nuage__conn *c, size_t n);
+/* Connections open / shed or timed out so far. */
+int nuage__guard_count(nuage__guard *g);
+uint64_t nuage__guard_shed_total(nuage__guard *g);
 /* A handler added with nuage_server_add_route: sub is the rest of the
  * path after the prefix ("" or "/..."). */
 typedef void (*nuage__route_fn)(nuage__hreq *q, nuage__hresp *r, const char *sub);
@@ -134,6 +167,8 @@ struct nuage_server {
     nuage__metrics metrics;
     _Atomic uint64_t id_counter;
     _Atomic int active;              /* requests between arrival and completion */
+    _Atomic int workers;             /* request worker threads running */
+    nuage__guard *guard;             /* connection deadlines and cap (owned) */
     uint64_t id_salt;
 };
 
@@ -154,6 +189,9 @@ struct nuage__hreq {
     char *body;                   /* NUL-terminated upload */
     size_t len, cap;
     bool too_large;
+    size_t dropped;               /* body bytes dropped after the limit */
+    bool upload_failed;           /* the streamed upload stopped (too large / malformed) */
+    bool raw_answered;            /* 413 written directly mid-body (chunked over the limit) */
     double t0;                    /* monotonic seconds at arrival */
     int status;                   /* answered status (for the log) */
     nuage__gen *gen;              /* generation in flight (one reference), or NULL */
@@ -165,6 +203,15 @@ struct nuage__hreq {
     bool has_rl;
     int priority;                 /* scheduler priority of its generation (1: batch) */
     char router[64];              /* router deployment that chose q->dep ("" when none) */
+    /* event-driven glue (http.c) */
+    const char *url;              /* full URL path (libmicrohttpd's, valid until completion) */
+    nuage__conn *cx;              /* the connection's guard record */
+    bool http10;                  /* HTTP/1.0 request (no interim responses) */
+    bool resp_ready;              /* the worker filled resp; the connection was resumed */
+    nuage__hresp *resp;           /* the worker's answer (owned until sent) */
+    const char *allow;            /* its Allow header (405) */
+    int toe;                      /* how the request ended (libmicrohttpd's termination code) */
+    struct nuage__fupload *upload; /* streamed upload of POST /v1/files (api_files.c), or NULL */
 };
 #define NUAGE__HREQ_HAS_PRIORITY 1
 
@@ -198,8 +245,11 @@ void nuage__resp_error(nuage__hresp *r, int status, const char *type, const char
                        const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Parse the body as a JSON object; NULL with r filled with a 400 otherwise. */
 json_t *nuage__hreq_json(nuage__hreq *q, nuage__hresp *r);
-/* Whether the client has closed its side of the connection fd (peer EOF or
- * error); only meaningful while the request's thread is blocked on it. */
+/* Whether the client of connection fd has left: a reset, an error, or a
+ * failed write -- not end of file alone (a half-close: the client still
+ * reads). On a request's worker thread, at end of file, it writes one
+ * interim "HTTP/1.1 102 Processing" (HTTP/1.1, nothing answered yet) so
+ * that a client that closed completely shows by a reset at the next call. */
 bool nuage__client_gone(int fd);
 /* Answer 503 (loading / shutting down) unless the server is ready. */
 bool nuage__require_ready(nuage_server *s, nuage__hresp *r);

@@ -37,6 +37,16 @@ static bool nuage__prompt_item(const nuage_deployment *d, json_t *v, const char 
     int32_t *t;
     size_t n;
     if (json_is_string(v)) {
+        /* Bound the work by the byte length first: a text that cannot fit
+         * in the context whatever its tokens is not tokenized. */
+        const nuage_vocab *voc = nuage_model_vocab(d->model);
+        int ml = voc ? nuage_vocab_max_token_len(voc) : 0;
+        nuage_vocab_type vt = voc ? nuage_vocab_type_of(voc) : 0;
+        size_t bytes = json_string_length(v);
+        if (ml > 0 && (vt == NUAGE_VOCAB_SPM || vt == NUAGE_VOCAB_BPE) && bytes / (size_t)ml > (size_t)d->n_ctx)
+            return nuage__err(e, 400, "invalid_request_error", "context_length_exceeded", param,
+                              "This model's maximum context length is %d tokens, but the %s has more than %zu "
+                              "tokens (%zu bytes).", d->n_ctx, noun, bytes / (size_t)ml, bytes);
         int k = 0;
         /* "" is one BOS token for a completion (as for OpenAI and
          * llama-server), but an invalid embedding input */

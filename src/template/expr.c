@@ -596,17 +596,19 @@ int nuage__jeval(jctx *c, const jnode *n, jscope *sc, jval *out) {
     case JN_DICT: {
         jdict *d = nuage__jdict_new(n->nitems);
         if (!d) return nuage__jfail_code(c, n->line, NUAGE_E_NOMEM);
-        *out = jv_dict(d);
+        jval dv = jv_dict(d); /* handed to *out only when complete (as a list is) */
         for (uint32_t i = 0; i < n->nitems; i++) {
-            if (nuage__jeval(c, n->items[i], sc, &a) < 0) return -1;
+            if (nuage__jeval(c, n->items[i], sc, &a) < 0) { jv_unref(dv); return -1; }
             if (!nuage__jv_hashable(a)) {
                 rc = nuage__jfail(c, n->line, "unhashable type: '%s'", nuage__jv_typename(a));
                 jv_unref(a);
+                jv_unref(dv);
                 return rc;
             }
-            if (nuage__jeval(c, n->items2[i], sc, &b) < 0) { jv_unref(a); return -1; }
-            if (!steal_ok(c, n->line, nuage__jdict_set(d, a, b))) return -1;
+            if (nuage__jeval(c, n->items2[i], sc, &b) < 0) { jv_unref(a); jv_unref(dv); return -1; }
+            if (!steal_ok(c, n->line, nuage__jdict_set(d, a, b))) { jv_unref(dv); return -1; }
         }
+        *out = dv;
         return 0;
     }
     case JN_ATTR:

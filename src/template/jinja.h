@@ -33,9 +33,14 @@
 #include "nuage/template.h"
 
 /* ---- limits (the sandbox) ------------------------------------------------ */
-#define NUAGE__J_MAX_OUTPUT   (64u << 20)   /* bytes of any one string / output */
-#define NUAGE__J_MAX_WORK     ((uint64_t)1 << 30) /* bytes built in one render */
-#define NUAGE__J_MAX_STEPS    20000000u     /* evaluation steps per render */
+/* Work per render: a render runs on a request's thread, so a hostile
+ * template may cost at most a few tenths of a second of CPU and tens of
+ * MiB (building a string costs ~6 ns a byte; a step ~50 ns). A 20,000-
+ * message conversation through ChatML takes ~1M steps and 1 MiB; the
+ * longest real prompts are well under the output cap. */
+#define NUAGE__J_MAX_OUTPUT   (16u << 20)   /* bytes of any one string / output */
+#define NUAGE__J_MAX_WORK     ((uint64_t)64 << 20) /* bytes built in one render */
+#define NUAGE__J_MAX_STEPS    5000000u      /* evaluation steps per render */
 #define NUAGE__J_MAX_DEPTH    400           /* nested macro / loop calls */
 #define NUAGE__J_MAX_RANGE    100000        /* Jinja's sandbox MAX_RANGE */
 #define NUAGE__J_MAX_ITEMS    (4u << 20)    /* elements of one list */

@@ -733,6 +733,7 @@ void nuage_vocab_free(nuage_vocab *v) {
 nuage_vocab_type nuage_vocab_type_of(const nuage_vocab *v) { return v ? v->type : (nuage_vocab_type)0; }
 const char *nuage_vocab_pre_name(const nuage_vocab *v) { return v ? v->pre_name : NULL; }
 int32_t nuage_vocab_n_tokens(const nuage_vocab *v) { return v ? v->n_tokens : 0; }
+int32_t nuage_vocab_max_token_len(const nuage_vocab *v) { return v ? v->max_token_len : 0; }
 int32_t nuage_vocab_bos(const nuage_vocab *v) { return v ? v->bos : -1; }
 int32_t nuage_vocab_eos(const nuage_vocab *v) { return v ? v->eos : -1; }
 int32_t nuage_vocab_eot(const nuage_vocab *v) { return v ? v->eot : -1; }

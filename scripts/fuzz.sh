@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Build and run every libFuzzer harness (tests/fuzz/fuzz_*.c) under
+# ASan+UBSan.
+#
+#   scripts/fuzz.sh                 each harness for its share of FUZZ_BUDGET
+#                                   seconds (default 420, at most 60 each)
+#   scripts/fuzz.sh --runs 10000000 each harness for that many executions
+#   scripts/fuzz.sh fuzz_http ...   only the harnesses named
+#
+# Seeds come from tests/fuzz/corpus/<name>/ (committed; never modified:
+# each run works on a copy in build-fuzz/corpus/<name>/, which keeps what
+# it found between runs). A crash, leak, timeout (10 s) or out-of-memory
+# (2 GB) fails the script; the reproducer is left in build-fuzz/ and its
+# name printed. Fix what a fuzzer finds with a regression test.
+# Needs clang (Debian: apt-get install clang).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=""
+names=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    *) names+=("$1"); shift ;;
+  esac
+done
+
+cc="${CC:-clang}"
+if ! command -v "$cc" >/dev/null 2>&1; then
+  echo "fuzz: $cc not found (apt-get install clang)"; exit 1
+fi
+build=build-fuzz
+CC="$cc" cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNUAGE_FUZZ=ON >/dev/null
+if [ ${#names[@]} -eq 0 ]; then
+  for f in tests/fuzz/fuzz_*.c; do names+=("$(basename "$f" .c)"); done
+fi
+cmake --build "$build" -j"$(nproc)" --target "${names[@]}" >/dev/null
+
+budget="${FUZZ_BUDGET:-420}"
+per=$(( budget / ${#names[@]} ))
+[ "$per" -gt 60 ] && per=60
+[ "$per" -lt 10 ] && per=10
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+failed=0
+for name in "${names[@]}"; do
+  corpus="$build/corpus/$name"
+  mkdir -p "$corpus"
+  [ -d "tests/fuzz/corpus/$name" ] && cp -n tests/fuzz/corpus/"$name"/* "$corpus"/ 2>/dev/null || true
+  dict=()
+  [ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
+  if [ -n "$runs" ]; then limit=(-runs="$runs"); else limit=(-max_total_time="$per"); fi
+  log="$build/$name.log"
+  start=$(date +%s)
+  if (cd "$build" && "./tests/fuzz/$name" "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -print_final_stats=1 "corpus/$name") >"$log" 2>&1; then
+    status=ok
+  else
+    status=FAILED
+    failed=1
+  fi
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
+  echo "fuzz: $name: $status, $execs executions in $(( $(date +%s) - start )) s, coverage $cov edges"
+  if [ "$status" = FAILED ]; then
+    grep -E 'ERROR|SUMMARY|Test unit written|==[0-9]+==' "$log" | head -20
+  fi
+done
+exit $failed
