@@ -277,6 +277,9 @@ void nuage_matcher_free(nuage_matcher *m) {
     for (uint32_t i = 0; i < m->n_lv; i++) ncg_set_free(&m->lv[i]);
     free(m->lv);
     free(m->lwm);
+    free(m->fst);
+    free(m->fpar);
+    free(m->ffast);
     free(m->hist);
     free(m->steps);
     nuage_grammar_free(m->g);
