@@ -344,7 +344,7 @@ static int intern(cc *c, uint32_t k, uint32_t base, int32_t *out) {
     uint32_t h = hash_set(c->tmp, k) & c->hmask;
     while (c->hslot[h] >= 0) {
         int32_t i = c->hslot[h];
-        if (c->set_len[i] == k && !memcmp(c->pool + c->set_off[i], c->tmp, k * sizeof *c->tmp)) {
+        if (c->set_len[i] == k && (k == 0 || !memcmp(c->pool + c->set_off[i], c->tmp, k * sizeof *c->tmp))) {
             *out = i;
             return 0;
         }
@@ -365,7 +365,7 @@ static int intern(cc *c, uint32_t k, uint32_t base, int32_t *out) {
         c->set_len = b;
         c->cap_sets = nc;
     }
-    memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);
+    if (k) memcpy(c->pool + c->n_pool, c->tmp, k * sizeof *c->tmp);
     c->set_off[c->n_sets] = c->n_pool;
     c->set_len[c->n_sets] = k;
     c->n_pool += k;
