@@ -10,7 +10,9 @@
  * allowed; at the end EOS must be allowed. Prints mean / p50 / p99 / max
  * of both, and the number of valid instances refused (which must be 0).
  *
- *   bench_constrain [--vocab F.gguf] [--cases DIR] [--limit N] [--gbnf] [--wall] [-v]
+ *   bench_constrain [--vocab F.gguf] [--cases DIR] [--limit N] [--gbnf] [--wall] [--ws N] [-v]
+ *
+ * --ws N sets the JSON whitespace bound (nuage_cg_json_opts.max_ws).
  *
  * Times are this thread's CPU time (the numbers stay meaningful on a busy
  * machine); --wall measures wall-clock time instead.
@@ -73,6 +75,7 @@ static int cmps(const void *a, const void *b) { return strcmp(*(char *const *)a,
 int main(int argc, char **argv) {
     const char *vocab_path = "../shared/vocab/ggml-vocab-deepseek-llm.gguf", *dir = "../shared/jsonschema/cases";
     long limit = -1;
+    nuage_cg_json_opts jo = {64, false}, *jop = NULL;   /* --ws N: max_ws (default: the library's) */
     bool use_gbnf = false, verbose = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab_path = argv[++i];
@@ -81,7 +84,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--gbnf")) use_gbnf = true;
         else if (!strcmp(argv[i], "-v")) verbose = true;
         else if (!strcmp(argv[i], "--wall")) clk = CLOCK_MONOTONIC;
-        else { fprintf(stderr, "usage: %s [--vocab F] [--cases DIR] [--limit N] [--gbnf] [--wall] [-v]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--ws") && i + 1 < argc) { jo.max_ws = atoi(argv[++i]); jop = &jo; }
+        else { fprintf(stderr, "usage: %s [--vocab F] [--cases DIR] [--limit N] [--gbnf] [--wall] [--ws N] [-v]\n", argv[0]); return 2; }
     }
     char err[256];
     nuage_gguf *gg = NULL;
@@ -138,7 +142,7 @@ int main(int argc, char **argv) {
         else {
             char *schema = json_dumps(json_object_get(cs, "schema"), JSON_COMPACT | JSON_ENCODE_ANY);
             nuage_cg_error ce;
-            int rc = schema ? nuage_grammar_from_json_schema(t, schema, strlen(schema), NULL, &g, &ce) : -1;
+            int rc = schema ? nuage_grammar_from_json_schema(t, schema, strlen(schema), jop, &g, &ce) : -1;
             free(schema);
             if (rc) {
                 if (verbose) printf("refused %s: %s %s\n", names[k], ce.msg, ce.pointer);
@@ -148,7 +152,9 @@ int main(int argc, char **argv) {
         }
         push(&compile_only, now_us() - c0);
         if (nuage_matcher_new(g, &m) || nuage_matcher_fill_mask(m, mask)) { fprintf(stderr, "matcher failed\n"); return 1; }
-        push(&compile, now_us() - c0);
+        double ct = now_us() - c0;
+        push(&compile, ct);
+        if (verbose && ct > 5000) printf("slow compile %.0f us: %s\n", ct, names[k]);
         nuage_matcher_free(m);
         n_compiled++;
         json_t *tests = json_object_get(cs, "tests"), *tc;

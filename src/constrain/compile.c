@@ -72,6 +72,7 @@ typedef struct cc {
     uint32_t cap_toksym;
     uint64_t work;
     int32_t nfa_final;
+    uint64_t (*setcls)[4];     /* classes of each builder byte set */
 } cc;
 
 static int fail(cc *c, int rc, const char *fmt, const char *arg) {
@@ -240,9 +241,30 @@ static int nfa_csr(cc *c) {
 
 /* ---- subset construction ---- */
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return x < y ? -1 : x > y;
+
+/* Sort ints ascending: quicksort (median of three) above 16, insertion below. */
+static void sort_i32(int32_t *v, uint32_t n) {
+    while (n > 16) {
+        int32_t a = v[0], b = v[n / 2], c = v[n - 1];
+        int32_t p = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+        uint32_t i = 0, j = n - 1;
+        for (;;) {
+            while (v[i] < p) i++;
+            while (v[j] > p) j--;
+            if (i >= j) break;
+            int32_t t = v[i]; v[i] = v[j]; v[j] = t;
+            i++; j--;
+        }
+        /* [0, j] <= p <= [j + 1, n): recurse on the smaller side */
+        if (j + 1 < n - j - 1) { sort_i32(v, j + 1); v += j + 1; n -= j + 1; }
+        else { sort_i32(v + j + 1, n - j - 1); n = j + 1; }
+    }
+    for (uint32_t i = 1; i < n; i++) {
+        int32_t x = v[i];
+        uint32_t j = i;
+        for (; j > 0 && v[j - 1] > x; j--) v[j] = v[j - 1];
+        v[j] = x;
+    }
 }
 
 /* Epsilon closure of seeds[0..n) (sorted, into c->tmp); returns its size. */
@@ -265,14 +287,7 @@ static uint32_t closure(cc *c, const int32_t *seeds, uint32_t n) {
             if (c->stamp[y] != c->cur_stamp) { c->stamp[y] = c->cur_stamp; c->stack[sp++] = y; }
         }
     }
-    if (k > 24) qsort(c->tmp, k, sizeof *c->tmp, cmp_i32);
-    else
-        for (uint32_t i = 1; i < k; i++) {
-            int32_t x = c->tmp[i];
-            uint32_t j = i;
-            for (; j > 0 && c->tmp[j - 1] > x; j--) c->tmp[j] = c->tmp[j - 1];
-            c->tmp[j] = x;
-        }
+    sort_i32(c->tmp, k);
     return k;
 }
 
@@ -329,7 +344,7 @@ static int intern(cc *c, uint32_t k, uint32_t base, int32_t *out) {
     uint32_t h = hash_set(c->tmp, k) & c->hmask;
     while (c->hslot[h] >= 0) {
         int32_t i = c->hslot[h];
-        if (c->set_len[i] == k && !memcmp(c->pool + c->set_off[i], c->tmp, k * sizeof *c->tmp)) {
+        if (c->set_len[i] == k && (k == 0 || !memcmp(c->pool + c->set_off[i], c->tmp, k * sizeof *c->tmp))) {
             *out = i;
             return 0;
         }
@@ -394,25 +409,37 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
         /* byte classes; classes reaching the same edges share one closure
          * (edge subsets as bit masks when there are at most 64 edges) */
-        uint64_t usig[256];
+        uint64_t usig[256], sigs[256];
         int32_t utgt[256];
         uint32_t nu = 0;
+        if (ng <= 64) {   /* class -> subset of edges, from each set's class bitmap */
+            memset(sigs, 0, g->ncls * sizeof *sigs);
+            for (uint32_t i = 0; i < ng; i++) {
+                if (c->gath[i].kind != L_SET) continue;
+                const uint64_t *cb = c->setcls[c->gath[i].label];
+                for (int w = 0; w < 4; w++)
+                    for (uint64_t bits = cb[w]; bits; bits &= bits - 1) sigs[w * 64 + __builtin_ctzll(bits)] |= 1ull << i;
+            }
+        }
         for (uint32_t cl = 0; cl < g->ncls; cl++) {
-            uint8_t rb = c->rep[cl];
             uint32_t ns = 0;
             uint64_t sig = 0;
-            for (uint32_t i = 0; i < ng; i++) {
-                const lab_e *e = &c->gath[i];
-                if (e->kind == L_SET && (c->b->sets[e->label][rb >> 3] >> (rb & 7) & 1)) {
-                    c->stack[ns++] = e->to;
-                    if (i < 64) sig |= 1ull << i;
-                }
-            }
-            if (!ns) continue;
             int32_t t = -1;
-            if (ng <= 64)
+            if (ng <= 64) {
+                sig = sigs[cl];
+                if (!sig) continue;
                 for (uint32_t u = 0; u < nu; u++)
                     if (usig[u] == sig) { t = utgt[u]; break; }
+                if (t < 0)
+                    for (uint64_t bits = sig; bits; bits &= bits - 1) c->stack[ns++] = c->gath[__builtin_ctzll(bits)].to;
+            } else {
+                uint8_t rb = c->rep[cl];
+                for (uint32_t i = 0; i < ng; i++) {
+                    const lab_e *e = &c->gath[i];
+                    if (e->kind == L_SET && (c->b->sets[e->label][rb >> 3] >> (rb & 7) & 1)) c->stack[ns++] = e->to;
+                }
+                if (!ns) continue;
+            }
             if (t < 0) {
                 memcpy(c->tmp, c->stack, ns * sizeof *c->tmp);
                 k = closure(c, c->tmp, ns);
@@ -451,25 +478,65 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
 
 #define TR(g, s, k) ((g)->trans[(size_t)(s) * (g)->ncls + (k)])
 
-static void prune_dead(nuage_grammar *g) {
-    uint32_t n = g->n_states;
+/* Liveness by a backward worklist: a state is live when final or when an
+ * edge leads to a live state (a call edge only once its rule is
+ * productive, i.e. its start state is live). Then edges into dead states
+ * and calls of unproductive rules are marked -1 for compact_edges. */
+static int prune_dead(nuage_grammar *g) {
+    uint32_t n = g->n_states, ne = 0;
+    int rc = NUAGE_E_NOMEM;
     uint8_t *live = calloc(n ? n : 1, 1), *prod = calloc(g->n_rules, 1);
-    if (!live || !prod) { free(live); free(prod); return; }
-    for (uint32_t s = 0; s < n; s++) live[s] = g->flags[s] & NCG_S_FINAL;
-    for (bool changed = true; changed;) {
-        changed = false;
-        for (uint32_t r = 0; r < g->n_rules; r++)
-            if (g->rule_start[r] >= 0 && !prod[r] && live[g->rule_start[r]]) prod[r] = 1, changed = true;
-        for (uint32_t s = n; s-- > 0;) {
-            if (live[s]) continue;
-            bool l = false;
-            for (uint32_t k = 0; k < g->ncls && !l; k++) l = TR(g, s, k) >= 0 && live[TR(g, s, k)];
-            for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1] && !l; j++) l = live[g->tedges[j].to];
-            for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1] && !l; j++)
-                l = prod[g->calls[j].rule] && live[g->calls[j].ret];
-            if (l) live[s] = 1, changed = true;
+    uint32_t *off = calloc((size_t)n + 1, sizeof *off), *pend_off = calloc((size_t)g->n_rules + 1, sizeof *pend_off);
+    int32_t *start_rule = malloc((n ? n : 1) * sizeof *start_rule);
+    ncg_call *pred = NULL;    /* (gate rule or -1, predecessor) per target */
+    int32_t *pend = NULL, *work = NULL;
+    if (!live || !prod || !off || !pend_off || !start_rule) goto out;
+    for (uint32_t s = 0; s < n; s++) start_rule[s] = -1;
+    for (uint32_t r = 0; r < g->n_rules; r++) if (g->rule_start[r] >= 0) start_rule[g->rule_start[r]] = (int32_t)r;
+    for (uint32_t s = 0; s < n; s++) {
+        for (uint32_t k = 0; k < g->ncls; k++) if (TR(g, s, k) >= 0) { off[TR(g, s, k) + 1]++; ne++; }
+        for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1]; j++) { off[g->tedges[j].to + 1]++; ne++; }
+        for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++) { off[g->calls[j].ret + 1]++; ne++; }
+    }
+    for (uint32_t s = 0; s < n; s++) off[s + 1] += off[s];
+    pred = malloc((ne ? ne : 1) * sizeof *pred);
+    pend = malloc((ne ? ne : 1) * sizeof *pend);
+    work = malloc((n ? n : 1) * sizeof *work);
+    uint32_t *pos = malloc(((size_t)n + 1) * sizeof *pos);
+    if (!pred || !pend || !work || !pos) { free(pos); goto out; }
+    memcpy(pos, off, ((size_t)n + 1) * sizeof *pos);
+    for (uint32_t s = 0; s < n; s++) {
+        for (uint32_t k = 0; k < g->ncls; k++)
+            if (TR(g, s, k) >= 0) pred[pos[TR(g, s, k)]++] = (ncg_call){-1, (int32_t)s};
+        for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1]; j++) pred[pos[g->tedges[j].to]++] = (ncg_call){-1, (int32_t)s};
+        for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++)
+            pred[pos[g->calls[j].ret]++] = (ncg_call){g->calls[j].rule, (int32_t)s};
+    }
+    free(pos);
+    /* pending call edges per rule, as linked lists through pend (next index) */
+    int32_t *phead = malloc((g->n_rules ? g->n_rules : 1) * sizeof *phead), *pstate = malloc((ne ? ne : 1) * sizeof *pstate);
+    if (!phead || !pstate) { free(phead); free(pstate); goto out; }
+    for (uint32_t r = 0; r < g->n_rules; r++) phead[r] = -1;
+    uint32_t sp = 0, np = 0;
+    for (uint32_t s = 0; s < n; s++) if (g->flags[s] & NCG_S_FINAL) { live[s] = 1; work[sp++] = (int32_t)s; }
+    while (sp) {
+        int32_t t = work[--sp];
+        int32_t r = start_rule[t];
+        if (r >= 0 && !prod[r]) {   /* rule r became productive: release its pending callers */
+            prod[r] = 1;
+            for (int32_t q = phead[r]; q >= 0; q = pend[q])
+                if (!live[pstate[q]]) { live[pstate[q]] = 1; work[sp++] = pstate[q]; }
+        }
+        for (uint32_t j = off[t]; j < off[t + 1]; j++) {
+            int32_t sidx = pred[j].ret, gate = pred[j].rule;
+            if (live[sidx]) continue;
+            if (gate >= 0 && !prod[gate]) { pstate[np] = sidx; pend[np] = phead[gate]; phead[gate] = (int32_t)np++; continue; }
+            live[sidx] = 1;
+            work[sp++] = sidx;
         }
     }
+    free(phead);
+    free(pstate);
     for (uint32_t s = 0; s < n; s++) {
         for (uint32_t k = 0; k < g->ncls; k++)
             if (TR(g, s, k) >= 0 && !live[TR(g, s, k)]) TR(g, s, k) = -1;
@@ -478,8 +545,10 @@ static void prune_dead(nuage_grammar *g) {
         for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++)
             if (!prod[g->calls[j].rule] || !live[g->calls[j].ret]) g->calls[j].ret = -1;
     }
-    free(live);
-    free(prod);
+    rc = 0;
+out:
+    free(live); free(prod); free(off); free(pend_off); free(start_rule); free(pred); free(pend); free(work);
+    return rc;
 }
 
 /* Drop edges marked with a -1 target, compacting the CSR arrays. */
@@ -575,8 +644,9 @@ static int analyse(cc *c) {
     int rc = NUAGE_E_NOMEM;
     g->call_off[n] = c->n_calls;
     g->tedge_off[n] = c->n_tedges;
-    prune_dead(g);
+    if ((rc = prune_dead(g))) return rc;
     compact_edges(g);
+    rc = NUAGE_E_NOMEM;
     uint8_t *nullable = calloc(g->n_rules, 1), *color = calloc(g->n_rules, 1);
     uint32_t *depth = calloc(g->n_rules, sizeof *depth), *mark = calloc(n + 1, sizeof *mark);
     int32_t *work = malloc((n + 1) * sizeof *work);
@@ -634,8 +704,19 @@ static void byte_classes(cc *c) {
     for (int b = 255; b >= 0; b--) c->rep[g->cls[b]] = (uint8_t)b;
 }
 
+static int set_classes(cc *c) {
+    c->setcls = calloc(c->b->n_sets ? c->b->n_sets : 1, sizeof *c->setcls);
+    if (!c->setcls) return NUAGE_E_NOMEM;
+    for (uint32_t s = 0; s < c->b->n_sets; s++)
+        for (uint32_t k = 0; k < c->g->ncls; k++) {
+            uint8_t rb = c->rep[k];
+            if (c->b->sets[s][rb >> 3] >> (rb & 7) & 1) c->setcls[s][k >> 6] |= 1ull << (k & 63);
+        }
+    return 0;
+}
+
 /* Rules reachable from start (through references); marks in reach. */
-static int reachable(cc *c, ncg_rule start, uint8_t *reach) {
+static int reachable(cc *c, ncg_rule start, uint8_t *reach, uint8_t **seen_out) {
     ncg_builder *b = c->b;
     uint8_t *seen = calloc(b->n_nodes ? b->n_nodes : 1, 1);
     /* a shared node can be pushed once per parent edge before it is seen */
@@ -661,7 +742,8 @@ static int reachable(cc *c, ncg_rule start, uint8_t *reach) {
     }
 #undef PUSH
 out:
-    free(seen);
+    if (rc == 0) *seen_out = seen;
+    else free(seen);
     free(st);
     return rc;
 }
@@ -669,7 +751,7 @@ out:
 static void free_cc(cc *c) {
     free(c->eps); free(c->lab); free(c->eps_off); free(c->lab_off); free(c->eps_to);
     free(c->stamp); free(c->stack); free(c->tmp); free(c->pool); free(c->set_off); free(c->set_len);
-    free(c->hslot); free(c->gath);
+    free(c->hslot); free(c->gath); free(c->setcls);
 }
 
 void ncg_grammar_destroy(nuage_grammar *g);
@@ -686,17 +768,21 @@ int ncg_builder_finish(ncg_builder *b, ncg_rule start, const nuage_cg_tokens *t,
     if (!g) return NUAGE_E_NOMEM;
     atomic_init(&g->refs, 1);
     g->t = t;
-    g->n_rules = b->n_rules;
     pthread_mutex_init(&g->lock, NULL);
     c.g = g;
     int rc = NUAGE_E_NOMEM;
-    uint8_t *reach = calloc(b->n_rules, 1);
-    g->rule_start = malloc(b->n_rules * sizeof *g->rule_start);
-    if (!reach || !g->rule_start) goto fail;
-    for (uint32_t r = 0; r < b->n_rules; r++) g->rule_start[r] = -1;
-    if ((rc = reachable(&c, start, reach))) goto fail;
+    uint8_t *reach = calloc(b->n_rules, 1), *seen = NULL;
+    if (!reach) goto fail;
+    if ((rc = reachable(&c, start, reach, &seen))) goto fail;
+    free(seen);
+    rc = NUAGE_E_NOMEM;
+    g->n_rules = b->n_rules;
+    g->rule_start = malloc(g->n_rules * sizeof *g->rule_start);
+    if (!g->rule_start) goto fail;
+    for (uint32_t r = 0; r < g->n_rules; r++) g->rule_start[r] = -1;
     byte_classes(&c);
-    for (uint32_t r = 0; r < b->n_rules; r++) {
+    if ((rc = set_classes(&c))) goto fail;
+    for (uint32_t r = 0; r < g->n_rules; r++) {
         if (!reach[r]) continue;
         c.nn = c.n_eps = c.n_lab = 0;
         int32_t s, f;

@@ -25,6 +25,15 @@
  * made during walks live above the matcher's arena mark and are truncated
  * as the walk backs up, so a mask leaves the matcher as it was.
  *
+ * Two shortcuts make the walks cheap. The string slice (tokens.c): when
+ * every plain string character (printable ASCII but '"' and '\\', any
+ * well-formed UTF-8) leads s along a chain of plain states (JSON string
+ * content, with or without maxLength), the slice tokens of at most that
+ * many characters are accepted at once (a precomputed bit set per
+ * character count) and only the ~500 frontier subtrees are walked. And a
+ * trie level whose parse is one configuration on a state without calls
+ * is "fast": one table lookup per trie node, no set, no arena.
+ *
  * Named tokens (ncg_token) are tried one by one; end-of-generation tokens
  * are allowed exactly when the set is accepting.
  */
@@ -64,6 +73,15 @@ static int ensure_levels(nuage_matcher *m, uint32_t n) {
     uint32_t *w = realloc(m->lwm, n * sizeof *w);
     if (!w) return NUAGE_E_NOMEM;
     m->lwm = w;
+    int32_t *fs = realloc(m->fst, n * sizeof *fs);
+    if (!fs) return NUAGE_E_NOMEM;
+    m->fst = fs;
+    int32_t *fp = realloc(m->fpar, n * sizeof *fp);
+    if (!fp) return NUAGE_E_NOMEM;
+    m->fpar = fp;
+    uint8_t *ff = realloc(m->ffast, n);
+    if (!ff) return NUAGE_E_NOMEM;
+    m->ffast = ff;
     for (uint32_t k = m->n_lv; k < n; k++)
         if (ncg_set_reserve(&lv[k], 16)) return NUAGE_E_NOMEM;
     m->n_lv = n;
@@ -227,23 +245,59 @@ static int emit_root(const nuage_cg_tokens *t, lw *w, uint32_t i) {
     return dep_push(&w->dl, i | DEP_ROOT);
 }
 
-/* Local walk of nodes [i, end) below the level set m->lv[depth[i] - 1]. */
-static int local_walk(nuage_matcher *m, lw *w, uint32_t i, uint32_t end) {
-    const nuage_cg_tokens *t = m->g->t;
+/* Walk trie nodes [i, end) below level depth[i] - 1, allowing in acc
+ * the tokens of every node whose set is not empty. A level is either a
+ * set (m->lv[d]) or, while the parse is one configuration on a state
+ * without calls, "fast": just (m->fst[d], m->fpar[d]), stepped by one
+ * table lookup, no set and no arena. With w (local walks from BOTTOM), a
+ * node whose set dies after a return from the bottom frame is recorded as
+ * a stack-dependent subtree root. */
+static int walk_nodes(nuage_matcher *m, uint32_t i, uint32_t end, uint32_t *acc, lw *w) {
+    const nuage_grammar *g = m->g;
+    const nuage_cg_tokens *t = g->t;
     int rc;
     while (i < end) {
         uint32_t d = t->depth[i];
+        if (m->ffast[d - 1]) {
+            int32_t to = TRB(g, m->fst[d - 1], t->byte[i]);
+            if (to < 0) {
+                if (w && w->popped[d - 1] && (rc = emit_root(t, w, i))) return rc;
+                i = t->end[i];
+                continue;
+            }
+            uint8_t f = g->flags[to];
+            if (f & NCG_S_SIMPLE) {
+                if (f & NCG_S_NOCALL) {
+                    m->fst[d] = to;
+                    m->fpar[d] = m->fpar[d - 1];
+                    m->ffast[d] = 1;
+                } else {
+                    m->lv[d].c[0] = (ncg_cfg){to, m->fpar[d - 1]};
+                    m->lv[d].n = 1;
+                    m->ffast[d] = 0;
+                }
+                m->lwm[d] = m->lwm[d - 1];
+                if (w) w->popped[d] = w->popped[d - 1];
+                set_bits(acc, t, i);
+                i++;
+                continue;
+            }
+            m->lv[d - 1].c[0] = (ncg_cfg){m->fst[d - 1], m->fpar[d - 1]};   /* the general step needs the set */
+            m->lv[d - 1].n = 1;
+        }
         m->a.len = m->lwm[d - 1];
         ncg_set *cur = &m->lv[d];
-        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], cur))) return rc;
-        w->popped[d] = w->popped[d - 1] || cur->popped_bottom;
+        if ((rc = ncg_step(g, &m->a, m->lv[d - 1].c, m->lv[d - 1].n, t->byte[i], cur))) return rc;
+        bool popped = w && (w->popped[d] = w->popped[d - 1] || cur->popped_bottom);
         if (!cur->n) {
-            if (w->popped[d] && (rc = emit_root(t, w, i))) return rc;
+            if (popped && (rc = emit_root(t, w, i))) return rc;
             i = t->end[i];
             continue;
         }
         m->lwm[d] = m->a.len;
-        set_bits(w->acc, t, i);
+        m->ffast[d] = cur->n == 1 && (g->flags[cur->c[0].state] & NCG_S_NOCALL);
+        if (m->ffast[d]) { m->fst[d] = cur->c[0].state; m->fpar[d] = cur->c[0].parent; }
+        set_bits(acc, t, i);
         i++;
     }
     return 0;
@@ -273,11 +327,12 @@ static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
             for (uint32_t j = 0; j < c && x >= 0; j++) x = TRB(g, x, 'a');
             for (uint32_t j = k; j-- > 0 && x >= 0;) x = TRB(g, x, t->byte[anc[j]]);
             if (x < 0) continue;
-            m->lv[d - 1].c[0] = (ncg_cfg){x, NCG_BOTTOM};
-            m->lv[d - 1].n = 1;
+            m->fst[d - 1] = x;
+            m->fpar[d - 1] = NCG_BOTTOM;
+            m->ffast[d - 1] = 1;
             m->lwm[d - 1] = base;
             w.popped[d - 1] = 0;
-            if ((rc = local_walk(m, &w, i, t->end[i]))) goto fail;
+            if ((rc = walk_nodes(m, i, t->end[i], w.acc, &w))) goto fail;
         }
     } else {
         ncg_set *l0 = &m->lv[0];
@@ -286,7 +341,8 @@ static int build_entry(nuage_matcher *m, int32_t s, ncg_cache_entry **out) {
         if ((rc = ncg_add_closed(g, &m->a, l0, s, NCG_BOTTOM))) goto fail;
         w.popped[0] = 0;   /* a return before any byte is another configuration's business */
         m->lwm[0] = m->a.len;
-        if ((rc = local_walk(m, &w, 0, t->n_nodes))) goto fail;
+        m->ffast[0] = 0;
+        if ((rc = walk_nodes(m, 0, t->n_nodes, w.acc, &w))) goto fail;
     }
     m->a.len = base;
     free(w.popped);
@@ -323,23 +379,6 @@ static int get_entry(nuage_matcher *m, int32_t s, const ncg_cache_entry **out) {
     return 0;
 }
 
-/* Walk nodes [i, end) of the trie (one subtree) below level set lv[d0]. */
-static int walk_range(nuage_matcher *m, uint32_t i, uint32_t end, uint32_t *mask) {
-    const nuage_grammar *g = m->g;
-    const nuage_cg_tokens *t = g->t;
-    int rc;
-    while (i < end) {
-        uint32_t d = t->depth[i];
-        m->a.len = m->lwm[d - 1];
-        if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
-        if (!m->lv[d].n) { i = t->end[i]; continue; }
-        m->lwm[d] = m->a.len;
-        set_bits(mask, t, i);
-        i++;
-    }
-    return 0;
-}
-
 /* The stack-dependent tokens of entry e from configuration c. */
 static int walk_dep(nuage_matcher *m, const ncg_cache_entry *e, ncg_cfg c, uint32_t *mask) {
     const nuage_grammar *g = m->g;
@@ -349,17 +388,19 @@ static int walk_dep(nuage_matcher *m, const ncg_cache_entry *e, ncg_cfg c, uint3
     l0->c[0] = c;   /* c alone: its returns at depth 0 are configurations of their own */
     l0->n = 1;
     m->lwm[0] = m->a.len;
+    memset(m->ffast, 0, m->n_lv);   /* walk_dep's own levels are sets */
     int rc;
     for (uint32_t k = 0; k < e->n_dep; k++) {
         uint32_t i = e->dep[k] & ~DEP_ROOT, d = t->depth[i];
-        if (!m->lv[d - 1].n) { m->lv[d].n = 0; continue; }
+        if (!m->lv[d - 1].n) { m->lv[d].n = 0; m->ffast[d] = 0; continue; }
         if (e->dep[k] & DEP_ROOT) {
-            if ((rc = walk_range(m, i, t->end[i], mask))) return rc;
+            if ((rc = walk_nodes(m, i, t->end[i], mask, NULL))) return rc;
             continue;
         }
         m->a.len = m->lwm[d - 1];
         if ((rc = lvl_step(m, &m->lv[d - 1], t->byte[i], &m->lv[d]))) return rc;
         m->lwm[d] = m->a.len;
+        m->ffast[d] = 0;
         if (m->lv[d].n) set_bits(mask, t, i);
     }
     return 0;

@@ -241,12 +241,17 @@ static int push_step(nuage_matcher *m, const ncg_cfg *c, uint32_t n, bool term) 
     }
     uint32_t off = m->n_steps ? m->steps[m->n_steps - 1].off + m->steps[m->n_steps - 1].n : 0;
     if (off + n > m->cap_hist) {
+        /* c may point into the history itself (the current step repeated,
+         * e.g. after end-of-generation): re-point it after the realloc. */
+        bool inside = c && m->hist && c >= m->hist && c < m->hist + m->cap_hist;
+        size_t c_at = inside ? (size_t)(c - m->hist) : 0;
         uint32_t nc = m->cap_hist ? m->cap_hist : 256;
         while (nc < off + n) nc *= 2;
         ncg_cfg *q = realloc(m->hist, nc * sizeof *q);
         if (!q) return NUAGE_E_NOMEM;
         m->hist = q;
         m->cap_hist = nc;
+        if (inside) c = q + c_at;
     }
     if (n) memmove(m->hist + off, c, n * sizeof *c);
     m->steps[m->n_steps++] = (mstep){off, n, m->a.len, term};
@@ -277,6 +282,9 @@ void nuage_matcher_free(nuage_matcher *m) {
     for (uint32_t i = 0; i < m->n_lv; i++) ncg_set_free(&m->lv[i]);
     free(m->lv);
     free(m->lwm);
+    free(m->fst);
+    free(m->fpar);
+    free(m->ffast);
     free(m->hist);
     free(m->steps);
     nuage_grammar_free(m->g);

@@ -20,6 +20,8 @@ struct nuage_matcher {
     ncg_set *lv;               /* mask walk: one set per trie depth */
     uint32_t *lwm;             /* mask walk: arena length per depth */
     uint32_t n_lv;
+    int32_t *fst, *fpar;       /* mask walk, fast levels: the one configuration (state, parent) */
+    uint8_t *ffast;            /* level d is fast (fst/fpar) rather than the set lv[d] */
 };
 
 /* The current closed set (n configurations); *term: EOG accepted. */

@@ -348,6 +348,29 @@ static void test_choices_api(void **st) {
     assert_null(g);
 }
 
+/* End of generation after any number of steps: the step it records repeats
+ * the current one from the matcher's own history, which may have to grow
+ * right then (a use-after-free under ASan before the fix). */
+static void test_eos_at_history_growth(void **st) {
+    (void)st;
+    ncg_builder *b = ncg_builder_new();
+    ncg_rule r = ncg_rule_new(b, "root");
+    assert_int_equal(ncg_rule_set(b, r, ncg_repeat(b, ncg_str(b, "a"), 0, NCG_INF)), 0);
+    nuage_grammar *g = finish(b, r);   /* frees b */
+    for (int k = 0; k < 600; k++) {
+        nuage_matcher *m = NULL;
+        assert_int_equal(nuage_matcher_new(g, &m), 0);
+        for (int i = 0; i < k; i++) assert_int_equal(nuage_matcher_accept_token(m, 'a'), 0);
+        assert_int_equal(nuage_matcher_accept_token(m, TOK_EOS), 0);
+        assert_true(nuage_matcher_is_terminated(m));
+        assert_int_equal(nuage_matcher_rollback(m, 1), 0);
+        assert_true(nuage_matcher_is_accepting(m));
+        assert_false(nuage_matcher_is_terminated(m));
+        nuage_matcher_free(m);
+    }
+    nuage_grammar_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literals_and_repeats),
@@ -359,6 +382,7 @@ int main(void) {
         cmocka_unit_test(test_masks_brute_force),
         cmocka_unit_test(test_special_tokens),
         cmocka_unit_test(test_choices_api),
+        cmocka_unit_test(test_eos_at_history_growth),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
