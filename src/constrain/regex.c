@@ -729,8 +729,8 @@ static lres c2(rx *x, lres a, lres b) {
 }
 
 static lres lower_set(rx *x, const rnode *n) {
+    if (n->nk == 0) return R_NONE;   /* [] (x->rng may still be NULL) */
     const uint32_t *r = x->rng + (size_t)n->k0 * 2;
-    if (n->nk == 0) return R_NONE;
     if (n->nk == 1 && r[0] == r[1] && r[0] >= NCG_SUBST_BASE && r[0] - NCG_SUBST_BASE < x->n_subst) {
         ncg_expr e = x->subst[r[0] - NCG_SUBST_BASE];
         return mk(e, false);
@@ -892,8 +892,9 @@ static lres lower_literal_alt(rx *x, const rnode *n) {
         if (len > 512) return res;
         for (uint32_t j = 0; j < len; j++) {
             const rnode *c = k->kind == K_SET ? k : &x->nodes[x->kids[k->k0 + j]];
+            if (c->kind != K_SET || c->nk != 1) return res;
             const uint32_t *r = x->rng + (size_t)c->k0 * 2;
-            if (c->kind != K_SET || c->nk != 1 || r[0] != r[1] || (r[0] >= 0xD800 && r[0] <= 0xDFFF) ||
+            if (r[0] != r[1] || (r[0] >= 0xD800 && r[0] <= 0xDFFF) ||
                 (x->n_subst && r[0] >= NCG_SUBST_BASE))
                 return res;
         }

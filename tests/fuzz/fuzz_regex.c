@@ -14,8 +14,8 @@
  * counts and expansion, and the engine has state budgets.
  *
  * Not built by CMake. Build and run (from the repository root; the
- * harness defines the four vocabulary functions tokens.c refers to, as
- * aborting stubs, so only the constrain sources are needed):
+ * harness defines the vocabulary functions the constrain sources refer
+ * to as aborting stubs (add one if the link asks), so only the constrain sources are needed):
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc \
  *       tests/fuzz/fuzz_regex.c src/constrain/?*.c -ljansson -lm -pthread -o fuzz_regex
@@ -41,6 +41,10 @@
 int32_t nuage_vocab_n_tokens(const nuage_vocab *v) { (void)v; abort(); }
 bool nuage_vocab_is_eog(const nuage_vocab *v, int32_t tok) { (void)v; (void)tok; abort(); }
 uint32_t nuage_vocab_token_attr(const nuage_vocab *v, int32_t tok) { (void)v; (void)tok; abort(); }
+int32_t nuage_vocab_find_n(const nuage_vocab *v, const char *text, size_t len) {
+    (void)v; (void)text; (void)len;
+    abort();
+}
 int nuage_token_to_piece(const nuage_vocab *v, int32_t tok, char *buf, size_t cap, bool special) {
     (void)v; (void)tok; (void)buf; (void)cap; (void)special;
     abort();
