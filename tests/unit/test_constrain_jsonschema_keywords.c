@@ -159,6 +159,15 @@ static void test_objects(void **st) {
           L("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
     check("{\"type\":\"object\",\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
           L("{}", "{\"x-a\":1,\"x-\":2}"), L("{\"a\":1}", "{\"x-a\":\"s\"}"));
+    /* patterns without additionalProperties false: non-matching keys take
+     * additionalProperties (any value when absent) */
+    check("{\"type\":\"object\",\"patternProperties\":{\"^[a-z]{1,3}$\":{\"type\":\"integer\"}}}",
+          L("{}", "{\"ab\":1}", "{\"abcd\":\"s\"}", "{\"A\":\"s\"}", "{\"\":null}", "{\"a\":1,\"B\":[]}"),
+          L("{\"ab\":\"s\"}", "{\"\\u0061\":\"s\"}"));
+    check("{\"patternProperties\":{\"^x-\":{\"type\":\"string\"}},\"additionalProperties\":{\"type\":\"boolean\"}}",
+          L("{\"x-a\":\"s\",\"y\":true,\"x\":false}"), L("{\"x-a\":true}", "{\"y\":\"s\"}"));
+    check("{\"patternProperties\":{\".*\":{\"type\":\"number\"}},\"maxProperties\":1}",
+          L("{\"a\":1}", "{}"), L("{\"a\":\"s\"}", "{\"a\":1,\"b\":2}"));
     /* required names matching a pattern take its schema */
     check("{\"properties\":{\"city\":{\"type\":\"string\"}},\"patternProperties\":{\"^line[1-3]$\":{\"type\":\"string\"}},"
           "\"additionalProperties\":false,\"required\":[\"city\",\"line1\"]}",
