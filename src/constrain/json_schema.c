@@ -22,10 +22,12 @@
  * - enum/const are literals filtered by the other keywords of the
  *   conjunction (a small exact validator); when that validator cannot
  *   decide, the schema is refused.
+ * - not, if/then/else and dependencies are rewritten into positive
+ *   schemas (json_schema_not.c) and flattened like allOf.
  * - A keyword that constrains validation and that we cannot compile
- *   exactly (not, if/then/else, uniqueItems, contains, dependencies, ...)
- *   refuses the schema with its JSON pointer; annotation and unknown
- *   keywords are ignored, as the JSON Schema specification does.
+ *   exactly (uniqueItems, contains, propertyNames, ...) refuses the schema
+ *   with its JSON pointer; annotation and unknown keywords are ignored, as
+ *   the JSON Schema specification does.
  *
  * $ref targets are compiled as grammar rules (memoized on the schemas of
  * the conjunction), which is what makes recursive schemas work.

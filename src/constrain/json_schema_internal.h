@@ -2,7 +2,9 @@
  * json_schema_internal.h - shared state of the JSON Schema front end
  * (json_schema.c: entry, conjunctions, $ref, combinators, enum/const;
  * json_schema_num.c: numbers; json_schema_str.c: strings and keys;
- * json_schema_obj.c: objects and arrays).
+ * json_schema_obj.c: objects and arrays; json_schema_not.c: not, if/then/
+ * else, dependencies; json_schema_keys.c: pattern keys and their
+ * complement).
  *
  * The compiler works on *conjunctions*: a list of schema objects that must
  * all hold at one place of the instance (allOf branches and $ref targets
