@@ -935,6 +935,13 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     if (pattern && (format || len))
         return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "pattern", "pattern together with %s is not supported",
                        format ? "format" : "minLength/maxLength");
+    if (format && len && min <= 1 && max == NCG_INF) {
+        /* these formats never match the empty string: minLength 1 is moot */
+        static const char *const nonempty[] = { "date-time", "date", "time", "duration", "email", "hostname",
+                                                "ipv4", "ipv6", "uri", "uuid" };
+        for (size_t f = 0; f < sizeof nonempty / sizeof *nonempty; f++)
+            if (!strcmp(json_string_value(format), nonempty[f])) len = false;
+    }
     if (format && len)
         return js_fail(c, NUAGE_E_UNSUPPORTED, fit->s, "format", "format together with minLength/maxLength is not supported");
     (void)lit;

@@ -309,6 +309,8 @@ static void test_pattern_and_format(void **st) {
     /* enum values filtered by pattern and format */
     check("{\"enum\":[\"ab\",\"b\",\"2024-01-01\"],\"pattern\":\"^[a-z]\"}", L("\"ab\"", "\"b\""), L("\"2024-01-01\""));
     check("{\"enum\":[\"ab\",\"2024-01-01\",5],\"format\":\"date\"}", L("\"2024-01-01\"", "5"), L("\"ab\""));
+    check("{\"type\":\"string\",\"format\":\"date\",\"minLength\":1}", L("\"2024-02-29\""), L("\"\""));
+    refused("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":5}", "/format", "format");
     check("{\"type\":\"string\",\"format\":\"not-a-known-format\"}", L("\"anything\""), L("1"));
 }
 
