@@ -22,14 +22,17 @@
  * - enum/const are literals filtered by the other keywords of the
  *   conjunction (a small exact validator); when that validator cannot
  *   decide, the schema is refused.
+ * - not, if/then/else and dependencies are rewritten into positive
+ *   schemas (json_schema_not.c) and flattened like allOf.
  * - A keyword that constrains validation and that we cannot compile
- *   exactly (not, if/then/else, uniqueItems, contains, dependencies, ...)
- *   refuses the schema with its JSON pointer; annotation and unknown
- *   keywords are ignored, as the JSON Schema specification does.
+ *   exactly (uniqueItems, contains, propertyNames, ...) refuses the schema
+ *   with its JSON pointer; annotation and unknown keywords are ignored, as
+ *   the JSON Schema specification does.
  *
  * $ref targets are compiled as grammar rules (memoized on the schemas of
  * the conjunction), which is what makes recursive schemas work.
  */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -529,8 +532,13 @@ static bool branches_disjoint(js_ctx *c, const json_t *arr) {
 
 /* ---- the small exact validator (for enum/const candidates) --------------- */
 
-/* 1 valid, 0 invalid, -1 cannot tell. Only scalar keywords are checked;
- * containers under container keywords cannot be told. */
+static int check_container(js_ctx *c, const js_conj *cj, const json_t *v);
+static int flatten(js_ctx *c, js_conj *cj);
+static int check_refused(js_ctx *c, const js_conj *cj);
+static const json_t *kw(const js_item *it, const char *k);
+
+/* 1 valid, 0 invalid, -1 cannot tell. Scalar keywords, then containers
+ * element by element (check_container). */
 static int check_value(js_ctx *c, const js_conj *cj, const json_t *v, int types) {
     int vt = value_type(c, v);
     if (!(vt & types) && !(vt == T_INT && (types & T_NUM))) return 0;
@@ -576,11 +584,109 @@ static int check_value(js_ctx *c, const js_conj *cj, const json_t *v, int types)
                 int r = js_string_satisfies(c, is_pattern, json_string_value(x), json_string_value(v), json_string_length(v));
                 if (r < 0) return -1;
                 if (r == 0) return 0;
-            } else if ((json_is_array(v) || json_is_object(v)) &&
-                       (strstr(k, "roperties") || strstr(k, "tems") || !strcmp(k, "required"))) {
-                return -1;
             }
         }
+    }
+    if (json_is_array(v) || json_is_object(v)) return check_container(c, cj, v);
+    return 1;
+}
+
+/* v against a conjunction of (unflattened) schemas: 1, 0, -1 cannot tell.
+ * Refusals met on the way are not errors here (c->rc is restored). */
+static int check_schemas(js_ctx *c, const js_conj *in, const json_t *v) {
+    if (++c->depth > JS_MAX_DEPTH) { c->depth--; return -1; }
+    js_conj cj = *in;
+    int save_rc = c->rc;
+    nuage_cg_error save_err;
+    if (c->err) save_err = *c->err;
+    int r = flatten(c, &cj);
+    if (r == 1) r = 0;
+    else if (r == 0) {
+        r = check_refused(c, &cj) < 0 ? -1 : 1;
+        int types = T_ALL;
+        for (int i = 0; i < cj.n && r == 1; i++) {
+            const js_item *it = &cj.it[i];
+            if (!live(it)) continue;
+            if ((json_object_get(it->s, "anyOf") && !(it->used & JS_USED_ANYOF)) ||
+                (json_object_get(it->s, "oneOf") && !(it->used & JS_USED_ONEOF)))
+                r = -1;
+            int t = schema_types(c, it->s);
+            if (t < 0) r = -1;
+            else types &= t;
+        }
+        if (r == 1) r = check_value(c, &cj, v, types);
+    } else r = -1;
+    c->rc = save_rc;
+    if (c->err) *c->err = save_err;
+    c->depth--;
+    return r;
+}
+
+static int add_s(js_conj *cj, const json_t *s) {
+    if (!s || json_is_true(s)) return 0;
+    for (int i = 0; i < cj->n; i++) if (cj->it[i].s == s) return 0;
+    if (cj->n >= JS_MAX_CONJ) return -1;
+    cj->it[cj->n].s = s;
+    cj->it[cj->n].used = 0;
+    cj->n++;
+    return 0;
+}
+
+/* An array or object value against the container keywords of a flat
+ * conjunction: 1, 0, -1 cannot tell. */
+static int check_container(js_ctx *c, const js_conj *cj, const json_t *v) {
+    bool arr = json_is_array(v);
+    size_t n = arr ? json_array_size(v) : json_object_size(v);
+    for (int i = 0; i < cj->n; i++) {
+        const js_item *it = &cj->it[i];
+        if (!live(it)) continue;
+        const json_t *x;
+        if ((x = kw(it, arr ? "minItems" : "minProperties")) && json_is_integer(x) && (json_int_t)n < json_integer_value(x)) return 0;
+        if ((x = kw(it, arr ? "maxItems" : "maxProperties")) && json_is_integer(x) && (json_int_t)n > json_integer_value(x)) return 0;
+        if (!arr && (x = kw(it, "patternProperties")) && json_object_size(x)) return -1;
+        if (!arr && (x = kw(it, "required")))
+            for (size_t j = 0; j < json_array_size(x); j++) {
+                const char *name = json_string_value(json_array_get(x, j));
+                if (!name) return -1;
+                if (!json_object_get(v, name)) return 0;
+            }
+    }
+    if (arr) {
+        for (size_t e = 0; e < n; e++) {
+            js_conj child = { 0 };
+            for (int i = 0; i < cj->n; i++) {
+                const js_item *it = &cj->it[i];
+                if (!live(it)) continue;
+                const json_t *pi = kw(it, "prefixItems"), *items = kw(it, "items"), *s2 = NULL;
+                if (pi) s2 = e < json_array_size(pi) ? json_array_get(pi, e) : items;
+                else if (json_is_array(items)) s2 = e < json_array_size(items) ? json_array_get(items, e) : kw(it, "additionalItems");
+                else s2 = items;
+                if (json_is_false(s2)) return 0;
+                if (add_s(&child, s2) < 0) return -1;
+            }
+            if (child.n == 0) continue;
+            int r = check_schemas(c, &child, json_array_get(v, e));
+            if (r != 1) return r;
+        }
+        return 1;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)v, key, val) {
+        js_conj child = { 0 };
+        for (int i = 0; i < cj->n; i++) {
+            const js_item *it = &cj->it[i];
+            if (!live(it)) continue;
+            const json_t *props = kw(it, "properties"), *ap = kw(it, "additionalProperties");
+            const json_t *ps = props ? json_object_get(props, key) : NULL;
+            if (ps) { if (json_is_false(ps)) return 0; if (add_s(&child, ps) < 0) return -1; continue; }
+            if (json_is_false(ap)) return 0;
+            if (!ap && c->strict && props) return 0;
+            if (json_is_object(ap) && add_s(&child, ap) < 0) return -1;
+        }
+        if (child.n == 0) continue;
+        int r = check_schemas(c, &child, val);
+        if (r != 1) return r;
     }
     return 1;
 }
@@ -665,54 +771,94 @@ static ncg_expr compile_number(js_ctx *c, const js_conj *cj, bool integer) {
     return js_number(c, &lo, &hi, integer || k == 1, c->draft >= 6);
 }
 
-/* A pattern "^A Q$" where A matches exactly one BMP code point (a
- * non-negated class of BMP characters, \d or \w) and Q is + * {m} {m,}
- * {m,n}: rewritten with its repeat bounds intersected with [min, max]
- * into out (cap bytes). 1 when rewritten, 0 when not of that shape. */
+/* A pattern "^A1 Q1 A2 Q2 ... $" where every Ai matches exactly one BMP
+ * code point (a non-negated class of BMP characters, \d, \w, or a literal
+ * ASCII character) and every Qi is absent, + * ? {m} {m,} {m,n}, with at
+ * most one Qi not a fixed count: the string length is then the fixed
+ * atoms' total plus the variable atom's count, so minLength/maxLength
+ * become bounds on that one count (or are checked, when all are fixed).
+ * 1 and the rewritten pattern in out, or 0 when not of that shape. */
 static int narrow_pattern(const char *p, size_t n, uint32_t min, uint32_t max, char *out, size_t cap) {
-    if (n < 4 || p[0] != '^' || p[n - 1] != '$' || p[n - 2] == '\\') return 0;
-    size_t i = 1, a0 = 1;
-    if (p[i] == '[') {
-        if (p[i + 1] == '^' || p[i + 1] == ']') return 0;
-        for (i++; i < n - 1 && p[i] != ']'; i++) {
-            unsigned char ch = (unsigned char)p[i];
-            if (ch >= 0xF0) return 0;                       /* above the BMP */
-            if (ch == '[') return 0;
-            if (ch == '\\') {
-                char e = p[++i];
-                if (e == 'S' || e == 'D' || e == 'W' || e == 'p' || e == 'P' || e == 'u' || e == 'c' || e == 'x') return 0;
+    if (n < 3 || p[0] != '^' || p[n - 1] != '$' || p[n - 2] == '\\') return 0;
+    enum { MAXA = 64 };
+    size_t ae[MAXA], qe[MAXA];
+    uint64_t qmin[MAXA], qmax[MAXA];
+    int na = 0;
+    size_t i = 1;
+    while (i < n - 1) {
+        if (na == MAXA) return 0;
+        unsigned char ch = (unsigned char)p[i];
+        if (ch == '[') {
+            if (p[i + 1] == '^' || p[i + 1] == ']') return 0;
+            for (i++; i < n - 1 && p[i] != ']'; i++) {
+                unsigned char d = (unsigned char)p[i];
+                if (d >= 0xF0 || d == '[') return 0;                 /* above the BMP */
+                if (d == '\\') {
+                    char e = p[++i];
+                    if (e == 'S' || e == 'D' || e == 'W' || e == 'p' || e == 'P' || e == 'u' || e == 'c' || e == 'x' ||
+                        e == 'b' || e == 'B' || (e >= '0' && e <= '9'))
+                        return 0;
+                }
             }
-        }
-        if (i >= n - 1) return 0;
-        i++;
-    } else if (p[i] == '\\' && (p[i + 1] == 'd' || p[i + 1] == 'w')) {
-        i += 2;
-    } else return 0;
-    size_t a1 = i;
-    uint64_t qmin, qmax;
-    if (p[i] == '+' && i + 1 == n - 1) { qmin = 1; qmax = NCG_INF; }
-    else if (p[i] == '*' && i + 1 == n - 1) { qmin = 0; qmax = NCG_INF; }
-    else if (p[i] == '{') {
-        char *end;
-        qmin = strtoull(p + i + 1, &end, 10);
-        if (end == p + i + 1) return 0;
-        if (*end == '}') qmax = qmin;
-        else if (*end == ',' && end[1] == '}') { qmax = NCG_INF; end++; }
-        else if (*end == ',') {
-            char *e2;
-            qmax = strtoull(end + 1, &e2, 10);
-            if (e2 == end + 1 || *e2 != '}') return 0;
-            end = e2;
+            if (i >= n - 1) return 0;
+            i++;
+        } else if (ch == '\\') {
+            char e = p[i + 1];
+            if (!(e == 'd' || e == 'w' || (e && strchr(".-_/+*?()[]{}|^$\\:@#!%&,;=<>~ ", e)))) return 0;
+            i += 2;
+        } else if (ch < 0x80 && (isalnum(ch) || strchr(" -_:/@#,;=<>~'\"%&!", ch))) {
+            i++;
         } else return 0;
-        if ((size_t)(end - p) + 1 != n - 1) return 0;
-    } else return 0;
-    uint64_t lo = qmin > min ? qmin : min, hi = qmax < max ? qmax : max;
-    if (lo > 100000) return 0;
-    int w = hi == NCG_INF ? snprintf(out, cap, "^%.*s{%llu,}$", (int)(a1 - a0), p + a0, (unsigned long long)lo)
-          : lo > hi ? snprintf(out, cap, "^[]$")
-                    : snprintf(out, cap, "^%.*s{%llu,%llu}$", (int)(a1 - a0), p + a0, (unsigned long long)lo,
-                               (unsigned long long)hi);
-    return w > 0 && (size_t)w < cap;
+        ae[na] = i;
+        qmin[na] = qmax[na] = 1;
+        if (p[i] == '+') { qmin[na] = 1; qmax[na] = NCG_INF; i++; }
+        else if (p[i] == '*') { qmin[na] = 0; qmax[na] = NCG_INF; i++; }
+        else if (p[i] == '?') { qmin[na] = 0; qmax[na] = 1; i++; }
+        else if (p[i] == '{') {
+            char *end;
+            qmin[na] = strtoull(p + i + 1, &end, 10);
+            if (end == p + i + 1) return 0;
+            if (*end == '}') qmax[na] = qmin[na];
+            else if (*end == ',' && end[1] == '}') { qmax[na] = NCG_INF; end++; }
+            else if (*end == ',') {
+                char *e2;
+                qmax[na] = strtoull(end + 1, &e2, 10);
+                if (e2 == end + 1 || *e2 != '}' || qmax[na] < qmin[na]) return 0;
+                end = e2;
+            } else return 0;
+            i = (size_t)(end - p) + 1;
+        }
+        if (i < n - 1 && (p[i] == '?' || p[i] == '+' || p[i] == '*' || p[i] == '{')) return 0;  /* lazy, nested */
+        if (qmin[na] > 100000 || (qmax[na] != NCG_INF && qmax[na] > 100000)) return 0;
+        qe[na] = i;
+        na++;
+    }
+    int var = -1;
+    uint64_t fixed = 0;
+    for (int k = 0; k < na; k++) {
+        if (qmin[k] == qmax[k]) { fixed += qmin[k]; continue; }
+        if (var >= 0) return 0;
+        var = k;
+    }
+    uint64_t mx = max == NCG_INF ? UINT64_MAX : max;
+    if (var < 0) {
+        if (fixed < min || fixed > mx) return snprintf(out, cap, "^[]$") > 0;
+        return snprintf(out, cap, "%.*s", (int)n, p) == (int)n && n < cap;
+    }
+    uint64_t lo = qmin[var], hi = qmax[var];
+    if (min > fixed && min - fixed > lo) lo = min - fixed;
+    if (mx != UINT64_MAX) {
+        if (mx < fixed) return snprintf(out, cap, "^[]$") > 0;
+        if (hi == NCG_INF || mx - fixed < hi) hi = mx - fixed;
+    }
+    if (lo > hi) return snprintf(out, cap, "^[]$") > 0;
+    int w = snprintf(out, cap, "%.*s", (int)ae[var], p);
+    if (w < 0 || (size_t)w >= cap) return 0;
+    int w2 = hi == NCG_INF ? snprintf(out + w, cap - (size_t)w, "{%llu,}", (unsigned long long)lo)
+                           : snprintf(out + w, cap - (size_t)w, "{%llu,%llu}", (unsigned long long)lo, (unsigned long long)hi);
+    if (w2 < 0 || (size_t)(w + w2) >= cap) return 0;
+    int w3 = snprintf(out + w + w2, cap - (size_t)(w + w2), "%.*s", (int)(n - qe[var]), p + qe[var]);
+    return w3 >= 0 && (size_t)(w + w2 + w3) < cap;
 }
 
 static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
@@ -789,6 +935,13 @@ static ncg_expr compile_string(js_ctx *c, const js_conj *cj) {
     if (pattern && (format || len))
         return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "pattern", "pattern together with %s is not supported",
                        format ? "format" : "minLength/maxLength");
+    if (format && len && min <= 1 && max == NCG_INF) {
+        /* these formats never match the empty string: minLength 1 is moot */
+        static const char *const nonempty[] = { "date-time", "date", "time", "duration", "email", "hostname",
+                                                "ipv4", "ipv6", "uri", "uuid" };
+        for (size_t f = 0; f < sizeof nonempty / sizeof *nonempty; f++)
+            if (!strcmp(json_string_value(format), nonempty[f])) len = false;
+    }
     if (format && len)
         return js_fail(c, NUAGE_E_UNSUPPORTED, fit->s, "format", "format together with minLength/maxLength is not supported");
     (void)lit;

@@ -2,7 +2,9 @@
  * json_schema_internal.h - shared state of the JSON Schema front end
  * (json_schema.c: entry, conjunctions, $ref, combinators, enum/const;
  * json_schema_num.c: numbers; json_schema_str.c: strings and keys;
- * json_schema_obj.c: objects and arrays).
+ * json_schema_obj.c: objects and arrays; json_schema_not.c: not, if/then/
+ * else, dependencies; json_schema_keys.c: pattern keys and their
+ * complement).
  *
  * The compiler works on *conjunctions*: a list of schema objects that must
  * all hold at one place of the instance (allOf branches and $ref targets
@@ -152,6 +154,19 @@ ncg_expr js_string(js_ctx *c, uint32_t min, uint32_t max);
 ncg_expr js_string_lit(js_ctx *c, const char *s, size_t n);
 /* A JSON string (with quotes) whose decoded value is none of names. */
 ncg_expr js_string_not_in(js_ctx *c, const char *const *names, const size_t *lens, int n);
+
+/* One character, every spelling: code point cp / any code point not in
+ * xs[0..n) (sorted in place; BMP only, else NUAGE_E_UNSUPPORTED). */
+ncg_expr js_char_lit(js_ctx *c, uint32_t cp);
+ncg_expr js_char_not(js_ctx *c, uint32_t *xs, int n);
+
+/* ---- json_schema_keys.c ---- */
+/* For a pattern of a simple shape (a universal one, ^CLASS{m,n}$, or a
+ * literal ^prefix): the JSON strings (with quotes) whose decoded value
+ * matches it (*yes) and those that do not (*no); 1, or 0 when the
+ * pattern has another shape, or a negative error. *universal: every
+ * string matches (*no is nothing). */
+int js_key_split(js_ctx *c, const char *pat, ncg_expr *yes, ncg_expr *no, bool *universal);
 
 /* ---- json_schema_obj.c ---- */
 ncg_expr js_object(js_ctx *c, const js_conj *cj);

@@ -128,6 +128,71 @@ static int name_matches(js_ctx *c, const char *pat, const char *name, size_t len
     return js_string_satisfies(c, true, pat, name, len);
 }
 
+/* patternProperties without "additionalProperties": false, in schema
+ * pit, the only one of cj constraining object members: one pattern of a
+ * shape json_schema_keys.c can complement, no declared names. */
+static ncg_expr open_patterns(js_ctx *c, const js_conj *cj, const js_item *pit) {
+    ncg_builder *b = c->b;
+    const json_t *pp = kwi(pit, "patternProperties");
+    for (int i = 0; i < cj->n; i++) {
+        const js_item *it = &cj->it[i];
+        if (it == pit) continue;
+        if (kwi(it, "properties") || kwi(it, "patternProperties") || kwi(it, "additionalProperties") || kwi(it, "required"))
+            return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "patternProperties",
+                           "'patternProperties' without \"additionalProperties\": false, combined with other object keywords, is not supported");
+    }
+    const json_t *props = kwi(pit, "properties"), *req = kwi(pit, "required");
+    if (json_object_size(pp) != 1 || (props && json_object_size(props)) || (req && json_array_size(req)))
+        return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "patternProperties",
+                       "'patternProperties' without \"additionalProperties\": false is supported for one pattern and no declared properties");
+    void *iter = json_object_iter((json_t *)pp);
+    const char *pat = json_object_iter_key(iter);
+    const json_t *ps = json_object_iter_value(iter);
+    ncg_expr yes, no;
+    bool universal;
+    int r = js_key_split(c, pat, &yes, &no, &universal);
+    if (r < 0) return r;
+    if (r == 0)
+        return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "patternProperties",
+                       "'patternProperties' pattern '%.80s' without \"additionalProperties\": false is not supported", pat);
+    ncg_expr ws = js_ws(c);
+    js_conj sc = { 0 }, ac = { 0 };
+    int rc = add_item(c, &sc, ps, pit->s, "patternProperties");
+    const json_t *ap = kwi(pit, "additionalProperties");
+    if (rc == 0 && ap && !json_is_true(ap)) rc = add_item(c, &ac, ap, pit->s, "additionalProperties");
+    if (rc < 0) return rc;
+    ncg_expr sv = child(c, &sc);
+    if (sv < 0) return sv;
+    ncg_expr member = ncg_seq(b, (ncg_expr[]){ yes, ws, ncg_str(b, ":"), ws, sv }, 5);
+    if (!universal) {
+        ncg_expr av = child(c, &ac);
+        if (av < 0) return av;
+        member = ncg_alt2(b, member, ncg_seq(b, (ncg_expr[]){ no, ws, ncg_str(b, ":"), ws, av }, 5));
+    }
+    ncg_rule mr = ncg_rule_new(b, "obj_pattern_member");
+    if (mr < 0) return mr;
+    if ((rc = ncg_rule_set(b, mr, member)) < 0) return rc;
+    /* counts */
+    long minp = -1, maxp = -1;
+    for (int i = 0; i < cj->n; i++) {
+        const json_t *x;
+        if ((x = kwi(&cj->it[i], "minProperties")) && json_is_integer(x) && (minp < 0 || json_integer_value(x) > minp))
+            minp = (long)json_integer_value(x);
+        if ((x = kwi(&cj->it[i], "maxProperties")) && json_is_integer(x) && (maxp < 0 || json_integer_value(x) < maxp))
+            maxp = (long)json_integer_value(x);
+    }
+    if (minp > 10000 || maxp > 10000)
+        return js_fail(c, NUAGE_E_UNSUPPORTED, pit->s, "maxProperties", "minProperties/maxProperties too large");
+    if (minp < 0) minp = 0;
+    if (maxp >= 0 && minp > maxp) return ncg_nothing(b);
+    ncg_expr m = ncg_ref(b, mr), sep = ncg_seq(b, (ncg_expr[]){ ws, ncg_str(b, ","), ws }, 3);
+    ncg_expr list = ncg_seq2(b, m, ncg_repeat(b, ncg_seq2(b, sep, m), minp > 0 ? (uint32_t)(minp - 1) : 0,
+                                              maxp < 0 ? NCG_INF : (uint32_t)(maxp > 0 ? maxp - 1 : 0)));
+    ncg_expr body = maxp == 0 ? ncg_nothing(b) : ncg_seq2(b, list, ws);
+    if (minp == 0) body = ncg_opt(b, body);
+    return ncg_seq(b, (ncg_expr[]){ ncg_str(b, "{"), ws, body, ncg_str(b, "}") }, 4);
+}
+
 typedef struct prop {
     const char *name;
     size_t len;
@@ -253,10 +318,15 @@ ncg_expr js_object(js_ctx *c, const js_conj *cj) {
         const js_item *it = &cj->it[i];
         const json_t *pp = kwi(it, "patternProperties");
         if (pp && (!json_is_object(pp) || json_object_size(pp) > 0)) {
-            if (ppit || !json_is_false(kwi(it, "additionalProperties")))
+            if (ppit)
                 return js_fail(c, NUAGE_E_UNSUPPORTED, it->s, "patternProperties",
-                               "'patternProperties' is supported only with \"additionalProperties\": false");
+                               "'patternProperties' in several combined schemas is not supported");
             ppit = it;
+            if (!json_is_false(kwi(it, "additionalProperties"))) {
+                ncg_expr e = open_patterns(c, cj, it);
+                if (e < 0) return e;
+                return e;
+            }
             continue;
         }
         const json_t *ap = kwi(it, "additionalProperties");

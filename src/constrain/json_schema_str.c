@@ -132,7 +132,11 @@ static int short_escape(uint32_t cp) {
     }
 }
 
+static ncg_expr char_lit(js_ctx *c, uint32_t cp);
+
 /* every spelling of one code point */
+ncg_expr js_char_lit(js_ctx *c, uint32_t cp) { return char_lit(c, cp); }
+
 static ncg_expr char_lit(js_ctx *c, uint32_t cp) {
     ncg_builder *b = c->b;
     ncg_expr alts[3];
@@ -224,6 +228,8 @@ static ncg_expr char_not(js_ctx *c, uint32_t *xs, int n) {
                          ncg_seq2(b, ncg_str(b, "\\u"), hex_not(c, xs, n, 0, 0)), ncg_seq2(b, high, low) };
     return ncg_alt(b, alts, 4);
 }
+
+ncg_expr js_char_not(js_ctx *c, uint32_t *xs, int n) { return char_not(c, xs, n); }
 
 typedef struct name_ref {
     const unsigned char *s;

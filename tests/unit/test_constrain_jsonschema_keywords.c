@@ -132,6 +132,12 @@ static void test_strings(void **st) {
           L("\"ab\"", "\"abc\"", "\"\xc3\xa9\xc3\xa9\"", "\"\\n\\t\"", "\"\xf0\x9f\x98\x80x\"", "\"\\ud83d\\ude00ab\""),
           L("\"a\"", "\"abcd\"", "\"\xc3\xa9\"", "\"\\ud83d\\ude00\""));
     check("{\"const\":\"a/b\\\"\"}", L("\"a/b\\\"\"", "\"a\\/b\\u0022\"", "\"\\u0061/b\\\"\""), L("\"a/b\"", "\"A/b\\\"\""));
+    /* container enum values checked against the container keywords */
+    check("{\"type\":\"array\",\"items\":{\"type\":\"string\"},\"maxItems\":2,\"enum\":[[\"a\"],[1],[\"a\",\"b\",\"c\"],[]]}",
+          L("[\"a\"]", "[]"), L("[1]", "[\"a\",\"b\",\"c\"]"));
+    check("{\"type\":\"object\",\"properties\":{\"k\":{\"enum\":[1,2]}},\"required\":[\"k\"],"
+          "\"additionalProperties\":false,\"enum\":[{\"k\":1},{\"k\":3},{\"j\":1},{\"k\":2,\"x\":0}]}",
+          L("{\"k\":1}"), L("{\"k\":3}", "{\"j\":1}", "{\"k\":2,\"x\":0}"));
     check("{\"enum\":[\"x\",\"y\",null]}", L("\"x\"", "\"y\"", "null"), L("\"z\"", "\"xy\""));
     check("{\"type\":\"string\",\"enum\":[\"x\",1]}", L("\"x\""), L("1"));
 }
@@ -159,6 +165,15 @@ static void test_objects(void **st) {
           L("{}", "{\"a\":1,\"b\":2,\"c\":3}"));
     check("{\"type\":\"object\",\"patternProperties\":{\"^x-\":{\"type\":\"integer\"}},\"additionalProperties\":false}",
           L("{}", "{\"x-a\":1,\"x-\":2}"), L("{\"a\":1}", "{\"x-a\":\"s\"}"));
+    /* patterns without additionalProperties false: non-matching keys take
+     * additionalProperties (any value when absent) */
+    check("{\"type\":\"object\",\"patternProperties\":{\"^[a-z]{1,3}$\":{\"type\":\"integer\"}}}",
+          L("{}", "{\"ab\":1}", "{\"abcd\":\"s\"}", "{\"A\":\"s\"}", "{\"\":null}", "{\"a\":1,\"B\":[]}"),
+          L("{\"ab\":\"s\"}", "{\"\\u0061\":\"s\"}"));
+    check("{\"patternProperties\":{\"^x-\":{\"type\":\"string\"}},\"additionalProperties\":{\"type\":\"boolean\"}}",
+          L("{\"x-a\":\"s\",\"y\":true,\"x\":false}"), L("{\"x-a\":true}", "{\"y\":\"s\"}"));
+    check("{\"patternProperties\":{\".*\":{\"type\":\"number\"}},\"maxProperties\":1}",
+          L("{\"a\":1}", "{}"), L("{\"a\":\"s\"}", "{\"a\":1,\"b\":2}"));
     /* required names matching a pattern take its schema */
     check("{\"properties\":{\"city\":{\"type\":\"string\"}},\"patternProperties\":{\"^line[1-3]$\":{\"type\":\"string\"}},"
           "\"additionalProperties\":false,\"required\":[\"city\",\"line1\"]}",
@@ -286,10 +301,16 @@ static void test_pattern_and_format(void **st) {
     check("{\"type\":\"string\",\"pattern\":\"^[a-c\\\\-]+$\",\"minLength\":2,\"maxLength\":3}",
           L("\"ab\"", "\"a-c\"", "\"\\u0061b\""), L("\"a\"", "\"abca\"", "\"ad\""));
     check("{\"type\":\"string\",\"pattern\":\"^\\\\d{2,8}$\",\"maxLength\":3}", L("\"12\"", "\"123\""), L("\"1\"", "\"1234\""));
+    check("{\"type\":\"string\",\"pattern\":\"^[a-z][a-z0-9_]*[a-z0-9]$\",\"minLength\":3,\"maxLength\":4}",
+          L("\"ab1\"", "\"a_b1\""), L("\"ab\"", "\"abcde\"", "\"1ab\"", "\"ab_\""));
+    check("{\"type\":\"string\",\"pattern\":\"^x-[0-9]{4}$\",\"maxLength\":6}", L("\"x-1234\""), L("\"x-123\""));
+    check("{\"type\":\"string\",\"pattern\":\"^x-[0-9]{4}$\",\"maxLength\":5}", NULL, L("\"x-1234\""));
     check("{\"type\":\"string\",\"format\":\"date\"}", L("\"2024-02-29\""), L("\"2024-13-01\"", "\"x\""));
     /* enum values filtered by pattern and format */
     check("{\"enum\":[\"ab\",\"b\",\"2024-01-01\"],\"pattern\":\"^[a-z]\"}", L("\"ab\"", "\"b\""), L("\"2024-01-01\""));
     check("{\"enum\":[\"ab\",\"2024-01-01\",5],\"format\":\"date\"}", L("\"2024-01-01\"", "5"), L("\"ab\""));
+    check("{\"type\":\"string\",\"format\":\"date\",\"minLength\":1}", L("\"2024-02-29\""), L("\"\""));
+    refused("{\"type\":\"string\",\"format\":\"date\",\"maxLength\":5}", "/format", "format");
     check("{\"type\":\"string\",\"format\":\"not-a-known-format\"}", L("\"anything\""), L("1"));
 }
 
