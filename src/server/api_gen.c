@@ -490,6 +490,8 @@ int nuage__gen_submit(nuage__gen *g, nuage__hreq *q) {
             r.ignore_eos = g->gp.ignore_eos;
             r.grammar = g->st.grammar;
             r.triggers = (const char *const *)g->st.triggers;
+            /* JSON after a reasoning block: the answer must come */
+            r.require_trigger = g->st.triggers && !strcmp(g->st.triggers[0], "</think>");
         }
         if (!g->embedding && g->think_budget >= 0) {
             /* Thinking budget: only for vocabularies with the markers. */

@@ -58,6 +58,7 @@ static void nuage__sched_free_buffers(nuage_sched *s) {
     free(s->blk);
     free(s->embd_out);
     free(s->sc_work);
+    nuage__sc_release(s);
     nuage_context_free(s->ctx);
 }
 

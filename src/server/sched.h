@@ -153,6 +153,10 @@ typedef struct {
      * contains one of them; the matcher then starts on the text after it. */
     nuage_grammar *grammar;
     const char *const *triggers;
+    /* With triggers: no end-of-generation token before a trigger (the
+     * output must reach the constrained part, e.g. JSON after </think>;
+     * it can then only end there or at max_tokens). */
+    bool require_trigger;
     nuage_sched_callbacks cb;
 } nuage_sched_request;
 

@@ -58,6 +58,7 @@ static int nuage__mask_words(const nuage_sched *s) {
 int nuage__sc_init(const nuage_sched *s, nuage__sreq *q, const nuage_sched_request *r) {
     q->r.grammar = NULL;
     q->r.triggers = NULL;
+    q->r.require_trigger = r->require_trigger && r->triggers && r->grammar && !r->embedding;
     if (!r->grammar || r->embedding) return 0;
     q->r.grammar = nuage_grammar_retain(r->grammar);
     if (r->triggers) {
@@ -109,10 +110,22 @@ static int nuage__fill(nuage_sched *s, nuage__schoice *ch) {
     return nuage_matcher_fill_mask(ch->m, ch->mask);
 }
 
+/* Every token but the end-of-generation ones (built once; NULL on OOM). */
+static const uint32_t *nuage__noeog(nuage_sched *s) {
+    if (s->sc_noeog) return s->sc_noeog;
+    const int words = nuage__mask_words(s);
+    uint32_t *m = calloc((size_t)words, sizeof *m);
+    if (!m) return NULL;
+    for (int32_t t = 0; t < s->n_vocab; t++)
+        if (!nuage_vocab_is_eog(s->voc, t)) m[t >> 5] |= 1u << (t & 31);
+    s->sc_noeog = m;
+    return m;
+}
+
 const uint32_t *nuage__sc_mask(nuage_sched *s, nuage__sreq *q, int c, int *rc) {
     nuage__schoice *ch = &q->ch[c];
     *rc = 0;
-    if (!ch->m) return NULL;
+    if (!ch->m) return q->r.require_trigger && !ch->watch_done ? nuage__noeog(s) : NULL;
     if (!ch->mask_ready) {
         *rc = nuage__fill(s, ch);
         if (*rc) return NULL;
@@ -274,4 +287,9 @@ void nuage__sc_stop(nuage_sched *s) {
     pthread_cond_destroy(&s->sc_fin);
     pthread_mutex_destroy(&s->sc_mu);
     s->sc_started = false;
+}
+
+void nuage__sc_release(nuage_sched *s) {
+    free(s->sc_noeog);
+    s->sc_noeog = NULL;
 }

@@ -220,6 +220,7 @@ struct nuage_sched {
     pthread_mutex_t sc_mu;
     pthread_cond_t sc_go, sc_fin;
     nuage__schoice **sc_work;  /* (max_running) masks to compute this step */
+    uint32_t *sc_noeog;        /* every token but the end-of-generation ones (lazily built) */
     int sc_n, sc_next, sc_done;
 };
 
@@ -240,8 +241,10 @@ int nuage__sc_accept(nuage_sched *s, nuage__sreq *q, int c, int32_t tok, bool *c
  * with; nuage__sc_wait joins (call it before any sampling or freeing). */
 void nuage__sc_prefetch(nuage_sched *s);
 void nuage__sc_wait(nuage_sched *s);
-/* Stop the helper thread (nuage_sched_free). */
+/* Stop the helper threads (nuage_sched_free). */
 void nuage__sc_stop(nuage_sched *s);
+/* Free the constrained-decoding buffers of s (nuage_sched_free). */
+void nuage__sc_release(nuage_sched *s);
 
 /* sched_step.c: one scheduler step (cancellations, admission, batch,
  * decode, sampling, callbacks). Called without the mutex. */

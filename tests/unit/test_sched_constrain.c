@@ -202,6 +202,48 @@ static void test_lazy_trigger(void **state) {
     ts_coll_destroy(&c);
 }
 
+/* require_trigger: no end of generation before the trigger. With EOS
+ * pushed up by a logit bias, a lazy choice stops at once; one that
+ * requires the trigger cannot, and runs to max_tokens. */
+static void test_require_trigger(void **state) {
+    (void)state;
+    TS_REQUIRE_MODEL();
+    enum { MAXT = 40 };
+    int32_t p[128];
+    int np = ts_prompt(2, p, 128);
+    const nuage_vocab *voc = nuage_model_vocab(g_model);
+    int32_t eos = nuage_vocab_eos(voc);
+    assert_true(eos >= 0);
+    float up = 100.0f;
+    const char *triggers[] = {"\x01never\x02", NULL};
+    nuage_grammar *g = regex_grammar("x");
+    nuage_sched *s = ts_sched(2, 64, 0, true, 8);
+    for (int req = 0; req < 2; req++) {
+        ts_coll c;
+        ts_coll_init(&c);
+        nuage_sched_request r = ts_req(p, np, MAXT, &c);
+        r.grammar = g;
+        r.triggers = triggers;
+        r.require_trigger = req == 1;
+        r.sampling.bias_tokens = &eos;
+        r.sampling.bias_values = &up;
+        r.sampling.n_bias = 1;
+        assert_int_equal(nuage_sched_submit(s, &r, NULL), 0);
+        ts_wait(&c);
+        if (req == 0) {
+            assert_int_equal(c.n[0], 0);
+            assert_int_equal(c.fin[0], NUAGE_FINISH_STOP);
+        } else {
+            assert_int_equal(c.n[0], MAXT);
+            assert_int_equal(c.fin[0], NUAGE_FINISH_LENGTH);
+            for (int i = 0; i < MAXT; i++) assert_false(nuage_vocab_is_eog(voc, c.tok[0][i]));
+        }
+        ts_coll_destroy(&c);
+    }
+    nuage_sched_free(s);
+    nuage_grammar_free(g);
+}
+
 /* The per-deployment grammar cache: hits share the grammar, triggers are
  * copied, the least recently used entry goes first. */
 static void test_grammar_cache(void **state) {
@@ -250,6 +292,7 @@ int main(void) {
         cmocka_unit_test(test_greedy_equals_reference),
         cmocka_unit_test(test_sampled_in_language),
         cmocka_unit_test(test_lazy_trigger),
+        cmocka_unit_test(test_require_trigger),
         cmocka_unit_test(test_grammar_cache),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, ts_setup, ts_teardown));
