@@ -1148,12 +1148,12 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, nuage__access, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s, /* first: see its notes */
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p.threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p.idle_timeout_s,
                                  MHD_OPTION_NOTIFY_COMPLETED, nuage__completed, s,
                                  MHD_OPTION_NOTIFY_CONNECTION, nuage__notify_conn, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned int)(p.max_connections + 256),
                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)p.max_per_ip,
