@@ -9,9 +9,10 @@
 #
 # Seeds come from tests/fuzz/corpus/<name>/ (committed; never modified:
 # each run works on a copy in build-fuzz/corpus/<name>/, which keeps what
-# it found between runs). A crash, leak, timeout (10 s) or out-of-memory
+# it found between runs). A crash, leak, timeout or out-of-memory
 # (2 GB) fails the script; the reproducer is left in build-fuzz/ and its
-# name printed. Fix what a fuzzer finds with a regression test.
+# name printed (timeout 20 s: a loaded CI machine runs a bounded render
+# several times slower). Fix what a fuzzer finds with a regression test.
 # Needs clang (Debian: apt-get install clang).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,7 +54,7 @@ for name in "${names[@]}"; do
   if [ -n "$runs" ]; then limit=(-runs="$runs"); else limit=(-max_total_time="$per"); fi
   log="$build/$name.log"
   start=$(date +%s)
-  if (cd "$build" && "./tests/fuzz/$name" "${limit[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 \
+  if (cd "$build" && "./tests/fuzz/$name" "${limit[@]}" "${dict[@]}" -timeout=20 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 "corpus/$name") >"$log" 2>&1; then
     status=ok
   else

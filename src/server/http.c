@@ -1150,9 +1150,8 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    /* The logger goes first: libmicrohttpd warns on stderr otherwise. */
     s->daemon = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, nuage__access, s,
-                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s, /* first: see its notes */
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
                                  MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)p.threads,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)p.idle_timeout_s,
