@@ -5,7 +5,7 @@
  *
  * Design. The grammar must accept exactly the instances the schema
  * validates (with the serialization freedoms documented in
- * docs/structured-outputs-jsonschema.md: declared property order, bounded
+ * docs/structured-outputs.md ("JSON Schema keywords"): declared property order, bounded
  * whitespace, canonical exponent forms for bounded numbers). A grammar has
  * union but no intersection or complement, so:
  *
