@@ -75,8 +75,12 @@ static void setup(void) {
     p.max_body = 256 * 1024;
     /* A head that never ends (libmicrohttpd does not always notice the
      * half-close while parsing one) is cut by the head deadline: keep it
-     * well under the 10 s this harness waits for an answer. */
+     * well under the 10 s this harness waits for an answer. The same for a
+     * body that never completes (a truncated body or an unknown
+     * Transfer-Encoding, then a half-close): the server waits for it until
+     * the body deadline, so that deadline is kept short here too. */
     p.head_timeout_s = 2;
+    p.body_timeout_s = 2;
     nuage_server *s = NULL;
     if (nuage_server_new(&p, &s, err, sizeof err)) die("server", err);
     if (nuage_batch_api_register(s, NULL)) die("routes", "");
