@@ -98,21 +98,4 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-#ifdef NUAGE_FUZZ_MAIN
-int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) { perror(argv[i]); continue; }
-        fseek(f, 0, SEEK_END);
-        long n = ftell(f);
-        fseek(f, 0, SEEK_SET);
-        uint8_t *buf = malloc(n > 0 ? (size_t)n : 1);
-        size_t got = fread(buf, 1, (size_t)(n > 0 ? n : 0), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, got);
-        free(buf);
-        printf("%s: ok\n", argv[i]);
-    }
-    return 0;
-}
-#endif
+#include "fuzz_main.h"

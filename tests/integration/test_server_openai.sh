@@ -40,22 +40,12 @@ if [ ! -d "$tests/node_modules/openai" ]; then
   fi
 fi
 
-# GET /health through bash's /dev/tcp (no curl needed): true on 200.
-health_ok() {
-  ( exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-    printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
-    IFS= read -r line <&3
-    case "$line" in *" 200 "*) exit 0 ;; *) exit 1 ;; esac ) 2>/dev/null
-}
+. "$here/server_lib.sh"
 
 log="$(mktemp)"
 pid=""
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
+  stop_server "$pid"
   rm -f "$log"
   [ -n "$gen_dir" ] && rm -rf "$gen_dir"
 }

@@ -28,22 +28,13 @@ if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ]; then
   fi
 fi
 
-health_ok() {
-  ( exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-    printf 'GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3
-    IFS= read -r line <&3
-    case "$line" in *" 200 "*) exit 0 ;; *) exit 1 ;; esac ) 2>/dev/null
-}
+. "$here/server_lib.sh"
 
 tmp="$(mktemp -d)"
 log="$tmp/log"
 pid=""
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
+  stop_server "$pid"
   rm -rf "$tmp"
 }
 trap cleanup EXIT
