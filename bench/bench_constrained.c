@@ -29,7 +29,7 @@
 #include "nuage/constrain.h"
 #include "nuage/nuage.h"
 #include "nuage/tokenizer.h"
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 typedef struct {
     pthread_mutex_t mu;

@@ -18,7 +18,7 @@
 #include <time.h>
 
 #include "nuage/nuage.h"
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 typedef struct {
     pthread_mutex_t mu;

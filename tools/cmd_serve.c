@@ -57,7 +57,7 @@
 #include "platform/store.h"
 #include "server/api_batch.h"
 #include "server/http.h"
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 static int usage(void) {
     fprintf(stderr,

@@ -48,8 +48,8 @@
 #include "platform/router.h"
 #include "constrain/toolcall.h"
 #include "platform/thinking.h"
-#include "server/grammar_cache.h"
-#include "server/validate.h"
+#include "runtime/grammar_cache.h"
+#include "runtime/validate.h"
 
 #define NUAGE__DEFAULT_MARGIN (256ull << 20)
 

@@ -50,7 +50,7 @@
 #include "nuage/constrain.h"
 #include "nuage/nuage.h"
 #include "nuage/template.h"
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 struct nuage_vocab;
 
@@ -132,7 +132,7 @@ typedef struct nuage_deployment {
     const char *version;        /* = cfg.version ("" when none) */
     nuage_deploy_kind kind;
     const nuage_model *model;
-    nuage_sched *sched;         /* submit requests here (see server/sched.h) */
+    nuage_sched *sched;         /* submit requests here (see runtime/sched.h) */
     const struct nuage_vocab *voc;
     nuage_template *tmpl;       /* cfg.chat_template, the model's chat template, or ChatML */
     char *tmpl_src;             /* its source text (owned) */

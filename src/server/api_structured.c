@@ -37,7 +37,7 @@
 
 #include "constrain/grammar.h"
 #include "constrain/toolcall.h"
-#include "server/grammar_cache.h"
+#include "runtime/grammar_cache.h"
 #include "server/http.h"
 
 /* Whitespace allowed at one place between JSON tokens of an answer or

@@ -33,8 +33,8 @@
 #include "platform/quota.h"
 #include "platform/store.h"
 #include "server/metrics.h"
-#include "server/sched.h"
-#include "server/validate.h"
+#include "runtime/sched.h"
+#include "runtime/validate.h"
 
 /* ======================= public: the server object ======================= */
 

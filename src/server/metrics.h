@@ -15,8 +15,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "server/sched.h"
-#include "server/validate.h"
+#include "runtime/sched.h"
+#include "runtime/validate.h"
 
 #define NUAGE_METRICS_BUCKETS 14
 

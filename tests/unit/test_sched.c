@@ -1,5 +1,5 @@
 /*
- * test_sched.c - the scheduler (src/server/sched.h): continuous batching,
+ * test_sched.c - the scheduler (src/runtime/sched.h): continuous batching,
  * n > 1 choices, cancellation, the prefix cache, preemption, and the
  * errors of submit.
  *
@@ -23,7 +23,7 @@
 
 #include "test_util.h"
 #include "test_sched_util.h"
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 /* 32 concurrent greedy requests, 8 running at a time, all identical to
  * their references. */

@@ -22,7 +22,7 @@
 #pragma GCC diagnostic ignored "-Wunused-function" /* the helpers this file does not need */
 #include "test_sched_util.h"
 #include "nuage/constrain.h"
-#include "server/grammar_cache.h"
+#include "runtime/grammar_cache.h"
 
 static nuage_cg_tokens *tab(void) {
     static nuage_cg_tokens *t;

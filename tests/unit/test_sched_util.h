@@ -32,7 +32,7 @@
 #include "nuage/nuage.h"
 #include "nuage/sampler.h"
 #include "nuage/tokenizer.h"
-#include "server/sched.h"
+#include "runtime/sched.h"
 #include "test_models.h"
 
 #define TS_THREADS 2

@@ -13,7 +13,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "server/validate.h"
+#include "runtime/validate.h"
 #include "test_util.h"
 
 static json_t *parse(const char *s) {

@@ -30,7 +30,7 @@
  * penalties' window starts with the prompt; choices are clones of one
  * sampler that saw the prompt.
  */
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 #include <math.h>
 #include <stdio.h>

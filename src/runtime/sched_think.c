@@ -9,7 +9,7 @@
  * cannot have a budget (NUAGE_E_RANGE): the caller then serves the
  * request without one.
  */
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 #include "nuage/tokenizer.h"
 

@@ -24,7 +24,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "server/sched.h"
+#include "runtime/sched.h"
 
 typedef struct nuage__sreq nuage__sreq;
 typedef struct nuage__stenant nuage__stenant;

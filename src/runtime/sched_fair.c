@@ -22,7 +22,7 @@
  * with waiting or running requests, which the queue limit and max_running
  * bound; an idle tenant is freed.
  */
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 #include <math.h>
 #include <stdlib.h>

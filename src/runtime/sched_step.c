@@ -59,7 +59,7 @@
  * evictable count (O(cached blocks)); O(n_vocab) only inside sampling and
  * when logprobs are requested. Nothing allocates in steady state.
  */
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 #include <math.h>
 #include <stdio.h>

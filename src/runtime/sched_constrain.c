@@ -38,7 +38,7 @@
  * NUAGE__SC_MAX_WORKERS -- during a CPU forward pass they compete with it,
  * with a GPU one the cores would be idle anyway.
  */
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>

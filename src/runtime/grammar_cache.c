@@ -5,7 +5,7 @@
  * then the key. A table of a few dozen entries is scanned linearly: the
  * scan is nothing next to compiling a schema.
  */
-#include "server/grammar_cache.h"
+#include "runtime/grammar_cache.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -17,7 +17,7 @@
  * a string, so an array of {type: "text", text} parts is joined with "\n"
  * (as llama.cpp's server did before typed content existed).
  */
-#include "server/validate.h"
+#include "runtime/validate.h"
 
 #include <errno.h>
 #include <math.h>

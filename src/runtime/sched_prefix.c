@@ -29,7 +29,7 @@
  * Everything runs on the scheduler thread; nothing allocates after
  * creation.
  */
-#include "server/sched_internal.h"
+#include "runtime/sched_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
