@@ -107,44 +107,60 @@ typedef struct {
 } nuage__attn_job;
 
 /* One chunk of (token, head) pairs: softmax(q.K^T * scale) V over the
- * token's sequence positions 0..pos, a KV block at a time. */
+ * token's visible sequence positions lo..pos, a KV block at a time.
+ * Visible: every p <= pos, or on a sliding-window layer only
+ * pos - n_swa < p <= pos. An attention sink s_h (gpt-oss) is one more
+ * logit in the softmax denominator that carries no value. */
 static void nuage__attn_worker(void *arg, int ith, int nth) {
     nuage__attn_job *j = arg;
     nuage_context *c = j->c;
     const nuage_hparams *hp = &c->m->hp;
+    const nuage_layer *L = &c->m->layers[j->il];
     const nuage__kv *kv = &c->kv;
     const nuage_ops *ops = nuage__ops();
     const int H = hp->n_head, hd = hp->head_dim_k, hdv = hp->head_dim_v;
     const int group = hp->n_head / hp->n_head_kv;
     const int T = j->b->n_tokens, bs = kv->block_size;
     const bool f16 = kv->elem == 2;
+    const float *sinks = (const float *)L->attn_sinks.data;                   /* (H) or NULL */
     float *sc = c->scores + (size_t)ith * c->n_ctx;           /* (n_ctx) */
     long lo, hi;
     nuage__pool_range((long)T * H, ith, nth, 1, &lo, &hi);
     for (long th = lo; th < hi; th++) {
         int t = (int)(th / H), h = (int)(th % H), hk = h / group;
         int seq = j->b->seq[t], n = j->b->pos[t] + 1;
+        /* visible positions [p_lo, n) */
+        int p_lo = L->swa && hp->n_swa > 0 && n > hp->n_swa ? n - hp->n_swa : 0;
         const float *q = c->q + ((size_t)t * H + h) * hd;          /* (hd) */
         float *out = c->att + ((size_t)t * H + h) * hdv;           /* (hdv) */
-        /* sc[p] = q . k_p * kq_scale for p < n */
-        for (int p0 = 0; p0 < n; p0 += bs) {
-            int m = n - p0 < bs ? n - p0 : bs;
+        /* sc[p] = q . k_p * kq_scale for p_lo <= p < n, a block (or the
+         * part of one) at a time */
+        for (int p0 = p_lo; p0 < n;) {
+            int end = (p0 / bs + 1) * bs;
+            int m = (end < n ? end : n) - p0;
             const void *k0 = nuage__kv_k(kv, j->il, seq, p0);
             if (f16) ops->scores_f16(m, hd, q, (const uint16_t *)k0 + (size_t)hk * hd, (size_t)kv->k_dim, hp->kq_scale, sc + p0);
             else ops->scores_f32(m, hd, q, (const float *)k0 + (size_t)hk * hd, (size_t)kv->k_dim, hp->kq_scale, sc + p0);
+            p0 += m;
         }
-        /* softmax: sc = exp(sc - max) / sum */
-        float mx = -INFINITY;
-        for (int p = 0; p < n; p++) mx = sc[p] > mx ? sc[p] : mx;
-        float inv = 1.0f / ops->exp_sum(n, sc, mx);
-        for (int p = 0; p < n; p++) sc[p] *= inv;
+        /* softmax: sc = exp(sc - max) / (sum + exp(sink - max)) */
+        const int nv = n - p_lo;
+        float *scv = sc + p_lo;
+        float mx = sinks ? sinks[h] : -INFINITY;
+        for (int p = 0; p < nv; p++) mx = scv[p] > mx ? scv[p] : mx;
+        float den = ops->exp_sum(nv, scv, mx);
+        if (sinks) den += expf(sinks[h] - mx);
+        float inv = 1.0f / den;
+        for (int p = 0; p < nv; p++) scv[p] *= inv;
         /* out = sum_p sc[p] * v_p */
         memset(out, 0, (size_t)hdv * sizeof(float));
-        for (int p0 = 0; p0 < n; p0 += bs) {
-            int m = n - p0 < bs ? n - p0 : bs;
+        for (int p0 = p_lo; p0 < n;) {
+            int end = (p0 / bs + 1) * bs;
+            int m = (end < n ? end : n) - p0;
             const void *v0 = nuage__kv_v(kv, j->il, seq, p0);
             if (f16) ops->accum_f16(m, hdv, sc + p0, (const uint16_t *)v0 + (size_t)hk * hdv, (size_t)kv->v_dim, out);
             else ops->accum_f32(m, hdv, sc + p0, (const float *)v0 + (size_t)hk * hdv, (size_t)kv->v_dim, out);
+            p0 += m;
         }
     }
 }

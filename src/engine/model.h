@@ -35,6 +35,12 @@ typedef struct {
     int32_t rope_orig_ctx;
     float yarn_ext_factor, yarn_attn_factor, yarn_beta_fast, yarn_beta_slow;
     float kq_scale;                   /* attention score scale */
+    /* Sliding-window attention (gemma3, gpt-oss): a layer with
+     * layers[il].swa set lets the query at position i see keys j with
+     * i - n_swa < j <= i; 0 = no window layers. Window layers may use
+     * their own RoPE base (gemma3: rope.freq_base_swa; 0 = the global one). */
+    int32_t n_swa;
+    float rope_freq_base_swa;
     /* Mixture of experts (issue 3) */
     int32_t n_expert, n_expert_used, n_ff_exp, n_expert_shared, n_layer_dense_lead;
     int expert_gating;
@@ -49,6 +55,8 @@ typedef struct {
     nuage_weight wq, wk, wv, wo;           /* (n_head*hd, n_embd) ... */
     nuage_weight bq, bk, bv;               /* optional biases */
     nuage_weight q_norm, k_norm;           /* optional per-head RMSNorm (head_dim) */
+    nuage_weight attn_sinks;               /* optional (n_head) F32 sink logits (gpt-oss) */
+    bool swa;                              /* sliding-window layer (see hp.n_swa) */
     nuage_weight ffn_norm;                 /* (n_embd) */
     nuage_weight ffn_gate, ffn_up, ffn_down; /* dense SwiGLU FFN */
     /* MoE: router and 3-D expert stacks (expert e = rows e*n_ff_exp ...) */
