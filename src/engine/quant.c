@@ -103,7 +103,6 @@ static void nuage__fill(int level) {
 
     nuage__quant_register_legacy(g_table, level);
     nuage__quant_register_k(g_table, level);
-    nuage__quant_register_mxfp4_gptoss(g_table); /* scalar, every level */
 }
 
 /* NUAGE_SIMD_MAX=0|1|2 caps the level (scalar, AVX2, AVX-512), so the

@@ -167,8 +167,6 @@ int nuage_quant_set_level(int level);
 struct nuage_cpu;
 void nuage__quant_register_legacy(nuage_type_traits *table, int level);
 void nuage__quant_register_k(nuage_type_traits *table, int level);
-/* MXFP4 (gpt-oss experts): scalar dot with Q8_0 activations, to_float. */
-void nuage__quant_register_mxfp4_gptoss(nuage_type_traits *table);
 
 /* ---- half / bfloat16 conversion (exact, round-to-nearest-even) ------- */
 static inline float nuage_fp16_to_fp32(nuage_fp16 h) {
