@@ -23,9 +23,9 @@
  *     before the FFN exactly like ffn_norm elsewhere).
  *   - MoE routing: router logits plus ffn_gate_inp.bias; the top
  *     expert_used_count experts by those logits, weighted by the softmax
- *     of just their logits (SOFTMAX_WEIGHT gating; no normalisation; an
- *     expert_weights_scale key, never written by the converter, would
- *     scale as for the other MoE files).
+ *     of just their logits (SOFTMAX_WEIGHT gating; no normalisation and
+ *     no scale: llama.cpp reads neither expert_weights_norm nor
+ *     expert_weights_scale for this architecture, so neither do we).
  *   - Experts: gate/up/down products each with a per-expert bias, and the
  *     clamped SwiGLU-OAI activation (alpha 1.702, limit 7, the constants
  *     llama.cpp hard-wires for this architecture).
@@ -60,6 +60,7 @@ static int nuage__gptoss_hparams(nuage_model *m, char *err, size_t errlen) {
     hp->n_layer_dense_lead = 0;
     hp->expert_gating = NUAGE_GATING_SOFTMAX_WEIGHT;
     hp->expert_weights_norm = false;
+    hp->expert_weights_scale = 0.0f; /* llama.cpp reads no scale key for gpt-oss */
     hp->expert_swiglu_alpha = NUAGE__GPTOSS_SWIGLU_ALPHA;
     hp->expert_swiglu_limit = NUAGE__GPTOSS_SWIGLU_LIMIT;
     uint32_t n_swa = 0, period = 2;

@@ -27,6 +27,12 @@
  *   - an f16 KV cache stays within 0.06 (llama.cpp's own: 0.02) with the
  *     same arg-max wherever the reference margin is >= 0.1;
  *   - KV bytes per token = 2 x head_count_kv x key_length per layer.
+ * And on copies of the F32 file with one thing changed: a missing sink or
+ * expert-bias tensor or window key is a clear load error, and an
+ * attention.sliding_window_pattern key of 1 (no window layers, llama.cpp's
+ * rule il % P < P - 1) is honoured: prompt A (16 tokens, all inside the
+ * window) still matches the reference, prompt C matches before position
+ * 16 and moves after it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +40,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
+#include "engine/gguf.h"
+#include "engine/gguf_write.h"
 #include "integration/logits_ref.h"
 #include "test_util.h"
 
@@ -256,6 +266,95 @@ static void test_kv_bytes(void **state) {
     nuage_model_free(m);
 }
 
+/* Copy the GGUF at src to dst without tensor `drop` / key `drop_key` (NULL:
+ * none) and with the u32 key `set_key` = set_val added (NULL: none). */
+static void write_variant(const char *src, const char *dst, const char *drop, const char *drop_key,
+                          const char *set_key, uint32_t set_val) {
+    char err[256];
+    nuage_gguf *g = NULL;
+    assert_int_equal(nuage_gguf_open(src, &g, err, sizeof err), 0);
+    nuage_gguf_writer *w = nuage_gguf_writer_new();
+    assert_non_null(w);
+    for (uint64_t i = 0; i < nuage_gguf_n_kv(g); i++) {
+        const nuage_gguf_kv *kv = nuage_gguf_kv_at(g, i);
+        if (drop_key && !strcmp(kv->key.ptr, drop_key)) continue;
+        assert_int_equal(nuage_gguf_writer_set_value(w, kv->key.ptr, &kv->value), 0);
+    }
+    if (set_key) assert_int_equal(nuage_gguf_writer_set_u32(w, set_key, set_val), 0);
+    for (uint64_t i = 0; i < nuage_gguf_n_tensors(g); i++) {
+        const nuage_gguf_tensor *t = nuage_gguf_tensor_at(g, i);
+        if (drop && !strcmp(t->name, drop)) continue;
+        assert_int_equal(nuage_gguf_writer_add_tensor(w, t->name, t->type, (int)t->n_dims, t->ne, t->data,
+                                                      (size_t)t->nbytes), 0);
+    }
+    assert_int_equal(nuage_gguf_writer_write_file(w, dst, err, sizeof err), 0);
+    nuage_gguf_writer_free(w);
+    nuage_gguf_close(g);
+}
+
+/* Loading dst must fail with `code` and a message containing `what`. */
+static void expect_load_error(const char *path, int code, const char *what) {
+    nuage_model *m = NULL;
+    char err[512] = "";
+    int rc = nuage_model_load(path, NULL, &m, err, sizeof err);
+    print_message("  variant without %s: rc %d, \"%s\"\n", what, rc, err);
+    assert_int_equal(rc, code);
+    assert_null(m);
+    assert_non_null(strstr(err, what));
+}
+
+static void test_variants(void **state) {
+    const char *key = *state;
+    NUAGE_REQUIRE_SHARED();
+    const char *dir = nuage_test_shared_dir();
+    char src[4096], dst[4096];
+    snprintf(src, sizeof src, "%s/%s", dir,
+             json_string_value(json_object_get(json_object_get(json_object_get(g_index, "models"), key), "file")));
+    int len = snprintf(dst, sizeof dst, "%s/nuage-gptoss-variant-%d.gguf",
+                       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    assert_true(len > 0 && (size_t)len < sizeof dst);
+    /* missing tensors and keys are load errors naming them */
+    write_variant(src, dst, "blk.1.attn_sinks.weight", NULL, NULL, 0);
+    expect_load_error(dst, NUAGE_E_FORMAT, "blk.1.attn_sinks.weight");
+    write_variant(src, dst, "blk.2.ffn_up_exps.bias", NULL, NULL, 0);
+    expect_load_error(dst, NUAGE_E_FORMAT, "blk.2.ffn_up_exps.bias");
+    write_variant(src, dst, "output.weight", NULL, NULL, 0);
+    expect_load_error(dst, NUAGE_E_FORMAT, "output.weight");
+    write_variant(src, dst, NULL, "gpt-oss.attention.sliding_window", NULL, 0);
+    expect_load_error(dst, NUAGE_E_FORMAT, "sliding_window");
+    /* sliding_window_pattern 1: no window layer */
+    write_variant(src, dst, NULL, NULL, "gpt-oss.attention.sliding_window_pattern", 1);
+    nuage_model *m = NULL;
+    char err[512];
+    assert_int_equal(nuage_model_load(dst, NULL, &m, err, sizeof err), 0);
+    const int nv = nuage_model_n_vocab(m);
+    static int32_t ids[4096];
+    int n;
+    double d_a = 0, d_c_in = 0, d_c_out = 0;
+    float *ref = load_prompt(dir, key, "A", ids, &n);
+    assert_non_null(ref);
+    float *ours = nuage_ref_eval(m, ids, n, 2);
+    assert_non_null(ours);
+    d_a = max_abs_diff(ours, ref, (size_t)n * nv);
+    free(ref);
+    free(ours);
+    ref = load_prompt(dir, key, "C", ids, &n);
+    assert_non_null(ref);
+    ours = nuage_ref_eval(m, ids, n, 2);
+    assert_non_null(ours);
+    d_c_in = max_abs_diff(ours, ref, (size_t)16 * nv);
+    d_c_out = max_abs_diff(ours + (size_t)16 * nv, ref + (size_t)16 * nv, (size_t)(n - 16) * nv);
+    print_message("%-18s sliding_window_pattern 1: |A - ref| %.3g  |C[0,16) - ref| %.3g  |C[16,) - ref| %.3g\n",
+                  key, d_a, d_c_in, d_c_out);
+    assert_true(d_a <= 1e-3);
+    assert_true(d_c_in <= 1e-3);
+    assert_true(d_c_out > 0.1);
+    free(ref);
+    free(ours);
+    nuage_model_free(m);
+    unlink(dst);
+}
+
 int main(void) {
     const char *dir = nuage_test_shared_dir();
     static struct CMUnitTest tests[32];
@@ -280,6 +379,7 @@ int main(void) {
                 tests[n++] = (struct CMUnitTest){.name = "two sequences", .test_func = test_two_sequences, .initial_state = k};
                 tests[n++] = (struct CMUnitTest){.name = "f16 KV cache", .test_func = test_kv_f16, .initial_state = k};
                 tests[n++] = (struct CMUnitTest){.name = "kv bytes per token", .test_func = test_kv_bytes, .initial_state = k};
+                tests[n++] = (struct CMUnitTest){.name = "file variants", .test_func = test_variants, .initial_state = k};
             }
         }
     }
