@@ -308,10 +308,11 @@ static void test_variants(void **state) {
     NUAGE_REQUIRE_SHARED();
     const char *dir = nuage_test_shared_dir();
     char src[4096], dst[4096];
-    snprintf(src, sizeof src, "%s/%s", dir,
-             json_string_value(json_object_get(json_object_get(json_object_get(g_index, "models"), key), "file")));
-    int len = snprintf(dst, sizeof dst, "%s/nuage-gptoss-variant-%d.gguf",
-                       getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    int len = snprintf(src, sizeof src, "%s/%s", dir,
+                       json_string_value(json_object_get(json_object_get(json_object_get(g_index, "models"), key), "file")));
+    assert_true(len > 0 && (size_t)len < sizeof src);
+    len = snprintf(dst, sizeof dst, "%s/nuage-gptoss-variant-%d.gguf",
+                   getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
     assert_true(len > 0 && (size_t)len < sizeof dst);
     /* missing tensors and keys are load errors naming them */
     write_variant(src, dst, "blk.1.attn_sinks.weight", NULL, NULL, 0);
