@@ -202,9 +202,11 @@ static int nuage__kv_wfirst(const nuage__kv *kv, int len) {
     return p > 0 ? p / kv->block_size : 0;
 }
 
-/* Release seq's window blocks below its window. */
+/* Release seq's window blocks below its window -- the window of its last
+ * full-block boundary, so that its full blocks stay attachable for the
+ * prefix cache (at no cost: still at most ceil((W - 1) / bs) + 1 blocks). */
 static void nuage__kv_trim_seq(nuage__kv *kv, nuage__kv_seq *s) {
-    int lo = nuage__kv_wfirst(kv, s->len);
+    int lo = nuage__kv_wfirst(kv, s->len - s->len % kv->block_size);
     if (lo > s->n_blocks) lo = s->n_blocks;
     for (; s->wlo < lo; s->wlo++) {
         if (s->wblocks[s->wlo] >= 0) nuage__kv_wrelease(kv, s->wblocks[s->wlo]);

@@ -23,6 +23,11 @@
  * the same logical block number p / block_size, -1 where nothing is held)
  * into the window pool; blocks that fall wholly below the window are
  * released after every decode (nuage__kv_trim_windows) and before a grow.
+ * The window kept is that of the sequence's last full-block boundary
+ * b = len - len % bs, [b - W + 1, len): then the sequence's full blocks
+ * can always be reused by the prefix cache (below), and a sequence still
+ * holds at most ceil((W - 1) / bs) + 1 window blocks (the bound of the
+ * exact window at its worst alignment).
  * A model without window layers (or with W >= n_ctx) has no window pool,
  * no window tables, and behaves exactly as before.
  *
@@ -31,9 +36,10 @@
  * grows with the context, and the scheduler admits against it. The window
  * pool needs no accounting of its own because it is sized for the worst
  * case of live sequences: after trimming, a sequence holds at most
- * ceil((W - 1 + T) / bs) + 1 window blocks while a batch gives it T new
- * tokens, and the tokens of a batch sum to at most n_batch_max, so
- *   w_blocks >= n_seq * (ceil((W - 1) / bs) + 2) + ceil(n_batch_max / bs)
+ * ceil((W - 1) / bs) + 1 window blocks, plus ceil(T / bs) more while a
+ * batch gives it T new tokens, the tokens of a batch sum to at most
+ * n_batch_max, and a copy-on-write takes one block before it frees one:
+ *   w_blocks >= n_seq * (ceil((W - 1) / bs) + 2) + ceil(n_batch_max / bs) + 1
  * can never run dry (nuage__kv_window_blocks_for computes it; context
  * creation adds a little room for the prefix cache, below).
  *
