@@ -202,6 +202,9 @@ static void test_inspect_shared(void **state) {
     expect_has(out, "1171200 bytes");
     expect_has(out, "tokenizer.ggml.tokens = [string x 512] \"<unk>\", \"<s>\", \"</s>\"");
     expect_has(out, "uint32   llama.embedding_length = 64\n");
+    /* 5 layers x (64 K + 64 V) x 2 bytes = 640 bytes a token (f16), no window */
+    expect_has(out, "engine: KV cache per sequence of 4096 tokens: 2.50 MiB (f16), 5.00 MiB (f32)\n");
+    expect_has(out, "engine: KV cache per sequence of 32768 tokens: 20.00 MiB (f16), 40.00 MiB (f32)\n");
     free(out);
 }
 
