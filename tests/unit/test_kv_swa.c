@@ -431,6 +431,85 @@ static void test_no_window_and_bytes(void **state) {
     nuage_context_free(c);
 }
 
+/* Read space-separated ids from a shared vectors file; returns the count. */
+static int read_ids(const char *rel, int32_t *out, int cap) {
+    char *txt = nuage_test_read_file(nuage_test_shared_path(rel), NULL);
+    assert_non_null(txt);
+    int n = 0;
+    for (char *p = txt, *e; n < cap; p = e) {
+        long v = strtol(p, &e, 10);
+        if (e == p) break;
+        out[n++] = (int32_t)v;
+    }
+    free(txt);
+    return n;
+}
+
+/* A real window model: rand-gemma3-f32 (window 16 on layers 0-4). A greedy
+ * generation of 400 tokens from prompt A with freeing on equals the one
+ * over a cache that frees nothing, logits bit for bit, holding at most 2
+ * window blocks; its first 32 tokens are llama.cpp's. Skipped where the
+ * engine has no gemma3 yet. */
+static void test_gemma3_long_generation(void **state) {
+    (void)state;
+    NUAGE_REQUIRE_SHARED();
+    nuage_model *m = NULL;
+    char err[256];
+    int rc = nuage_model_load(nuage_test_shared_path("models/rand-gemma3-f32.gguf"), NULL, &m, err, sizeof err);
+    if (rc == NUAGE_E_UNSUPPORTED) {
+        nuage_test_n_skipped++;
+        print_message("gemma3 not supported here: skipped\n");
+        skip();
+    }
+    assert_int_equal(rc, 0);
+    int32_t nw = 0;
+    assert_int_equal(nuage_model_n_swa(m, &nw), 16);
+    assert_int_equal(nw, 5);
+    enum { NGEN = 400 };
+    nuage_context_params cp = nuage_context_default_params();
+    cp.n_threads = 2;
+    cp.n_ctx = 1024;
+    cp.kv_type = NUAGE_KV_F32;
+    nuage_context *c[2] = {NULL, NULL};
+    assert_int_equal(nuage_context_new(m, &cp, &c[0], err, sizeof err), 0);
+    bool saved[64];
+    assert_true(m->hp.n_layer <= 64);
+    for (int il = 0; il < m->hp.n_layer; il++) saved[il] = m->layers[il].swa, m->layers[il].swa = false;
+    assert_int_equal(nuage_context_new(m, &cp, &c[1], err, sizeof err), 0);
+    for (int il = 0; il < m->hp.n_layer; il++) m->layers[il].swa = saved[il];
+    assert_non_null(c[0]->kv.lwin);
+    assert_null(c[1]->kv.lwin);
+    int32_t prompt[64], want[64], got[NGEN];
+    int np = read_ids("vectors/logits/rand-gemma3-f32.A.tokens.txt", prompt, 64);
+    int nwant = read_ids("vectors/logits/rand-gemma3-f32.A.greedy.txt", want, 64);
+    assert_int_equal(np, 16);
+    assert_int_equal(nwant, 32);
+    const int nv = nuage_model_n_vocab(m);
+    nuage_batch *b = nuage_batch_new(64);
+    for (int i = 0; i < np; i++) nuage_batch_add(b, prompt[i], i, 0, i == np - 1);
+    for (int k = 0; k < 2; k++) assert_int_equal(nuage_decode(c[k], b, NULL, 0), 0);
+    int max_held = 0;
+    for (int n = 0; n < NGEN; n++) {
+        const float *l0 = nuage_get_logits(c[0], b->n_tokens - 1), *l1 = nuage_get_logits(c[1], b->n_tokens - 1);
+        assert_memory_equal(l0, l1, (size_t)nv * sizeof(float));
+        int best = 0;
+        for (int i = 1; i < nv; i++)
+            if (l0[i] > l0[best]) best = i;
+        got[n] = best;
+        nuage_batch_clear(b);
+        nuage_batch_add(b, best, np + n, 0, true);
+        for (int k = 0; k < 2; k++) assert_int_equal(nuage_decode(c[k], b, NULL, 0), 0);
+        int h = nuage_kv_window_blocks_held(c[0], 0);
+        max_held = h > max_held ? h : max_held;
+    }
+    assert_int_equal(max_held, 2);
+    for (int i = 0; i < nwant; i++) assert_int_equal(got[i], want[i]);
+    nuage_batch_free(b);
+    nuage_context_free(c[0]);
+    nuage_context_free(c[1]);
+    nuage_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_long_sequence),
@@ -440,6 +519,7 @@ int main(void) {
         cmocka_unit_test(test_attach_pins),
         cmocka_unit_test(test_pin_stealing),
         cmocka_unit_test(test_no_window_and_bytes),
+        cmocka_unit_test(test_gemma3_long_generation),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, setup, teardown));
 }
