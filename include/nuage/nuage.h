@@ -151,7 +151,8 @@ int nuage_kv_blocks_needed(const nuage_context *ctx, int seq, int n_tokens);
  * for a block id out of range or (ref) not in use.
  * nuage_kv_seq_attach: the empty sequence seq takes a reference on each of
  * the n full blocks and starts with n * block_size cached positions.
- * Returns 0, NUAGE_E_RANGE or NUAGE_E_STATE (seq not empty / too long).
+ * Returns 0, NUAGE_E_RANGE or NUAGE_E_STATE (seq not empty / too long /
+ * sliding-window rows of the last positions not kept, see below).
  * nuage_kv_block_refcount: references held on a block (0 = free).
  */
 int nuage_kv_seq_blocks(const nuage_context *ctx, int seq, const int32_t **blocks);
