@@ -246,6 +246,25 @@ static void print_engine_view(inspect_opts *o, const char *path) {
     fprintf(o->f, "engine: KV cache per token per sequence: %llu bytes (f16), %llu bytes (f32)\n",
             (unsigned long long)nuage_model_kv_bytes_per_token(m, 2),
             (unsigned long long)nuage_model_kv_bytes_per_token(m, 4));
+    /* Sliding-window layers keep only their last W positions (in 16-token
+     * blocks, the default), so past the window a token costs only the
+     * global layers. */
+    int32_t n_win = 0, W = nuage_model_n_swa(m, &n_win);
+    if (W > 0) {
+        int32_t nl = nuage_model_n_layer(m);
+        fprintf(o->f, "engine: sliding window %d tokens on %d of %d layers; past it a token costs %llu bytes (f16), %llu bytes (f32)\n",
+                W, n_win, nl,
+                (unsigned long long)(nuage_model_kv_bytes_per_token(m, 2) / (uint64_t)nl * (uint64_t)(nl - n_win)),
+                (unsigned long long)(nuage_model_kv_bytes_per_token(m, 4) / (uint64_t)nl * (uint64_t)(nl - n_win)));
+    }
+    static const int ctxs[] = {4096, 32768};
+    for (int i = 0; i < 2; i++) {
+        char b16[32], b32[32];
+        human_bytes(b16, sizeof b16, nuage_model_kv_bytes_per_seq(m, 2, ctxs[i], 16));
+        human_bytes(b32, sizeof b32, nuage_model_kv_bytes_per_seq(m, 4, ctxs[i], 16));
+        fprintf(o->f, "engine: KV cache per sequence of %d tokens: %s (f16), %s (f32)%s\n", ctxs[i], b16, b32,
+                W > 0 ? ", window counted" : "");
+    }
     nuage_model_free(m);
 }
 

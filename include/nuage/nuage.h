@@ -80,6 +80,13 @@ uint64_t nuage_model_size_bytes(const nuage_model *m);  /* weight bytes */
 /* KV-cache bytes per token per sequence for the given element size
  * (4 = f32, 2 = f16), all layers. */
 uint64_t nuage_model_kv_bytes_per_token(const nuage_model *m, int elem_size);
+/* KV-cache bytes one sequence of n_tokens costs: every layer for up to
+ * the model's sliding window (hp.n_swa), global layers only beyond it
+ * (window layers keep the last n_swa positions, rounded to whole blocks of
+ * block_size tokens; block_size <= 0 means exact). */
+uint64_t nuage_model_kv_bytes_per_seq(const nuage_model *m, int elem_size, int n_tokens, int block_size);
+/* The sliding window (0 = none) and how many layers use it. */
+int32_t nuage_model_n_swa(const nuage_model *m, int32_t *n_window_layers);
 /* The vocabulary (see nuage/tokenizer.h); owned by the model. */
 const struct nuage_vocab *nuage_model_vocab(const nuage_model *m);
 /* Chat template from tokenizer.chat_template, or NULL. */
@@ -117,11 +124,14 @@ int nuage_context_n_batch_max(const nuage_context *ctx);
 /* Number of tokens currently cached for sequence `seq` (its next position). */
 int nuage_kv_seq_len(const nuage_context *ctx, int seq);
 /* Drop positions >= p0 of sequence seq (p0 = 0 clears it); frees blocks
- * no longer referenced. Returns 0 or NUAGE_E_RANGE. */
+ * no longer referenced. Returns 0 or NUAGE_E_RANGE. On a model with
+ * sliding-window layers whose window rows for p0 were already freed, the
+ * sequence is cleared instead: read nuage_kv_seq_len back. */
 int nuage_kv_seq_truncate(nuage_context *ctx, int seq, int p0);
 /* Make dst share src's first n_tokens cached positions (full blocks are
  * shared by reference count, a partial last block is copied). dst must be
- * empty. Returns 0, NUAGE_E_RANGE, NUAGE_E_STATE or NUAGE_E_KV_FULL. */
+ * empty. Returns 0, NUAGE_E_RANGE, NUAGE_E_STATE or NUAGE_E_KV_FULL
+ * (NUAGE_E_STATE too when sliding-window rows for n_tokens are freed). */
 int nuage_kv_seq_fork(nuage_context *ctx, int dst, int src, int n_tokens);
 int nuage_kv_blocks_total(const nuage_context *ctx);
 int nuage_kv_blocks_free(const nuage_context *ctx);
@@ -141,7 +151,8 @@ int nuage_kv_blocks_needed(const nuage_context *ctx, int seq, int n_tokens);
  * for a block id out of range or (ref) not in use.
  * nuage_kv_seq_attach: the empty sequence seq takes a reference on each of
  * the n full blocks and starts with n * block_size cached positions.
- * Returns 0, NUAGE_E_RANGE or NUAGE_E_STATE (seq not empty / too long).
+ * Returns 0, NUAGE_E_RANGE or NUAGE_E_STATE (seq not empty / too long /
+ * sliding-window rows of the last positions not kept, see below).
  * nuage_kv_block_refcount: references held on a block (0 = free).
  */
 int nuage_kv_seq_blocks(const nuage_context *ctx, int seq, const int32_t **blocks);
@@ -149,6 +160,13 @@ int nuage_kv_block_ref(nuage_context *ctx, int32_t block);
 int nuage_kv_block_unref(nuage_context *ctx, int32_t block);
 int nuage_kv_block_refcount(const nuage_context *ctx, int32_t block);
 int nuage_kv_seq_attach(nuage_context *ctx, int seq, const int32_t *blocks, int n);
+/* Sliding-window models: attaching n blocks needs the window rows of the
+ * last positions, which only some cached blocks keep (kv_cache.h). Returns
+ * the largest m <= n for which nuage_kv_seq_attach(blocks, m) would
+ * succeed on that count (n on a model without window layers). */
+int nuage_kv_seq_attachable(const nuage_context *ctx, const int32_t *blocks, int n);
+/* Window-pool blocks seq holds (0 without window layers). */
+int nuage_kv_window_blocks_held(const nuage_context *ctx, int seq);
 
 /* ---- batch and forward pass -------------------------------------------- */
 typedef struct {

@@ -51,27 +51,53 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     int64_t k_dim, v_dim;
     m->arch->kv_dims(m, &k_dim, &v_dim);
     size_t elem = p.kv_type == NUAGE_KV_F16 ? 2 : 4;
-    size_t block_bytes = (size_t)p.kv_block_size * (size_t)(k_dim + v_dim) * elem * (size_t)hp->n_layer;
+    /* Sliding-window layers live in a small pool of their own (kv_cache.h)
+     * when the window is shorter than the context; the global pool then
+     * stores only the other layers. */
+    uint8_t *swa = NULL;
+    int n_win = 0, w_blocks = 0;
+    if (hp->n_swa > 0 && hp->n_swa < p.n_ctx) {
+        swa = calloc((size_t)hp->n_layer, 1);
+        if (!swa) return NUAGE_E_NOMEM;
+        for (int il = 0; il < hp->n_layer; il++) n_win += (swa[il] = m->layers[il].swa ? 1 : 0);
+        /* live sequences' worst case, plus room to pin the window tails of
+         * about one cached prefix per two sequences */
+        int per = (hp->n_swa - 1 + p.kv_block_size - 1) / p.kv_block_size + 1;
+        w_blocks = nuage__kv_window_blocks_for(hp->n_swa, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
+                   per * (p.n_seq_max / 2 + 1);
+    }
+    size_t row_bytes = (size_t)(k_dim + v_dim) * elem * (size_t)p.kv_block_size;
+    size_t block_bytes = row_bytes * (size_t)(hp->n_layer - n_win);
+    size_t wpool_bytes = row_bytes * (size_t)n_win * (size_t)w_blocks;
     if (p.kv_blocks <= 0) {
-        if (p.kv_memory > 0) p.kv_blocks = (int)(p.kv_memory / block_bytes);
+        if (p.kv_memory > 0 && n_win == hp->n_layer)
+            p.kv_blocks = p.n_seq_max * ((p.n_ctx + p.kv_block_size - 1) / p.kv_block_size);
+        else if (p.kv_memory > 0)
+            p.kv_blocks = p.kv_memory > wpool_bytes ? (int)((p.kv_memory - wpool_bytes) / block_bytes) : 0;
         else p.kv_blocks = (p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
     }
     if (p.kv_blocks <= 0) {
-        snprintf(err, errlen, "KV memory too small for one block (%zu bytes)", block_bytes);
+        snprintf(err, errlen, "KV memory too small for one block (%zu bytes%s)", block_bytes,
+                 n_win ? " after the sliding-window pool" : "");
+        free(swa);
         return NUAGE_E_INVAL;
     }
 
     nuage_context *c = calloc(1, sizeof *c);
-    if (!c) return NUAGE_E_NOMEM;
+    if (!c) {
+        free(swa);
+        return NUAGE_E_NOMEM;
+    }
     c->m = m;
     c->n_ctx = p.n_ctx;
     c->n_seq_max = p.n_seq_max;
     c->n_batch_max = p.n_batch_max;
-    int rc = nuage__kv_init(&c->kv, hp->n_layer, k_dim, v_dim, p.kv_block_size, p.kv_blocks,
-                            p.n_seq_max, p.n_ctx, p.kv_type);
+    int rc = nuage__kv_init_ex(&c->kv, hp->n_layer, k_dim, v_dim, p.kv_block_size, p.kv_blocks,
+                               p.n_seq_max, p.n_ctx, p.kv_type, swa, hp->n_swa, w_blocks);
+    free(swa);
     if (rc) {
         snprintf(err, errlen, "cannot allocate KV cache of %d blocks (%zu bytes)", p.kv_blocks,
-                 (size_t)p.kv_blocks * block_bytes);
+                 (size_t)p.kv_blocks * block_bytes + wpool_bytes);
         goto fail_kv;
     }
     rc = NUAGE_E_NOMEM;
@@ -180,17 +206,9 @@ int nuage_kv_seq_blocks(const nuage_context *c, int seq, const int32_t **blocks)
     return c->kv.seqs[seq].n_blocks;
 }
 
-int nuage_kv_block_ref(nuage_context *c, int32_t block) {
-    if (block < 0 || block >= c->kv.n_blocks || c->kv.ref[block] <= 0) return NUAGE_E_RANGE;
-    c->kv.ref[block]++;
-    return 0;
-}
+int nuage_kv_block_ref(nuage_context *c, int32_t block) { return nuage__kv_block_ref(&c->kv, block); }
 
-int nuage_kv_block_unref(nuage_context *c, int32_t block) {
-    if (block < 0 || block >= c->kv.n_blocks || c->kv.ref[block] <= 0) return NUAGE_E_RANGE;
-    if (--c->kv.ref[block] == 0) c->kv.free_ids[c->kv.n_free++] = block;
-    return 0;
-}
+int nuage_kv_block_unref(nuage_context *c, int32_t block) { return nuage__kv_block_unref(&c->kv, block); }
 
 int nuage_kv_block_refcount(const nuage_context *c, int32_t block) {
     if (block < 0 || block >= c->kv.n_blocks) return NUAGE_E_RANGE;
@@ -199,17 +217,17 @@ int nuage_kv_block_refcount(const nuage_context *c, int32_t block) {
 
 int nuage_kv_seq_attach(nuage_context *c, int seq, const int32_t *blocks, int n) {
     if (seq < 0 || seq >= c->n_seq_max || n < 0) return NUAGE_E_RANGE;
-    nuage__kv_seq *s = &c->kv.seqs[seq];
-    if (s->len != 0 || s->n_blocks != 0 || (long)n * c->kv.block_size > c->n_ctx) return NUAGE_E_STATE;
-    for (int i = 0; i < n; i++)
-        if (blocks[i] < 0 || blocks[i] >= c->kv.n_blocks || c->kv.ref[blocks[i]] <= 0) return NUAGE_E_RANGE;
-    for (int i = 0; i < n; i++) {
-        c->kv.ref[blocks[i]]++;
-        s->blocks[i] = blocks[i];
-    }
-    s->n_blocks = n;
-    s->len = n * c->kv.block_size;
-    return 0;
+    return nuage__kv_attach(&c->kv, seq, blocks, n);
+}
+
+int nuage_kv_seq_attachable(const nuage_context *c, const int32_t *blocks, int n) {
+    if (n <= 0) return 0;
+    return nuage__kv_attachable(&c->kv, blocks, n);
+}
+
+int nuage_kv_window_blocks_held(const nuage_context *c, int seq) {
+    if (seq < 0 || seq >= c->n_seq_max) return NUAGE_E_RANGE;
+    return nuage__kv_window_held(&c->kv, seq);
 }
 
 /* ---- batches --------------------------------------------------------------- */

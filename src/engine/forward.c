@@ -386,6 +386,8 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
     c->n_out = n_out;
     c->n_logits = n_logits;
     c->n_tokens_last = T;
+    /* sliding-window layers: free the blocks no longer in any window */
+    nuage__kv_trim_windows(&c->kv);
     return 0;
 }
 

@@ -357,3 +357,27 @@ uint64_t nuage_model_kv_bytes_per_token(const nuage_model *m, int elem_size) {
     m->arch->kv_dims(m, &k, &v);
     return (uint64_t)(k + v) * (uint64_t)elem_size * (uint64_t)m->hp.n_layer;
 }
+
+int32_t nuage_model_n_swa(const nuage_model *m, int32_t *n_window_layers) {
+    int32_t n = 0;
+    if (m->hp.n_swa > 0 && m->layers)
+        for (int il = 0; il < m->hp.n_layer; il++) n += m->layers[il].swa ? 1 : 0;
+    if (n_window_layers) *n_window_layers = n;
+    return n ? m->hp.n_swa : 0;
+}
+
+uint64_t nuage_model_kv_bytes_per_seq(const nuage_model *m, int elem_size, int n_tokens, int block_size) {
+    int64_t k, v;
+    m->arch->kv_dims(m, &k, &v);
+    uint64_t row = (uint64_t)(k + v) * (uint64_t)elem_size;
+    int32_t n_win = 0, W = nuage_model_n_swa(m, &n_win);
+    uint64_t n = n_tokens > 0 ? (uint64_t)n_tokens : 0, nw = n;
+    if (W > 0 && (uint64_t)W < n) {
+        nw = (uint64_t)W;
+        /* held window blocks: the last W positions span at most
+         * ceil((W - 1) / bs) + 1 blocks */
+        if (block_size > 0) nw = ((uint64_t)(W - 1 + block_size - 1) / (uint64_t)block_size + 1) * (uint64_t)block_size;
+        if (nw > n) nw = n;
+    }
+    return row * (n * (uint64_t)(m->hp.n_layer - n_win) + nw * (uint64_t)n_win);
+}

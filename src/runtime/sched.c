@@ -331,6 +331,7 @@ int nuage_sched_new(const nuage_model *m, const nuage_sched_params *params, nuag
     s->n_embd = nuage_model_n_embd(m);
     s->bs = nuage_kv_block_size(s->ctx);
     s->n_ctx = nuage_context_n_ctx(s->ctx);
+    s->swa = nuage_model_n_swa(m, NULL) > 0;
     rc = NUAGE_E_NOMEM;
     s->run = calloc((size_t)p.max_running, sizeof *s->run);
     s->free_seqs = malloc((size_t)p.max_running * sizeof *s->free_seqs);

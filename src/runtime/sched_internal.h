@@ -178,6 +178,7 @@ struct nuage_sched {
     nuage_context *ctx;
     const struct nuage_vocab *voc;
     int n_vocab, n_embd, bs, n_ctx;
+    bool swa;                  /* the model has sliding-window layers */
     pthread_t thread;
     bool thread_started;
 

@@ -26,6 +26,22 @@
  * more recent than its descendants and eviction takes leaves first: an
  * evicted parent would make its descendants unreachable.
  *
+ * Sliding-window layers (gemma3, gpt-oss). A window layer at position p
+ * reads only the last W positions, and the engine frees window rows that
+ * fall out of every window (engine/kv_cache.h). The block ids here are
+ * the global pool's; when the cache takes its reference on a block whose
+ * window rows are still held (the tail of the sequence being registered),
+ * the engine pins them to the block. A cached chain of n blocks is
+ * therefore reusable only up to the lengths m whose window rows, positions
+ * m*bs - W + 1 .. m*bs - 1, are all pinned: lookup shortens its hit to the
+ * longest such m (nuage_kv_seq_attachable) -- in practice the end of a
+ * registered chain -- and anything shorter is a miss that recomputes.
+ * Pins live in the window pool's spare room and the engine drops pins
+ * nobody else uses when it needs the room, which can only shorten later
+ * hits. A hit is never attached without its window rows, so it can never
+ * change an answer. With several choices (n > 1) the scheduler also caps
+ * the hit at the prompt's end, so the fork there finds the window rows.
+ *
  * Everything runs on the scheduler thread; nothing allocates after
  * creation.
  */
@@ -171,6 +187,8 @@ int nuage__prefix_lookup(nuage__sprefix *pc, uint64_t salt, const int32_t *token
         blocks[n++] = pc->e[i].block;
         parent = h;
     }
+    /* sliding-window models: only as far as the window rows are kept */
+    n = nuage_kv_seq_attachable(pc->ctx, blocks, n);
     for (int k = n - 1; k >= 0; k--) nuage__touch(pc, pc->scratch[k]);
     return n;
 }

@@ -265,6 +265,9 @@ static bool nuage__admit(nuage_sched *s, nuage__sreq *q, int *avail) {
                      !(q->r.prompt_logprobs && q->prompt_lp_next < np);
     if (use_cache) {
         int n_max = (L - 1) / bs;
+        /* sliding-window model, several choices: the fork at the prompt's
+         * end needs the window rows there, so no hit may reach past it */
+        if (s->swa && n_seqs > 1 && n_max > np / bs) n_max = np / bs;
         if (n_max > 0)
             n_hit = nuage__prefix_lookup(s->pc, q->r.cache_salt, nuage__stream(s, q, lead, n_max * bs),
                                          n_max, s->blk);
@@ -600,6 +603,11 @@ static int nuage__plan(nuage_sched *s) {
                 int want = rem < budget ? rem : budget;
                 if (q->r.prompt_logprobs && c == q->lead && q->prompt_lp_next < np && want > NUAGE__PLP_CHUNK)
                     want = NUAGE__PLP_CHUNK;
+                /* sliding-window model: stop an unforked lead at the prompt's
+                 * end, where the fork needs the window rows (kv_cache.h) */
+                if (s->swa && c == q->lead && !q->forked && ch->n_kv < np && ch->n_kv + want > np &&
+                    nuage__unforked(q) > 0)
+                    want = np - ch->n_kv;
                 int fork_need = 0;
                 if (c == q->lead && !q->forked && ch->n_kv + want >= np && np % bs)
                     fork_need = nuage__unforked(q);

@@ -202,6 +202,19 @@ static void test_inspect_shared(void **state) {
     expect_has(out, "1171200 bytes");
     expect_has(out, "tokenizer.ggml.tokens = [string x 512] \"<unk>\", \"<s>\", \"</s>\"");
     expect_has(out, "uint32   llama.embedding_length = 64\n");
+    /* 5 layers x (64 K + 64 V) x 2 bytes = 640 bytes a token (f16), no window */
+    expect_has(out, "engine: KV cache per sequence of 4096 tokens: 2.50 MiB (f16), 5.00 MiB (f32)\n");
+    expect_has(out, "engine: KV cache per sequence of 32768 tokens: 20.00 MiB (f16), 40.00 MiB (f32)\n");
+    free(out);
+    /* rand-gemma3: 6 layers x (128 K + 128 V) x 2 bytes = 3072 bytes a token
+     * (f16); window 16 on 5 of them, which keep 2 blocks of 16 rows: at 4096
+     * tokens 512 x 4096 + 5 x 512 x 32 bytes = 2.08 MiB */
+    snprintf(args, sizeof args, "inspect '%s'", nuage_test_shared_path("models/rand-gemma3-f32.gguf"));
+    assert_int_equal(run(&out, args), 0);
+    expect_has(out, "engine: KV cache per token per sequence: 3072 bytes (f16), 6144 bytes (f32)\n");
+    expect_has(out, "engine: sliding window 16 tokens on 5 of 6 layers; past it a token costs 512 bytes (f16)");
+    expect_has(out, "engine: KV cache per sequence of 4096 tokens: 2.08 MiB (f16), 4.16 MiB (f32), window counted\n");
+    expect_has(out, "engine: KV cache per sequence of 32768 tokens: 16.08 MiB (f16), 32.16 MiB (f32), window counted\n");
     free(out);
 }
 
