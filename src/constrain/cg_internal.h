@@ -75,6 +75,11 @@ struct nuage_cg_tokens {
     uint8_t *frontier_k;    /* bytes of an unfinished UTF-8 sequence before it */
     uint8_t *frontier_c;    /* complete characters before those */
     uint32_t n_frontier;
+    /* skipc[i]: when node i is in the slice and so is its whole subtree,
+     * the most characters of a token in that subtree; 255 otherwise. A
+     * walk that knows every slice token of at most k characters is
+     * accepted skips the subtrees with skipc <= k. */
+    uint8_t *skipc;
     int32_t *eog;
     uint32_t n_eog;
 };
