@@ -42,6 +42,8 @@ struct ncg_builder {
     uint8_t (*sets)[32];
     uint32_t n_sets, cap_sets;
     int32_t single[256];    /* node of the one-byte set of each byte, -1 = none yet */
+    int32_t *set_slot;      /* byte sets hash-consed: node + 1 per slot, 0 = empty */
+    uint32_t set_nslot;
     ncg_rule_def *rules;
     uint32_t n_rules, cap_rules;
     int err;                /* first allocation failure, sticky */
