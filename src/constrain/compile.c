@@ -417,7 +417,7 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
         /* byte classes; classes reaching the same edges share one closure
          * (edge subsets as bit masks when there are at most 64 edges) */
-        uint64_t usig[256], sigs[256];
+        uint64_t usig[256], sigs[256], touched[4] = {0, 0, 0, 0};
         int32_t utgt[256];
         uint32_t nu = 0;
         if (ng <= 64) {   /* class -> subset of edges, from each set's class bitmap */
@@ -425,11 +425,17 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             for (uint32_t i = 0; i < ng; i++) {
                 if (c->gath[i].kind != L_SET) continue;
                 const uint64_t *cb = c->setcls[c->gath[i].label];
-                for (int w = 0; w < 4; w++)
+                for (int w = 0; w < 4; w++) {
+                    touched[w] |= cb[w];
                     for (uint64_t bits = cb[w]; bits; bits &= bits - 1) sigs[w * 64 + __builtin_ctzll(bits)] |= 1ull << i;
+                }
             }
-        }
-        for (uint32_t cl = 0; cl < g->ncls; cl++) {
+        } else
+            for (uint32_t cl = 0; cl < g->ncls; cl++) touched[cl >> 6] |= 1ull << (cl & 63);
+        /* only the classes some edge takes, in increasing order */
+        for (uint32_t w = 0, cl = 0; w < 4; w++)
+          for (uint64_t tb = touched[w]; tb; tb &= tb - 1) {
+            cl = w * 64 + (uint32_t)__builtin_ctzll(tb);
             uint32_t ns = 0;
             uint64_t sig = 0;
             int32_t t = -1;
@@ -448,22 +454,27 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
                 }
                 if (!ns) continue;
             }
-            if (t < 0) {
+            bool fresh = t < 0;
+            if (fresh) {
                 memcpy(c->tmp, c->stack, ns * sizeof *c->tmp);
                 k = closure(c, c->tmp, ns);
                 if ((rc = intern(c, k, base, &t))) return rc;
                 if (ng <= 64) { usig[nu] = sig; utgt[nu++] = t; }
             }
             g->trans[(size_t)gid * g->ncls + cl] = (int32_t)base + t;
-            bool dup = false;
+            bool dup = !fresh;   /* a known edge subset: its target is listed */
             for (uint32_t q = c->bt_off[gid]; q < c->n_bt && !dup; q++) dup = c->bt[q] == (int32_t)base + t;
             if (!dup) {
                 if (grow((void **)&c->bt, &c->cap_bt, c->n_bt + 1, sizeof *c->bt)) return NUAGE_E_NOMEM;
                 c->bt[c->n_bt++] = (int32_t)base + t;
             }
-        }
-        /* calls and tokens, grouped by label */
-        if (ng) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+          }
+        /* calls and tokens (moved to the front), grouped by label */
+        uint32_t nl = 0;
+        for (uint32_t i = 0; i < ng; i++)
+            if (c->gath[i].kind != L_SET) c->gath[nl++] = c->gath[i];
+        ng = nl;
+        if (ng > 1) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
         for (uint32_t i = 0; i < ng;) {
             const lab_e *e = &c->gath[i];
             uint32_t j = i, ns = 0;
