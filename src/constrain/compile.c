@@ -469,12 +469,12 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
                 c->bt[c->n_bt++] = (int32_t)base + t;
             }
           }
-        /* calls and tokens (moved to the front), grouped by label */
-        uint32_t nl = 0;
-        for (uint32_t i = 0; i < ng; i++)
-            if (c->gath[i].kind != L_SET) c->gath[nl++] = c->gath[i];
-        ng = nl;
-        if (ng > 1) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+        /* calls and tokens, grouped by label where adjacent in (member,
+         * kind, label) order (a state with byte edges only needs no sort) */
+        bool labelled = false;
+        for (uint32_t i = 0; i < ng && !labelled; i++) labelled = c->gath[i].kind != L_SET;
+        if (!labelled) ng = 0;
+        else qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
         for (uint32_t i = 0; i < ng;) {
             const lab_e *e = &c->gath[i];
             uint32_t j = i, ns = 0;
