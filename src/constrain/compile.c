@@ -57,7 +57,7 @@ typedef struct cc {
     lab_e *lab; uint32_t n_lab, cap_lab;
     uint32_t *eps_off, *lab_off;     /* CSR, nn + 1 */
     int32_t *eps_to;
-    lab_e *lab_s;
+    lab_e *lab_s; uint32_t cap_lab_s;   /* scratch for sorting lab */
     uint32_t cap_nn;
     /* subset construction */
     uint32_t *stamp; uint32_t cur_stamp;
@@ -238,10 +238,31 @@ static int nfa_csr(cc *c) {
     memcpy(pos, c->eps_off, (c->nn + 1) * sizeof *pos);
     for (uint32_t i = 0; i < c->n_eps; i++) c->eps_to[pos[c->eps[i].from]++] = c->eps[i].to;
     free(pos);
-    if (c->n_lab) qsort(c->lab, c->n_lab, sizeof *c->lab, cmp_lab);
+    /* labelled edges by (from, kind, label), stable: a counting sort by
+     * source (Thompson states have at most one labelled edge, so the
+     * insertion sorts below rarely move anything) */
     memset(c->lab_off, 0, (c->nn + 1) * sizeof *c->lab_off);
     for (uint32_t i = 0; i < c->n_lab; i++) c->lab_off[c->lab[i].from + 1]++;
     for (uint32_t i = 0; i < c->nn; i++) c->lab_off[i + 1] += c->lab_off[i];
+    if (grow((void **)&c->lab_s, &c->cap_lab_s, c->n_lab + 1, sizeof *c->lab_s)) return NUAGE_E_NOMEM;
+    uint32_t *at = malloc((c->nn + 1) * sizeof *at);
+    if (!at) return NUAGE_E_NOMEM;
+    memcpy(at, c->lab_off, (c->nn + 1) * sizeof *at);
+    for (uint32_t i = 0; i < c->n_lab; i++) c->lab_s[at[c->lab[i].from]++] = c->lab[i];
+    free(at);
+    for (uint32_t x = 0; x < c->nn; x++)
+        for (uint32_t i = c->lab_off[x] + 1; i < c->lab_off[x + 1]; i++) {
+            lab_e e = c->lab_s[i];
+            uint32_t j = i;
+            for (; j > c->lab_off[x] && cmp_lab(&c->lab_s[j - 1], &e) > 0; j--) c->lab_s[j] = c->lab_s[j - 1];
+            c->lab_s[j] = e;
+        }
+    lab_e *sw = c->lab;
+    uint32_t cw = c->cap_lab;
+    c->lab = c->lab_s;
+    c->cap_lab = c->cap_lab_s;
+    c->lab_s = sw;
+    c->cap_lab_s = cw;
     return 0;
 }
 
@@ -474,7 +495,14 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
         bool labelled = false;
         for (uint32_t i = 0; i < ng && !labelled; i++) labelled = c->gath[i].kind != L_SET;
         if (!labelled) ng = 0;
-        else qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+        else if (ng > 64) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+        else   /* members have distinct sources: no ties, any sort gives this order */
+            for (uint32_t i = 1; i < ng; i++) {
+                lab_e e = c->gath[i];
+                uint32_t j = i;
+                for (; j > 0 && cmp_lab(&c->gath[j - 1], &e) > 0; j--) c->gath[j] = c->gath[j - 1];
+                c->gath[j] = e;
+            }
         for (uint32_t i = 0; i < ng;) {
             const lab_e *e = &c->gath[i];
             uint32_t j = i, ns = 0;
@@ -824,7 +852,7 @@ out:
 }
 
 static void free_cc(cc *c) {
-    free(c->eps); free(c->lab); free(c->eps_off); free(c->lab_off); free(c->eps_to);
+    free(c->eps); free(c->lab); free(c->lab_s); free(c->eps_off); free(c->lab_off); free(c->eps_to);
     free(c->stamp); free(c->stack); free(c->tmp); free(c->pool); free(c->set_off); free(c->set_len);
     free(c->hslot); free(c->gath); free(c->setcls); free(c->bt_off); free(c->bt); free(c->set_used);
 }
