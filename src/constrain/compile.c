@@ -11,6 +11,13 @@
  * byte classes, calls (rule r; the target is the return state) and named
  * tokens. All DFA states share one numbering.
  *
+ * Compile time matters (it is the time to the first mask): byte sets are
+ * hash-consed by the builder and classes refined by each distinct set of
+ * the reachable rules once; the subset construction visits only the
+ * classes some edge of the state takes and records each state's distinct
+ * byte targets, so the analysis below follows those lists instead of
+ * scanning whole table rows.
+ *
  * Then the network is analysed:
  *   - liveness: a state is live when some path (through calls of
  *     productive rules) reaches a final state; edges into dead states and

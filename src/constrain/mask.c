@@ -30,7 +30,16 @@
  * well-formed UTF-8) leads s along a chain of plain states (JSON string
  * content, with or without maxLength), the slice tokens of at most that
  * many characters are accepted at once (a precomputed bit set per
- * character count) and only the ~500 frontier subtrees are walked. And a
+ * character count) and only the ~500 frontier subtrees are walked. A
+ * state that is not such a chain (string characters through a called
+ * rule, a string that must not equal an enum value, a search pattern)
+ * gets the same bit set by proof instead: an exploration of its
+ * configuration sets over slice characters (slice_bfs, below) finds the K
+ * for which every slice string of at most K characters stays viable, and
+ * the trie walk skips the subtrees made only of such tokens (tokens.c
+ * skipc). Without it, the first visit of each such state walked some
+ * 200,000 trie nodes (about 2 ms); JSONSchemaBench's mean time between
+ * masks went from 250 us to about 40 us. And a
  * trie level whose parse is one configuration on a state without calls
  * is "fast": one table lookup per trie node, no set, no arena.
  *
