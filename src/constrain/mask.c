@@ -386,7 +386,7 @@ static int bfs_add(bfs *B, ncg_set *y, uint32_t tag) {
         B->pool = q;
         B->cap = nc;
     }
-    memcpy(B->pool + B->np, y->c, y->n * sizeof *y->c);
+    if (y->n) memcpy(B->pool + B->np, y->c, y->n * sizeof *y->c);
     B->off[B->ns] = B->np;
     B->len[B->ns] = y->n;
     B->tag[B->ns] = tag;
@@ -461,6 +461,7 @@ static int slice_bfs(nuage_matcher *m, int32_t s, int *K) {
     for (int i = 0; i < 5; i++)
         if (ncg_set_reserve(&B->sc[i], 16)) goto out;
     if ((rc = ncg_add_closed(g, &m->a, &B->sc[0], s, NCG_BOTTOM))) goto out;
+    if (!B->sc[0].n) goto out;   /* nothing to take (a final state without edges): K = 0 */
     if ((rc = bfs_add(B, &B->sc[0], 0)) < 0) goto out;
     uint32_t lo = 0;
     int level = 0;
