@@ -10,7 +10,10 @@
  * allowed; at the end EOS must be allowed. Prints mean / p50 / p99 / max
  * of both, and the number of valid instances refused (which must be 0).
  *
- *   bench_constrain [--vocab F.gguf] [--cases DIR] [--limit N] [--gbnf] [--wall] [--ws N] [-v]
+ *   bench_constrain [--vocab F.gguf] [--cases DIR] [--limit N] [--every K] [--compile-only] [--gbnf] [--wall] [--ws N] [-v]
+ *
+ * --every K takes every K-th case file (in name order) only: a fixed
+ * subset for quick comparisons. --compile-only skips the instances.
  *
  * --ws N sets the JSON whitespace bound (nuage_cg_json_opts.max_ws).
  *
@@ -74,19 +77,22 @@ static int cmps(const void *a, const void *b) { return strcmp(*(char *const *)a,
 
 int main(int argc, char **argv) {
     const char *vocab_path = "../shared/vocab/ggml-vocab-deepseek-llm.gguf", *dir = "../shared/jsonschema/cases";
-    long limit = -1;
+    long limit = -1, every = 1;
     nuage_cg_json_opts jo = {64, false}, *jop = NULL;   /* --ws N: max_ws (default: the library's) */
-    bool use_gbnf = false, verbose = false;
+    bool use_gbnf = false, verbose = false, no_instances = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--vocab") && i + 1 < argc) vocab_path = argv[++i];
         else if (!strcmp(argv[i], "--cases") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--limit") && i + 1 < argc) limit = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--every") && i + 1 < argc) every = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--compile-only")) no_instances = true;
         else if (!strcmp(argv[i], "--gbnf")) use_gbnf = true;
         else if (!strcmp(argv[i], "-v")) verbose = true;
         else if (!strcmp(argv[i], "--wall")) clk = CLOCK_MONOTONIC;
         else if (!strcmp(argv[i], "--ws") && i + 1 < argc) { jo.max_ws = atoi(argv[++i]); jop = &jo; }
-        else { fprintf(stderr, "usage: %s [--vocab F] [--cases DIR] [--limit N] [--gbnf] [--wall] [--ws N] [-v]\n", argv[0]); return 2; }
+        else { fprintf(stderr, "usage: %s [--vocab F] [--cases DIR] [--limit N] [--every K] [--compile-only] [--gbnf] [--wall] [--ws N] [-v]\n", argv[0]); return 2; }
     }
+    if (every < 1) { fprintf(stderr, "--every: K >= 1\n"); return 2; }
     char err[256];
     nuage_gguf *gg = NULL;
     nuage_vocab *v = NULL;
@@ -129,6 +135,7 @@ int main(int argc, char **argv) {
     }
     int32_t *ids = malloc(1 << 20);
     for (size_t k = 0; k < n_names && (limit < 0 || (long)n_schemas < limit); k++) {
+        if (k % (size_t)every) continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, names[k]);
         json_error_t je;
@@ -160,7 +167,7 @@ int main(int argc, char **argv) {
         json_t *tests = json_object_get(cs, "tests"), *tc;
         size_t ti;
         json_array_foreach(tests, ti, tc) {
-            if (!json_is_true(json_object_get(tc, "valid"))) continue;
+            if (no_instances || !json_is_true(json_object_get(tc, "valid"))) continue;
             char *text = json_dumps(json_object_get(tc, "data"), JSON_COMPACT | JSON_ENCODE_ANY);
             if (!text) continue;
             int n = nuage_tokenize(v, text, strlen(text), ids, (1 << 20) / sizeof *ids, false, false);

@@ -47,6 +47,7 @@ void ncg_builder_free(ncg_builder *b) {
     free(b->nodes);
     free(b->kids);
     free(b->sets);
+    free(b->set_slot);
     free(b);
 }
 
@@ -65,13 +66,49 @@ static bool valid(const ncg_builder *b, ncg_expr e) { return e >= 0 && (uint32_t
 ncg_expr ncg_empty(ncg_builder *b) { return add_node(b, NCG_N_EMPTY, 0, 0, 0); }
 ncg_expr ncg_nothing(ncg_builder *b) { return add_node(b, NCG_N_NOTHING, 0, 0, 0); }
 
+static uint32_t set_hash(const uint8_t set[32]) {
+    uint64_t h = 0x9E3779B97F4A7C15ull;
+    for (int k = 0; k < 4; k++) {
+        uint64_t w;
+        memcpy(&w, set + 8 * k, 8);
+        h = (h ^ w) * 0xC2B2AE3D27D4EB4Full;
+        h ^= h >> 29;
+    }
+    return (uint32_t)(h ^ h >> 32);
+}
+
+/* Byte sets are hash-consed (front ends write the same classes, e.g. a
+ * JSON string's characters, many times): equal sets are one node, so the
+ * compiler refines byte classes by each distinct set once. */
 ncg_expr ncg_byteset(ncg_builder *b, const uint8_t set[32]) {
     if (!b || !set) return NUAGE_E_INVAL;
     if (b->err) return b->err;
+    if (2 * (b->n_sets + 1) > b->set_nslot) {
+        uint32_t ns = b->set_nslot ? 2 * b->set_nslot : 256;
+        int32_t *sl = calloc(ns, sizeof *sl);
+        if (!sl) return b->err = NUAGE_E_NOMEM;
+        for (uint32_t i = 0; i < b->set_nslot; i++) {
+            if (!b->set_slot[i]) continue;
+            uint32_t q = set_hash(b->sets[b->nodes[b->set_slot[i] - 1].a]) & (ns - 1);
+            while (sl[q]) q = (q + 1) & (ns - 1);
+            sl[q] = b->set_slot[i];
+        }
+        free(b->set_slot);
+        b->set_slot = sl;
+        b->set_nslot = ns;
+    }
+    uint32_t q = set_hash(set) & (b->set_nslot - 1);
+    for (; b->set_slot[q]; q = (q + 1) & (b->set_nslot - 1)) {
+        ncg_expr e = b->set_slot[q] - 1;
+        if (!memcmp(b->sets[b->nodes[e].a], set, 32)) return e;
+    }
     if (grow((void **)&b->sets, &b->cap_sets, b->n_sets + 1, sizeof *b->sets)) return b->err = NUAGE_E_NOMEM;
     memcpy(b->sets[b->n_sets], set, 32);
     ncg_expr e = add_node(b, NCG_N_SET, (int32_t)b->n_sets, 0, 0);
-    if (e >= 0) b->n_sets++;
+    if (e >= 0) {
+        b->n_sets++;
+        b->set_slot[q] = e + 1;
+    }
     return e;
 }
 

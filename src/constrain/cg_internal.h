@@ -42,6 +42,8 @@ struct ncg_builder {
     uint8_t (*sets)[32];
     uint32_t n_sets, cap_sets;
     int32_t single[256];    /* node of the one-byte set of each byte, -1 = none yet */
+    int32_t *set_slot;      /* byte sets hash-consed: node + 1 per slot, 0 = empty */
+    uint32_t set_nslot;
     ncg_rule_def *rules;
     uint32_t n_rules, cap_rules;
     int err;                /* first allocation failure, sticky */
@@ -75,6 +77,11 @@ struct nuage_cg_tokens {
     uint8_t *frontier_k;    /* bytes of an unfinished UTF-8 sequence before it */
     uint8_t *frontier_c;    /* complete characters before those */
     uint32_t n_frontier;
+    /* skipc[i]: when node i is in the slice and so is its whole subtree,
+     * the most characters of a token in that subtree; 255 otherwise. A
+     * walk that knows every slice token of at most k characters is
+     * accepted skips the subtrees with skipc <= k. */
+    uint8_t *skipc;
     int32_t *eog;
     uint32_t n_eog;
 };

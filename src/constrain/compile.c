@@ -11,6 +11,13 @@
  * byte classes, calls (rule r; the target is the return state) and named
  * tokens. All DFA states share one numbering.
  *
+ * Compile time matters (it is the time to the first mask): byte sets are
+ * hash-consed by the builder and classes refined by each distinct set of
+ * the reachable rules once; the subset construction visits only the
+ * classes some edge of the state takes and records each state's distinct
+ * byte targets, so the analysis below follows those lists instead of
+ * scanning whole table rows.
+ *
  * Then the network is analysed:
  *   - liveness: a state is live when some path (through calls of
  *     productive rules) reaches a final state; edges into dead states and
@@ -57,7 +64,7 @@ typedef struct cc {
     lab_e *lab; uint32_t n_lab, cap_lab;
     uint32_t *eps_off, *lab_off;     /* CSR, nn + 1 */
     int32_t *eps_to;
-    lab_e *lab_s;
+    lab_e *lab_s; uint32_t cap_lab_s;   /* scratch for sorting lab */
     uint32_t cap_nn;
     /* subset construction */
     uint32_t *stamp; uint32_t cur_stamp;
@@ -73,6 +80,12 @@ typedef struct cc {
     uint64_t work;
     int32_t nfa_final;
     uint64_t (*setcls)[4];     /* classes of each builder byte set */
+    /* distinct byte-edge targets of each DFA state (CSR, filled by
+     * compile_rule), so the analysis need not scan whole table rows */
+    uint32_t *bt_off, cap_bt_off;
+    int32_t *bt;
+    uint32_t n_bt, cap_bt;
+    uint8_t *set_used;         /* byte sets of reachable nodes (byte_classes) */
 } cc;
 
 static int fail(cc *c, int rc, const char *fmt, const char *arg) {
@@ -232,10 +245,31 @@ static int nfa_csr(cc *c) {
     memcpy(pos, c->eps_off, (c->nn + 1) * sizeof *pos);
     for (uint32_t i = 0; i < c->n_eps; i++) c->eps_to[pos[c->eps[i].from]++] = c->eps[i].to;
     free(pos);
-    if (c->n_lab) qsort(c->lab, c->n_lab, sizeof *c->lab, cmp_lab);
+    /* labelled edges by (from, kind, label), stable: a counting sort by
+     * source (Thompson states have at most one labelled edge, so the
+     * insertion sorts below rarely move anything) */
     memset(c->lab_off, 0, (c->nn + 1) * sizeof *c->lab_off);
     for (uint32_t i = 0; i < c->n_lab; i++) c->lab_off[c->lab[i].from + 1]++;
     for (uint32_t i = 0; i < c->nn; i++) c->lab_off[i + 1] += c->lab_off[i];
+    if (grow((void **)&c->lab_s, &c->cap_lab_s, c->n_lab + 1, sizeof *c->lab_s)) return NUAGE_E_NOMEM;
+    uint32_t *at = malloc((c->nn + 1) * sizeof *at);
+    if (!at) return NUAGE_E_NOMEM;
+    memcpy(at, c->lab_off, (c->nn + 1) * sizeof *at);
+    for (uint32_t i = 0; i < c->n_lab; i++) c->lab_s[at[c->lab[i].from]++] = c->lab[i];
+    free(at);
+    for (uint32_t x = 0; x < c->nn; x++)
+        for (uint32_t i = c->lab_off[x] + 1; i < c->lab_off[x + 1]; i++) {
+            lab_e e = c->lab_s[i];
+            uint32_t j = i;
+            for (; j > c->lab_off[x] && cmp_lab(&c->lab_s[j - 1], &e) > 0; j--) c->lab_s[j] = c->lab_s[j - 1];
+            c->lab_s[j] = e;
+        }
+    lab_e *sw = c->lab;
+    uint32_t cw = c->cap_lab;
+    c->lab = c->lab_s;
+    c->cap_lab = c->cap_lab_s;
+    c->lab_s = sw;
+    c->cap_lab_s = cw;
     return 0;
 }
 
@@ -389,6 +423,8 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
     g->rule_start[r] = (int32_t)base;
     for (uint32_t d = 0; d < c->n_sets; d++) {
         uint32_t gid = base + d;
+        if (grow((void **)&c->bt_off, &c->cap_bt_off, gid + 2, sizeof *c->bt_off)) return NUAGE_E_NOMEM;
+        c->bt_off[gid] = c->n_bt;
         g->call_off[gid] = c->n_calls;
         g->tedge_off[gid] = c->n_tedges;
         /* gather labelled edges of the members */
@@ -409,7 +445,7 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             return fail(c, NUAGE_E_UNSUPPORTED, "grammar too large (its automaton grows too fast%s)", "; a rule may need too many states");
         /* byte classes; classes reaching the same edges share one closure
          * (edge subsets as bit masks when there are at most 64 edges) */
-        uint64_t usig[256], sigs[256];
+        uint64_t usig[256], sigs[256], touched[4] = {0, 0, 0, 0};
         int32_t utgt[256];
         uint32_t nu = 0;
         if (ng <= 64) {   /* class -> subset of edges, from each set's class bitmap */
@@ -417,11 +453,17 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             for (uint32_t i = 0; i < ng; i++) {
                 if (c->gath[i].kind != L_SET) continue;
                 const uint64_t *cb = c->setcls[c->gath[i].label];
-                for (int w = 0; w < 4; w++)
+                for (int w = 0; w < 4; w++) {
+                    touched[w] |= cb[w];
                     for (uint64_t bits = cb[w]; bits; bits &= bits - 1) sigs[w * 64 + __builtin_ctzll(bits)] |= 1ull << i;
+                }
             }
-        }
-        for (uint32_t cl = 0; cl < g->ncls; cl++) {
+        } else
+            for (uint32_t cl = 0; cl < g->ncls; cl++) touched[cl >> 6] |= 1ull << (cl & 63);
+        /* only the classes some edge takes, in increasing order */
+        for (uint32_t w = 0, cl = 0; w < 4; w++)
+          for (uint64_t tb = touched[w]; tb; tb &= tb - 1) {
+            cl = w * 64 + (uint32_t)__builtin_ctzll(tb);
             uint32_t ns = 0;
             uint64_t sig = 0;
             int32_t t = -1;
@@ -440,16 +482,34 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
                 }
                 if (!ns) continue;
             }
-            if (t < 0) {
+            bool fresh = t < 0;
+            if (fresh) {
                 memcpy(c->tmp, c->stack, ns * sizeof *c->tmp);
                 k = closure(c, c->tmp, ns);
                 if ((rc = intern(c, k, base, &t))) return rc;
                 if (ng <= 64) { usig[nu] = sig; utgt[nu++] = t; }
             }
             g->trans[(size_t)gid * g->ncls + cl] = (int32_t)base + t;
-        }
-        /* calls and tokens, grouped by label */
-        if (ng) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+            bool dup = !fresh;   /* a known edge subset: its target is listed */
+            for (uint32_t q = c->bt_off[gid]; q < c->n_bt && !dup; q++) dup = c->bt[q] == (int32_t)base + t;
+            if (!dup) {
+                if (grow((void **)&c->bt, &c->cap_bt, c->n_bt + 1, sizeof *c->bt)) return NUAGE_E_NOMEM;
+                c->bt[c->n_bt++] = (int32_t)base + t;
+            }
+          }
+        /* calls and tokens, grouped by label where adjacent in (member,
+         * kind, label) order (a state with byte edges only needs no sort) */
+        bool labelled = false;
+        for (uint32_t i = 0; i < ng && !labelled; i++) labelled = c->gath[i].kind != L_SET;
+        if (!labelled) ng = 0;
+        else if (ng > 64) qsort(c->gath, ng, sizeof *c->gath, cmp_lab);
+        else   /* members have distinct sources: no ties, any sort gives this order */
+            for (uint32_t i = 1; i < ng; i++) {
+                lab_e e = c->gath[i];
+                uint32_t j = i;
+                for (; j > 0 && cmp_lab(&c->gath[j - 1], &e) > 0; j--) c->gath[j] = c->gath[j - 1];
+                c->gath[j] = e;
+            }
         for (uint32_t i = 0; i < ng;) {
             const lab_e *e = &c->gath[i];
             uint32_t j = i, ns = 0;
@@ -470,6 +530,7 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
             i = j;
         }
     }
+    c->bt_off[g->n_states] = c->n_bt;
     (void)r;
     return 0;
 }
@@ -482,8 +543,11 @@ static int compile_rule(cc *c, uint32_t r, int32_t nfa_final, int32_t nfa_start)
  * edge leads to a live state (a call edge only once its rule is
  * productive, i.e. its start state is live). Then edges into dead states
  * and calls of unproductive rules are marked -1 for compact_edges. */
-static int prune_dead(nuage_grammar *g) {
+static int prune_dead(cc *c) {
+    nuage_grammar *g = c->g;
     uint32_t n = g->n_states, ne = 0;
+    const uint32_t *bo = c->bt_off;
+    int32_t *bt = c->bt;
     int rc = NUAGE_E_NOMEM;
     uint8_t *live = calloc(n ? n : 1, 1), *prod = calloc(g->n_rules, 1);
     uint32_t *off = calloc((size_t)n + 1, sizeof *off), *pend_off = calloc((size_t)g->n_rules + 1, sizeof *pend_off);
@@ -494,7 +558,7 @@ static int prune_dead(nuage_grammar *g) {
     for (uint32_t s = 0; s < n; s++) start_rule[s] = -1;
     for (uint32_t r = 0; r < g->n_rules; r++) if (g->rule_start[r] >= 0) start_rule[g->rule_start[r]] = (int32_t)r;
     for (uint32_t s = 0; s < n; s++) {
-        for (uint32_t k = 0; k < g->ncls; k++) if (TR(g, s, k) >= 0) { off[TR(g, s, k) + 1]++; ne++; }
+        for (uint32_t k = bo[s]; k < bo[s + 1]; k++) { off[bt[k] + 1]++; ne++; }
         for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1]; j++) { off[g->tedges[j].to + 1]++; ne++; }
         for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++) { off[g->calls[j].ret + 1]++; ne++; }
     }
@@ -506,8 +570,7 @@ static int prune_dead(nuage_grammar *g) {
     if (!pred || !pend || !work || !pos) { free(pos); goto out; }
     memcpy(pos, off, ((size_t)n + 1) * sizeof *pos);
     for (uint32_t s = 0; s < n; s++) {
-        for (uint32_t k = 0; k < g->ncls; k++)
-            if (TR(g, s, k) >= 0) pred[pos[TR(g, s, k)]++] = (ncg_call){-1, (int32_t)s};
+        for (uint32_t k = bo[s]; k < bo[s + 1]; k++) pred[pos[bt[k]]++] = (ncg_call){-1, (int32_t)s};
         for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1]; j++) pred[pos[g->tedges[j].to]++] = (ncg_call){-1, (int32_t)s};
         for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++)
             pred[pos[g->calls[j].ret]++] = (ncg_call){g->calls[j].rule, (int32_t)s};
@@ -537,14 +600,23 @@ static int prune_dead(nuage_grammar *g) {
     }
     free(phead);
     free(pstate);
+    uint32_t w = 0;
     for (uint32_t s = 0; s < n; s++) {
-        for (uint32_t k = 0; k < g->ncls; k++)
+        bool dead = false;
+        uint32_t a = bo[s], z = bo[s + 1];
+        c->bt_off[s] = w;
+        for (uint32_t k = a; k < z; k++) {
+            if (live[bt[k]]) bt[w++] = bt[k];
+            else dead = true;
+        }
+        for (uint32_t k = 0; k < g->ncls && dead; k++)
             if (TR(g, s, k) >= 0 && !live[TR(g, s, k)]) TR(g, s, k) = -1;
         for (uint32_t j = g->tedge_off[s]; j < g->tedge_off[s + 1]; j++)
             if (!live[g->tedges[j].to]) g->tedges[j].to = -1;
         for (uint32_t j = g->call_off[s]; j < g->call_off[s + 1]; j++)
             if (!prod[g->calls[j].rule] || !live[g->calls[j].ret]) g->calls[j].ret = -1;
     }
+    c->bt_off[n] = w;
     rc = 0;
 out:
     free(live); free(prod); free(off); free(pend_off); free(start_rule); free(pred); free(pend); free(work);
@@ -569,24 +641,29 @@ static void compact_edges(nuage_grammar *g) {
     g->tedge_off[n] = w;
 }
 
-/* E(s) for every state under the nullable set; returns 0 or NOMEM. Also
- * used while computing nullability (then only the start states matter). */
-static int compute_eps(nuage_grammar *g, const uint8_t *nullable, int32_t *work, uint32_t *mark) {
+/* E(s) for every state under the nullable set (only for the states with
+ * only[s] set when only is not NULL: while computing nullability just the
+ * start states matter); returns 0 or NOMEM. mark holds visit stamps,
+ * *stamp the last one used (stamps only grow, so marks left by an
+ * earlier call never match). */
+static int compute_eps(nuage_grammar *g, const uint8_t *nullable, int32_t *work, uint32_t *mark, uint32_t *stamp,
+                       const int32_t *only) {
     uint32_t n = g->n_states, cnt = 0, cap = 0;
     int32_t *out = NULL;
     uint32_t *off = malloc((n + 1) * sizeof *off);
     if (!off) return NUAGE_E_NOMEM;
     for (uint32_t s = 0; s < n; s++) {
         off[s] = cnt;
-        uint32_t sp = 0;
-        mark[s] = s + 1;
+        if (only && only[s] < 0) continue;
+        uint32_t sp = 0, st = ++*stamp;
+        mark[s] = st;
         work[sp++] = (int32_t)s;
         while (sp) {
             int32_t x = work[--sp];
             for (uint32_t j = g->call_off[x]; j < g->call_off[x + 1]; j++) {
                 int32_t y = g->calls[j].ret;
-                if (!nullable[g->calls[j].rule] || mark[y] == s + 1) continue;
-                mark[y] = s + 1;
+                if (!nullable[g->calls[j].rule] || mark[y] == st) continue;
+                mark[y] = st;
                 work[sp++] = y;
                 if (grow((void **)&out, &cap, cnt + 1, sizeof *out)) { free(off); free(out); return NUAGE_E_NOMEM; }
                 out[cnt++] = y;
@@ -644,7 +721,7 @@ static int analyse(cc *c) {
     int rc = NUAGE_E_NOMEM;
     g->call_off[n] = c->n_calls;
     g->tedge_off[n] = c->n_tedges;
-    if ((rc = prune_dead(g))) return rc;
+    if ((rc = prune_dead(c))) return rc;
     compact_edges(g);
     rc = NUAGE_E_NOMEM;
     uint8_t *nullable = calloc(g->n_rules, 1), *color = calloc(g->n_rules, 1);
@@ -653,12 +730,20 @@ static int analyse(cc *c) {
     g->first = calloc(g->n_rules, sizeof *g->first);
     g->rule_tokfirst = calloc(g->n_rules, 1);
     if (!nullable || !color || !depth || !mark || !work || !g->first || !g->rule_tokfirst) goto out;
+    uint32_t stamp = 0;
+    int32_t *is_start = malloc((n + 1) * sizeof *is_start);
+    if (!is_start) goto out;
+    for (uint32_t s = 0; s < n; s++) is_start[s] = -1;
+    for (uint32_t r = 0; r < g->n_rules; r++)
+        if (g->rule_start[r] >= 0) is_start[g->rule_start[r]] = (int32_t)r;
     for (bool changed = true; changed;) {
         changed = false;
-        if ((rc = compute_eps(g, nullable, work, mark))) goto out;
+        if ((rc = compute_eps(g, nullable, work, mark, &stamp, is_start))) { free(is_start); goto out; }
         for (uint32_t r = 0; r < g->n_rules; r++)
             if (g->rule_start[r] >= 0 && !nullable[r] && final_in_e(g, g->rule_start[r])) nullable[r] = 1, changed = true;
     }
+    free(is_start);
+    if ((rc = compute_eps(g, nullable, work, mark, &stamp, NULL))) goto out;
     for (uint32_t r = 0; r < g->n_rules; r++)
         if (g->rule_start[r] >= 0 && !color[r] && (rc = first_dfs(c, r, color, depth))) goto out;
     /* calls of rules that cannot consume anything are covered by E */
@@ -671,7 +756,7 @@ static int analyse(cc *c) {
     compact_edges(g);
     for (uint32_t s = 0; s < n; s++) {
         bool moves = g->call_off[s + 1] > g->call_off[s] || g->tedge_off[s + 1] > g->tedge_off[s];
-        for (uint32_t k = 0; k < g->ncls && !moves; k++) moves = TR(g, s, k) >= 0;
+        moves = moves || c->bt_off[s + 1] > c->bt_off[s];
         if (moves) g->flags[s] |= NCG_S_MOVES;
         else if (g->flags[s] & NCG_S_FINAL) g->flags[s] |= NCG_S_TAIL;
         if (g->call_off[s + 1] == g->call_off[s]) g->flags[s] |= NCG_S_NOCALL;
@@ -685,30 +770,55 @@ out:
 
 /* ---- driver ---- */
 
-static void byte_classes(cc *c) {
+/* Byte classes from the byte sets that reachable nodes use (seen), each
+ * distinct set once (front ends repeat the same sets many times). */
+static int byte_classes(cc *c, const uint8_t *seen) {
     nuage_grammar *g = c->g;
-    uint32_t n = 1;
+    const ncg_builder *b = c->b;
+    uint32_t n = 1, nslot = 64;
+    while (nslot < 2 * b->n_sets) nslot *= 2;
+    int32_t *slot = malloc(nslot * sizeof *slot);
+    uint8_t *used = calloc(b->n_sets ? b->n_sets : 1, 1);
+    if (!slot || !used) { free(slot); free(used); return NUAGE_E_NOMEM; }
+    for (uint32_t i = 0; i < nslot; i++) slot[i] = -1;
+    for (uint32_t e = 0; e < b->n_nodes; e++) {
+        if (!seen[e] || b->nodes[e].kind != NCG_N_SET) continue;
+        uint32_t si = (uint32_t)b->nodes[e].a;
+        if (used[si]) continue;
+        used[si] = 1;
+        uint64_t h = 1469598103934665603ull;
+        for (int k = 0; k < 32; k++) h = (h ^ b->sets[si][k]) * 1099511628211ull;
+        uint32_t q = (uint32_t)(h ^ h >> 32) & (nslot - 1);
+        for (; slot[q] >= 0; q = (q + 1) & (nslot - 1))
+            if (!memcmp(b->sets[slot[q]], b->sets[si], 32)) break;
+        if (slot[q] < 0) slot[q] = (int32_t)si;
+        else used[si] = 2;   /* a repeat: refines nothing new */
+    }
     memset(g->cls, 0, sizeof g->cls);
-    for (uint32_t s = 0; s < c->b->n_sets && n < 256; s++) {
-        int16_t map[256][2];
-        memset(map, -1, sizeof map);
+    int16_t map[256][2];
+    for (uint32_t s = 0; s < b->n_sets && n < 256; s++) {
+        if (used[s] != 1) continue;
+        for (uint32_t k = 0; k < n; k++) map[k][0] = map[k][1] = -1;
         uint32_t m = 0;
-        for (int b = 0; b < 256; b++) {
-            int in = c->b->sets[s][b >> 3] >> (b & 7) & 1;
-            if (map[g->cls[b]][in] < 0) map[g->cls[b]][in] = (int16_t)m++;
-            g->cls[b] = (uint8_t)map[g->cls[b]][in];
+        for (int x = 0; x < 256; x++) {
+            int in = b->sets[s][x >> 3] >> (x & 7) & 1;
+            if (map[g->cls[x]][in] < 0) map[g->cls[x]][in] = (int16_t)m++;
+            g->cls[x] = (uint8_t)map[g->cls[x]][in];
         }
         n = m;
     }
     g->ncls = n;
-    for (int b = 255; b >= 0; b--) c->rep[g->cls[b]] = (uint8_t)b;
+    for (int x = 255; x >= 0; x--) c->rep[g->cls[x]] = (uint8_t)x;
+    free(slot);
+    c->set_used = used;
+    return 0;
 }
 
 static int set_classes(cc *c) {
     c->setcls = calloc(c->b->n_sets ? c->b->n_sets : 1, sizeof *c->setcls);
     if (!c->setcls) return NUAGE_E_NOMEM;
     for (uint32_t s = 0; s < c->b->n_sets; s++)
-        for (uint32_t k = 0; k < c->g->ncls; k++) {
+        for (uint32_t k = 0; k < c->g->ncls && c->set_used[s]; k++) {
             uint8_t rb = c->rep[k];
             if (c->b->sets[s][rb >> 3] >> (rb & 7) & 1) c->setcls[s][k >> 6] |= 1ull << (k & 63);
         }
@@ -749,9 +859,9 @@ out:
 }
 
 static void free_cc(cc *c) {
-    free(c->eps); free(c->lab); free(c->eps_off); free(c->lab_off); free(c->eps_to);
+    free(c->eps); free(c->lab); free(c->lab_s); free(c->eps_off); free(c->lab_off); free(c->eps_to);
     free(c->stamp); free(c->stack); free(c->tmp); free(c->pool); free(c->set_off); free(c->set_len);
-    free(c->hslot); free(c->gath); free(c->setcls);
+    free(c->hslot); free(c->gath); free(c->setcls); free(c->bt_off); free(c->bt); free(c->set_used);
 }
 
 void ncg_grammar_destroy(nuage_grammar *g);
@@ -774,13 +884,14 @@ int ncg_builder_finish(ncg_builder *b, ncg_rule start, const nuage_cg_tokens *t,
     uint8_t *reach = calloc(b->n_rules, 1), *seen = NULL;
     if (!reach) goto fail;
     if ((rc = reachable(&c, start, reach, &seen))) goto fail;
+    rc = byte_classes(&c, seen);
     free(seen);
+    if (rc) goto fail;
     rc = NUAGE_E_NOMEM;
     g->n_rules = b->n_rules;
     g->rule_start = malloc(g->n_rules * sizeof *g->rule_start);
     if (!g->rule_start) goto fail;
     for (uint32_t r = 0; r < g->n_rules; r++) g->rule_start[r] = -1;
-    byte_classes(&c);
     if ((rc = set_classes(&c))) goto fail;
     for (uint32_t r = 0; r < g->n_rules; r++) {
         if (!reach[r]) continue;

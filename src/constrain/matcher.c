@@ -130,13 +130,25 @@ static int add_e(const nuage_grammar *g, ncg_set *out, int32_t state, int32_t pa
 }
 
 int ncg_add_closed(const nuage_grammar *g, ncg_arena *a, ncg_set *out, int32_t state, int32_t parent) {
-    uint32_t i = out->n;
+    uint32_t i0 = out->n, i = i0;
     int rc = add_e(g, out, state, parent);
+    bool tail = false;
     for (; i < out->n && !rc; i++) {
         ncg_cfg c = out->c[i];
         if (!(g->flags[c.state] & NCG_S_FINAL)) continue;
+        tail |= (g->flags[c.state] & NCG_S_TAIL) && c.parent != NCG_ROOT;
         if (c.parent >= 0) rc = add_e(g, out, a->n[c.parent].state, a->n[c.parent].parent);
         else if (c.parent == NCG_BOTTOM) out->popped_bottom = true;
+    }
+    /* A TAIL configuration (final, no edge of any kind) above the root
+     * can do nothing more once its return is in the set: dropped, so sets
+     * stay small (a string character through a called rule leaves one
+     * configuration, not two). On the root it is kept: it accepts. */
+    if (tail && !rc) {
+        uint32_t w = i0;
+        for (uint32_t k = i0; k < out->n; k++)
+            if (!((g->flags[out->c[k].state] & NCG_S_TAIL) && out->c[k].parent != NCG_ROOT)) out->c[w++] = out->c[k];
+        out->n = w;
     }
     return rc;
 }

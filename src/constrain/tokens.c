@@ -36,6 +36,7 @@ void nuage_cg_tokens_free(nuage_cg_tokens *t) {
     free(t->byte); free(t->depth); free(t->end); free(t->tok_off); free(t->toks);
     free(t->piece_off); free(t->pieces); free(t->in_trie); free(t->eog);
     free(t->parent); free(t->slice_cum); free(t->frontier); free(t->frontier_k); free(t->frontier_c);
+    free(t->skipc);
     free(t);
 }
 
@@ -184,10 +185,13 @@ static int build_slice(nuage_cg_tokens *t) {
     t->frontier_c = malloc(cap);
     int rc = NUAGE_E_NOMEM;
     if (!in || !rem || !pos || !lead || !cnt || !tcnt || !t->frontier || !t->frontier_k || !t->frontier_c) goto out;
+    t->skipc = malloc(t->n_nodes ? t->n_nodes : 1);
+    if (!t->skipc) goto out;
     in[0] = 1; rem[0] = 0; pos[0] = 0; lead[0] = 0; cnt[0] = 0;
     for (uint32_t i = 0; i < t->n_nodes; i++) {
         uint32_t d = t->depth[i];
         uint8_t b = t->byte[i];
+        t->skipc[i] = 255;
         if (!in[d - 1]) { in[d] = 0; continue; }
         bool ok;
         if (rem[d - 1] == 0 && cnt[d - 1] == 255) { in[d] = 0; continue; }   /* too long to count: no slice */
@@ -212,6 +216,7 @@ static int build_slice(nuage_cg_tokens *t) {
         }
         in[d] = ok;
         if (ok) {
+            t->skipc[i] = cnt[d];
             for (uint32_t k = t->tok_off[i]; k < t->tok_off[i + 1]; k++) tcnt[t->toks[k]] = cnt[d];
             if (cnt[d] > t->slice_max) t->slice_max = cnt[d];
             continue;
@@ -230,6 +235,13 @@ static int build_slice(nuage_cg_tokens *t) {
         t->frontier[t->n_frontier] = i;
         t->frontier_k[t->n_frontier] = pos[d - 1];
         t->frontier_c[t->n_frontier++] = (uint8_t)(cnt[d - 1] - (pos[d - 1] ? 1 : 0));
+    }
+    /* skipc: children come after their parent in preorder, so a reverse
+     * pass sees a node's final value before folding it into its parent */
+    for (uint32_t i = t->n_nodes; i-- > 0;) {
+        uint32_t p = t->parent[i];
+        if (p == UINT32_MAX || t->skipc[p] == 255) continue;
+        if (t->skipc[i] == 255 || t->skipc[i] > t->skipc[p]) t->skipc[p] = t->skipc[i];
     }
     t->slice_cum = calloc((t->slice_max + 1) * nw, sizeof *t->slice_cum);
     if (!t->slice_cum) goto out;
