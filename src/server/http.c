@@ -444,6 +444,10 @@ static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, co
         rt->fn(q, r);
         return;
     }
+    if (!strncmp(url, "/v1/responses", 13) && (url[13] == 0 || url[13] == '/')) {
+        nuage__api_responses(q, r, url + 13); /* api_responses.c */
+        return;
+    }
     const char *mp[] = {"/v1/models/", "/models/"};
     for (int k = 0; k < 2; k++) {
         size_t l = strlen(mp[k]);
