@@ -522,27 +522,24 @@ void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r) {
     snprintf(x.model, sizeof x.model, "%s", d->name);
     g = nuage__rsp_start(q, d, &x, &e, r);
     if (!g) goto fail_err;
-    q->gen = g; /* the request context keeps our reference */
     q->log_prompt = g->jobs[0].n_prompt;
     if (x.background) {
+        /* the job outlives this request: our reference goes to its thread
+         * (q->gen would be cancelled when the request completes) */
         json_t *obj = nuage__rsp_object(&x, NULL, "queued");
-        if (!obj || nuage__rsp_save(s, &x, obj)) {
+        if (!obj || nuage__rsp_save(s, &x, obj) || !nuage__rbg_start(s, g, &x)) {
             json_decref(obj);
             nuage__gen_cancel(g);
-            nuage__resp_error(r, 500, "server_error", NULL, NULL, "the response could not be stored");
-            goto out;
-        }
-        nuage__gen_ref(g);
-        if (!nuage__rbg_start(s, g, &x)) {
+            nuage__gen_wait_done(g, 10000);
+            nuage__gen_finish(g, 500);
             nuage__gen_unref(g);
-            nuage__gen_cancel(g);
-            json_decref(obj);
-            nuage__resp_error(r, 500, "server_error", NULL, NULL, "cannot start the background job");
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "the background response could not be started");
             goto out;
         }
         nuage__resp_json(r, 200, obj);
         goto out;
     }
+    q->gen = g; /* the request context keeps our reference */
     if (x.stream) {
         bool ok;
         r->stream = nuage__rsp_stream_new(g, &x, q->fd, &ok);
