@@ -244,8 +244,8 @@ static bool nuage__rsp_history(nuage_server *s, int64_t tenant, const char *prev
     json_t *items = json_array();
     bool ok = items != NULL;
     for (int i = 0; ok && i < n; i++) {
-        json_t *in = json_loads(rows[i].input, 0, NULL);
-        json_t *obj = json_loads(rows[i].object, 0, NULL);
+        json_t *in = json_loads(rows[i].input, JSON_ALLOW_NUL, NULL);
+        json_t *obj = json_loads(rows[i].object, JSON_ALLOW_NUL, NULL);
         const char *st = json_string_value(json_object_get(obj, "status"));
         if (st && (!strcmp(st, "queued") || !strcmp(st, "in_progress"))) {
             ok = nuage__err(e, 400, "invalid_request_error", "previous_response_in_progress", "previous_response_id",
@@ -607,7 +607,7 @@ static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id) {
         }
     }
     if (!nuage__rsp_load(q, r, id, &row)) return;
-    json_t *obj = json_loads(row.object, 0, NULL);
+    json_t *obj = json_loads(row.object, JSON_ALLOW_NUL, NULL);
     nuage_stored_response_free(&row);
     if (!obj) return nuage__resp_error(r, 500, "server_error", NULL, NULL, "stored response unreadable");
     if (!replay) return nuage__resp_json(r, 200, obj);
@@ -650,7 +650,7 @@ static void nuage__rsp_cancel(nuage__hreq *q, nuage__hresp *r, const char *id) {
     }
     nuage_stored_response row;
     if (!nuage__rsp_load(q, r, id, &row)) return;
-    json_t *obj = json_loads(row.object, 0, NULL);
+    json_t *obj = json_loads(row.object, JSON_ALLOW_NUL, NULL);
     nuage_stored_response_free(&row);
     if (!obj) return nuage__resp_error(r, 500, "server_error", NULL, NULL, "stored response unreadable");
     if (!json_is_true(json_object_get(obj, "background"))) {
@@ -680,7 +680,7 @@ static void nuage__rsp_input_items(nuage__hreq *q, nuage__hresp *r, const char *
     }
     nuage_stored_response row;
     if (!nuage__rsp_load(q, r, id, &row)) return;
-    json_t *items = json_loads(row.input, 0, NULL);
+    json_t *items = json_loads(row.input, JSON_ALLOW_NUL, NULL);
     nuage_stored_response_free(&row);
     if (!json_is_array(items)) {
         json_decref(items);
