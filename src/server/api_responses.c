@@ -23,8 +23,11 @@
  * this turn's input. The rebuilt prompt renders the earlier turns exactly
  * as before, so it shares its prefix with the previous turn's prompt and
  * the prefix cache serves it (usage.input_tokens_details.cached_tokens).
- * Without a store nothing is kept: "store" is echoed false, GET answers
- * 404 and previous_response_id is refused.
+ * A server without a store (`nuage serve -m` with no database) keeps
+ * them in a private store of its own: a SQLite file in a fresh 0700
+ * temporary folder, created on first use and removed by
+ * nuage_server_free, so stateful clients work there too, for the life of
+ * the process.
  *
  * Background. "background": true stores the response as "queued" and
  * answers at once; a detached thread waits for the job, then stores the
@@ -43,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -75,6 +79,32 @@ void nuage__rsp_item_id(const nuage__rsp *x, const char *kind, int k, char *buf,
 
 static const char *nuage__qarg(nuage__hreq *q, const char *key) {
     return q->conn ? MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, key) : NULL;
+}
+
+/* The store responses live in: the server's, else a private one in a
+ * temporary folder (created on first use, mode 0700, removed by
+ * nuage_server_free). NULL when neither can be had. */
+static pthread_mutex_t nuage__rsp_store_mu = PTHREAD_MUTEX_INITIALIZER;
+
+nuage_store *nuage__rsp_store(nuage_server *s) {
+    if (s->store) return s->store;
+    pthread_mutex_lock(&nuage__rsp_store_mu);
+    if (!s->rsp_store && !s->rsp_dir[0]) {
+        const char *base = getenv("TMPDIR");
+        snprintf(s->rsp_dir, sizeof s->rsp_dir, "%s/nuage-responses-XXXXXX", base && *base ? base : "/tmp");
+        if (!mkdtemp(s->rsp_dir)) {
+            fprintf(stderr, "nuage serve: warning: no folder for stored responses: %s\n", s->rsp_dir);
+            snprintf(s->rsp_dir, sizeof s->rsp_dir, "-"); /* do not try again */
+        } else {
+            char path[300], err[300];
+            snprintf(path, sizeof path, "%s/responses.db", s->rsp_dir);
+            if (nuage_store_open(path, &s->rsp_store, err, sizeof err))
+                fprintf(stderr, "nuage serve: warning: no store for responses: %s\n", err);
+        }
+    }
+    nuage_store *st = s->rsp_store;
+    pthread_mutex_unlock(&nuage__rsp_store_mu);
+    return st;
 }
 
 static int64_t nuage__rsp_retention_ms(nuage_server *s) {
@@ -116,7 +146,7 @@ static json_t *nuage__rsp_output(const nuage__rsp *x, nuage__gen *g) {
     }
     int n_calls = 0;
     for (int k = 0; k < c->n_calls; k++) n_calls += c->calls[k].final_args != NULL;
-    if (c->text.n || n_calls == 0) {
+    if (c->text.n || (n_calls == 0 && c->reasoning.n == 0)) {
         nuage__rsp_item_id(x, "msg", -1, id, sizeof id);
         json_t *lp = NULL;
         if (x->logprobs && g->gp.top_logprobs >= 0) {
@@ -200,12 +230,13 @@ json_t *nuage__rsp_object(const nuage__rsp *x, nuage__gen *g, const char *force)
 }
 
 int nuage__rsp_save(nuage_server *s, const nuage__rsp *x, json_t *obj) {
-    if (!x->store || !s->store || !obj) return 0;
+    nuage_store *store = nuage__rsp_store(s);
+    if (!x->store || !store || !obj) return 0;
     static _Atomic int64_t last_purge;
     int64_t now = nuage__wall_ms();
     if (now - atomic_load(&last_purge) > 60000) {
         atomic_store(&last_purge, now);
-        nuage_store_response_purge(s->store, now, NULL);
+        nuage_store_response_purge(store, now, NULL);
     }
     nuage_stored_response row;
     memset(&row, 0, sizeof row);
@@ -217,10 +248,10 @@ int nuage__rsp_save(nuage_server *s, const nuage__rsp *x, json_t *obj) {
     snprintf(row.previous_id, sizeof row.previous_id, "%s", x->prev);
     row.object = json_dumps(obj, JSON_COMPACT);
     row.input = json_dumps(x->input, JSON_COMPACT);
-    int rc = row.object && row.input ? nuage_store_response_put(s->store, &row) : NUAGE_E_NOMEM;
+    int rc = row.object && row.input ? nuage_store_response_put(store, &row) : NUAGE_E_NOMEM;
     if (rc)
         fprintf(stderr, "nuage serve: warning: response %s not stored: %s\n", x->id,
-                rc == NUAGE_E_NOMEM ? "out of memory" : nuage_store_errmsg(s->store));
+                rc == NUAGE_E_NOMEM ? "out of memory" : nuage_store_errmsg(store));
     nuage_stored_response_free(&row);
     return rc;
 }
@@ -231,16 +262,17 @@ int nuage__rsp_save(nuage_server *s, const nuage__rsp *x, json_t *obj) {
  * oldest first) into *out. false with e filled. */
 static bool nuage__rsp_history(nuage_server *s, int64_t tenant, const char *prev, json_t **out, nuage__apierr *e) {
     *out = NULL;
-    if (!s->store)
-        return nuage__err(e, 400, "invalid_request_error", "store_unavailable", "previous_response_id",
-                          "previous_response_id needs the server's store (start `nuage serve` with --db).");
+    nuage_store *store = nuage__rsp_store(s);
+    if (!store)
+        return nuage__err(e, 500, "server_error", "store_unavailable", "previous_response_id",
+                          "The server has no store for responses.");
     nuage_stored_response *rows = NULL;
     int n = 0;
-    int rc = nuage_store_response_chain(s->store, tenant, prev, nuage__wall_ms(), NUAGE__RSP_MAX_CHAIN, &rows, &n);
+    int rc = nuage_store_response_chain(store, tenant, prev, nuage__wall_ms(), NUAGE__RSP_MAX_CHAIN, &rows, &n);
     if (rc == NUAGE_E_RANGE)
         return nuage__err(e, 404, "invalid_request_error", "previous_response_not_found", "previous_response_id",
                           "Previous response with id '%.64s' not found.", prev);
-    if (rc) return nuage__err(e, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(s->store));
+    if (rc) return nuage__err(e, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(store));
     json_t *items = json_array();
     bool ok = items != NULL;
     for (int i = 0; ok && i < n; i++) {
@@ -583,13 +615,14 @@ static void nuage__rsp_404(nuage__hresp *r, const char *id) {
 /* The stored response id of q's tenant into *row; false with r filled. */
 static bool nuage__rsp_load(nuage__hreq *q, nuage__hresp *r, const char *id, nuage_stored_response *row) {
     memset(row, 0, sizeof *row);
-    if (!q->srv->store) {
+    nuage_store *store = nuage__rsp_store(q->srv);
+    if (!store) {
         nuage__rsp_404(r, id);
         return false;
     }
-    int rc = nuage_store_response_get(q->srv->store, q->auth.tenant_id, id, nuage__wall_ms(), row);
+    int rc = nuage_store_response_get(store, q->auth.tenant_id, id, nuage__wall_ms(), row);
     if (rc == NUAGE_E_RANGE) nuage__rsp_404(r, id);
-    else if (rc) nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(q->srv->store));
+    else if (rc) nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(store));
     return rc == 0;
 }
 
@@ -631,9 +664,10 @@ static void nuage__rsp_delete(nuage__hreq *q, nuage__hresp *r, const char *id) {
         nuage__gen_cancel(g);
         nuage__gen_unref(g);
     }
-    int rc = q->srv->store ? nuage_store_response_delete(q->srv->store, q->auth.tenant_id, id) : NUAGE_E_RANGE;
+    nuage_store *store = nuage__rsp_store(q->srv);
+    int rc = store ? nuage_store_response_delete(store, q->auth.tenant_id, id) : NUAGE_E_RANGE;
     if (rc == NUAGE_E_RANGE) return nuage__rsp_404(r, id);
-    if (rc) return nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(q->srv->store));
+    if (rc) return nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", nuage_store_errmsg(store));
     nuage__resp_json(r, 200, json_pack("{s:s,s:s,s:b}", "id", id, "object", "response", "deleted", 1));
 }
 
@@ -729,4 +763,31 @@ void nuage__api_responses(nuage__hreq *q, nuage__hresp *r, const char *sub) {
     if (!action[0] && !strcmp(q->method, "DELETE")) return nuage__rsp_delete(q, r, id);
     nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL, "Method %s is not allowed on %.200s.",
                       q->method, q->path);
+}
+
+void nuage__responses_close(nuage_server *s) {
+    /* background jobs of this server end first (a shutdown drained them) */
+    for (int i = 0; i < 3000; i++) {
+        bool mine = false;
+        pthread_mutex_lock(&nuage__rbg_mu);
+        for (nuage__rbg *b = nuage__rbg_head; b && !mine; b = b->next) mine = b->s == s;
+        pthread_mutex_unlock(&nuage__rbg_mu);
+        if (!mine) break;
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&nuage__rsp_store_mu);
+    if (s->rsp_store) {
+        nuage_store_close(s->rsp_store);
+        s->rsp_store = NULL;
+        const char *const files[] = {"responses.db", "responses.db-wal", "responses.db-shm"};
+        for (int i = 0; i < 3; i++) {
+            char p[300];
+            snprintf(p, sizeof p, "%s/%s", s->rsp_dir, files[i]);
+            unlink(p);
+        }
+        rmdir(s->rsp_dir);
+    }
+    s->rsp_dir[0] = 0;
+    pthread_mutex_unlock(&nuage__rsp_store_mu);
 }

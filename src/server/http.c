@@ -1280,6 +1280,7 @@ void nuage_server_free(nuage_server *s) {
         nanosleep(&ts, NULL);
     }
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    nuage__responses_close(s);
     nuage__guard_free(s->guard);
     if (s->own_reg) nuage_registry_free(s->reg);
     nuage_auth_free(s->auth);

@@ -51,6 +51,10 @@ bool nuage__rsp_items_to_messages(json_t *items, json_t *msgs, json_t *call_name
 
 /* api_responses.c ------------------------------------------------------------ */
 
+/* The store of responses: the server's, else its private temporary one
+ * (opened on first use); NULL when none could be opened. */
+nuage_store *nuage__rsp_store(nuage_server *s);
+
 /* The response object for x: status from g (NULL: status as given, no
  * output, usage null). force_status: NULL, or a status to report
  * ("queued", "in_progress", "cancelled"). Call with g->mu held or after g

@@ -460,12 +460,13 @@ bool nuage__rsp_parse(nuage_server *s, json_t *body, json_t *history, nuage__rsp
         nuage__err400(e, "background", "A background response must be stored: 'background': true needs 'store': true.");
         goto out;
     }
-    if (bg && !s->store) {
-        nuage__err(e, 501, "invalid_request_error", "store_unavailable", "background",
-                   "Background responses need the server's store (start `nuage serve` with --db).");
+    bool have_store = (store || bg) && nuage__rsp_store(s);
+    if (bg && !have_store) {
+        nuage__err(e, 500, "server_error", "store_unavailable", "background",
+                   "Background responses need a store, and this server could not open one.");
         goto out;
     }
-    x->store = store && s->store;
+    x->store = store && have_store;
     x->background = bg;
     x->stream = stream;
     /* truncation */

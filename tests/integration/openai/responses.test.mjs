@@ -380,3 +380,27 @@ test('Batch API lines with url /v1/responses', { skip: SKIP }, async () => {
     assert.match(o.response.body.id, /^resp_/);
   }
 });
+
+test('a server without a database keeps responses in its private store, removed at exit', { skip: SKIP }, async () => {
+  const tmp = tempDir();
+  const s = await new Server(['-m', MODEL_FILE, '--no-db', '--quiet'], { env: { TMPDIR: tmp } }).ready();
+  try {
+    const c = s.client();
+    const r1 = await c.responses.create({ input: 'Once upon a time', max_output_tokens: 4 });
+    assert.equal(r1.store, true);
+    const r2 = await c.responses.create({ input: 'Then?', previous_response_id: r1.id, max_output_tokens: 4 });
+    assert.ok(r2.usage.input_tokens > r1.usage.input_tokens + r1.usage.output_tokens);
+    assert.equal((await c.responses.retrieve(r2.id)).id, r2.id);
+    const bg = await c.responses.create({ input: 'x', background: true, max_output_tokens: 2 });
+    assert.equal(bg.status, 'queued');
+    const { readdirSync } = await import('node:fs');
+    assert.equal(readdirSync(tmp).filter((f) => f.startsWith('nuage-responses-')).length, 1);
+    await s.stop();
+    assert.equal(s.exited.code, 0);
+    assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('nuage-responses-')), []);
+  } finally {
+    await s.stop();
+    assertCleanLog(assert, s);
+    cleanup(tmp);
+  }
+});
