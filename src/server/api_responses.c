@@ -522,6 +522,8 @@ static bool nuage__rbg_running(const char *id) {
 
 /* ---- POST /v1/responses ------------------------------------------------------------- */
 
+static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id, bool replay);
+
 /* Fill x's ids and the caller. */
 static void nuage__rsp_ids(nuage_server *s, nuage__hreq *q, nuage__rsp *x) {
     char id[64];
@@ -559,6 +561,9 @@ void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r) {
         /* the job outlives this request: our reference goes to its thread
          * (q->gen would be cancelled when the request completes) */
         json_t *obj = nuage__rsp_object(&x, NULL, "queued");
+        char bg_id[64];
+        bool bg_stream = x.stream;
+        snprintf(bg_id, sizeof bg_id, "%s", x.id);
         if (!obj || nuage__rsp_save(s, &x, obj) || !nuage__rbg_start(s, g, &x)) {
             json_decref(obj);
             nuage__gen_cancel(g);
@@ -566,6 +571,13 @@ void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r) {
             nuage__gen_finish(g, 500);
             nuage__gen_unref(g);
             nuage__resp_error(r, 500, "server_error", NULL, NULL, "the background response could not be started");
+            goto out;
+        }
+        if (bg_stream) {
+            /* background + stream: its events once it ends (as GET
+             * ?stream=true); the job goes on if this client leaves */
+            json_decref(obj);
+            nuage__rsp_get(q, r, bg_id, true);
             goto out;
         }
         nuage__resp_json(r, 200, obj);
@@ -626,10 +638,10 @@ static bool nuage__rsp_load(nuage__hreq *q, nuage__hresp *r, const char *id, nua
     return rc == 0;
 }
 
-static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id) {
+static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id, bool replay) {
     nuage_stored_response row;
     const char *stream = nuage__qarg(q, "stream");
-    bool replay = stream && !strcmp(stream, "true");
+    replay |= stream && !strcmp(stream, "true");
     if (replay) {
         /* wait for a background response to end, then replay its events */
         for (int i = 0; i < 6000 && nuage__rbg_running(id); i++) {
@@ -759,7 +771,7 @@ void nuage__api_responses(nuage__hreq *q, nuage__hresp *r, const char *sub) {
     if (!nuage__split_id(q, r, sub, "input_items|cancel", id, sizeof id, &action)) return;
     if (!strcmp(action, "input_items") && is_get) return nuage__rsp_input_items(q, r, id);
     if (!strcmp(action, "cancel") && !strcmp(q->method, "POST")) return nuage__rsp_cancel(q, r, id);
-    if (!action[0] && is_get) return nuage__rsp_get(q, r, id);
+    if (!action[0] && is_get) return nuage__rsp_get(q, r, id, false);
     if (!action[0] && !strcmp(q->method, "DELETE")) return nuage__rsp_delete(q, r, id);
     nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL, "Method %s is not allowed on %.200s.",
                       q->method, q->path);
