@@ -297,6 +297,48 @@ static bool nuage__rsp_history(nuage_server *s, int64_t tenant, const char *prev
     return true;
 }
 
+/* input items {"type": "item_reference", "id": ...} (the AI SDK sends
+ * them for earlier outputs of stored responses) replaced in body by the
+ * items they name. Output item ids carry their response's id ("msg_<hex>",
+ * "fc_<hex>_<k>", "rs_<hex>" of "resp_<hex>"), so the response is found
+ * without an index. false with e filled (404 for an unknown item). */
+static bool nuage__rsp_resolve_refs(nuage_server *s, int64_t tenant, json_t *body, nuage__apierr *e) {
+    json_t *input = json_object_get(body, "input");
+    if (!json_is_array(input)) return true;
+    size_t i;
+    json_t *it;
+    json_array_foreach(input, i, it) {
+        const char *type = json_string_value(json_object_get(it, "type"));
+        if (!type || strcmp(type, "item_reference")) continue;
+        const char *id = json_string_value(json_object_get(it, "id"));
+        char param[48];
+        snprintf(param, sizeof param, "input[%zu].id", i);
+        if (!id) return nuage__err400(e, param, "Missing required parameter: '%s'.", param);
+        const char *us = strchr(id, '_');
+        char rid[80];
+        size_t hl = us ? strcspn(us + 1, "_") : 0;
+        snprintf(rid, sizeof rid, "resp_%.*s", (int)(hl < 40 ? hl : 40), us ? us + 1 : "");
+        nuage_store *store = nuage__rsp_store(s);
+        nuage_stored_response row;
+        json_t *found = NULL;
+        if (hl && store && !nuage_store_response_get(store, tenant, rid, nuage__wall_ms(), &row)) {
+            json_t *obj = json_loads(row.object, JSON_ALLOW_NUL, NULL);
+            nuage_stored_response_free(&row);
+            size_t k;
+            json_t *o;
+            json_array_foreach(json_object_get(obj, "output"), k, o) {
+                const char *oid = json_string_value(json_object_get(o, "id"));
+                if (oid && !strcmp(oid, id)) found = json_incref(o);
+            }
+            json_decref(obj);
+        }
+        if (!found)
+            return nuage__err(e, 404, "invalid_request_error", "not_found", param, "Item with id '%.64s' not found.", id);
+        json_array_set_new(input, i, found);
+    }
+    return true;
+}
+
 /* ---- rendering and submitting -------------------------------------------------------- */
 
 /* Drop the oldest droppable message (after the leading system ones, with
@@ -547,6 +589,7 @@ void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r) {
     nuage__gen *g = NULL;
     const char *prev = NULL;
     if (!nuage__get_string(body, "previous_response_id", &prev, NULL, &e)) goto fail_err;
+    if (!nuage__rsp_resolve_refs(s, q->auth.tenant_id, body, &e)) goto fail_err;
     if (prev && *prev && !nuage__rsp_history(s, q->auth.tenant_id, prev, &history, &e)) goto fail_err;
     if (!nuage__rsp_parse(s, body, history, &x, &e)) goto fail_err;
     if (prev) snprintf(x.prev, sizeof x.prev, "%s", prev);

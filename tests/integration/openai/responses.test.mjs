@@ -219,6 +219,14 @@ test('function tools: a full tool loop (previous_response_id, then replayed item
   assert.equal(r3.store, false);
   assert.equal(r3.usage.input_tokens, r2.usage.input_tokens);
   await assert.rejects(A.responses.retrieve(r3.id), (e) => e.status === 404);
+  // 3. earlier outputs by reference (item_reference, as the AI SDK sends them)
+  const r5 = await A.responses.create({
+    model: M, store: false, tools: [weatherTool], tool_choice: 'none', max_output_tokens: 10,
+    input: [{ role: 'user', content: 'Weather in Paris?' }, ...r1.output.map((o) => ({ type: 'item_reference', id: o.id })), ...outputs],
+  });
+  assert.equal(r5.usage.input_tokens, r2.usage.input_tokens);
+  await assert.rejects(B.responses.create({ model: M, input: [{ type: 'item_reference', id: r1.output[0].id }] }),
+    (e) => e.status === 404 && e.param === 'input[0].id');
   // a named tool_choice
   const r4 = await A.responses.create({
     model: M, input: 'Oslo', tools: [weatherTool], parallel_tool_calls: false, tool_choice: { type: 'function', name: 'get_weather' }, max_output_tokens: 400, temperature: 0,
