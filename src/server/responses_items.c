@@ -305,11 +305,14 @@ static bool map_tools(json_t *body, json_t *chat, json_t *settings, nuage__apier
             json_t *v = json_object_get(t, keys[k]);
             if (v && !json_is_null(v)) json_object_set(fn, keys[k], v);
         }
+        /* the Responses API makes function tools strict unless told not to */
+        json_t *sv = json_object_get(t, "strict");
+        if (fn && (!sv || json_is_null(sv))) json_object_set_new(fn, "strict", json_true());
         json_array_append_new(ct, json_pack("{s:s,s:o}", "type", "function", "function", fn ? fn : json_object()));
         json_t *ei = json_pack("{s:s,s:O,s:O,s:O,s:O}", "type", "function", "name", name, "description",
                                json_object_get(t, "description") ? json_object_get(t, "description") : json_null(),
                                "parameters", json_object_get(t, "parameters") ? json_object_get(t, "parameters") : json_null(),
-                               "strict", json_object_get(t, "strict") ? json_object_get(t, "strict") : json_true());
+                               "strict", sv && !json_is_null(sv) ? sv : json_true());
         json_array_append_new(echoed, ei);
     }
     json_object_set_new(chat, "tools", ct);
