@@ -13,6 +13,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
 import { zodTextFormat } from 'openai/helpers/zod';
 import {
@@ -23,6 +24,7 @@ const ENABLED = process.env.NUAGE_RESPONSES_TESTS === '1';
 const SKIP = ENABLED ? false : 'responses tests run through tests/integration/test_server_responses.sh';
 
 let dir, srv, A, B, keyA;
+const R1_TEMPLATE = path.join(process.env.NUAGE_SHARED || '', 'templates', 'deepseek-ai-DeepSeek-R1-Distill-Llama-8B.jinja');
 
 before(async () => {
   if (SKIP) return;
@@ -33,11 +35,14 @@ before(async () => {
   keyA = createKey(db, { tenant: 'alpha' });
   const keyB = createKey(db, { tenant: 'beta' });
   const cfg = path.join(dir, 'nuage.json');
-  writeConfig(cfg, [
+  const deps = [
     { name: 'story', model: MODEL_FILE, context: 2048, kv_memory: '8M' },
     { name: 'deep', model: MODEL_FILE, version: 'd1', context: 512, kv_memory: '2M' },
     { name: 'auto', kind: 'router', router: { targets: { fast: 'story', reasoning: 'deep' } } },
-  ]);
+  ];
+  // a reasoning deployment: DeepSeek-R1's template opens a <think> block
+  if (existsSync(R1_TEMPLATE)) deps.push({ name: 'think', model: MODEL_FILE, context: 2048, kv_memory: '4M', chat_template: R1_TEMPLATE });
+  writeConfig(cfg, deps);
   srv = await new Server(['--config', cfg, '--db', db, '--quiet']).ready();
   A = srv.client(keyA);
   B = srv.client(keyB);
@@ -411,4 +416,32 @@ test('a server without a database keeps responses in its private store, removed 
     assertCleanLog(assert, s);
     cleanup(tmp);
   }
+});
+
+test('reasoning items: streamed reasoning_text, stored, passed back in a chain', { skip: SKIP || (!existsSync(R1_TEMPLATE) && 'needs ../shared/templates') }, async () => {
+  const stream = A.responses.stream({ model: 'think', input: 'Why is the sky blue?', max_output_tokens: 24, temperature: 0 });
+  const types = new Set();
+  let rdeltas = '';
+  for await (const ev of stream) {
+    types.add(ev.type);
+    if (ev.type === 'response.reasoning_text.delta') rdeltas += ev.delta;
+  }
+  const fin = await stream.finalResponse();
+  for (const t of ['response.reasoning_text.delta', 'response.reasoning_text.done']) assert.ok(types.has(t), t);
+  const rs = fin.output[0];
+  assert.equal(rs.type, 'reasoning');
+  assert.match(rs.id, /^rs_/);
+  assert.deepEqual(rs.summary, []);
+  assert.equal(rs.content[0].type, 'reasoning_text');
+  assert.equal(rs.content[0].text, rdeltas);
+  assert.ok(rdeltas.length > 0);
+  assert.ok(fin.usage.output_tokens_details.reasoning_tokens > 0);
+  assert.ok(fin.usage.output_tokens_details.reasoning_tokens <= fin.usage.output_tokens);
+  const noParsed = (o) => JSON.parse(JSON.stringify(o, (k, v) => (['parsed', 'output_parsed', 'parsed_arguments'].includes(k) ? undefined : v)));
+  assert.deepEqual(noParsed(fin), noParsed(await A.responses.retrieve(fin.id)));
+  const plain = await A.responses.create({ model: 'think', input: 'Why is the sky blue?', max_output_tokens: 24, temperature: 0 });
+  assert.equal(plain.output[0].content[0].text, rdeltas);
+  // the chain carries the reasoning item back (as reasoning_content)
+  const t2 = await A.responses.create({ model: 'think', previous_response_id: fin.id, input: 'And at night?', max_output_tokens: 4 });
+  assert.ok(t2.usage.input_tokens > fin.usage.input_tokens);
 });
