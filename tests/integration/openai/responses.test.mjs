@@ -445,3 +445,20 @@ test('reasoning items: streamed reasoning_text, stored, passed back in a chain',
   const t2 = await A.responses.create({ model: 'think', previous_response_id: fin.id, input: 'And at night?', max_output_tokens: 4 });
   assert.ok(t2.usage.input_tokens > fin.usage.input_tokens);
 });
+
+test('--response-retention: an expired response is gone (404), also as previous_response_id', { skip: SKIP }, async () => {
+  const tmp = tempDir();
+  const s = await new Server(['-m', MODEL_FILE, '--db', path.join(tmp, 'r.db'), '--no-auth', '--response-retention', '1', '--quiet']).ready();
+  try {
+    const c = s.client();
+    const r = await c.responses.create({ input: 'Hi', max_output_tokens: 2 });
+    assert.equal((await c.responses.retrieve(r.id)).id, r.id);
+    await sleep(2100);
+    await assert.rejects(c.responses.retrieve(r.id), (e) => e.status === 404);
+    await assert.rejects(c.responses.create({ input: 'x', previous_response_id: r.id }), (e) => e.status === 404);
+  } finally {
+    await s.stop();
+    assertCleanLog(assert, s);
+    cleanup(tmp);
+  }
+});
