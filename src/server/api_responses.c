@@ -481,10 +481,11 @@ static void *nuage__rbg_main(void *arg) {
     nuage__rbg *b = arg;
     nuage_server *s = b->s;
     json_t *obj = nuage__rsp_object(&b->x, b->g, "in_progress");
+    /* under the registry lock: a delete either comes first (nothing
+     * written) or after (it removes this row) */
     pthread_mutex_lock(&nuage__rbg_mu);
-    bool skip = b->cancelled || b->deleted;
+    if (!b->cancelled && !b->deleted) nuage__rsp_save(s, &b->x, obj);
     pthread_mutex_unlock(&nuage__rbg_mu);
-    if (!skip) nuage__rsp_save(s, &b->x, obj);
     json_decref(obj);
     while (!nuage__gen_wait_done(b->g, 1000)) {
     }
