@@ -242,7 +242,7 @@ int nuage__rsp_save(nuage_server *s, const nuage__rsp *x, json_t *obj) {
     memset(&row, 0, sizeof row);
     snprintf(row.id, sizeof row.id, "%s", x->id);
     row.tenant_id = x->tenant_id;
-    row.created_ms = x->created_at * 1000;
+    row.created_ms = x->created_ms;
     row.expires_ms = row.created_ms + nuage__rsp_retention_ms(s);
     snprintf(row.status, sizeof row.status, "%s", json_string_value(json_object_get(obj, "status")));
     snprintf(row.previous_id, sizeof row.previous_id, "%s", x->prev);
@@ -574,7 +574,8 @@ static void nuage__rsp_ids(nuage_server *s, nuage__hreq *q, nuage__rsp *x) {
     const char *hex = strchr(id, '-');
     snprintf(x->hex, sizeof x->hex, "%.32s", hex ? hex + 1 : id);
     snprintf(x->id, sizeof x->id, "resp_%s", x->hex);
-    x->created_at = (int64_t)time(NULL);
+    x->created_ms = nuage__wall_ms();
+    x->created_at = x->created_ms / 1000;
     x->tenant_id = q->auth.tenant_id;
 }
 

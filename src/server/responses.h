@@ -21,6 +21,7 @@ typedef struct {
     char id[64];              /* "resp_<hex>" */
     char hex[40];             /* the id's hex part (item ids derive from it) */
     int64_t created_at;       /* seconds */
+    int64_t created_ms;       /* wall milliseconds (retention counts from it) */
     json_t *chat;             /* the translated chat body (owned) */
     json_t *input;            /* this turn's input items, normalised with ids (owned) */
     json_t *settings;         /* the request's settings as echoed in the object (owned) */
