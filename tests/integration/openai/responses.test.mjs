@@ -90,6 +90,14 @@ test('responses.create with a string input', { skip: SKIP }, async () => {
   // greedy decoding: the same call gives the same text
   const again = await A.responses.create({ model: M, input: 'Once upon a time', max_output_tokens: 12, temperature: 0 });
   assert.equal(again.output_text, r.output_text);
+  // the chat-completions path gives the same prompt and the same greedy text
+  const rr = await A.responses.create({ model: M, instructions: 'Be kind.', input: 'Once upon a time', max_output_tokens: 12, temperature: 0 });
+  const cc = await A.chat.completions.create({
+    model: M, max_tokens: 12, temperature: 0,
+    messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'Once upon a time' }],
+  });
+  assert.equal(rr.usage.input_tokens, cc.usage.prompt_tokens);
+  assert.equal(rr.output_text, cc.choices[0].message.content);
 });
 
 test('responses.create with an item list and instructions; input_items lists them', { skip: SKIP }, async () => {
