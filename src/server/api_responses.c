@@ -562,6 +562,23 @@ static nuage__gen *nuage__rbg_mark(const char *id, int64_t tenant, bool cancel, 
     return g;
 }
 
+/* A running background response of tenant as it stands (status
+ * in_progress, the output so far), or NULL when none runs. */
+static json_t *nuage__rbg_live(const char *id, int64_t tenant) {
+    json_t *obj = NULL;
+    pthread_mutex_lock(&nuage__rbg_mu);
+    for (nuage__rbg *b = nuage__rbg_head; b; b = b->next) {
+        if (strcmp(b->x.id, id) || b->x.tenant_id != tenant || b->cancelled || b->deleted) continue;
+        pthread_mutex_lock(&b->g->mu);
+        obj = nuage__rsp_object(&b->x, b->g, "in_progress");
+        pthread_mutex_unlock(&b->g->mu);
+        if (obj) json_object_set_new(obj, "usage", json_null());
+        break;
+    }
+    pthread_mutex_unlock(&nuage__rbg_mu);
+    return obj;
+}
+
 static bool nuage__rbg_running(const char *id) {
     bool found = false;
     pthread_mutex_lock(&nuage__rbg_mu);
@@ -736,6 +753,11 @@ static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id, bool
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
+    }
+    if (!replay) {
+        /* a running background response shows its output so far */
+        json_t *live = nuage__rbg_live(id, q->auth.tenant_id);
+        if (live) return nuage__resp_json(r, 200, live);
     }
     if (!nuage__rsp_load(q, r, id, &row)) return;
     json_t *obj = json_loads(row.object, JSON_ALLOW_NUL, NULL);

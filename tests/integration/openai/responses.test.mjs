@@ -359,9 +359,19 @@ test('background: queued, polled to the end, events replayed; cancel stops a lon
   evs.forEach((ev, i) => assert.equal(ev.sequence_number, i));
   // a long one, cancelled: a schema that forces a long array
   const long = await A.responses.create({
-    model: M, input: 'List', background: true, max_output_tokens: 400,
+    model: M, input: 'List', background: true, max_output_tokens: 1900,
     text: { format: { type: 'json_schema', name: 'l', strict: true, schema: { type: 'object', additionalProperties: false, required: ['xs'], properties: { xs: { type: 'array', minItems: 300, items: { type: 'integer', minimum: 1000000, maximum: 9999999 } } } } } },
   });
+  // while it runs, GET shows the output so far
+  let live = null;
+  for (let i = 0; i < 200; i++) {
+    live = await A.responses.retrieve(long.id);
+    if (live.status !== 'in_progress' || live.output_text.length > 0) break;
+    await sleep(10);
+  }
+  assert.equal(live.status, 'in_progress');
+  assert.ok(live.output_text.startsWith('{'), live.output_text);
+  assert.equal(live.usage, null);
   const c = await A.responses.cancel(long.id);
   assert.equal(c.status, 'cancelled');
   assert.equal((await A.responses.retrieve(long.id)).status, 'cancelled');
