@@ -310,6 +310,22 @@ test('responses.stream: typed events, and finalResponse() equals the stored obje
   const fc = tfin.output.find((o) => o.type === 'function_call');
   assert.ok(fc, JSON.stringify(tfin.output));
   assert.deepEqual(noParsed(tfin), noParsed(await A.responses.retrieve(tfin.id)));
+  // a call cut by max_output_tokens: every item announced is in the final
+  // object (a cut call as status incomplete), each with its .done
+  for (const max of [6, 12, 24]) {
+    const cs = A.responses.stream({ model: M, input: 'Weather?', tools: [weatherTool], parallel_tool_calls: false, tool_choice: 'required', max_output_tokens: max, temperature: 0 });
+    const added = new Set(), done = new Set();
+    for await (const ev of cs) {
+      if (ev.type === 'response.output_item.added') added.add(ev.item.id);
+      if (ev.type === 'response.output_item.done') done.add(ev.item.id);
+    }
+    const cfin = await cs.finalResponse();
+    assert.equal(cfin.status, 'incomplete');
+    assert.deepEqual([...added].sort(), cfin.output.map((o) => o.id).sort());
+    assert.deepEqual([...done].sort(), [...added].sort());
+    for (const o of cfin.output) if (o.type === 'function_call') assert.equal(o.status, 'incomplete');
+    assert.deepEqual(noParsed(cfin), noParsed(await A.responses.retrieve(cfin.id)));
+  }
 });
 
 test('responses.parse with a zod schema', { skip: SKIP }, async () => {
