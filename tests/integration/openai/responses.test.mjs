@@ -129,8 +129,19 @@ test('responses.create with an item list and instructions; input_items lists the
   });
   assert.equal(counted.object, 'response.input_tokens');
   assert.equal(counted.input_tokens, r.usage.input_tokens);
+  // a chain counts its earlier items and outputs (not their instructions)
   const chained = await A.responses.inputTokens.count({ model: M, previous_response_id: r.id, input: 'More.' });
-  assert.ok(chained.input_tokens > r.usage.input_tokens);
+  const spelled = await A.responses.inputTokens.count({
+    model: M,
+    input: [
+      { role: 'developer', content: 'Be brief.' },
+      { role: 'user', content: 'Tell me about a cat.' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'A cat sat.' }] },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'And then?' }] },
+      ...r.output, { role: 'user', content: 'More.' },
+    ],
+  });
+  assert.equal(chained.input_tokens, spelled.input_tokens);
   // instructions alone change the prompt: more input tokens than without
   const bare = await A.responses.create({ model: M, input: r.output_text || 'x', max_output_tokens: 1 });
   assert.ok(r.usage.input_tokens > bare.usage.input_tokens);
