@@ -88,7 +88,9 @@ typedef struct nuage_tp_event {
 /* Called for each event; return nonzero to stop (propagated by _feed; the
  * rest of that feed's events are not delivered, the parser stays usable).
  * A call's events come together once its markup is complete: CALL_START,
- * one CALL_ARGS holding the whole arguments, CALL_END. */
+ * one CALL_ARGS holding the whole arguments, CALL_END (in eager mode,
+ * see nuage_toolparse_set_eager, CALL_START and CALL_ARGS fragments
+ * come earlier). */
 typedef int (*nuage_tp_cb)(const nuage_tp_event *ev, void *ud);
 
 /* A parser for fmt. tool_names (n of them, may be 0) are the functions the
@@ -104,6 +106,16 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
                          nuage_tp_cb cb, void *ud);
 /* Number of complete calls seen so far. */
 int nuage_toolparse_n_calls(const nuage_toolparse *p);
+/* Eager mode (off by default), for output that a grammar forces to be
+ * well-formed calls: a call's CALL_START comes as soon as its name and
+ * the start of its arguments are seen, then CALL_ARGS fragments as the
+ * arguments arrive (each ends on a UTF-8 character boundary), and
+ * CALL_END (whole arguments, of which the fragments are a prefix) when
+ * its markup is complete. An announced call whose markup turns out cut
+ * or malformed gets no CALL_END, and the rest of that output is dropped
+ * instead of becoming content. Hermes, Llama 3 and Mistral stream this
+ * way; the other families emit each call whole. */
+void nuage_toolparse_set_eager(nuage_toolparse *p, bool on);
 
 /* ---- grammar ---- */
 typedef enum {

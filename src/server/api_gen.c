@@ -273,6 +273,9 @@ bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st) {
         c->dt = nuage_detok_new(g->dep->voc, true);
         c->tp = nuage_toolparse_new((nuage_toolfmt)g->st.fmt, (const char *const *)g->st.names, g->st.n_names);
         if (!c->dt || !c->tp) return false;
+        /* a grammar forces calls to be well-formed: stream their arguments
+         * as they arrive */
+        if (g->st.grammar && g->st.choice != NUAGE_TOOLCHOICE_NONE) nuage_toolparse_set_eager(c->tp, true);
     }
     return true;
 }
