@@ -128,8 +128,13 @@ typedef enum {
 /* Build, in b, the rule for the tool-call part of an output in family fmt:
  * one call (or, parallel, one or more) to one of the functions in tools (a
  * jansson array of OpenAI tool objects, passed as void *), each call's
- * arguments constrained by the function's "parameters" schema (a schema
- * the engine refuses makes this fail with err naming the tool). With
+ * arguments constrained by the function's "parameters" schema. A
+ * function with "strict": true (every function when opts->strict) is
+ * enforced exactly: a schema the engine refuses makes this fail with err
+ * naming the tool. Other functions are best effort, as OpenAI's
+ * non-strict functions: a schema with a keyword the engine does not
+ * support gives any JSON object instead, and on success err->msg (empty
+ * otherwise) names such a function. With
  * choice NAMED only function `name` may be called.
  *   *root:    the whole output (REQUIRED / NAMED: calls from the first
  *             token, nothing else; what may follow the calls, e.g. an
