@@ -114,8 +114,13 @@ int nuage_toolparse_n_calls(const nuage_toolparse *p);
  * its markup is complete. An announced call whose markup turns out cut
  * or malformed gets no CALL_END, and the rest of that output is dropped
  * instead of becoming content. Hermes, Llama 3 and Mistral stream this
- * way; the other families emit each call whole. */
-void nuage_toolparse_set_eager(nuage_toolparse *p, bool on);
+ * way; the other families emit each call whole. from_start: the grammar
+ * forces calls from the first token (tool_choice required / named: a
+ * block cut short before its head is dropped too, not content); else
+ * it engages lazily at the family's trigger (nuage_toolfmt_grammar), and a
+ * call is announced only where that trigger is (Llama 3: {"name" with no
+ * blank between). */
+void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start);
 
 /* ---- grammar ---- */
 typedef enum {

@@ -46,7 +46,9 @@
  * way cannot be given back as content: when its block fails anyway (the
  * output was cut by max_tokens; without a grammar a model could write
  * anything) the rest of the output is dropped and the call gets no
- * CALL_END, which the server reports as an unfinished call. Harmony and
+ * CALL_END, which the server reports as an unfinished call. When calls
+ * are forced from the first token, call markup cut short before its head
+ * is dropped as well, never content. Harmony and
  * Gemma calls are still emitted whole.
  */
 #define _GNU_SOURCE /* memmem */
@@ -101,6 +103,7 @@ struct nuage_toolparse {
     /* eager mode: the head seen by the block being parsed, and the call
      * being streamed (args_* are stream offsets of its arguments) */
     bool eager;
+    bool eager_start;         /* calls are forced from the first token */
     bool head;                /* the block reported a call head */
     const char *head_name;    /* in buf, head_nl bytes */
     size_t head_nl, head_args;
@@ -477,8 +480,8 @@ static blk_status blk_llama3(nuage_toolparse *p, const char *s, size_t n, bool f
     if (m == -1) return BLK_MORE;
     const char *o;
     size_t ol;
-    /* the lazy grammar engages at {"name" exactly: only then is the call sure */
-    if (k == i + 1) stream_obj_head(p, s, n, i);
+    /* a lazy grammar engages at {"name" exactly: only then is the call sure */
+    if (k == i + 1 || p->eager_start) stream_obj_head(p, s, n, i);
     blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     *used = i;
@@ -715,15 +718,17 @@ static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool fi
         items_clear(p);
         return st;
     }
-    if (st == BLK_MORE && final) st = BLK_FAIL;
+    bool cut = st == BLK_MORE;   /* the output ended inside the block */
+    if (cut) st = BLK_FAIL;
     if (st == BLK_DONE) {
         /* one undeclared name makes the whole block content */
         for (size_t i = 0; i < p->n_items; i++)
             if (p->items[i].name && !declared(p, p->items[i].name)) st = BLK_FAIL;
         if (p->n_items == 0) st = BLK_FAIL;
     }
-    if (st == BLK_FAIL && p->open) {
-        /* an announced call cannot become content: drop the rest */
+    if (st == BLK_FAIL && (p->open || (cut && p->eager_start))) {
+        /* an announced call cannot become content, nor can forced call
+         * markup cut short (max_tokens) before its head: drop the rest */
         p->open = false;
         *used = n;
         items_clear(p);
@@ -1027,6 +1032,8 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
 
 int nuage_toolparse_n_calls(const nuage_toolparse *p) { return p ? p->n_calls : 0; }
 
-void nuage_toolparse_set_eager(nuage_toolparse *p, bool on) {
-    if (p) p->eager = on;
+void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start) {
+    if (!p) return;
+    p->eager = on;
+    p->eager_start = on && from_start;
 }

@@ -275,7 +275,9 @@ bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st) {
         if (!c->dt || !c->tp) return false;
         /* a grammar forces calls to be well-formed: stream their arguments
          * as they arrive */
-        if (g->st.grammar && g->st.choice != NUAGE_TOOLCHOICE_NONE) nuage_toolparse_set_eager(c->tp, true);
+        if (g->st.grammar && g->st.choice != NUAGE_TOOLCHOICE_NONE)
+            nuage_toolparse_set_eager(c->tp, true,
+                                      g->st.choice == NUAGE_TOOLCHOICE_REQUIRED || g->st.choice == NUAGE_TOOLCHOICE_NAMED);
     }
     return true;
 }

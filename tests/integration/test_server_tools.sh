@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Integration test of structured outputs and tool calling through the real
-# server, driven by the openai SDK, LangChain and the Vercel AI SDK.
+# server, driven by the openai SDK, LangChain, the Vercel AI SDK, LlamaIndex
+# and the @openai/agents SDK on chat completions.
 #
 # Serves two random-weight models of ../shared/models with the real chat
 # templates of ../shared/templates (--config, "chat_template"): "qwen3"
@@ -22,7 +23,8 @@ for f in models/rand-qwen3-f32.gguf models/rand-llama-f32.gguf templates/Qwen-Qw
   if [ ! -f "$shared/$f" ]; then echo "shared data not found ($f): skipped"; exit 77; fi
 done
 if ! command -v node >/dev/null 2>&1; then echo "node not found: skipped"; exit 77; fi
-if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ]; then
+if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ] || \
+   [ ! -d "$tests/node_modules/llamaindex" ] || [ ! -d "$tests/node_modules/@openai/agents" ]; then
   if ! command -v npm >/dev/null 2>&1 || ! (cd "$tests" && npm ci --no-audit --no-fund >/dev/null 2>&1); then
     echo "cannot install the npm packages (npm ci failed): skipped"; exit 77
   fi

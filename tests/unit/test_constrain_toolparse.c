@@ -356,7 +356,7 @@ static void test_eager_streaming(void **state) {
         memset(&o, 0, sizeof o);
         nuage_toolparse *p = nuage_toolparse_new(E[i].fmt, NAMES, NN);
         assert_non_null(p);
-        nuage_toolparse_set_eager(p, true);
+        nuage_toolparse_set_eager(p, true, false);
         size_t len = strlen(E[i].text);
         for (size_t k = 0; k < len; k++) {
             o.at = k + 1;
@@ -371,12 +371,33 @@ static void test_eager_streaming(void **state) {
         assert_true(o.fed > 0 && o.fed <= (size_t)(a1 - E[i].text));
         assert_true(o.n_frags[0] >= 10);
     }
+    /* Llama 3 with a blank after '{': no lazy trigger there, so announced
+     * early only when the grammar forced calls from the first token */
+    for (int from_start = 0; from_start <= 1; from_start++) {
+        const char *t = "{\n  \"name\": \"get_weather\",\n  \"parameters\": " ARGS1 "\n}";
+        eager_obs o;
+        memset(&o, 0, sizeof o);
+        nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_LLAMA3, NAMES, NN);
+        assert_non_null(p);
+        nuage_toolparse_set_eager(p, true, from_start);
+        for (size_t k = 0; t[k]; k++) {
+            o.at = k + 1;
+            assert_int_equal(nuage_toolparse_feed(p, t + k, 1, false, eager_collect, &o), 0);
+        }
+        assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
+        nuage_toolparse_free(p);
+        assert_false(o.r.bad);
+        assert_int_equal(o.r.n_calls, 1);
+        assert_string_equal(o.r.args[0], ARGS1C);
+        if (from_start) assert_true(o.n_frags[0] >= 10);
+        else assert_int_equal(o.n_frags[0], 1);
+    }
     /* cut short after the call was announced: no CALL_END, no markup as content */
     eager_obs o;
     memset(&o, 0, sizeof o);
     nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
     assert_non_null(p);
-    nuage_toolparse_set_eager(p, true);
+    nuage_toolparse_set_eager(p, true, false);
     const char *cut = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Par";
     assert_int_equal(nuage_toolparse_feed(p, cut, strlen(cut), false, eager_collect, &o), 0);
     assert_true(o.r.open);
@@ -385,10 +406,22 @@ static void test_eager_streaming(void **state) {
     assert_int_equal(nuage_toolparse_n_calls(p), 0);
     assert_int_equal(o.r.content_len, 0);
     nuage_toolparse_free(p);
+    /* forced from the start, cut before the head: dropped; lazily, content */
+    for (int from_start = 0; from_start <= 1; from_start++) {
+        memset(&o, 0, sizeof o);
+        p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+        nuage_toolparse_set_eager(p, true, from_start);
+        const char *head = "<tool_call>\n{\"name\": \"get_wea";
+        assert_int_equal(nuage_toolparse_feed(p, head, strlen(head), true, eager_collect, &o), 0);
+        assert_false(o.r.bad);
+        assert_int_equal(o.r.n_calls, 0);
+        assert_string_equal(o.r.content, from_start ? "" : head);
+        nuage_toolparse_free(p);
+    }
     /* an undeclared name is never announced: the block stays content */
     memset(&o, 0, sizeof o);
     p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
-    nuage_toolparse_set_eager(p, true);
+    nuage_toolparse_set_eager(p, true, false);
     const char *bad = "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {\"path\": \"/\"}}\n</tool_call>";
     assert_int_equal(nuage_toolparse_feed(p, bad, strlen(bad), false, eager_collect, &o), 0);
     assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
