@@ -48,8 +48,10 @@
  * anything) the rest of the output is dropped and the call gets no
  * CALL_END, which the server reports as an unfinished call. When calls
  * are forced from the first token, call markup cut short before its head
- * is dropped as well, never content. Harmony and
- * Gemma calls are still emitted whole.
+ * is dropped as well, never content. Under a lazy grammar a call is
+ * announced only where the grammar's trigger engaged it (Llama's {"name",
+ * DeepSeek's and Kimi's section markers). Harmony, Gemma and the generic
+ * envelope still emit each call whole.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
@@ -552,6 +554,8 @@ static blk_status until(const char *s, size_t n, size_t i, const char *lit, size
  * DeepSeek V3.1: [<calls_begin>]<call_begin>NAME<sep>{...}<call_end> */
 static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     size_t i = 0;
+    /* the lazy grammar's trigger is the calls-begin marker */
+    bool sure = p->eager_start || prefix_match(s, n, DS_CALLS_BEGIN) == 1;
     if (prefix_match(s, n, DS_CALLS_BEGIN) == 1) i = strlen(DS_CALLS_BEGIN);
     i += nuage__tj_ws(s + i, n - i);
     int m = prefix_match(s + i, n - i, DS_CALL_BEGIN);
@@ -581,6 +585,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         i += 3;
         if ((m = prefix_match(s + i, n - i, "json")) == -1) return BLK_MORE;
         if (m == 1) i += 4;
+        size_t a = i + nuage__tj_ws(s + i, n - i);
+        if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
         st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
         i += nuage__tj_ws(s + i, n - i);
@@ -593,6 +599,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         }
         i += 3;
     } else {
+        size_t a = i + nuage__tj_ws(s + i, n - i);
+        if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
         st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
     }
@@ -605,6 +613,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
  * then <|tool_call_argument_begin|>, the arguments, <|tool_call_end|>. */
 static blk_status blk_kimi(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     size_t i = 0;
+    /* the lazy grammar's trigger is the section-begin marker */
+    bool sure = p->eager_start || prefix_match(s, n, "<|tool_calls_section_begin|>") == 1;
     if (prefix_match(s, n, "<|tool_calls_section_begin|>") == 1) i = strlen("<|tool_calls_section_begin|>");
     i += nuage__tj_ws(s + i, n - i);
     int m = prefix_match(s + i, n - i, "<|tool_call_begin|>");
@@ -624,6 +634,8 @@ static blk_status blk_kimi(nuage_toolparse *p, const char *s, size_t n, bool fin
     i = at + strlen("<|tool_call_argument_begin|>");
     const char *o;
     size_t ol;
+    size_t a = i + nuage__tj_ws(s + i, n - i);
+    if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
     st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     st = expect_close(s, n, i, "<|tool_call_end|>", final, used);

@@ -346,6 +346,14 @@ static void test_eager_streaming(void **state) {
         {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}, "
                                 "{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}]"},
         {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS]get_weather[ARGS]" ARGS1},
+        {NUAGE_TOOLFMT_DEEPSEEK,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" ARGS1 "\n```" DS_CALL_END},
+        {NUAGE_TOOLFMT_DEEPSEEK, DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP ARGS1 DS_CALL_END DS_CALL_BEGIN
+                                 "search_docs" DS_SEP ARGS2 DS_CALL_END DS_CALLS_END},
+        {NUAGE_TOOLFMT_KIMI,
+         "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" ARGS1
+         "<|tool_call_end|><|tool_call_begin|>functions.search_docs:1<|tool_call_argument_begin|>" ARGS2
+         "<|tool_call_end|><|tool_calls_section_end|>"},
     };
     for (size_t i = 0; i < sizeof E / sizeof E[0]; i++) {
         tp_result whole;
