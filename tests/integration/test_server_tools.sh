@@ -9,7 +9,8 @@
 # template: bare JSON calls). Random weights write junk, so the tests
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
-# test_server_openai.sh, whose server has neither model). Exit 77 when
+# test_server_openai.sh, whose server has neither model) and
+# responses_clients.test.mjs (skipped elsewhere: it needs these models). Exit 77 when
 # the shared data, node or the npm packages are missing.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -67,6 +68,10 @@ cd "$tests"
 NUAGE_URL="http://127.0.0.1:$port" NUAGE_SHARED="$shared" NUAGE_SERVER_LOG="$log" \
   node --test --test-concurrency=1 --test-timeout=600000 cg/*.mjs
 rc=$?
+# The same clients on the Responses API (each test reports skipped when
+# the server has no /v1/responses).
+NUAGE_RESPONSES_CLIENTS_URL="http://127.0.0.1:$port" \
+  node --test --test-concurrency=1 --test-timeout=600000 responses_clients.test.mjs || rc=1
 
 kill -TERM "$pid"
 wait "$pid"
