@@ -10,8 +10,8 @@
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
 # test_server_openai.sh, whose server has neither model) and
-# responses_clients.test.mjs (skipped elsewhere: it needs these models). Exit 77 when
-# the shared data, node or the npm packages are missing.
+# responses_clients.test.mjs (skipped elsewhere: it needs these models).
+# Exit 77 when the shared data, node or the npm packages are missing.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 src="${NUAGE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
