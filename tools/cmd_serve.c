@@ -99,6 +99,7 @@ static int usage(void) {
             "  --max-conns N         open connections; beyond, the oldest idle is shed (default 16384)\n"
             "  --max-conns-per-ip N  connections from one address (default 256; raise behind a proxy)\n"
             "  --drain-timeout S     on SIGINT/SIGTERM, seconds to let requests finish (default 10)\n"
+            "  --response-retention S  keep stored Responses API responses S seconds (default 2592000: 30 days)\n"
             "  --quiet               no per-request log lines\n");
     return 2;
 }
@@ -181,6 +182,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     const char *models_dir = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
+    long retention = 30L * 86400;
     long max_conns = 0, max_per_ip = 0;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
@@ -222,6 +224,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-body")) ok = nuage_deploy_parse_bytes(v, &max_body) && max_body > 0;
         else if (!strcmp(a, "--timeout")) ok = nuage_cli_int(v, 1, 86400, &timeout);
         else if (!strcmp(a, "--drain-timeout")) ok = nuage_cli_int(v, 0, 86400, &drain);
+        else if (!strcmp(a, "--response-retention")) ok = nuage_cli_int(v, 1, 100L * 365 * 86400, &retention);
         else if (!strcmp(a, "--max-conns")) ok = nuage_cli_int(v, 16, 1 << 22, &max_conns);
         else if (!strcmp(a, "--max-conns-per-ip")) ok = nuage_cli_int(v, 1, 1 << 22, &max_per_ip);
         else if (!strcmp(a, "--memory-limit")) ok = nuage_deploy_parse_bytes(v, &mem_limit) && mem_limit > 0;
@@ -380,6 +383,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sp.max_per_ip = (int)max_per_ip;
     sp.max_n = (int)max_n;
     sp.max_tokens_default = (int)max_tok_def;
+    sp.response_retention_s = retention;
     sp.model_id = cs[0].name;
     sp.model_path = model;
     sp.log_requests = !quiet;

@@ -215,4 +215,34 @@ int nuage_store_batch_lines_done(nuage_store *s, const char *id, int64_t **lines
  * order), store them as files and set output_file_id / error_file_id. */
 int nuage_store_batch_finalize(nuage_store *s, const char *id);
 
+/* ---- stored responses (OpenAI Responses API; store_responses.c) --------------------- */
+typedef struct {
+    char id[64];                  /* "resp_..." */
+    int64_t tenant_id;
+    int64_t created_ms, expires_ms;  /* gone (and purgeable) from expires_ms on */
+    char status[16];              /* queued, in_progress, completed, incomplete, failed, cancelled */
+    char previous_id[64];         /* previous_response_id, "" for a first turn */
+    char *object;                 /* the response object (JSON text), malloc'd when read */
+    char *input;                  /* this turn's input items (JSON array text), malloc'd when read */
+} nuage_stored_response;
+
+/* Insert r, or update status / object / input of the same tenant's row
+ * with r's id (NUAGE_E_STATE when the id is another tenant's). */
+int nuage_store_response_put(nuage_store *s, const nuage_stored_response *r);
+/* The tenant's response id, unexpired at now_ms (others: NUAGE_E_RANGE).
+ * Free out with nuage_stored_response_free. */
+int nuage_store_response_get(nuage_store *s, int64_t tenant_id, const char *id, int64_t now_ms,
+                             nuage_stored_response *out);
+int nuage_store_response_delete(nuage_store *s, int64_t tenant_id, const char *id);
+/* The conversation ending at id: id, its previous response, and so on, at
+ * most max rows (more: NUAGE_E_RANGE), returned oldest first in a malloc'd
+ * array (free with nuage_stored_responses_free). A missing or expired link
+ * is NUAGE_E_RANGE. */
+int nuage_store_response_chain(nuage_store *s, int64_t tenant_id, const char *id, int64_t now_ms, int max,
+                               nuage_stored_response **out, int *n);
+/* Delete every response expired at now_ms; how many in *n_deleted. */
+int nuage_store_response_purge(nuage_store *s, int64_t now_ms, int64_t *n_deleted);
+void nuage_stored_response_free(nuage_stored_response *r);
+void nuage_stored_responses_free(nuage_stored_response *a, int n);
+
 #endif

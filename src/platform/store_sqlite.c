@@ -227,6 +227,12 @@ static const char *const migrations[] = {
     "  jsonl TEXT NOT NULL, PRIMARY KEY(batch_id, line)) WITHOUT ROWID;",
     /* v3 */
     "ALTER TABLE batches ADD COLUMN metadata TEXT NOT NULL DEFAULT '';",
+    /* v4: stored responses (Responses API, store_responses.c) */
+    "CREATE TABLE responses("
+    "  id TEXT PRIMARY KEY, tenant_id INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL, status TEXT NOT NULL, previous_id TEXT NOT NULL DEFAULT '',"
+    "  object TEXT NOT NULL, input TEXT NOT NULL);"
+    "CREATE INDEX responses_expires ON responses(expires_ms);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -47,7 +47,7 @@ int nuage_batch_api_register(nuage_server *s, nuage_batch_runner *runner) {
 }
 
 static const char *const nuage__batch_endpoints[] = {"/v1/chat/completions", "/v1/completions",
-                                                     "/v1/embeddings"};
+                                                     "/v1/embeddings", "/v1/responses"};
 
 /* ---- objects --------------------------------------------------------------------------------- */
 
@@ -126,7 +126,7 @@ static void nuage__batches_create(nuage__hreq *q, nuage__hresp *r) {
     if (!ok_ep) {
         nuage__resp_error(r, 400, "invalid_request_error", "invalid_value", "endpoint",
                           "Invalid value for 'endpoint': '%.64s' (supported: /v1/chat/completions, "
-                          "/v1/completions, /v1/embeddings).", endpoint);
+                          "/v1/completions, /v1/embeddings, /v1/responses).", endpoint);
         goto out;
     }
     if (win && !json_is_null(win) && !json_is_string(win)) {
@@ -316,6 +316,7 @@ int nuage_batch_exec_http(void *ud, const nuage_batch_exec_req *req, json_t **ou
     if (!strcmp(ep, "/v1/chat/completions")) handler = nuage__api_chat;
     else if (!strcmp(ep, "/v1/completions")) handler = nuage__api_completions;
     else if (!strcmp(ep, "/v1/embeddings")) handler = nuage__api_embeddings;
+    else if (!strcmp(ep, "/v1/responses")) handler = nuage__api_responses_create;
     if (!handler) {
         *out = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", "unsupported endpoint", "type",
                          "invalid_request_error", "param", "code");

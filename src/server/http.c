@@ -444,6 +444,10 @@ static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, co
         rt->fn(q, r);
         return;
     }
+    if (!strncmp(url, "/v1/responses", 13) && (url[13] == 0 || url[13] == '/')) {
+        nuage__api_responses(q, r, url + 13); /* api_responses.c */
+        return;
+    }
     const char *mp[] = {"/v1/models/", "/models/"};
     for (int k = 0; k < 2; k++) {
         size_t l = strlen(mp[k]);
@@ -1276,6 +1280,7 @@ void nuage_server_free(nuage_server *s) {
         nanosleep(&ts, NULL);
     }
     if (s->daemon) MHD_stop_daemon(s->daemon);
+    nuage__responses_close(s);
     nuage__guard_free(s->guard);
     if (s->own_reg) nuage_registry_free(s->reg);
     nuage_auth_free(s->auth);

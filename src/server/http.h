@@ -57,6 +57,7 @@ typedef struct {
     int head_timeout_s;      /* whole request head, from connection or last answer (default 10) */
     int body_timeout_s;      /* request body: this plus 1 s per MiB received (default 30) */
     int threads;             /* event loop threads (default 2) */
+    int64_t response_retention_s; /* stored Responses API responses kept this long (0: 30 days) */
 } nuage_server_params;
 
 /* What nuage_server_attach plugs in (the hosting platform). */
@@ -170,6 +171,10 @@ struct nuage_server {
     _Atomic int workers;             /* request worker threads running */
     nuage__guard *guard;             /* connection deadlines and cap (owned) */
     uint64_t id_salt;
+    /* api_responses.c: the private store of stored responses when the
+     * server has no store (a temporary file, removed by nuage_server_free) */
+    nuage_store *rsp_store;
+    char rsp_dir[256];
 };
 
 /* Route requests under prefix ("/v1/files": also "/v1/files/...") to fn,
@@ -294,6 +299,11 @@ void nuage__api_tokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_detokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r);
+/* api_responses.c: /v1/responses (sub: path after it) and its create. */
+void nuage__api_responses(nuage__hreq *q, nuage__hresp *r, const char *sub);
+void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r);
+/* Wait for background responses, close and remove the private store. */
+void nuage__responses_close(nuage_server *s);
 /* api_admin.c: /admin/... (sub: path after "/admin") and GET /v1/usage. */
 void nuage__api_admin(nuage__hreq *q, nuage__hresp *r, const char *sub);
 void nuage__api_usage(nuage__hreq *q, nuage__hresp *r);

@@ -17,7 +17,8 @@
 #include "platform/store.h"
 
 static const char *const nuage__metered[] = {"/v1/chat/completions", "/chat/completions", "/v1/completions",
-                                             "/completions", "/v1/embeddings", "/embeddings"};
+                                             "/completions", "/v1/embeddings", "/embeddings",
+                                             "/v1/responses"};
 
 bool nuage__metered_route(const char *method, const char *url) {
     if (!method || !url || strcmp(method, "POST")) return false;

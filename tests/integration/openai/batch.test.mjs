@@ -178,7 +178,7 @@ test('batch: one output line per request, same text as interactive, errors with 
   await assert.rejects(c.batches.retrieve('batch_nope'), (e) => e.status === 404);
   await assert.rejects(c.batches.create({ input_file_id: 'file-nope', endpoint: '/v1/chat/completions', completion_window: '24h' }),
     (e) => e.status === 404);
-  await assert.rejects(c.batches.create({ input_file_id: f.id, endpoint: '/v1/responses', completion_window: '24h' }),
+  await assert.rejects(c.batches.create({ input_file_id: f.id, endpoint: '/v1/audio/speech', completion_window: '24h' }),
     (e) => e.status === 400 && e.param === 'endpoint');
 });
 
