@@ -1,4 +1,5 @@
 // LlamaIndex (llamaindex + @llamaindex/openai, chat completions), unchanged:
+// the workflow agent (agent(): a streamed tool loop run to its answer),
 // the agent step (llm.exec: the model calls a tool, LlamaIndex runs it and
 // returns the assistant and tool messages), streamed and not, the second
 // turn that sends those messages back, and structured output both ways
@@ -10,6 +11,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { tool } from 'llamaindex';
 import { OpenAI } from '@llamaindex/openai';
+import { agent } from '@llamaindex/workflow';
 import { BASE } from './common.mjs';
 
 const Weather = z.object({ city: z.string().max(8), unit: z.enum(['c', 'f']) });
@@ -88,3 +90,33 @@ test('llamaindex: structured output (response_format from zod, and exec with for
     Person.parse(e.object);
   }
 });
+
+// The workflow agent streams every turn. Its first request is forced to
+// call (tool_choice "required"), the next ones may not call ("none"), so
+// random weights run one full loop: call, tool, answer.
+for (const model of ['qwen3', 'llama']) {
+  test(`llamaindex ${model}: workflow agent() runs a tool loop to its answer`, async () => {
+    const sent = [];
+    const fetchTurns = async (url, init) => {
+      const body = JSON.parse(init.body);
+      body.tool_choice = sent.length === 0 ? 'required' : 'none';
+      body.parallel_tool_calls = false;
+      sent.push(body);
+      return fetch(url, { ...init, body: JSON.stringify(body) });
+    };
+    const seen = [];
+    const a = agent({ llm: llm(model, { maxTokens: 400, additionalSessionOptions: { fetch: fetchTurns } }), tools: [weatherTool(seen)], timeout: 300 });
+    const out = await a.run('What is the weather in Paris?');
+    assert.equal(seen.length, 1);
+    assert.equal(sent.length, 2);
+    assert.ok(sent.every((b) => b.stream === true));
+    // turn 2 carries the assistant's call and the tool's result
+    const msgs = sent[1].messages;
+    const call = msgs.find((m) => m.role === 'assistant' && m.tool_calls);
+    assert.ok(call, JSON.stringify(msgs));
+    assert.equal(call.tool_calls[0].function.name, 'get_weather');
+    Weather.parse(JSON.parse(call.tool_calls[0].function.arguments));
+    assert.ok(msgs.some((m) => m.role === 'tool' && m.tool_call_id === call.tool_calls[0].id));
+    assert.equal(typeof out.data.result, 'string');
+  });
+}
