@@ -113,8 +113,9 @@ int nuage_toolparse_n_calls(const nuage_toolparse *p);
  * CALL_END (whole arguments, of which the fragments are a prefix) when
  * its markup is complete. An announced call whose markup turns out cut
  * or malformed gets no CALL_END, and the rest of that output is dropped
- * instead of becoming content. Hermes, Llama 3, Mistral, DeepSeek and
- * Kimi stream this way; the other families emit each call whole. from_start: the grammar
+ * instead of becoming content. Hermes, Llama 3, Mistral, DeepSeek, Kimi
+ * and the generic envelope stream this way; harmony and Gemma emit each
+ * call whole. from_start: the grammar
  * forces calls from the first token (tool_choice required / named: a
  * block cut short before its head is dropped too, not content); else
  * it engages lazily at the family's trigger (nuage_toolfmt_grammar), and a

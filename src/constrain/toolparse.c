@@ -50,8 +50,8 @@
  * are forced from the first token, call markup cut short before its head
  * is dropped as well, never content. Under a lazy grammar a call is
  * announced only where the grammar's trigger engaged it (Llama's {"name",
- * DeepSeek's and Kimi's section markers). Harmony, Gemma and the generic
- * envelope still emit each call whole.
+ * DeepSeek's and Kimi's section markers, the generic {"tool_calls"). Harmony
+ * and Gemma still emit each call whole.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
@@ -651,6 +651,17 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     int m1 = prefix_match(s + k, n - k, "\"tool_calls\"");
     int m2 = prefix_match(s + k, n - k, "\"content\"");
     if (m1 == 0 && m2 == 0) return BLK_FAIL;
+    /* the first call of {"tool_calls": [{"name": ...: a lazy grammar
+     * engages at {"tool_calls" exactly */
+    if (m1 == 1 && (k == 1 || p->eager_start)) {
+        size_t j = k + strlen("\"tool_calls\"");
+        j += nuage__tj_ws(s + j, n - j);
+        if (j < n && s[j] == ':') {
+            j++;
+            j += nuage__tj_ws(s + j, n - j);
+            if (j < n && s[j] == '[') stream_obj_head(p, s, n, j + 1 + nuage__tj_ws(s + j + 1, n - j - 1));
+        }
+    }
     size_t i = 0;
     const char *o;
     size_t ol;
@@ -661,14 +672,17 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     if (nuage__tj_count_members(o, ol, keys, &other) == 0 || other) return BLK_FAIL;
     const char *v;
     size_t vl;
-    if (nuage__tj_member(o, ol, "content", &v, &vl)) {
-        if (v[0] != '"') return BLK_FAIL;
-        size_t cl;
-        char *c = nuage__tj_string(v, vl, &cl);
-        if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
-    }
-    if (nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
-        if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
+    /* content first, unless a call is being streamed: then after it */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == (p->open ? 1 : 0) && nuage__tj_member(o, ol, "content", &v, &vl)) {
+            if (v[0] != '"') return BLK_FAIL;
+            size_t cl;
+            char *c = nuage__tj_string(v, vl, &cl);
+            if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
+        }
+        if (pass == 0 && nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
+            if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
+        }
     }
     *used = i;
     return BLK_DONE;

@@ -354,6 +354,9 @@ static void test_eager_streaming(void **state) {
          "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" ARGS1
          "<|tool_call_end|><|tool_call_begin|>functions.search_docs:1<|tool_call_argument_begin|>" ARGS2
          "<|tool_call_end|><|tool_calls_section_end|>"},
+        {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}]}"},
+        {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}, "
+                                "{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}], \"content\": \"Both.\"}"},
     };
     for (size_t i = 0; i < sizeof E / sizeof E[0]; i++) {
         tp_result whole;

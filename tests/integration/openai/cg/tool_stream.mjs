@@ -59,7 +59,8 @@ async function rawDeltas(model) {
   return { deltas, finish };
 }
 
-for (const model of ['qwen3', 'llama']) {
+// qwen3: Hermes <tool_call>; llama: bare JSON; plain: the generic envelope
+for (const model of ['qwen3', 'llama', 'plain']) {
   test(`${model}: arguments stream in fragments that add up to the non-streamed call`, async () => {
     const plain = await client.chat.completions.create(body(model));
     assert.equal(plain.choices[0].finish_reason, 'tool_calls');
