@@ -110,6 +110,8 @@ struct nuage_toolparse {
     const char *head_name;    /* in buf, head_nl bytes */
     size_t head_nl, head_args;
     bool open;                /* CALL_START sent, CALL_END not yet */
+    int n_dropped;            /* announced calls that never completed: event
+                               * indices are n_calls + n_dropped */
     size_t args_abs;          /* the arguments' '{' */
     size_t args_scan;         /* raw bytes up to here are decided */
     size_t args_sent;         /* compact bytes sent */
@@ -271,7 +273,7 @@ static void stream_more(nuage_toolparse *p) {
         p->args_sent = 0;
         p->args_depth = 0;
         p->args_str = p->args_esc = p->args_done = false;
-        emit(p, NUAGE_TP_CALL_START, p->n_calls, NULL, 0, name);
+        emit(p, NUAGE_TP_CALL_START, p->n_calls + p->n_dropped, NULL, 0, name);
     } else if (p->args_abs != p->head_args) {
         return;
     }
@@ -298,13 +300,13 @@ static void stream_more(nuage_toolparse *p) {
         }
         if (keep) out[o++] = c;
         if (o == sizeof out) {
-            emit(p, NUAGE_TP_CALL_ARGS, p->n_calls, out, o, name);
+            emit(p, NUAGE_TP_CALL_ARGS, p->n_calls + p->n_dropped, out, o, name);
             p->args_sent += o;
             o = 0;
         }
     }
     p->args_scan += i;
-    if (o) emit(p, NUAGE_TP_CALL_ARGS, p->n_calls, out, o, name);
+    if (o) emit(p, NUAGE_TP_CALL_ARGS, p->n_calls + p->n_dropped, out, o, name);
     p->args_sent += o;
 }
 
@@ -755,6 +757,7 @@ static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool fi
     if (st == BLK_FAIL && (p->open || (cut && p->eager_start))) {
         /* an announced call cannot become content, nor can forced call
          * markup cut short (max_tokens) before its head: drop the rest */
+        if (p->open) p->n_dropped++;
         p->open = false;
         *used = n;
         items_clear(p);
@@ -764,7 +767,7 @@ static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool fi
         for (size_t i = 0; i < p->n_items; i++) {
             tp_item *it = &p->items[i];
             if (!it->name) { emit_content(p, it->text, it->len); continue; }
-            int idx = p->n_calls++;
+            int idx = p->n_calls++ + p->n_dropped;
             size_t sent = 0;
             if (p->open) {
                 /* the call streamed so far: what is left of its arguments */
