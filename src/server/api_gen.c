@@ -725,9 +725,15 @@ json_t *nuage__tool_calls_json(const nuage__gchoice *c) {
     json_t *a = json_array();
     for (int k = 0; a && k < c->n_calls; k++) {
         const nuage__gcall *t = &c->calls[k];
-        if (!t->final_args) continue; /* cut short (max_tokens): not a call */
-        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", t->id, "type", "function", "function",
-                                           "name", t->name, "arguments", t->final_args));
+        /* a call cut short by max_tokens keeps the arguments written so far,
+         * as OpenAI (finish_reason "length") and as the stream sent them;
+         * otherwise an unfinished call is not a call */
+        json_t *args = t->final_args ? json_string(t->final_args)
+                       : c->finish == NUAGE_FINISH_LENGTH && t->args.n ? nuage__json_text(t->args.p, t->args.n)
+                                                                         : NULL;
+        if (!args) continue;
+        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:o}}", "id", t->id, "type", "function", "function",
+                                           "name", t->name, "arguments", args));
     }
     return a;
 }

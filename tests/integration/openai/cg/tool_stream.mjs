@@ -116,3 +116,25 @@ for (const model of ['qwen3', 'llama', 'plain']) {
     assert.ok(argDeltas >= 5, `${argDeltas} argument delta events`);
   });
 }
+
+// Cut by max_tokens inside the arguments: the non-streamed answer keeps the
+// arguments written so far (finish_reason "length", as OpenAI), exactly
+// what the stream sent and the SDK's stream helper assembles.
+test('a call cut by max_tokens: the same partial call streamed and not', async () => {
+  for (const model of ['qwen3', 'llama']) {
+    const full = await client.chat.completions.create(body(model));
+    const n = full.usage.completion_tokens;
+    const cut = await client.chat.completions.create(body(model, { max_tokens: n - 4 }));
+    const c = cut.choices[0];
+    assert.equal(c.finish_reason, 'length');
+    assert.equal(c.message.tool_calls.length, 1, JSON.stringify(c.message));
+    const partial = c.message.tool_calls[0].function.arguments;
+    assert.ok(full.choices[0].message.tool_calls[0].function.arguments.startsWith(partial), partial);
+    assert.ok(partial.length > 10);
+    assert.ok(!c.message.content, 'no markup as content');
+    const final = await client.chat.completions.stream(body(model, { max_tokens: n - 4 })).finalChatCompletion();
+    assert.equal(final.choices[0].finish_reason, 'length');
+    assert.equal(final.choices[0].message.tool_calls[0].function.arguments, partial);
+    assert.equal(final.choices[0].message.tool_calls[0].function.name, 'take_note');
+  }
+});
