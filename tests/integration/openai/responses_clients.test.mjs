@@ -143,6 +143,38 @@ rtest('agents (responses): outputType with a zod schema, plain and streamed', as
   }
 });
 
+/* ---- openai SDK: a call cut by max_output_tokens ---- */
+
+// Arguments stream as they are written, so a call cut by max_output_tokens
+// has been announced: the stream helper's final response and the
+// non-streamed one must both hold it, with its partial arguments.
+// (todo while /work/bugs-responses.md "a function call cut by
+// max_output_tokens" is open.)
+const CUT_TODO = 'cut function_call missing from the final object (bugs-responses.md)';
+test('responses.stream: a call cut by max_output_tokens is in the final response', { todo: CUT_TODO }, async (t) => {
+  if (why) { t.skip(why); return; }
+  const c = client();
+  const params = {
+    model: 'qwen3', input: ASK, temperature: 0, tool_choice: 'required', parallel_tool_calls: false,
+    tools: [{ type: 'function', name: 'get_weather', strict: true, parameters: { type: 'object', properties: { city: { type: 'string', maxLength: 400 } }, required: ['city'], additionalProperties: false } }],
+  };
+  const full = await c.responses.create({ ...params, max_output_tokens: 400 });
+  const n = full.usage.output_tokens;
+  const cut = await c.responses.create({ ...params, max_output_tokens: Math.max(1, n - 4) });
+  assert.equal(cut.status, 'incomplete');
+  const fc = cut.output.find((i) => i.type === 'function_call');
+  assert.ok(fc, JSON.stringify(cut.output));
+  assert.equal(fc.status, 'incomplete');
+  const s = c.responses.stream({ ...params, max_output_tokens: Math.max(1, n - 4) });
+  const added = new Set(), done = new Set();
+  s.on('response.output_item.added', (e) => added.add(e.output_index));
+  s.on('response.output_item.done', (e) => done.add(e.output_index));
+  const fin = await s.finalResponse();
+  assert.deepEqual([...done].sort(), [...added].sort());
+  const sfc = fin.output.find((i) => i.type === 'function_call');
+  assert.equal(sfc?.arguments, fc.arguments);
+});
+
 /* ---- Vercel AI SDK, default openai(model) provider (Responses API) ---- */
 
 const openai = () => createOpenAI({ baseURL: `${URL}/v1`, apiKey: 'not-needed' });
