@@ -1,6 +1,6 @@
 /*
  * store.h - the platform's persistent state behind one narrow interface:
- * tenants, API keys, usage records, files and batch jobs.
+ * tenants, API keys, usage records, files, batch jobs and stored responses.
  *
  * The only backend today is SQLite (one file, WAL mode, synchronous=FULL
  * for usage and batch progress so a record whose response completed

@@ -1,7 +1,7 @@
 /*
  * api_responses.c - the OpenAI Responses API: POST /v1/responses, GET /
  * DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items, POST
- * /v1/responses/{id}/cancel.
+ * /v1/responses/{id}/cancel, POST /v1/responses/input_tokens.
  *
  * One generation path. A request is translated into a chat body
  * (responses_items.c), the deployment is chosen from it (a router sees
@@ -408,9 +408,11 @@ static int nuage__rsp_render(const nuage_deployment *d, json_t *body, json_t *to
 }
 
 /* The generation job of x on q's deployment d, submitted. NULL with e
- * filled (and r's Retry-After) on failure. */
+ * filled (and r's Retry-After) on failure. count (POST
+ * /v1/responses/input_tokens): only render the prompt, its length into
+ * *count, and return NULL with e->status 0. */
 static nuage__gen *nuage__rsp_start(nuage__hreq *q, const nuage_deployment *d, nuage__rsp *x, nuage__apierr *e,
-                                    nuage__hresp *r) {
+                                    nuage__hresp *r, int *count) {
     json_t *body = x->chat;
     nuage__gen_params gp;
     memset(&gp, 0, sizeof gp);
@@ -449,6 +451,11 @@ static nuage__gen *nuage__rsp_start(nuage__hreq *q, const nuage_deployment *d, n
         free(toks);
         toks = NULL;
         if (nuage__rsp_render(d, body, tools, NULL, &toks, &n_tok, &think_open, e)) goto fail;
+    }
+    if (count) {
+        *count = n_tok;
+        e->status = 0;
+        goto fail;
     }
     if (!nuage__structured_build(d, body, think_open, &st, e)) goto fail;
     int64_t req_max = gp.max_tokens;
@@ -555,6 +562,23 @@ static nuage__gen *nuage__rbg_mark(const char *id, int64_t tenant, bool cancel, 
     return g;
 }
 
+/* A running background response of tenant as it stands (status
+ * in_progress, the output so far), or NULL when none runs. */
+static json_t *nuage__rbg_live(const char *id, int64_t tenant) {
+    json_t *obj = NULL;
+    pthread_mutex_lock(&nuage__rbg_mu);
+    for (nuage__rbg *b = nuage__rbg_head; b; b = b->next) {
+        if (strcmp(b->x.id, id) || b->x.tenant_id != tenant || b->cancelled || b->deleted) continue;
+        pthread_mutex_lock(&b->g->mu);
+        obj = nuage__rsp_object(&b->x, b->g, "in_progress");
+        pthread_mutex_unlock(&b->g->mu);
+        if (obj) json_object_set_new(obj, "usage", json_null());
+        break;
+    }
+    pthread_mutex_unlock(&nuage__rbg_mu);
+    return obj;
+}
+
 static bool nuage__rbg_running(const char *id) {
     bool found = false;
     pthread_mutex_lock(&nuage__rbg_mu);
@@ -599,7 +623,7 @@ void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r) {
     const nuage_deployment *d = nuage__use_deployment(q, x.chat, r);
     if (!d) goto fail_r;
     snprintf(x.model, sizeof x.model, "%s", d->name);
-    g = nuage__rsp_start(q, d, &x, &e, r);
+    g = nuage__rsp_start(q, d, &x, &e, r, NULL);
     if (!g) goto fail_err;
     q->log_prompt = g->jobs[0].n_prompt;
     if (x.background) {
@@ -663,6 +687,40 @@ fail_r:
     json_decref(body);
 }
 
+/* POST /v1/responses/input_tokens: the prompt length a create with this
+ * body would have (the same translation, chain and template). */
+static void nuage__rsp_input_tokens(nuage__hreq *q, nuage__hresp *r) {
+    nuage_server *s = q->srv;
+    if (!nuage__require_ready(s, r)) return;
+    json_t *body = nuage__hreq_json(q, r);
+    if (!body) return;
+    nuage__apierr e = {0};
+    nuage__rsp x;
+    memset(&x, 0, sizeof x);
+    json_t *history = NULL;
+    const char *prev = NULL;
+    int n = 0;
+    /* store / background / stream do not apply to a count */
+    json_object_del(body, "background");
+    json_object_del(body, "stream");
+    if (!nuage__get_string(body, "previous_response_id", &prev, NULL, &e)) goto fail_err;
+    if (!nuage__rsp_resolve_refs(s, q->auth.tenant_id, body, &e)) goto fail_err;
+    if (prev && *prev && !nuage__rsp_history(s, q->auth.tenant_id, prev, &history, &e)) goto fail_err;
+    if (!nuage__rsp_parse(s, body, history, &x, &e)) goto fail_err;
+    const nuage_deployment *d = nuage__use_deployment(q, x.chat, r);
+    if (!d) goto out;
+    nuage__rsp_start(q, d, &x, &e, r, &n);
+    if (e.status) goto fail_err;
+    nuage__resp_json(r, 200, json_pack("{s:s,s:i}", "object", "response.input_tokens", "input_tokens", n));
+    goto out;
+fail_err:
+    nuage__resp_apierr(r, &e);
+out:
+    nuage__rsp_free(&x);
+    json_decref(history);
+    json_decref(body);
+}
+
 /* ---- GET / DELETE / input_items / cancel ------------------------------------------- */
 
 static void nuage__rsp_404(nuage__hresp *r, const char *id) {
@@ -695,6 +753,11 @@ static void nuage__rsp_get(nuage__hreq *q, nuage__hresp *r, const char *id, bool
             struct timespec ts = {0, 100 * 1000000L};
             nanosleep(&ts, NULL);
         }
+    }
+    if (!replay) {
+        /* a running background response shows its output so far */
+        json_t *live = nuage__rbg_live(id, q->auth.tenant_id);
+        if (live) return nuage__resp_json(r, 200, live);
     }
     if (!nuage__rsp_load(q, r, id, &row)) return;
     json_t *obj = json_loads(row.object, JSON_ALLOW_NUL, NULL);
@@ -811,6 +874,7 @@ void nuage__api_responses(nuage__hreq *q, nuage__hresp *r, const char *sub) {
                                      "Method %s is not allowed on /v1/responses (use POST).", q->method);
         return nuage__api_responses_create(q, r);
     }
+    if (!strcmp(sub, "/input_tokens") && !strcmp(q->method, "POST")) return nuage__rsp_input_tokens(q, r);
     char id[72];
     const char *action;
     if (!nuage__split_id(q, r, sub, "input_items|cancel", id, sizeof id, &action)) return;

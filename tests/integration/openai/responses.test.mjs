@@ -117,6 +117,20 @@ test('responses.create with an item list and instructions; input_items lists the
   assert.equal(r.instructions, 'You tell short stories.');
   assert.deepEqual(r.metadata, { case: 'items' });
   assert.equal(r.user, 'u-1');
+  // POST /v1/responses/input_tokens counts the same prompt, without generating
+  const counted = await A.responses.inputTokens.count({
+    model: M, instructions: 'You tell short stories.',
+    input: [
+      { role: 'developer', content: 'Be brief.' },
+      { role: 'user', content: 'Tell me about a cat.' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'A cat sat.' }] },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'And then?' }] },
+    ],
+  });
+  assert.equal(counted.object, 'response.input_tokens');
+  assert.equal(counted.input_tokens, r.usage.input_tokens);
+  const chained = await A.responses.inputTokens.count({ model: M, previous_response_id: r.id, input: 'More.' });
+  assert.ok(chained.input_tokens > r.usage.input_tokens);
   // instructions alone change the prompt: more input tokens than without
   const bare = await A.responses.create({ model: M, input: r.output_text || 'x', max_output_tokens: 1 });
   assert.ok(r.usage.input_tokens > bare.usage.input_tokens);
@@ -345,9 +359,19 @@ test('background: queued, polled to the end, events replayed; cancel stops a lon
   evs.forEach((ev, i) => assert.equal(ev.sequence_number, i));
   // a long one, cancelled: a schema that forces a long array
   const long = await A.responses.create({
-    model: M, input: 'List', background: true, max_output_tokens: 400,
+    model: M, input: 'List', background: true, max_output_tokens: 1900,
     text: { format: { type: 'json_schema', name: 'l', strict: true, schema: { type: 'object', additionalProperties: false, required: ['xs'], properties: { xs: { type: 'array', minItems: 300, items: { type: 'integer', minimum: 1000000, maximum: 9999999 } } } } } },
   });
+  // while it runs, GET shows the output so far
+  let live = null;
+  for (let i = 0; i < 200; i++) {
+    live = await A.responses.retrieve(long.id);
+    if (live.status !== 'in_progress' || live.output_text.length > 0) break;
+    await sleep(10);
+  }
+  assert.equal(live.status, 'in_progress');
+  assert.ok(live.output_text.startsWith('{'), live.output_text);
+  assert.equal(live.usage, null);
   const c = await A.responses.cancel(long.id);
   assert.equal(c.status, 'cancelled');
   assert.equal((await A.responses.retrieve(long.id)).status, 'cancelled');
