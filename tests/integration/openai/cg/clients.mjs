@@ -76,3 +76,18 @@ test('AI SDK streamText (chat) with toolChoice required', async () => {
     assert.ok(deltas >= 3, `${deltas} argument deltas`);
   }
 });
+
+test('LangChain bindTools streamed: tool_call_chunks concatenate to the call', async () => {
+  const m = lc('qwen3').bindTools([{ name: 'get_weather', description: 'weather', schema: Weather }], { tool_choice: 'required', parallel_tool_calls: false });
+  let full = null, chunks = 0;
+  for await (const ch of await m.stream('Weather in Rome?')) {
+    if (ch.tool_call_chunks?.length) chunks++;
+    full = full ? full.concat(ch) : ch;
+  }
+  assert.ok(chunks >= 3, `${chunks} chunks with tool_call_chunks`);
+  assert.equal(full.tool_calls.length, 1);
+  assert.equal(full.tool_calls[0].name, 'get_weather');
+  Weather.parse(full.tool_calls[0].args);
+  const once = await m.invoke('Weather in Rome?');
+  assert.deepEqual(full.tool_calls[0].args, once.tool_calls[0].args, 'greedy: streamed and not agree');
+});
