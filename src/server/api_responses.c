@@ -144,8 +144,12 @@ static json_t *nuage__rsp_output(const nuage__rsp *x, nuage__gen *g) {
                                              "content", "type", "reasoning_text", "text",
                                              nuage__json_text(c->reasoning.p, c->reasoning.n)));
     }
+    /* a call cut short (max_output_tokens, cancelled, still running) is
+     * shown with what it wrote, status incomplete / in_progress; after a
+     * normal stop only complete calls count */
+    bool partial_ok = c->finish != NUAGE_FINISH_STOP;
     int n_calls = 0;
-    for (int k = 0; k < c->n_calls; k++) n_calls += c->calls[k].final_args != NULL;
+    for (int k = 0; k < c->n_calls; k++) n_calls += c->calls[k].final_args != NULL || partial_ok;
     if (c->text.n || (n_calls == 0 && c->reasoning.n == 0)) {
         nuage__rsp_item_id(x, "msg", -1, id, sizeof id);
         json_t *lp = NULL;
@@ -162,10 +166,13 @@ static json_t *nuage__rsp_output(const nuage__rsp *x, nuage__gen *g) {
     }
     for (int k = 0; k < c->n_calls; k++) {
         const nuage__gcall *t = &c->calls[k];
-        if (!t->final_args) continue;
+        if (!t->final_args && !partial_ok) continue;
         nuage__rsp_item_id(x, "fc", k, id, sizeof id);
-        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "type", "function_call", "status",
-                                             "completed", "arguments", t->final_args, "call_id", t->id, "name", t->name));
+        const char *st = t->final_args ? "completed" : c->finish < 0 ? "in_progress" : "incomplete";
+        json_array_append_new(out, json_pack("{s:s,s:s,s:s,s:o,s:s,s:s}", "id", id, "type", "function_call", "status", st,
+                                             "arguments", t->final_args ? json_string(t->final_args)
+                                                                        : nuage__json_text(t->args.p ? t->args.p : "", t->args.n),
+                                             "call_id", t->id, "name", t->name ? t->name : ""));
     }
     return out;
 }

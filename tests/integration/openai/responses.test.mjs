@@ -129,8 +129,19 @@ test('responses.create with an item list and instructions; input_items lists the
   });
   assert.equal(counted.object, 'response.input_tokens');
   assert.equal(counted.input_tokens, r.usage.input_tokens);
+  // a chain counts its earlier items and outputs (not their instructions)
   const chained = await A.responses.inputTokens.count({ model: M, previous_response_id: r.id, input: 'More.' });
-  assert.ok(chained.input_tokens > r.usage.input_tokens);
+  const spelled = await A.responses.inputTokens.count({
+    model: M,
+    input: [
+      { role: 'developer', content: 'Be brief.' },
+      { role: 'user', content: 'Tell me about a cat.' },
+      { type: 'message', role: 'assistant', content: [{ type: 'output_text', text: 'A cat sat.' }] },
+      { type: 'message', role: 'user', content: [{ type: 'input_text', text: 'And then?' }] },
+      ...r.output, { role: 'user', content: 'More.' },
+    ],
+  });
+  assert.equal(chained.input_tokens, spelled.input_tokens);
   // instructions alone change the prompt: more input tokens than without
   const bare = await A.responses.create({ model: M, input: r.output_text || 'x', max_output_tokens: 1 });
   assert.ok(r.usage.input_tokens > bare.usage.input_tokens);
@@ -310,6 +321,22 @@ test('responses.stream: typed events, and finalResponse() equals the stored obje
   const fc = tfin.output.find((o) => o.type === 'function_call');
   assert.ok(fc, JSON.stringify(tfin.output));
   assert.deepEqual(noParsed(tfin), noParsed(await A.responses.retrieve(tfin.id)));
+  // a call cut by max_output_tokens: every item announced is in the final
+  // object (a cut call as status incomplete), each with its .done
+  for (const max of [6, 12, 24]) {
+    const cs = A.responses.stream({ model: M, input: 'Weather?', tools: [weatherTool], parallel_tool_calls: false, tool_choice: 'required', max_output_tokens: max, temperature: 0 });
+    const added = new Set(), done = new Set();
+    for await (const ev of cs) {
+      if (ev.type === 'response.output_item.added') added.add(ev.item.id);
+      if (ev.type === 'response.output_item.done') done.add(ev.item.id);
+    }
+    const cfin = await cs.finalResponse();
+    assert.equal(cfin.status, 'incomplete');
+    assert.deepEqual([...added].sort(), cfin.output.map((o) => o.id).sort());
+    assert.deepEqual([...done].sort(), [...added].sort());
+    for (const o of cfin.output) if (o.type === 'function_call') assert.equal(o.status, 'incomplete');
+    assert.deepEqual(noParsed(cfin), noParsed(await A.responses.retrieve(cfin.id)));
+  }
 });
 
 test('responses.parse with a zod schema', { skip: SKIP }, async () => {
