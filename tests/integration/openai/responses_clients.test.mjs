@@ -148,10 +148,7 @@ rtest('agents (responses): outputType with a zod schema, plain and streamed', as
 // Arguments stream as they are written, so a call cut by max_output_tokens
 // has been announced: the stream helper's final response and the
 // non-streamed one must both hold it, with its partial arguments.
-// (todo while /work/bugs-responses.md "a function call cut by
-// max_output_tokens" is open.)
-const CUT_TODO = 'cut function_call missing from the final object (bugs-responses.md)';
-test('responses.stream: a call cut by max_output_tokens is in the final response', { todo: CUT_TODO }, async (t) => {
+test('responses.stream: a call cut by max_output_tokens is in the final response', async (t) => {
   if (why) { t.skip(why); return; }
   const c = client();
   const params = {
