@@ -88,7 +88,9 @@ typedef struct nuage_tp_event {
 /* Called for each event; return nonzero to stop (propagated by _feed; the
  * rest of that feed's events are not delivered, the parser stays usable).
  * A call's events come together once its markup is complete: CALL_START,
- * one CALL_ARGS holding the whole arguments, CALL_END. */
+ * one CALL_ARGS holding the whole arguments, CALL_END (in eager mode,
+ * see nuage_toolparse_set_eager, CALL_START and CALL_ARGS fragments
+ * come earlier). */
 typedef int (*nuage_tp_cb)(const nuage_tp_event *ev, void *ud);
 
 /* A parser for fmt. tool_names (n of them, may be 0) are the functions the
@@ -104,6 +106,22 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
                          nuage_tp_cb cb, void *ud);
 /* Number of complete calls seen so far. */
 int nuage_toolparse_n_calls(const nuage_toolparse *p);
+/* Eager mode (off by default), for output that a grammar forces to be
+ * well-formed calls: a call's CALL_START comes as soon as its name and
+ * the start of its arguments are seen, then CALL_ARGS fragments as the
+ * arguments arrive (each ends on a UTF-8 character boundary), and
+ * CALL_END (whole arguments, of which the fragments are a prefix) when
+ * its markup is complete. An announced call whose markup turns out cut
+ * or malformed gets no CALL_END, and the rest of that output is dropped
+ * instead of becoming content. Hermes, Llama 3, Mistral, DeepSeek, Kimi
+ * and the generic envelope stream this way; harmony and Gemma emit each
+ * call whole. from_start: the grammar
+ * forces calls from the first token (tool_choice required / named: a
+ * block cut short before its head is dropped too, not content); else
+ * it engages lazily at the family's trigger (nuage_toolfmt_grammar), and a
+ * call is announced only where that trigger is (Llama 3: {"name" with no
+ * blank between). */
+void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start);
 
 /* ---- grammar ---- */
 typedef enum {
@@ -116,8 +134,13 @@ typedef enum {
 /* Build, in b, the rule for the tool-call part of an output in family fmt:
  * one call (or, parallel, one or more) to one of the functions in tools (a
  * jansson array of OpenAI tool objects, passed as void *), each call's
- * arguments constrained by the function's "parameters" schema (a schema
- * the engine refuses makes this fail with err naming the tool). With
+ * arguments constrained by the function's "parameters" schema. A
+ * function with "strict": true (every function when opts->strict) is
+ * enforced exactly: a schema the engine refuses makes this fail with err
+ * naming the tool. Other functions are best effort, as OpenAI's
+ * non-strict functions: a schema with a keyword the engine does not
+ * support gives any JSON object instead, and on success err->msg (empty
+ * otherwise) names such a function. With
  * choice NAMED only function `name` may be called.
  *   *root:    the whole output (REQUIRED / NAMED: calls from the first
  *             token, nothing else; what may follow the calls, e.g. an

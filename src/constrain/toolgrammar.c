@@ -4,7 +4,17 @@
  *
  * Each declared function gets one rule holding its arguments' grammar
  * (ncg_json_schema of its "parameters", or any object when it has none),
- * shared by every place a call may appear. Around it, each family's
+ * shared by every place a call may appear.
+ *
+ * Strictness is per function, as OpenAI defines it: a function with
+ * "strict": true (or every function when opts->strict) is enforced
+ * exactly -- objects without additionalProperties get no undeclared keys,
+ * and a schema the engine cannot enforce fails the build (the API's 400).
+ * For other functions OpenAI promises only best effort: their schema is
+ * enforced when the engine supports it (JSON Schema's defaults:
+ * undeclared keys allowed), and when it does not (NUAGE_E_UNSUPPORTED)
+ * the arguments fall back to any JSON object, and err->msg says which
+ * function and why although the build succeeds. Around it, each family's
  * envelope is written exactly as the chat template renders an assistant
  * turn with tool_calls (that is what the model was trained to write), with
  * JSON whitespace (ncg_json_ws, bounded) allowed where JSON allows it in
@@ -325,6 +335,7 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
     int rc = 0;
     size_t i;
     json_t *tool;
+    char loose_note[sizeof err->msg] = "";
     json_array_foreach(tools, i, tool) {
         json_t *f = tool_function(tool);
         const char *fname = json_string_value(json_object_get(f, "name"));
@@ -349,6 +360,17 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
         else if (fmt == NUAGE_TOOLFMT_GEMMA4) rc = nuage__gemma_args(b, params, M(g, GEMMA_QUOTE), &e, &sub);
         else rc = ncg_json_schema(b, params, &o, &e, &sub);
         json_decref(any);
+        if (rc == NUAGE_E_UNSUPPORTED && !o.strict) {
+            /* not strict: best effort, any JSON object */
+            if (!loose_note[0]) /* the first such function */
+                snprintf(loose_note, sizeof loose_note, "tool %.64s: not strict, arguments are any JSON object: %.120s", fname,
+                         sub.msg);
+            json_t *obj = json_pack("{s:s}", "type", "object");
+            if (!obj) rc = NUAGE_E_NOMEM;
+            else if (fmt == NUAGE_TOOLFMT_GEMMA4) rc = nuage__gemma_args(b, obj, M(g, GEMMA_QUOTE), &e, &sub);
+            else rc = ncg_json_schema(b, obj, &o, &e, &sub);
+            json_decref(obj);
+        }
         if (rc == 0) rc = ncg_rule_set(b, r, e);
         if (rc) {
             if (err) {
@@ -390,6 +412,10 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
     }
     *root = rr;
     if (triggers) *triggers = trig;
+    if (err) {
+        snprintf(err->msg, sizeof err->msg, "%s", loose_note);
+        err->pointer[0] = 0;
+    }
 out:
     free(g);
     return rc;

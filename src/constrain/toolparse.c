@@ -33,6 +33,25 @@
  *
  * Arguments are the model's JSON with the whitespace outside strings
  * removed (tooljson.c), checked to be a valid JSON object.
+ *
+ * Eager mode (nuage_toolparse_set_eager), for outputs a grammar forces to
+ * be well-formed calls: a call is announced (CALL_START) as soon as its
+ * name and the opening brace of its arguments have arrived, and its
+ * arguments go out as CALL_ARGS fragments while they arrive -- the same
+ * compaction applied to the prefix, never ending inside a UTF-8 sequence
+ * -- so a client sees a long call grow as OpenAI streams it. The block
+ * parsers report the head of the call they are waiting on (stream_head);
+ * CALL_END still comes when the markup is complete and carries the whole
+ * arguments, of which the fragments are a prefix. A call announced this
+ * way cannot be given back as content: when its block fails anyway (the
+ * output was cut by max_tokens; without a grammar a model could write
+ * anything) the rest of the output is dropped and the call gets no
+ * CALL_END, which the server reports as an unfinished call. When calls
+ * are forced from the first token, call markup cut short before its head
+ * is dropped as well, never content. Under a lazy grammar a call is
+ * announced only where the grammar's trigger engaged it (Llama's {"name",
+ * DeepSeek's and Kimi's section markers, the generic {"tool_calls"). Harmony
+ * and Gemma still emit each call whole.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdlib.h>
@@ -83,6 +102,21 @@ struct nuage_toolparse {
     int cb_rc;
     /* harmony */
     int h_state;
+    /* eager mode: the head seen by the block being parsed, and the call
+     * being streamed (args_* are stream offsets of its arguments) */
+    bool eager;
+    bool eager_start;         /* calls are forced from the first token */
+    bool head;                /* the block reported a call head */
+    const char *head_name;    /* in buf, head_nl bytes */
+    size_t head_nl, head_args;
+    bool open;                /* CALL_START sent, CALL_END not yet */
+    int n_dropped;            /* announced calls that never completed: event
+                               * indices are n_calls + n_dropped */
+    size_t args_abs;          /* the arguments' '{' */
+    size_t args_scan;         /* raw bytes up to here are decided */
+    size_t args_sent;         /* compact bytes sent */
+    int args_depth;
+    bool args_str, args_esc, args_done;
 };
 
 struct family {
@@ -164,6 +198,116 @@ static void emit(nuage_toolparse *p, nuage_tp_kind kind, int index, const char *
 
 static void emit_content(nuage_toolparse *p, const char *s, size_t n) {
     emit(p, NUAGE_TP_CONTENT, 0, s, n, NULL);
+}
+
+/* ---- eager streaming of arguments ---- */
+
+static bool declared(const nuage_toolparse *p, const char *name);
+
+/* A block parser has read a call's name n[0..nl) and sees its arguments
+ * object start at args (both inside p->buf). */
+static void stream_head(nuage_toolparse *p, const char *n, size_t nl, const char *args) {
+    if (!p->eager || nl == 0 || nl > MAX_NAME) return;
+    p->head = true;
+    p->head_name = n;
+    p->head_nl = nl;
+    p->head_args = p->base + (size_t)(args - p->buf);
+}
+
+/* For envelopes {"name": "NAME", "arguments"|"parameters": {...}} at s[i]
+ * (the '{'): report the head once it is all there (name first, as the
+ * grammars write it; other orders are found when the call is complete). */
+static void stream_obj_head(nuage_toolparse *p, const char *s, size_t n, size_t i) {
+    if (!p->eager || i >= n || s[i] != '{') return;
+    size_t j = i + 1 + nuage__tj_ws(s + i + 1, n - i - 1);
+    if (prefix_match(s + j, n - j, "\"name\"") != 1) return;
+    j += 6;
+    j += nuage__tj_ws(s + j, n - j);
+    if (j >= n || s[j] != ':') return;
+    j++;
+    j += nuage__tj_ws(s + j, n - j);
+    if (j >= n || s[j] != '"') return;
+    size_t n0 = ++j;
+    while (j < n && is_name_char(s[j]) && j - n0 <= MAX_NAME) j++;
+    if (j >= n || s[j] != '"') return;
+    size_t nl = j - n0;
+    j++;
+    j += nuage__tj_ws(s + j, n - j);
+    if (j >= n || s[j] != ',') return;
+    j++;
+    j += nuage__tj_ws(s + j, n - j);
+    size_t kl = prefix_match(s + j, n - j, "\"arguments\"") == 1    ? 11
+                : prefix_match(s + j, n - j, "\"parameters\"") == 1 ? 12
+                                                                    : 0;
+    if (!kl) return;
+    j += kl;
+    j += nuage__tj_ws(s + j, n - j);
+    if (j >= n || s[j] != ':') return;
+    j++;
+    j += nuage__tj_ws(s + j, n - j);
+    if (j < n && s[j] == '{') stream_head(p, s + n0, nl, s + j);
+}
+
+/* Bytes of s[0..n) that end on a UTF-8 character boundary. */
+static size_t utf8_whole(const char *s, size_t n) {
+    for (size_t back = 1; back <= 3 && back <= n; back++) {
+        unsigned char c = (unsigned char)s[n - back];
+        if ((c & 0xC0) == 0x80) continue;          /* continuation byte */
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? n - back : n;
+    }
+    return n;
+}
+
+/* After a block answered MORE: announce its call and send the arguments
+ * that arrived since the last piece, compacted. */
+static void stream_more(nuage_toolparse *p) {
+    if (!p->head) return;
+    char name[MAX_NAME + 1];
+    memcpy(name, p->head_name, p->head_nl);
+    name[p->head_nl] = 0;
+    if (!declared(p, name)) return;
+    if (!p->open) {
+        p->open = true;
+        p->args_abs = p->args_scan = p->head_args;
+        p->args_sent = 0;
+        p->args_depth = 0;
+        p->args_str = p->args_esc = p->args_done = false;
+        emit(p, NUAGE_TP_CALL_START, p->n_calls + p->n_dropped, NULL, 0, name);
+    } else if (p->args_abs != p->head_args) {
+        return;
+    }
+    if (p->args_done || p->args_scan < p->base) return;
+    const char *s = p->buf + (p->args_scan - p->base);
+    size_t n = utf8_whole(s, p->len - (p->args_scan - p->base));
+    char out[512];
+    size_t o = 0, i = 0;
+    for (; i < n && !p->args_done; i++) {
+        char c = s[i];
+        bool keep = true;
+        if (p->args_str) {
+            if (p->args_esc) p->args_esc = false;
+            else if (c == '\\') p->args_esc = true;
+            else if (c == '"') p->args_str = false;
+        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            keep = false;
+        } else if (c == '"') {
+            p->args_str = true;
+        } else if (c == '{' || c == '[') {
+            p->args_depth++;
+        } else if (c == '}' || c == ']') {
+            if (--p->args_depth == 0) p->args_done = true;
+        }
+        if (keep) out[o++] = c;
+        if (o == sizeof out) {
+            emit(p, NUAGE_TP_CALL_ARGS, p->n_calls + p->n_dropped, out, o, name);
+            p->args_sent += o;
+            o = 0;
+        }
+    }
+    p->args_scan += i;
+    if (o) emit(p, NUAGE_TP_CALL_ARGS, p->n_calls + p->n_dropped, out, o, name);
+    p->args_sent += o;
 }
 
 static void items_clear(nuage_toolparse *p) {
@@ -318,6 +462,7 @@ static blk_status blk_hermes(nuage_toolparse *p, const char *s, size_t n, bool f
     size_t i = strlen("<tool_call>");
     const char *o;
     size_t ol;
+    stream_obj_head(p, s, n, i + nuage__tj_ws(s + i, n - i));
     blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     st = expect_close(s, n, i, "</tool_call>", final, used);
@@ -339,6 +484,8 @@ static blk_status blk_llama3(nuage_toolparse *p, const char *s, size_t n, bool f
     if (m == -1) return BLK_MORE;
     const char *o;
     size_t ol;
+    /* a lazy grammar engages at {"name" exactly: only then is the call sure */
+    if (k == i + 1 || p->eager_start) stream_obj_head(p, s, n, i);
     blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     *used = i;
@@ -354,6 +501,7 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
     if (i >= n) return BLK_MORE;
     if (s[i] == '[') {
         size_t end;
+        stream_obj_head(p, s, n, i + 1 + nuage__tj_ws(s + i + 1, n - i - 1));
         tj_status ts = scan_at(p, s + i, n - i, &end);
         if (ts == TJ_BAD) return BLK_FAIL;
         if (ts == TJ_MORE) return BLK_MORE;
@@ -382,6 +530,8 @@ static blk_status blk_mistral(nuage_toolparse *p, const char *s, size_t n, bool 
     i += strlen("[ARGS]");
     const char *o;
     size_t ol;
+    size_t a = i + nuage__tj_ws(s + i, n - i);
+    if (a < n && s[a] == '{') stream_head(p, s + n0, nl, s + a);
     blk_status st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     *used = i;
@@ -406,6 +556,8 @@ static blk_status until(const char *s, size_t n, size_t i, const char *lit, size
  * DeepSeek V3.1: [<calls_begin>]<call_begin>NAME<sep>{...}<call_end> */
 static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     size_t i = 0;
+    /* the lazy grammar's trigger is the calls-begin marker */
+    bool sure = p->eager_start || prefix_match(s, n, DS_CALLS_BEGIN) == 1;
     if (prefix_match(s, n, DS_CALLS_BEGIN) == 1) i = strlen(DS_CALLS_BEGIN);
     i += nuage__tj_ws(s + i, n - i);
     int m = prefix_match(s + i, n - i, DS_CALL_BEGIN);
@@ -435,6 +587,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         i += 3;
         if ((m = prefix_match(s + i, n - i, "json")) == -1) return BLK_MORE;
         if (m == 1) i += 4;
+        size_t a = i + nuage__tj_ws(s + i, n - i);
+        if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
         st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
         i += nuage__tj_ws(s + i, n - i);
@@ -447,6 +601,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
         }
         i += 3;
     } else {
+        size_t a = i + nuage__tj_ws(s + i, n - i);
+        if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
         st = json_object_at(p, s, n, &i, &o, &ol);
         if (st != BLK_DONE) return st;
     }
@@ -459,6 +615,8 @@ static blk_status blk_deepseek(nuage_toolparse *p, const char *s, size_t n, bool
  * then <|tool_call_argument_begin|>, the arguments, <|tool_call_end|>. */
 static blk_status blk_kimi(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     size_t i = 0;
+    /* the lazy grammar's trigger is the section-begin marker */
+    bool sure = p->eager_start || prefix_match(s, n, "<|tool_calls_section_begin|>") == 1;
     if (prefix_match(s, n, "<|tool_calls_section_begin|>") == 1) i = strlen("<|tool_calls_section_begin|>");
     i += nuage__tj_ws(s + i, n - i);
     int m = prefix_match(s + i, n - i, "<|tool_call_begin|>");
@@ -478,6 +636,8 @@ static blk_status blk_kimi(nuage_toolparse *p, const char *s, size_t n, bool fin
     i = at + strlen("<|tool_call_argument_begin|>");
     const char *o;
     size_t ol;
+    size_t a = i + nuage__tj_ws(s + i, n - i);
+    if (sure && a < n && s[a] == '{') stream_head(p, name, nl, s + a);
     st = json_object_at(p, s, n, &i, &o, &ol);
     if (st != BLK_DONE) return st;
     st = expect_close(s, n, i, "<|tool_call_end|>", final, used);
@@ -493,6 +653,17 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     int m1 = prefix_match(s + k, n - k, "\"tool_calls\"");
     int m2 = prefix_match(s + k, n - k, "\"content\"");
     if (m1 == 0 && m2 == 0) return BLK_FAIL;
+    /* the first call of {"tool_calls": [{"name": ...: a lazy grammar
+     * engages at {"tool_calls" exactly */
+    if (m1 == 1 && (k == 1 || p->eager_start)) {
+        size_t j = k + strlen("\"tool_calls\"");
+        j += nuage__tj_ws(s + j, n - j);
+        if (j < n && s[j] == ':') {
+            j++;
+            j += nuage__tj_ws(s + j, n - j);
+            if (j < n && s[j] == '[') stream_obj_head(p, s, n, j + 1 + nuage__tj_ws(s + j + 1, n - j - 1));
+        }
+    }
     size_t i = 0;
     const char *o;
     size_t ol;
@@ -503,14 +674,17 @@ static blk_status blk_generic(nuage_toolparse *p, const char *s, size_t n, bool 
     if (nuage__tj_count_members(o, ol, keys, &other) == 0 || other) return BLK_FAIL;
     const char *v;
     size_t vl;
-    if (nuage__tj_member(o, ol, "content", &v, &vl)) {
-        if (v[0] != '"') return BLK_FAIL;
-        size_t cl;
-        char *c = nuage__tj_string(v, vl, &cl);
-        if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
-    }
-    if (nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
-        if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
+    /* content first, unless a call is being streamed: then after it */
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == (p->open ? 1 : 0) && nuage__tj_member(o, ol, "content", &v, &vl)) {
+            if (v[0] != '"') return BLK_FAIL;
+            size_t cl;
+            char *c = nuage__tj_string(v, vl, &cl);
+            if (!c || !items_add(p, NULL, c, cl)) return BLK_FAIL;
+        }
+        if (pass == 0 && nuage__tj_member(o, ol, "tool_calls", &v, &vl)) {
+            if (v[0] != '[' || add_call_array(p, v, vl) != BLK_DONE) return BLK_FAIL;
+        }
     }
     *used = i;
     return BLK_DONE;
@@ -565,21 +739,44 @@ static const family families[] = {
  * *used set on BLK_DONE. BLK_MORE only when not final. */
 static blk_status try_block(nuage_toolparse *p, const char *s, size_t n, bool final, size_t *used) {
     items_clear(p);
+    p->head = false;
     blk_status st = p->fam->block(p, s, n, final, used);
-    if (st == BLK_MORE && final) st = BLK_FAIL;
+    if (st == BLK_MORE && !final) {
+        stream_more(p);
+        items_clear(p);
+        return st;
+    }
+    bool cut = st == BLK_MORE;   /* the output ended inside the block */
+    if (cut) st = BLK_FAIL;
     if (st == BLK_DONE) {
         /* one undeclared name makes the whole block content */
         for (size_t i = 0; i < p->n_items; i++)
             if (p->items[i].name && !declared(p, p->items[i].name)) st = BLK_FAIL;
         if (p->n_items == 0) st = BLK_FAIL;
     }
+    if (st == BLK_FAIL && (p->open || (cut && p->eager_start))) {
+        /* an announced call cannot become content, nor can forced call
+         * markup cut short (max_tokens) before its head: drop the rest */
+        if (p->open) p->n_dropped++;
+        p->open = false;
+        *used = n;
+        items_clear(p);
+        return BLK_DONE;
+    }
     if (st == BLK_DONE) {
         for (size_t i = 0; i < p->n_items; i++) {
             tp_item *it = &p->items[i];
             if (!it->name) { emit_content(p, it->text, it->len); continue; }
-            int idx = p->n_calls++;
-            emit(p, NUAGE_TP_CALL_START, idx, NULL, 0, it->name);
-            emit(p, NUAGE_TP_CALL_ARGS, idx, it->text, it->len, it->name);
+            int idx = p->n_calls++ + p->n_dropped;
+            size_t sent = 0;
+            if (p->open) {
+                /* the call streamed so far: what is left of its arguments */
+                p->open = false;
+                sent = p->args_sent <= it->len ? p->args_sent : it->len;
+            } else {
+                emit(p, NUAGE_TP_CALL_START, idx, NULL, 0, it->name);
+            }
+            if (it->len > sent) emit(p, NUAGE_TP_CALL_ARGS, idx, it->text + sent, it->len - sent, it->name);
             emit(p, NUAGE_TP_CALL_END, idx, it->text, it->len, it->name);
         }
     }
@@ -863,3 +1060,9 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
 }
 
 int nuage_toolparse_n_calls(const nuage_toolparse *p) { return p ? p->n_calls : 0; }
+
+void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start) {
+    if (!p) return;
+    p->eager = on;
+    p->eager_start = on && from_start;
+}

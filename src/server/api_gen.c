@@ -273,6 +273,11 @@ bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st) {
         c->dt = nuage_detok_new(g->dep->voc, true);
         c->tp = nuage_toolparse_new((nuage_toolfmt)g->st.fmt, (const char *const *)g->st.names, g->st.n_names);
         if (!c->dt || !c->tp) return false;
+        /* a grammar forces calls to be well-formed: stream their arguments
+         * as they arrive */
+        if (g->st.grammar && g->st.choice != NUAGE_TOOLCHOICE_NONE)
+            nuage_toolparse_set_eager(c->tp, true,
+                                      g->st.choice == NUAGE_TOOLCHOICE_REQUIRED || g->st.choice == NUAGE_TOOLCHOICE_NAMED);
     }
     return true;
 }
@@ -720,9 +725,15 @@ json_t *nuage__tool_calls_json(const nuage__gchoice *c) {
     json_t *a = json_array();
     for (int k = 0; a && k < c->n_calls; k++) {
         const nuage__gcall *t = &c->calls[k];
-        if (!t->final_args) continue; /* cut short (max_tokens): not a call */
-        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:s}}", "id", t->id, "type", "function", "function",
-                                           "name", t->name, "arguments", t->final_args));
+        /* a call cut short by max_tokens keeps the arguments written so far,
+         * as OpenAI (finish_reason "length") and as the stream sent them;
+         * otherwise an unfinished call is not a call */
+        json_t *args = t->final_args ? json_string(t->final_args)
+                       : c->finish == NUAGE_FINISH_LENGTH && t->args.n ? nuage__json_text(t->args.p, t->args.n)
+                                                                         : NULL;
+        if (!args) continue;
+        json_array_append_new(a, json_pack("{s:s,s:s,s:{s:s,s:o}}", "id", t->id, "type", "function", "function",
+                                           "name", t->name, "arguments", args));
     }
     return a;
 }

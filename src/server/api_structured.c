@@ -124,7 +124,6 @@ bool nuage__tools_parse(const nuage_deployment *d, json_t *body, nuage__structur
             snprintf(param, sizeof param, "tools[%zu].function.strict", i);
             return nuage__err400(e, param, "Invalid type for '%s': expected a boolean.", param);
         }
-        if (!json_is_true(strict)) st->some_loose = true;
         if (!(st->names[st->n_names] = strdup(json_string_value(name))))
             return nuage__err(e, 500, "server_error", NULL, NULL, "out of memory");
         st->n_names++;
@@ -421,8 +420,9 @@ bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think
     const char *const *trig = NULL;
     bool tools = st->tools_on && st->choice != NUAGE_TOOLCHOICE_NONE;
     if (tools) {
-        /* OpenAI strict function schemas: objects get no undeclared properties */
-        nuage_cg_json_opts opts = {.max_ws = NUAGE__API_MAX_WS, .strict = !st->some_loose};
+        /* strictness is per function (toolgrammar.c): "strict": true is
+         * enforced exactly, other functions are best effort */
+        nuage_cg_json_opts opts = {.max_ws = NUAGE__API_MAX_WS, .strict = false};
         nuage_cg_error ce;
         memset(&ce, 0, sizeof ce);
         int rc = nuage_toolfmt_grammar(b, (nuage_toolfmt)st->fmt, d->voc, st->tools, (nuage_toolchoice)st->choice,
@@ -432,6 +432,7 @@ bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think
             nuage__cg_refused(e, rc, "tools", "tools (a function's parameters)", &ce);
             goto done;
         }
+        if (ce.msg[0]) fprintf(stderr, "nuage serve: warning: %s\n", ce.msg);
     }
     /* What the output must be, and from where. */
     ncg_expr start;

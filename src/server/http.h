@@ -325,7 +325,6 @@ typedef struct {
     int choice;               /* nuage_toolchoice (constrain/toolcall.h) */
     char named[72];           /* NAMED: the function */
     bool parallel;            /* parallel_tool_calls (default true) */
-    bool some_loose;          /* a tool without "strict": true (else strict argument schemas) */
     bool tools_on;            /* tools given and tool_choice != none: calls are parsed */
     int fmt;                  /* nuage_toolfmt of the deployment */
     json_t *tools;            /* the request's tools (a reference) when tools_on */

@@ -8,7 +8,12 @@
  * events break their contract (CALL_ARGS not adding up to CALL_END's
  * arguments, indices out of order), when arguments are not one valid
  * JSON object, or when content plus the calls' raw text loses bytes (with
- * no tool declared, the content must be the output itself).
+ * no tool declared, the content must be the output itself). Then once
+ * more byte by byte in eager mode (nuage_toolparse_set_eager), where a call
+ * may be announced and later dropped when its markup fails: the events
+ * keep their contract (fragments add up to CALL_END's arguments, indices
+ * count dropped calls too), and when no call was dropped the content and
+ * calls equal the default mode's.
  *
  * Not built by CMake. Build and run (from the repository root):
  *
@@ -35,6 +40,8 @@ typedef struct {
     size_t len[3], cap[3];
     int n_calls;
     bool open;
+    bool eager;           /* a call may be dropped: content or a new call may follow it */
+    int dropped;
     char *frag;           /* current call's CALL_ARGS */
     size_t frag_len, frag_cap;
 } acc;
@@ -55,6 +62,7 @@ static int on_event(const nuage_tp_event *ev, void *ud) {
     acc *a = ud;
     switch (ev->kind) {
     case NUAGE_TP_CONTENT:
+        if (a->open && a->eager) { a->open = false; a->dropped++; }
         if (a->open) abort();
         add(&a->text[0], &a->len[0], &a->cap[0], ev->text, ev->len);
         break;
@@ -62,16 +70,17 @@ static int on_event(const nuage_tp_event *ev, void *ud) {
         add(&a->text[1], &a->len[1], &a->cap[1], ev->text, ev->len);
         break;
     case NUAGE_TP_CALL_START:
-        if (a->open || ev->index != a->n_calls || !ev->name) abort();
+        if (a->open && a->eager) { a->open = false; a->dropped++; }
+        if (a->open || ev->index != a->n_calls + a->dropped || !ev->name) abort();
         a->open = true;
         a->frag_len = 0;
         break;
     case NUAGE_TP_CALL_ARGS:
-        if (!a->open || ev->index != a->n_calls) abort();
+        if (!a->open || ev->index != a->n_calls + a->dropped) abort();
         add(&a->frag, &a->frag_len, &a->frag_cap, ev->text, ev->len);
         break;
     case NUAGE_TP_CALL_END: {
-        if (!a->open || ev->index != a->n_calls || ev->len != a->frag_len ||
+        if (!a->open || ev->index != a->n_calls + a->dropped || ev->len != a->frag_len ||
             (ev->len && memcmp(ev->text, a->frag, ev->len)))
             abort();
         size_t end;
@@ -106,10 +115,12 @@ static const char *const NAMES[] = {"get_weather", "search_docs", "f"};
 /* Parse data[0..n) cut every `step` bytes (0: whole), pseudo-randomly
  * jittered by seed. */
 static void parse(nuage_toolfmt fmt, const char *const *names, size_t nn, const char *data, size_t n,
-                  size_t step, uint32_t seed, acc *a) {
+                  size_t step, uint32_t seed, acc *a, bool eager) {
     memset(a, 0, sizeof *a);
+    a->eager = eager;
     nuage_toolparse *p = nuage_toolparse_new(fmt, names, nn);
     if (!p) abort();
+    nuage_toolparse_set_eager(p, eager, eager && (seed & 1));
     size_t at = 0;
     while (at < n || at == 0) {
         size_t k = n - at;
@@ -123,6 +134,7 @@ static void parse(nuage_toolfmt fmt, const char *const *names, size_t nn, const 
         at += k;
         if (last) break;
     }
+    if (a->open && eager) { a->open = false; a->dropped++; }
     if (a->open || nuage_toolparse_n_calls(p) != a->n_calls) abort();
     nuage_toolparse_free(p);
 }
@@ -137,16 +149,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = (const char *)data + 2;
     size_t n = size - 2;
     acc whole, cut, bytes;
-    parse(fmt, NAMES, 3, text, n, 0, 0, &whole);
-    parse(fmt, NAMES, 3, text, n, 1 + seed % 16, seed, &cut);
-    parse(fmt, NAMES, 3, text, n, 1, 0, &bytes);
+    parse(fmt, NAMES, 3, text, n, 0, 0, &whole, false);
+    parse(fmt, NAMES, 3, text, n, 1 + seed % 16, seed, &cut, false);
+    parse(fmt, NAMES, 3, text, n, 1, 0, &bytes, false);
     if (!same(&whole, &cut) || !same(&whole, &bytes)) abort();
-    acc_free(&whole);
     acc_free(&cut);
     acc_free(&bytes);
+    acc eager;
+    parse(fmt, NAMES, 3, text, n, 1, seed, &eager, true);
+    if (eager.dropped == 0 && !same(&whole, &eager)) abort();
+    acc_free(&eager);
+    acc_free(&whole);
     /* nothing declared: no calls, and (outside harmony and the generic
      * envelope, which read structure) the content is the output */
-    parse(fmt, NULL, 0, text, n, 0, 0, &whole);
+    parse(fmt, NULL, 0, text, n, 0, 0, &whole, false);
     if (whole.n_calls) abort();
     if (fmt != NUAGE_TOOLFMT_HARMONY && fmt != NUAGE_TOOLFMT_GENERIC &&
         (whole.len[0] != n || (n && memcmp(whole.text[0], text, n))))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Integration test of structured outputs and tool calling through the real
-# server, driven by the openai SDK, LangChain and the Vercel AI SDK.
+# server, driven by the openai SDK, LangChain, the Vercel AI SDK, LlamaIndex
+# and the @openai/agents SDK on chat completions.
 #
 # Serves two random-weight models of ../shared/models with the real chat
 # templates of ../shared/templates (--config, "chat_template"): "qwen3"
@@ -8,8 +9,9 @@
 # template: bare JSON calls). Random weights write junk, so the tests
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
-# test_server_openai.sh, whose server has neither model). Exit 77 when
-# the shared data, node or the npm packages are missing.
+# test_server_openai.sh, whose server has neither model) and
+# responses_clients.test.mjs (skipped elsewhere: it needs these models).
+# Exit 77 when the shared data, node or the npm packages are missing.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 src="${NUAGE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
@@ -22,7 +24,8 @@ for f in models/rand-qwen3-f32.gguf models/rand-llama-f32.gguf templates/Qwen-Qw
   if [ ! -f "$shared/$f" ]; then echo "shared data not found ($f): skipped"; exit 77; fi
 done
 if ! command -v node >/dev/null 2>&1; then echo "node not found: skipped"; exit 77; fi
-if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ]; then
+if [ ! -d "$tests/node_modules/zod" ] || [ ! -d "$tests/node_modules/ai" ] || \
+   [ ! -d "$tests/node_modules/llamaindex" ] || [ ! -d "$tests/node_modules/@openai/agents" ]; then
   if ! command -v npm >/dev/null 2>&1 || ! (cd "$tests" && npm ci --no-audit --no-fund >/dev/null 2>&1); then
     echo "cannot install the npm packages (npm ci failed): skipped"; exit 77
   fi
@@ -65,6 +68,10 @@ cd "$tests"
 NUAGE_URL="http://127.0.0.1:$port" NUAGE_SHARED="$shared" NUAGE_SERVER_LOG="$log" \
   node --test --test-concurrency=1 --test-timeout=600000 cg/*.mjs
 rc=$?
+# The same clients on the Responses API (each test reports skipped when
+# the server has no /v1/responses).
+NUAGE_RESPONSES_CLIENTS_URL="http://127.0.0.1:$port" \
+  node --test --test-concurrency=1 --test-timeout=600000 responses_clients.test.mjs || rc=1
 
 kill -TERM "$pid"
 wait "$pid"

@@ -302,6 +302,146 @@ static void test_long_argument(void **state) {
     free(text);
 }
 
+/* Eager mode: fed byte by byte, a call is announced before its markup is
+ * complete and its arguments arrive in several fragments, none ending
+ * inside a UTF-8 sequence; content and calls add up to exactly what the
+ * default mode gives for the whole output. */
+typedef struct {
+    tp_result r;
+    int n_frags[TP_MAX_CALLS];
+    bool split_utf8;
+    size_t fed;               /* bytes fed when the first CALL_START came */
+    size_t at;                /* bytes fed so far */
+} eager_obs;
+
+static int eager_collect(const nuage_tp_event *ev, void *ud) {
+    eager_obs *o = ud;
+    if (ev->kind == NUAGE_TP_CALL_START && o->fed == 0) o->fed = o->at;
+    if (ev->kind == NUAGE_TP_CALL_ARGS && ev->index >= 0 && ev->index < TP_MAX_CALLS) {
+        o->n_frags[ev->index]++;
+        /* a fragment must neither start nor end inside a UTF-8 sequence */
+        if (ev->len && ((unsigned char)ev->text[0] & 0xC0) == 0x80) o->split_utf8 = true;
+        size_t k = ev->len;
+        while (k && ((unsigned char)ev->text[k - 1] & 0xC0) == 0x80) k--;
+        if (k) {
+            unsigned char lead = (unsigned char)ev->text[k - 1];
+            size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+            if (ev->len - (k - 1) != need) o->split_utf8 = true;
+        }
+    }
+    return tp_collect(ev, &o->r);
+}
+
+static void test_eager_streaming(void **state) {
+    (void)state;
+    static const struct {
+        nuage_toolfmt fmt;
+        const char *text;
+    } E[] = {
+        {NUAGE_TOOLFMT_HERMES, "Checking.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": "
+                               "\"Z\xc3\xbcrich \xe6\x9d\xb1\xe4\xba\xac \xf0\x9f\x8c\xa7\", \"unit\": \"celsius\"}}\n</tool_call>\n"
+                               "<tool_call>\n{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}\n</tool_call>"},
+        {NUAGE_TOOLFMT_LLAMA3, "{\"name\": \"get_weather\", \"parameters\": " ARGS1 "}"},
+        {NUAGE_TOOLFMT_LLAMA3, "<|python_tag|>{\"name\": \"search_docs\", \"parameters\": " ARGS2 "}"},
+        {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}, "
+                                "{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}]"},
+        {NUAGE_TOOLFMT_MISTRAL, "[TOOL_CALLS]get_weather[ARGS]" ARGS1},
+        {NUAGE_TOOLFMT_DEEPSEEK,
+         DS_CALLS_BEGIN DS_CALL_BEGIN "function" DS_SEP "get_weather\n```json\n" ARGS1 "\n```" DS_CALL_END},
+        {NUAGE_TOOLFMT_DEEPSEEK, DS_CALLS_BEGIN DS_CALL_BEGIN "get_weather" DS_SEP ARGS1 DS_CALL_END DS_CALL_BEGIN
+                                 "search_docs" DS_SEP ARGS2 DS_CALL_END DS_CALLS_END},
+        {NUAGE_TOOLFMT_KIMI,
+         "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>" ARGS1
+         "<|tool_call_end|><|tool_call_begin|>functions.search_docs:1<|tool_call_argument_begin|>" ARGS2
+         "<|tool_call_end|><|tool_calls_section_end|>"},
+        {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}]}"},
+        {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"search_docs\", \"arguments\": " ARGS2 "}, "
+                                "{\"name\": \"get_weather\", \"arguments\": " ARGS1 "}], \"content\": \"Both.\"}"},
+    };
+    for (size_t i = 0; i < sizeof E / sizeof E[0]; i++) {
+        tp_result whole;
+        tp_parse(E[i].fmt, NAMES, NN, E[i].text, &whole);
+        assert_false(whole.bad);
+        assert_true(whole.n_calls >= 1);
+        eager_obs o;
+        memset(&o, 0, sizeof o);
+        nuage_toolparse *p = nuage_toolparse_new(E[i].fmt, NAMES, NN);
+        assert_non_null(p);
+        nuage_toolparse_set_eager(p, true, false);
+        size_t len = strlen(E[i].text);
+        for (size_t k = 0; k < len; k++) {
+            o.at = k + 1;
+            assert_int_equal(nuage_toolparse_feed(p, E[i].text + k, 1, false, eager_collect, &o), 0);
+        }
+        assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
+        nuage_toolparse_free(p);
+        if (!tp_same(&whole, &o.r)) fail_msg("eager case %zu: %s; content [%s] calls %d", i, o.r.why, o.r.content, o.r.n_calls);
+        assert_false(o.split_utf8);
+        /* announced early: well before the (first) call's arguments end */
+        const char *a1 = strstr(E[i].text, "\"location\"") ? strstr(E[i].text, "\"location\"") : strstr(E[i].text, "\"query\"");
+        assert_true(o.fed > 0 && o.fed <= (size_t)(a1 - E[i].text));
+        assert_true(o.n_frags[0] >= 10);
+    }
+    /* Llama 3 with a blank after '{': no lazy trigger there, so announced
+     * early only when the grammar forced calls from the first token */
+    for (int from_start = 0; from_start <= 1; from_start++) {
+        const char *t = "{\n  \"name\": \"get_weather\",\n  \"parameters\": " ARGS1 "\n}";
+        eager_obs o;
+        memset(&o, 0, sizeof o);
+        nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_LLAMA3, NAMES, NN);
+        assert_non_null(p);
+        nuage_toolparse_set_eager(p, true, from_start);
+        for (size_t k = 0; t[k]; k++) {
+            o.at = k + 1;
+            assert_int_equal(nuage_toolparse_feed(p, t + k, 1, false, eager_collect, &o), 0);
+        }
+        assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
+        nuage_toolparse_free(p);
+        assert_false(o.r.bad);
+        assert_int_equal(o.r.n_calls, 1);
+        assert_string_equal(o.r.args[0], ARGS1C);
+        if (from_start) assert_true(o.n_frags[0] >= 10);
+        else assert_int_equal(o.n_frags[0], 1);
+    }
+    /* cut short after the call was announced: no CALL_END, no markup as content */
+    eager_obs o;
+    memset(&o, 0, sizeof o);
+    nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+    assert_non_null(p);
+    nuage_toolparse_set_eager(p, true, false);
+    const char *cut = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"location\": \"Par";
+    assert_int_equal(nuage_toolparse_feed(p, cut, strlen(cut), false, eager_collect, &o), 0);
+    assert_true(o.r.open);
+    assert_string_equal(o.r.frag[0], "{\"location\":\"Par");
+    assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
+    assert_int_equal(nuage_toolparse_n_calls(p), 0);
+    assert_int_equal(o.r.content_len, 0);
+    nuage_toolparse_free(p);
+    /* forced from the start, cut before the head: dropped; lazily, content */
+    for (int from_start = 0; from_start <= 1; from_start++) {
+        memset(&o, 0, sizeof o);
+        p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+        nuage_toolparse_set_eager(p, true, from_start);
+        const char *head = "<tool_call>\n{\"name\": \"get_wea";
+        assert_int_equal(nuage_toolparse_feed(p, head, strlen(head), true, eager_collect, &o), 0);
+        assert_false(o.r.bad);
+        assert_int_equal(o.r.n_calls, 0);
+        assert_string_equal(o.r.content, from_start ? "" : head);
+        nuage_toolparse_free(p);
+    }
+    /* an undeclared name is never announced: the block stays content */
+    memset(&o, 0, sizeof o);
+    p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, NAMES, NN);
+    nuage_toolparse_set_eager(p, true, false);
+    const char *bad = "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {\"path\": \"/\"}}\n</tool_call>";
+    assert_int_equal(nuage_toolparse_feed(p, bad, strlen(bad), false, eager_collect, &o), 0);
+    assert_int_equal(nuage_toolparse_feed(p, "", 0, true, eager_collect, &o), 0);
+    assert_false(o.r.bad);
+    assert_int_equal(o.r.n_calls, 0);
+    assert_string_equal(o.r.content, bad);
+    nuage_toolparse_free(p);
+}
+
 static void test_names(void **state) {
     (void)state;
     for (int f = NUAGE_TOOLFMT_HERMES; f <= NUAGE_TOOLFMT_GEMMA4; f++)
@@ -341,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_callback_stop),
         cmocka_unit_test(test_long_stream),
         cmocka_unit_test(test_long_argument),
+        cmocka_unit_test(test_eager_streaming),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_generic_instruction),
     };

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { ChatOpenAI } from '@langchain/openai';
 import { createOpenAI } from '@ai-sdk/openai';
-import { generateObject, generateText, tool } from 'ai';
+import { generateObject, generateText, streamText, tool } from 'ai';
 import { BASE } from './common.mjs';
 
 const Person = z.object({
@@ -53,4 +53,41 @@ test('AI SDK generateText with toolChoice required', async () => {
   assert.ok(r.toolCalls.length >= 1);
   for (const c of r.toolCalls) Weather.parse(c.input);
   assert.equal(called, r.toolCalls.length);
+});
+
+// Tool-call arguments stream in fragments: the AI SDK's chat stream parser
+// assembles them (tool-input-delta parts) into the same call.
+test('AI SDK streamText (chat) with toolChoice required', async () => {
+  for (const model of ['qwen3', 'llama']) {
+    const s = streamText({
+      model: openai.chat(model), prompt: 'Weather in Rome?', toolChoice: 'required', maxOutputTokens: 600, temperature: 0, maxRetries: 0,
+      providerOptions: { openai: { parallelToolCalls: false } },
+      tools: { get_weather: tool({ description: 'weather', inputSchema: Weather }) },
+    });
+    let deltas = 0, text = '';
+    for await (const p of s.fullStream) {
+      if (p.type === 'error') throw p.error;
+      if (p.type === 'tool-input-delta') { deltas++; text += p.delta; }
+    }
+    const calls = await s.toolCalls;
+    assert.equal(calls.length, 1);
+    Weather.parse(calls[0].input);
+    assert.deepEqual(JSON.parse(text), calls[0].input);
+    assert.ok(deltas >= 3, `${deltas} argument deltas`);
+  }
+});
+
+test('LangChain bindTools streamed: tool_call_chunks concatenate to the call', async () => {
+  const m = lc('qwen3').bindTools([{ name: 'get_weather', description: 'weather', schema: Weather }], { tool_choice: 'required', parallel_tool_calls: false });
+  let full = null, chunks = 0;
+  for await (const ch of await m.stream('Weather in Rome?')) {
+    if (ch.tool_call_chunks?.length) chunks++;
+    full = full ? full.concat(ch) : ch;
+  }
+  assert.ok(chunks >= 3, `${chunks} chunks with tool_call_chunks`);
+  assert.equal(full.tool_calls.length, 1);
+  assert.equal(full.tool_calls[0].name, 'get_weather');
+  Weather.parse(full.tool_calls[0].args);
+  const once = await m.invoke('Weather in Rome?');
+  assert.deepEqual(full.tool_calls[0].args, once.tool_calls[0].args, 'greedy: streamed and not agree');
 });
