@@ -104,6 +104,9 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
                          nuage_tp_cb cb, void *ud);
 /* Number of complete calls seen so far. */
 int nuage_toolparse_n_calls(const nuage_toolparse *p);
+/* Harmony: whether the text fed so far ends inside an analysis
+ * (reasoning) message body; false for other families. */
+bool nuage_toolparse_in_reasoning(const nuage_toolparse *p);
 
 /* ---- grammar ---- */
 typedef enum {
@@ -132,6 +135,13 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
                           const void *tools, nuage_toolchoice choice, const char *name,
                           bool parallel, const nuage_cg_json_opts *opts, ncg_rule *root,
                           ncg_rule *after, const char *const **triggers, nuage_cg_error *err);
+
+/* Harmony (gpt-oss) output whose answer is constrained (response_format):
+ * optionally one analysis message, then the final-channel message
+ * "<|channel|>final[ [<|constrain|>]json]<|message|>" with `answer` as its
+ * body, then <|return|> (left to EOS when it is an end-of-generation
+ * token). *out set; 0, or a negative error code. */
+int nuage_toolfmt_harmony_final(ncg_builder *b, const nuage_vocab *vocab, ncg_expr answer, ncg_expr *out);
 
 /* Whether fmt's triggers count only at the start of the output (after
  * white space) or right after a call: true for LLAMA3 and GENERIC, whose

@@ -662,9 +662,14 @@ static size_t process_text(nuage_toolparse *p, bool final) {
  * names the channel (<|channel|>analysis / commentary / final) and maybe a
  * recipient (to=functions.NAME); the body runs up to <|end|>, <|call|> or
  * <|return|>. analysis bodies are REASONING, calls become call events,
- * other bodies are CONTENT. Headers and message delimiters are markup and
- * never content; a header that is not one (too long, odd bytes) is read
- * as the start of a plain content body instead. */
+ * other bodies are CONTENT (the final channel, and commentary without a
+ * recipient: the "preamble" gpt-oss writes before calling tools). A
+ * message with a recipient that is not a declared function, or whose body
+ * is not a JSON object, gives its body as content. Headers and message
+ * delimiters are markup and never content; a header that is not one (too
+ * long, odd bytes) is read as the start of a plain content body instead.
+ * Any number of messages may follow each other (analysis, preamble,
+ * analysis, call, ...). */
 
 enum { HS_HEADER = 0, HS_BETWEEN, HS_CONTENT, HS_REASONING };
 
@@ -736,7 +741,10 @@ static size_t h_call(nuage_toolparse *p, const char *s, size_t n, size_t hl, con
         }
         items_clear(p);
     }
-    if (!ok) emit_content(p, s, e);
+    /* not a call of a declared function (another recipient, a builtin
+     * tool, arguments that are not an object, a cut message): its body is
+     * content, its header is markup and dropped */
+    if (!ok) emit_content(p, s + b, e - b);
     /* a closing <|start|> begins the next message: leave it */
     if (e < n && prefix_match(s + e, n - e, "<|start|>") != 1) e += el;
     p->h_state = HS_BETWEEN;
@@ -863,3 +871,7 @@ int nuage_toolparse_feed(nuage_toolparse *p, const char *text, size_t len, bool 
 }
 
 int nuage_toolparse_n_calls(const nuage_toolparse *p) { return p ? p->n_calls : 0; }
+
+bool nuage_toolparse_in_reasoning(const nuage_toolparse *p) {
+    return p && p->fmt == NUAGE_TOOLFMT_HARMONY && p->h_state == HS_REASONING;
+}
