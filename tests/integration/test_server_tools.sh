@@ -5,7 +5,9 @@
 # Serves two random-weight models of ../shared/models with the real chat
 # templates of ../shared/templates (--config, "chat_template"): "qwen3"
 # (Qwen3 template: Hermes <tool_call> syntax) and "llama" (Llama 3.1
-# template: bare JSON calls). Random weights write junk, so the tests
+# template: bare JSON calls), "gptoss" (gpt-oss's harmony template on
+# random llama weights: harmony channels and calls) behind the router
+# "auto". Random weights write junk, so the tests
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
 # test_server_openai.sh, whose server has neither model). Exit 77 when
@@ -18,7 +20,7 @@ shared="${NUAGE_SHARED:-${NUAGE_SHARED_DEFAULT:-$src/../shared}}"
 tests="$src/tests/integration/openai"
 
 for f in models/rand-qwen3-f32.gguf models/rand-llama-f32.gguf templates/Qwen-Qwen3-0.6B.jinja \
-         templates/meta-llama-Llama-3.1-8B-Instruct.jinja; do
+         templates/meta-llama-Llama-3.1-8B-Instruct.jinja templates/openai-gpt-oss-120b.jinja; do
   if [ ! -f "$shared/$f" ]; then echo "shared data not found ($f): skipped"; exit 77; fi
 done
 if ! command -v node >/dev/null 2>&1; then echo "node not found: skipped"; exit 77; fi
@@ -46,7 +48,10 @@ cat >"$tmp/nuage.json" <<JSON
   {"name": "llama", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
    "kv_blocks": 2048, "chat_template": "$shared/templates/meta-llama-Llama-3.1-8B-Instruct.jinja"},
   {"name": "plain", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 4,
-   "kv_blocks": 512}
+   "kv_blocks": 512},
+  {"name": "gptoss", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
+   "kv_blocks": 1024, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja"},
+  {"name": "auto", "kind": "router", "router": {"targets": {"fast": "llama", "reasoning": "gptoss"}}}
 ]}
 JSON
 
