@@ -129,3 +129,26 @@ test('harmony: a tool loop with the earlier turn reasoning renders it (analysis 
   assert.ok(Math.abs(withR.usage.prompt_tokens - without.usage.prompt_tokens - extra) <= 1,
     `${withR.usage.prompt_tokens} - ${without.usage.prompt_tokens} vs ${extra}`);
 });
+
+test('harmony: tool_choice auto and no tools: content or well-formed calls, never markup', async () => {
+  const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], max_tokens: 60, n: 4, seed: 9 });
+  for (const c of r.choices) {
+    if (c.finish_reason === 'tool_calls') for (const call of c.message.tool_calls) checkCall(call, 'get_weather');
+    else assert.equal(c.message.tool_calls, undefined);
+    noMarkup('content', c.message.content);
+    noMarkup('reasoning_content', c.message.reasoning_content);
+  }
+  const plain = await client.chat.completions.create({ model, messages: ask, max_tokens: 40, seed: 4 });
+  assert.equal(typeof plain.choices[0].message.content, 'string');
+  noMarkup('content', plain.choices[0].message.content);
+});
+
+test('harmony: a full two-turn loop sends the SDK message (reasoning included) back', async () => {
+  const first = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', max_tokens: 600, seed: 5 });
+  const msg = first.choices[0].message;
+  assert.equal(first.choices[0].finish_reason, 'tool_calls');
+  const messages = [...ask, msg, { role: 'tool', tool_call_id: msg.tool_calls[0].id, content: '{"temp": 21}' }];
+  const second = await client.chat.completions.create({ model, messages, tools: [weatherTool], max_tokens: 16 });
+  assert.ok(['stop', 'length', 'tool_calls'].includes(second.choices[0].finish_reason));
+  noMarkup('content', second.choices[0].message.content);
+});
