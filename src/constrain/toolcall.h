@@ -13,7 +13,9 @@
  *             (V3.1: <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>)
  *   HARMONY   gpt-oss: <|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>{...}<|call|>
  *             (the output may begin at "to=" or "<|channel|>" since the
- *             prompt ends with <|start|>assistant)
+ *             prompt ends with <|start|>assistant). The output is a stream
+ *             of messages: analysis -> REASONING, final and recipient-less
+ *             commentary -> CONTENT, to=functions.NAME -> a call.
  *   GENERIC   templates with no tool syntax: the server adds an instruction
  *             to the system prompt and the model answers with
  *             {"tool_calls": [{"name": ..., "arguments": {...}}]} or
@@ -137,7 +139,7 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
                           ncg_rule *after, const char *const **triggers, nuage_cg_error *err);
 
 /* Harmony (gpt-oss) output whose answer is constrained (response_format):
- * optionally one analysis message, then the final-channel message
+ * any number of analysis messages, then the final-channel message
  * "<|channel|>final[ [<|constrain|>]json]<|message|>" with `answer` as its
  * body, then <|return|> (left to EOS when it is an end-of-generation
  * token). *out set; 0, or a negative error code. */

@@ -144,6 +144,11 @@ static const gcase G[] = {
     {NUAGE_TOOLFMT_HARMONY,
      "<|channel|>analysis<|message|>Weather: a < b.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
      "commentary json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
+    /* two analysis messages and a preamble before the call */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Weather.<|end|><|start|>assistant<|channel|>analysis<|message|>Call it.<|end|>"
+     "<|start|>assistant<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>commentary "
+     "to=functions.get_weather <|constrain|>json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
     {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}]}",
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", "
      "\"arguments\": " S1 "}]}",
@@ -285,12 +290,14 @@ static const char *walk(nuage_grammar *g, uint32_t *x, size_t max) {
     return ended ? out : NULL;
 }
 
-/* The walk's output parses into calls only, each with one JSON object of
- * arguments (returned parsed, or NULL for ping, whose "any object" may
- * hold numbers jansson cannot load). */
+/* The walk's output parses into calls only (harmony: and preambles, whose
+ * content holds no markup), each with one JSON object of arguments
+ * (returned parsed, or NULL for ping, whose "any object" may hold numbers
+ * jansson cannot load). */
 static void parse_walk(nuage_toolfmt fmt, const char *out, tp_result *r) {
     tp_parse(fmt, NAMES, 3, out, r);
-    if (r->bad || r->n_calls < 1 || r->content_len)
+    bool content_ok = r->content_len == 0 || (fmt == NUAGE_TOOLFMT_HARMONY && !strstr(r->content, "<|"));
+    if (r->bad || r->n_calls < 1 || !content_ok || strstr(r->reasoning, "<|"))
         fail_msg("%s: walk gives %d calls (%s), content [%s]: %s", nuage_toolfmt_name(fmt), r->n_calls, r->why, r->content, out);
     for (int c = 0; c < r->n_calls; c++) {
         size_t end;
