@@ -20,7 +20,7 @@
  * When the rendered prompt opens a reasoning block (<think>), the model
  * must be free to think: the grammar engages after "</think>" instead.
  * Harmony (gpt-oss) writes channels: a response_format constrains the
- * final channel's message, after an optional analysis message
+ * final channel's message, after any analysis messages
  * (nuage_toolfmt_harmony_final); forced calls are commentary messages to
  * functions.NAME (toolgrammar.c).
  *
