@@ -696,10 +696,13 @@ static blk_status h_header(const char *s, size_t n, size_t *hl) {
     return i > MAX_NAME ? BLK_FAIL : BLK_MORE;
 }
 
-/* The value after key (e.g. "to=", "<|channel|>") in header h[0..hl):
- * up to a space or '<'. */
+/* The value after the last key (e.g. "to=", "<|channel|>") in header
+ * h[0..hl): up to a space or '<'. The last one, because gpt-oss sometimes
+ * writes a stray "<|channel|>commentary to=assistant" before the real
+ * channel. */
 static bool h_field(const char *h, size_t hl, const char *key, const char **v, size_t *vl) {
-    const char *k = find_bytes(h, hl, key);
+    const char *k = NULL;
+    for (const char *f = h; (f = find_bytes(f, hl - (size_t)(f - h), key)); f++) k = f;
     if (!k) return false;
     const char *b = k + strlen(key), *e = b;
     while (e < h + hl && *e != ' ' && *e != '<') e++;
@@ -771,7 +774,8 @@ static size_t process_harmony(nuage_toolparse *p, bool final) {
             if (st == BLK_FAIL) { p->h_state = HS_CONTENT; continue; }
             const char *v;
             size_t vl;
-            if (h_field(s, hl, "to=", &v, &vl)) {
+            /* a recipient; "to=assistant" (addressed to us) is none */
+            if (h_field(s, hl, "to=", &v, &vl) && !(vl == 9 && !memcmp(v, "assistant", 9))) {
                 size_t used = h_call(p, s, n, hl, v, vl, final);
                 if (!used) break;
                 pos += used;
@@ -812,7 +816,9 @@ nuage_toolparse *nuage_toolparse_new(nuage_toolfmt fmt, const char *const *tool_
     p->fmt = fmt;
     p->fam = fmt == NUAGE_TOOLFMT_HARMONY ? NULL : &families[fmt];
     p->boundary = true;
-    p->h_state = HS_HEADER;
+    /* harmony: the prompt ended with <|start|>assistant, but a model may
+     * write the delimiter again */
+    p->h_state = HS_BETWEEN;
     if (n) {
         p->names = calloc(n, sizeof *p->names);
         if (!p->names) goto fail_p;

@@ -155,6 +155,14 @@ static const tp_case CASES[] = {
      "<|channel|>analysis<|message|>Fill the schema.<|end|><|start|>assistant<|channel|>final "
      "<|constrain|>json<|message|>{\"name\": \"Ada\"}<|return|>",
      "{\"name\": \"Ada\"}", "Fill the schema.", 0, {0}, {0}},
+    /* gpt-oss-20b's stray "<|channel|>commentary to=assistant" before the
+     * real channel: the last channel counts, to=assistant is no recipient */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>commentary to=assistant<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant"
+     "<|channel|>commentary<|channel|>final<|message|>Done.",
+     "Done.", "Hmm.", 0, {0}, {0}},
+    /* the model repeats the prompt's <|start|>assistant */
+    {NUAGE_TOOLFMT_HARMONY, "<|start|>assistant<|channel|>final<|message|>Hi.", "Hi.", "", 0, {0}, {0}},
     /* cut by max_tokens inside the analysis: reasoning only */
     {NUAGE_TOOLFMT_HARMONY, "<|channel|>analysis<|message|>We need to think about <|end", "",
      "We need to think about <|end", 0, {0}, {0}},
