@@ -128,6 +128,10 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
                           "Invalid value for 'reasoning_effort': expected 'none', 'minimal', 'low', 'medium' or 'high'.");
             goto fail_err;
         }
+        /* the deployment's default level is the template's too (gpt-oss) */
+        static const char *const levels[NUAGE_THINKING_LEVELS] = {"none", "minimal", "low", "medium", "high"};
+        if (!effort && tc.default_level >= 0 && tc.default_level < NUAGE_THINKING_LEVELS)
+            effort = levels[tc.default_level];
     }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && json_is_null(kw)) kw = NULL;

@@ -51,6 +51,8 @@ cat >"$tmp/nuage.json" <<JSON
    "kv_blocks": 512},
   {"name": "gptoss", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
    "kv_blocks": 1024, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja"},
+  {"name": "gptoss-low", "model": "$shared/models/rand-llama-f32.gguf", "context": 1024, "parallel": 1,
+   "kv_blocks": 64, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja", "thinking": {"default": "low"}},
   {"name": "auto", "kind": "router", "router": {"targets": {"fast": "llama", "reasoning": "gptoss"}}}
 ]}
 JSON

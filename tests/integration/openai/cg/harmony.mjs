@@ -113,6 +113,9 @@ test('harmony: reasoning_effort and reasoning.effort reach the template, also be
   assert.equal((await promptTokens({ model, reasoning_effort: 'minimal' })).n, p.low, 'minimal is low');
   // chat_template_kwargs win over the request field
   assert.equal((await promptTokens({ model, reasoning_effort: 'high', chat_template_kwargs: { reasoning_effort: 'low' } })).n, p.low);
+  // a deployment's default level ("thinking": {"default": "low"}) reaches it too
+  assert.equal((await promptTokens({ model: 'gptoss-low' })).n, p.low);
+  assert.equal((await promptTokens({ model: 'gptoss-low', reasoning_effort: 'high' })).n, p.high);
   // the router sends high to gptoss, and the level still reaches the template
   const viaRouter = await promptTokens({ model: 'auto', reasoning_effort: 'high' });
   assert.equal(viaRouter.router, 'auto');
