@@ -13,6 +13,10 @@ import assert from 'node:assert/strict';
 import { BASE, client, weatherTool, timeTool, checkCall, ask } from './common.mjs';
 
 const model = 'gptoss';
+// the same checks on the gpt-oss architecture itself (rand-gptoss-f32)
+// when the server serves it as "gptoss-arch"
+const served = (await client.models.list()).data.map((m) => m.id);
+const MODELS = ['gptoss', ...(served.includes('gptoss-arch') ? ['gptoss-arch'] : [])];
 // what must never reach a client: harmony's special tokens and headers
 const MARKUP = /<\|(start|end|message|channel|constrain|call|return)\|>|to=functions\.|<\|channel/;
 
@@ -28,65 +32,67 @@ test('models: the gpt-oss template is detected as harmony', async () => {
   assert.equal(m.meta.tool_format, 'harmony');
 });
 
-test('harmony: tool_choice required forces one valid call, finish_reason tool_calls, no markup', async () => {
-  const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, temperature: 0 });
-  const c = r.choices[0];
-  assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c.message));
-  assert.equal(c.message.tool_calls.length, 1);
-  checkCall(c.message.tool_calls[0], c.message.tool_calls[0].function.name);
-  noMarkup('content', c.message.content);
-  noMarkup('reasoning_content', c.message.reasoning_content);
-});
-
-test('harmony: a named function, n = 2', async () => {
-  const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: { type: 'function', function: { name: 'get_time' } }, max_tokens: 600, n: 2, seed: 3 });
-  for (const c of r.choices) {
+for (const model of MODELS) {
+  test(`${model}: tool_choice required forces one valid call, finish_reason tool_calls, no markup`, async () => {
+    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, temperature: 0 });
+    const c = r.choices[0];
     assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c.message));
     assert.equal(c.message.tool_calls.length, 1);
-    checkCall(c.message.tool_calls[0], 'get_time');
+    checkCall(c.message.tool_calls[0], c.message.tool_calls[0].function.name);
     noMarkup('content', c.message.content);
     noMarkup('reasoning_content', c.message.reasoning_content);
-  }
-});
+  });
 
-test('harmony: streamed call: name then arguments; no markup in any content or reasoning delta', async () => {
-  const stream = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, stream: true, temperature: 0 });
-  let args = '', name = null, finish = null;
-  for await (const chunk of stream) {
-    const ch = chunk.choices[0];
-    if (!ch) continue;
-    noMarkup('a content delta', ch.delta.content);
-    noMarkup('a reasoning_content delta', ch.delta.reasoning_content);
-    for (const t of ch.delta.tool_calls ?? []) {
-      if (t.function?.name) name = t.function.name;
-      if (t.function?.arguments) args += t.function.arguments;
+  test(`${model}: a named function, n = 2`, async () => {
+    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool, timeTool], tool_choice: { type: 'function', function: { name: 'get_time' } }, max_tokens: 600, n: 2, seed: 3 });
+    for (const c of r.choices) {
+      assert.equal(c.finish_reason, 'tool_calls', JSON.stringify(c.message));
+      assert.equal(c.message.tool_calls.length, 1);
+      checkCall(c.message.tool_calls[0], 'get_time');
+      noMarkup('content', c.message.content);
+      noMarkup('reasoning_content', c.message.reasoning_content);
     }
-    if (ch.finish_reason) finish = ch.finish_reason;
-  }
-  assert.equal(finish, 'tool_calls');
-  assert.equal(name, 'get_weather');
-  checkCall({ id: 'call_' + '0'.repeat(24), type: 'function', function: { name, arguments: args } }, 'get_weather');
-});
+  });
 
-test('harmony: response_format json_schema constrains the final channel', async () => {
-  const schema = { type: 'object', properties: { n: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['n'], additionalProperties: false };
-  // random weights may stay in the analysis channel until max_tokens:
-  // every choice is either a complete answer or cut reasoning, never junk
-  const r = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Pick a number.' }], response_format: { type: 'json_schema', json_schema: { name: 'pick', strict: true, schema } }, max_tokens: 120, n: 8, seed: 11, temperature: 1 });
-  let answered = 0;
-  for (const c of r.choices) {
-    noMarkup('content', c.message.content);
-    noMarkup('reasoning_content', c.message.reasoning_content);
-    if (c.finish_reason === 'stop') {
-      const o = JSON.parse(c.message.content);
-      assert.ok(Number.isInteger(o.n) && o.n >= 0 && o.n <= 99, c.message.content);
-      answered++;
-    } else {
-      assert.equal(c.finish_reason, 'length');
+  test(`${model}: streamed call: name then arguments; no markup in any content or reasoning delta`, async () => {
+    const stream = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', parallel_tool_calls: false, max_tokens: 600, stream: true, temperature: 0 });
+    let args = '', name = null, finish = null;
+    for await (const chunk of stream) {
+      const ch = chunk.choices[0];
+      if (!ch) continue;
+      noMarkup('a content delta', ch.delta.content);
+      noMarkup('a reasoning_content delta', ch.delta.reasoning_content);
+      for (const t of ch.delta.tool_calls ?? []) {
+        if (t.function?.name) name = t.function.name;
+        if (t.function?.arguments) args += t.function.arguments;
+      }
+      if (ch.finish_reason) finish = ch.finish_reason;
     }
-  }
-  assert.ok(answered >= 1, 'no choice reached the final channel');
-});
+    assert.equal(finish, 'tool_calls');
+    assert.equal(name, 'get_weather');
+    checkCall({ id: 'call_' + '0'.repeat(24), type: 'function', function: { name, arguments: args } }, 'get_weather');
+  });
+
+  test(`${model}: response_format json_schema constrains the final channel`, async () => {
+    const schema = { type: 'object', properties: { n: { type: 'integer', minimum: 0, maximum: 99 } }, required: ['n'], additionalProperties: false };
+    // random weights may stay in the analysis channel until max_tokens:
+    // every choice is either a complete answer or cut reasoning, never junk
+    const r = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'Pick a number.' }], response_format: { type: 'json_schema', json_schema: { name: 'pick', strict: true, schema } }, max_tokens: 120, n: 8, seed: 11, temperature: 1 });
+    let answered = 0;
+    for (const c of r.choices) {
+      noMarkup('content', c.message.content);
+      noMarkup('reasoning_content', c.message.reasoning_content);
+      if (c.finish_reason === 'stop') {
+        const o = JSON.parse(c.message.content);
+        assert.ok(Number.isInteger(o.n) && o.n >= 0 && o.n <= 99, c.message.content);
+        answered++;
+      } else {
+        assert.equal(c.finish_reason, 'length');
+      }
+    }
+    assert.ok(answered >= 1, 'no choice reached the final channel');
+  });
+}
 
 async function promptTokens(body) {
   const r = await fetch(`${BASE}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'Hi' }], max_tokens: 1, ...body }) });
@@ -133,18 +139,20 @@ test('harmony: a tool loop with the earlier turn reasoning renders it (analysis 
     `${withR.usage.prompt_tokens} - ${without.usage.prompt_tokens} vs ${extra}`);
 });
 
-test('harmony: tool_choice auto and no tools: content or well-formed calls, never markup', async () => {
-  const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], max_tokens: 60, n: 4, seed: 9 });
-  for (const c of r.choices) {
-    if (c.finish_reason === 'tool_calls') for (const call of c.message.tool_calls) checkCall(call, 'get_weather');
-    else assert.equal(c.message.tool_calls, undefined);
-    noMarkup('content', c.message.content);
-    noMarkup('reasoning_content', c.message.reasoning_content);
-  }
-  const plain = await client.chat.completions.create({ model, messages: ask, max_tokens: 40, seed: 4 });
-  assert.equal(typeof plain.choices[0].message.content, 'string');
-  noMarkup('content', plain.choices[0].message.content);
-});
+for (const model of MODELS) {
+  test(`${model}: tool_choice auto and no tools: content or well-formed calls, never markup`, async () => {
+    const r = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], max_tokens: 60, n: 4, seed: 9 });
+    for (const c of r.choices) {
+      if (c.finish_reason === 'tool_calls') for (const call of c.message.tool_calls) checkCall(call, 'get_weather');
+      else assert.equal(c.message.tool_calls, undefined);
+      noMarkup('content', c.message.content);
+      noMarkup('reasoning_content', c.message.reasoning_content);
+    }
+    const plain = await client.chat.completions.create({ model, messages: ask, max_tokens: 40, seed: 4 });
+    assert.equal(typeof plain.choices[0].message.content, 'string');
+    noMarkup('content', plain.choices[0].message.content);
+  });
+}
 
 test('harmony: a full two-turn loop sends the SDK message (reasoning included) back', async () => {
   const first = await client.chat.completions.create({ model, messages: ask, tools: [weatherTool], tool_choice: 'required', max_tokens: 600, seed: 5 });
