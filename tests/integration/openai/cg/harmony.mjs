@@ -91,6 +91,11 @@ for (const model of MODELS) {
       }
     }
     assert.ok(answered >= 1, 'no choice reached the final channel');
+    // analysis tokens are counted as reasoning, the answer's are not
+    const reasoned = r.choices.some((c) => (c.message.reasoning_content ?? '').length > 0);
+    const rt = r.usage.completion_tokens_details.reasoning_tokens;
+    assert.ok(reasoned ? rt > 0 : rt === 0, `reasoning_tokens ${rt}`);
+    assert.ok(rt < r.usage.completion_tokens);
   });
 }
 
