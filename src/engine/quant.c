@@ -90,8 +90,7 @@ static void nuage__fill(int level) {
     nuage__set_size(NUAGE_TYPE_F64, "f64", 1, 8);
     nuage__set_size(NUAGE_TYPE_IQ1_M, "iq1_m", 256, 56);
     nuage__set_size(NUAGE_TYPE_BF16, "bf16", 1, 2);
-    /* Known to the reader (gpt-oss files open and list it); no kernels yet,
-     * so the model loader refuses it as an unsupported weight type. */
+    /* gpt-oss's expert format; kernels in quant_mxfp4*.c */
     nuage__set_size(NUAGE_TYPE_MXFP4, "mxfp4", 32, 17);
 
     nuage_type_traits *f = &g_table[NUAGE_TYPE_F32];
@@ -103,6 +102,7 @@ static void nuage__fill(int level) {
 
     nuage__quant_register_legacy(g_table, level);
     nuage__quant_register_k(g_table, level);
+    nuage__quant_register_mxfp4(g_table, level);
 }
 
 /* NUAGE_SIMD_MAX=0|1|2 caps the level (scalar, AVX2, AVX-512), so the

@@ -17,7 +17,8 @@
  * `vec_dot` is chosen once at start-up from the CPU's features (cpu.c):
  * AVX-512 (+VNNI) where present, else AVX2, else the scalar reference.
  * Kernel files: quant.c (table, F32, dispatch), quant_legacy*.c (F16, BF16,
- * Q4_0 ... Q8_1, IQ4_NL), quant_k*.c (Q2_K ... Q8_K, IQ4_XS); *_avx2.c and
+ * Q4_0 ... Q8_1, IQ4_NL), quant_k*.c (Q2_K ... Q8_K, IQ4_XS), quant_mxfp4*.c
+ * (MXFP4, with Q8_0 activations); *_avx2.c and
  * *_avx512.c hold the SIMD versions and are compiled with those flags.
  */
 #ifndef NUAGE_QUANT_H
@@ -167,6 +168,7 @@ int nuage_quant_set_level(int level);
 struct nuage_cpu;
 void nuage__quant_register_legacy(nuage_type_traits *table, int level);
 void nuage__quant_register_k(nuage_type_traits *table, int level);
+void nuage__quant_register_mxfp4(nuage_type_traits *table, int level);
 
 /* ---- half / bfloat16 conversion (exact, round-to-nearest-even) ------- */
 static inline float nuage_fp16_to_fp32(nuage_fp16 h) {
