@@ -7,7 +7,8 @@
 # (Qwen3 template: Hermes <tool_call> syntax) and "llama" (Llama 3.1
 # template: bare JSON calls), "gptoss" (gpt-oss's harmony template on
 # random llama weights: harmony channels and calls) behind the router
-# "auto". Random weights write junk, so the tests
+# "auto", and "gptoss-arch" (rand-gptoss-f32: the gpt-oss architecture
+# with the same template). Random weights write junk, so the tests
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
 # test_server_openai.sh, whose server has neither model). Exit 77 when
@@ -41,6 +42,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# the gpt-oss architecture itself, with its harmony template (when shared has it)
+arch=""
+if [ -f "$shared/models/rand-gptoss-f32.gguf" ]; then
+  arch="{\"name\": \"gptoss-arch\", \"model\": \"$shared/models/rand-gptoss-f32.gguf\", \"context\": 2048,
+   \"parallel\": 8, \"kv_blocks\": 512, \"chat_template\": \"$shared/templates/openai-gpt-oss-120b.jinja\"},"
+fi
+
 cat >"$tmp/nuage.json" <<JSON
 {"deployments": [
   {"name": "qwen3", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 8,
@@ -53,6 +61,7 @@ cat >"$tmp/nuage.json" <<JSON
    "kv_blocks": 1024, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja"},
   {"name": "gptoss-low", "model": "$shared/models/rand-llama-f32.gguf", "context": 1024, "parallel": 1,
    "kv_blocks": 64, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja", "thinking": {"default": "low"}},
+  $arch
   {"name": "auto", "kind": "router", "router": {"targets": {"fast": "llama", "reasoning": "gptoss"}}}
 ]}
 JSON
