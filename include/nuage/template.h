@@ -87,11 +87,19 @@ int nuage_template_render_json(const nuage_template *t, const void *messages,
  *                   string (DeepSeek: `... + tool['function']['arguments']`);
  *                   other templates get them as an object (they `tojson`
  *                   or iterate them), as vLLM and llama.cpp do.
+ *   thinking_field  the template reads an assistant turn's reasoning from
+ *                   a `thinking` field (gpt-oss); OpenAI-style clients send
+ *                   it as `reasoning_content`, which is copied there.
+ *   effort_var      the template reads a `reasoning_effort` variable
+ *                   (gpt-oss: "Reasoning: high" in its system message); the
+ *                   request's reasoning_effort is bound to it.
  */
 typedef struct {
     bool developer_role;
     bool content_none;
     bool args_string;
+    bool thinking_field;
+    bool effort_var;
 } nuage_template_traits;
 
 /* The traits of template source src[0..len). */

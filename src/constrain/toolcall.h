@@ -13,7 +13,9 @@
  *             (V3.1: <｜tool▁call▁begin｜>NAME<｜tool▁sep｜>{...}<｜tool▁call▁end｜>)
  *   HARMONY   gpt-oss: <|start|>assistant to=functions.NAME<|channel|>commentary json<|message|>{...}<|call|>
  *             (the output may begin at "to=" or "<|channel|>" since the
- *             prompt ends with <|start|>assistant)
+ *             prompt ends with <|start|>assistant). The output is a stream
+ *             of messages: analysis -> REASONING, final and recipient-less
+ *             commentary -> CONTENT, to=functions.NAME -> a call.
  *   GENERIC   templates with no tool syntax: the server adds an instruction
  *             to the system prompt and the model answers with
  *             {"tool_calls": [{"name": ..., "arguments": {...}}]} or
@@ -122,6 +124,9 @@ int nuage_toolparse_n_calls(const nuage_toolparse *p);
  * call is announced only where that trigger is (Llama 3: {"name" with no
  * blank between). */
 void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start);
+/* Harmony: whether the text fed so far ends inside an analysis
+ * (reasoning) message body; false for other families. */
+bool nuage_toolparse_in_reasoning(const nuage_toolparse *p);
 
 /* ---- grammar ---- */
 typedef enum {
@@ -155,6 +160,13 @@ int nuage_toolfmt_grammar(ncg_builder *b, nuage_toolfmt fmt, const nuage_vocab *
                           const void *tools, nuage_toolchoice choice, const char *name,
                           bool parallel, const nuage_cg_json_opts *opts, ncg_rule *root,
                           ncg_rule *after, const char *const **triggers, nuage_cg_error *err);
+
+/* Harmony (gpt-oss) output whose answer is constrained (response_format):
+ * any number of analysis messages, then the final-channel message
+ * "<|channel|>final[ [<|constrain|>]json]<|message|>" with `answer` as its
+ * body, then <|return|> (left to EOS when it is an end-of-generation
+ * token). *out set; 0, or a negative error code. */
+int nuage_toolfmt_harmony_final(ncg_builder *b, const nuage_vocab *vocab, ncg_expr answer, ncg_expr *out);
 
 /* Whether fmt's triggers count only at the start of the output (after
  * white space) or right after a call: true for LLAMA3 and GENERIC, whose

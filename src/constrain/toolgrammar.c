@@ -232,13 +232,14 @@ static ncg_expr fn_harmony(tg *g, size_t i, const void *ud) {
     return SEQ(g, S(g, g->names[i]), tail, M(g, "<|message|>"), A(g, i));
 }
 
-static void fam_harmony(tg *g, ncg_expr *root, ncg_expr *after) {
-    /* one call per message: <|call|> ends the turn */
-    *after = SEQ(g, each_fn(g, fn_harmony, NULL), M_end(g, "<|call|>"));
-    /* the output continues "<|start|>assistant": optionally one analysis
-     * (reasoning) message first. Its text cannot run past its <|end|>: when
-     * <|end|> is a control token no text byte can make it; when it is
-     * bytes (gpt-oss makes it user-defined), the text holds no "<|". */
+/* The output continues "<|start|>assistant": first any number of
+ * analysis (reasoning) messages -- and, with preamble, commentary messages
+ * without a recipient (what gpt-oss tells the user before calling) --
+ * each up to the next message's role. A message's text cannot run past
+ * its <|end|>: when <|end|> is a control token no text byte can make it;
+ * when it is bytes (gpt-oss makes it user-defined), the text holds no
+ * "<|". */
+static ncg_expr harmony_before(tg *g, bool preamble) {
     ncg_expr text;
     int32_t end = token_of(g, "<|end|>");
     if (end >= 0 && (nuage_vocab_token_attr(g->v, end) & NUAGE_TOKEN_ATTR_CONTROL)) {
@@ -249,13 +250,34 @@ static void fam_harmony(tg *g, ncg_expr *root, ncg_expr *after) {
         ncg_expr lt = SEQ(g, S(g, "<"), ncg_char_ranges(g->b, not_bar, 2, true));
         text = ncg_repeat(g->b, ncg_alt2(g->b, ncg_char_ranges(g->b, not_lt, 2, true), lt), 0, NCG_INF);
     }
-    ncg_expr pre = ncg_opt(g->b, SEQ(g, M(g, "<|channel|>"), S(g, "analysis"), M(g, "<|message|>"), text,
-                                     M(g, "<|end|>"), M(g, "<|start|>"), S(g, "assistant")));
+    ncg_expr channel = preamble ? ncg_alt2(g->b, S(g, "analysis"), S(g, "commentary")) : S(g, "analysis");
+    ncg_expr msg = SEQ(g, M(g, "<|channel|>"), channel, M(g, "<|message|>"), text, M(g, "<|end|>"), M(g, "<|start|>"),
+                       S(g, "assistant"));
+    return ncg_repeat(g->b, msg, 0, NCG_INF);
+}
+
+static void fam_harmony(tg *g, ncg_expr *root, ncg_expr *after) {
+    /* one call per message: <|call|> ends the turn */
+    *after = SEQ(g, each_fn(g, fn_harmony, NULL), M_end(g, "<|call|>"));
     /* recipient first (" to=functions.NAME<|channel|>commentary json") or
      * channel first ("<|channel|>commentary to=functions.NAME <|constrain|>json") */
     ncg_expr hdr = ncg_alt2(g->b, S(g, " to=functions."),
                             SEQ(g, M(g, "<|channel|>"), S(g, "commentary to=functions.")));
-    *root = SEQ(g, pre, hdr, *after);
+    *root = SEQ(g, harmony_before(g, true), hdr, *after);
+}
+
+int nuage_toolfmt_harmony_final(ncg_builder *b, const nuage_vocab *vocab, ncg_expr answer, ncg_expr *out) {
+    if (!b || !out || answer < 0) return NUAGE_E_INVAL;
+    tg *g = calloc(1, sizeof *g);
+    if (!g) return NUAGE_E_NOMEM;
+    g->b = b;
+    g->v = vocab;
+    /* gpt-oss may name the answer's type: "<|channel|>final <|constrain|>json" */
+    ncg_expr ctype = ncg_opt(b, SEQ(g, S(g, " "), ncg_opt(b, M(g, "<|constrain|>")), S(g, "json")));
+    *out = SEQ(g, harmony_before(g, false), M(g, "<|channel|>"), S(g, "final"), ctype, M(g, "<|message|>"), answer,
+               M_end(g, "<|return|>"));
+    free(g);
+    return *out < 0 ? (int)*out : 0;
 }
 
 static void fam_generic(tg *g, ncg_expr *root, ncg_expr *after) {

@@ -859,9 +859,14 @@ static size_t process_text(nuage_toolparse *p, bool final) {
  * names the channel (<|channel|>analysis / commentary / final) and maybe a
  * recipient (to=functions.NAME); the body runs up to <|end|>, <|call|> or
  * <|return|>. analysis bodies are REASONING, calls become call events,
- * other bodies are CONTENT. Headers and message delimiters are markup and
- * never content; a header that is not one (too long, odd bytes) is read
- * as the start of a plain content body instead. */
+ * other bodies are CONTENT (the final channel, and commentary without a
+ * recipient: the "preamble" gpt-oss writes before calling tools). A
+ * message with a recipient that is not a declared function, or whose body
+ * is not a JSON object, gives its body as content. Headers and message
+ * delimiters are markup and never content; a header that is not one (too
+ * long, odd bytes) is read as the start of a plain content body instead.
+ * Any number of messages may follow each other (analysis, preamble,
+ * analysis, call, ...). */
 
 enum { HS_HEADER = 0, HS_BETWEEN, HS_CONTENT, HS_REASONING };
 
@@ -888,10 +893,13 @@ static blk_status h_header(const char *s, size_t n, size_t *hl) {
     return i > MAX_NAME ? BLK_FAIL : BLK_MORE;
 }
 
-/* The value after key (e.g. "to=", "<|channel|>") in header h[0..hl):
- * up to a space or '<'. */
+/* The value after the last key (e.g. "to=", "<|channel|>") in header
+ * h[0..hl): up to a space or '<'. The last one, because gpt-oss sometimes
+ * writes a stray "<|channel|>commentary to=assistant" before the real
+ * channel. */
 static bool h_field(const char *h, size_t hl, const char *key, const char **v, size_t *vl) {
-    const char *k = find_bytes(h, hl, key);
+    const char *k = NULL;
+    for (const char *f = h; (f = find_bytes(f, hl - (size_t)(f - h), key)); f++) k = f;
     if (!k) return false;
     const char *b = k + strlen(key), *e = b;
     while (e < h + hl && *e != ' ' && *e != '<') e++;
@@ -933,7 +941,10 @@ static size_t h_call(nuage_toolparse *p, const char *s, size_t n, size_t hl, con
         }
         items_clear(p);
     }
-    if (!ok) emit_content(p, s, e);
+    /* not a call of a declared function (another recipient, a builtin
+     * tool, arguments that are not an object, a cut message): its body is
+     * content, its header is markup and dropped */
+    if (!ok) emit_content(p, s + b, e - b);
     /* a closing <|start|> begins the next message: leave it */
     if (e < n && prefix_match(s + e, n - e, "<|start|>") != 1) e += el;
     p->h_state = HS_BETWEEN;
@@ -960,7 +971,8 @@ static size_t process_harmony(nuage_toolparse *p, bool final) {
             if (st == BLK_FAIL) { p->h_state = HS_CONTENT; continue; }
             const char *v;
             size_t vl;
-            if (h_field(s, hl, "to=", &v, &vl)) {
+            /* a recipient; "to=assistant" (addressed to us) is none */
+            if (h_field(s, hl, "to=", &v, &vl) && !(vl == 9 && !memcmp(v, "assistant", 9))) {
                 size_t used = h_call(p, s, n, hl, v, vl, final);
                 if (!used) break;
                 pos += used;
@@ -1001,7 +1013,9 @@ nuage_toolparse *nuage_toolparse_new(nuage_toolfmt fmt, const char *const *tool_
     p->fmt = fmt;
     p->fam = fmt == NUAGE_TOOLFMT_HARMONY ? NULL : &families[fmt];
     p->boundary = true;
-    p->h_state = HS_HEADER;
+    /* harmony: the prompt ended with <|start|>assistant, but a model may
+     * write the delimiter again */
+    p->h_state = HS_BETWEEN;
     if (n) {
         p->names = calloc(n, sizeof *p->names);
         if (!p->names) goto fail_p;
@@ -1065,4 +1079,8 @@ void nuage_toolparse_set_eager(nuage_toolparse *p, bool on, bool from_start) {
     if (!p) return;
     p->eager = on;
     p->eager_start = on && from_start;
+}
+
+bool nuage_toolparse_in_reasoning(const nuage_toolparse *p) {
+    return p && p->fmt == NUAGE_TOOLFMT_HARMONY && p->h_state == HS_REASONING;
 }

@@ -23,7 +23,9 @@
  * reasoning_effort (or reasoning.effort) sets a thinking budget through
  * the deployment's "thinking" configuration (platform/thinking.h): the
  * scheduler closes the <think> block once a choice has spent it. Models
- * whose vocabulary has no <think> / </think> tokens get no budget.
+ * whose vocabulary has no <think> / </think> tokens get no budget. A
+ * template that reads a reasoning_effort variable (gpt-oss's harmony
+ * template) gets the level itself (nuage__template_kwargs).
  *
  * max_tokens: when neither max_tokens nor max_completion_tokens is given,
  * a choice may use the rest of the context, capped by the server's
@@ -126,6 +128,10 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
                           "Invalid value for 'reasoning_effort': expected 'none', 'minimal', 'low', 'medium' or 'high'.");
             goto fail_err;
         }
+        /* the deployment's default level is the template's too (gpt-oss) */
+        static const char *const levels[NUAGE_THINKING_LEVELS] = {"none", "minimal", "low", "medium", "high"};
+        if (!effort && tc.default_level >= 0 && tc.default_level < NUAGE_THINKING_LEVELS)
+            effort = levels[tc.default_level];
     }
     json_t *kw = json_object_get(body, "chat_template_kwargs");
     if (kw && json_is_null(kw)) kw = NULL;
@@ -151,7 +157,10 @@ void nuage__api_chat(nuage__hreq *q, nuage__hresp *r) {
     in.eos_token = d->eos_text;
     in.now = -1;
     char terr[300];
-    int rc = nuage_template_render_json(d->tmpl, msgs, tools, kw, &in, &prompt, &plen, terr, sizeof terr);
+    json_t *vars = NULL; /* kw, plus reasoning_effort for templates that read it (gpt-oss) */
+    int rc = nuage__template_kwargs(kw, effort, nuage_template_traits_of(d->tmpl), &vars);
+    if (!rc) rc = nuage_template_render_json(d->tmpl, msgs, tools, vars, &in, &prompt, &plen, terr, sizeof terr);
+    json_decref(vars);
     if (rc == NUAGE_E_NOMEM) {
         nuage__err(&e, 500, "server_error", NULL, NULL, "out of memory");
         goto fail_err;

@@ -265,13 +265,16 @@ static bool nuage__filter(nuage__gen *g, nuage__gchoice *c, const char *t, size_
 bool nuage__gen_set_structured(nuage__gen *g, nuage__structured *st) {
     g->st = *st;
     memset(st, 0, sizeof *st);
-    if (!g->st.tools_on) return true;
+    /* harmony output is channels (analysis -> reasoning_content, final ->
+     * content) even without tools; calls only count when tools are on */
+    if (!g->st.tools_on && !g->st.harmony) return true;
     for (int i = 0; i < g->n_choices; i++) {
         nuage__gchoice *c = &g->ch[i];
         /* tool markup may be special tokens: render them */
         nuage_detok_free(c->dt);
         c->dt = nuage_detok_new(g->dep->voc, true);
-        c->tp = nuage_toolparse_new((nuage_toolfmt)g->st.fmt, (const char *const *)g->st.names, g->st.n_names);
+        c->tp = nuage_toolparse_new((nuage_toolfmt)g->st.fmt, (const char *const *)g->st.names,
+                                    g->st.tools_on ? g->st.n_names : 0);
         if (!c->dt || !c->tp) return false;
         /* a grammar forces calls to be well-formed: stream their arguments
          * as they arrive */
@@ -295,10 +298,11 @@ static bool nuage__on_token(void *ud, int choice, const nuage_sched_token *tok) 
     bool eog = !g->gp.ignore_eos && nuage_vocab_is_eog(g->dep->voc, tok->token);
     if (!eog && !c->stop.matched) piece = nuage_detok_push(c->dt, tok->token, &n);
     pthread_mutex_lock(&g->mu);
-    bool inside = nuage__think_inside(&c->think);
+    bool inside = nuage__think_inside(&c->think) || nuage_toolparse_in_reasoning(c->tp);
     bool stopped = c->stop.matched;
     if (piece && n) stopped = nuage__filter(g, c, piece, n, tok->constrained);
-    if (g->reasoning && (inside || nuage__think_inside(&c->think))) c->n_reasoning++;
+    if (g->reasoning && (inside || nuage__think_inside(&c->think) || nuage_toolparse_in_reasoning(c->tp)))
+        c->n_reasoning++;
     c->n_gen++;
     if (g->gp.top_logprobs >= 0) {
         if (c->n_toks == c->cap_toks) {

@@ -19,6 +19,10 @@
  *   constrained or parsed.
  * When the rendered prompt opens a reasoning block (<think>), the model
  * must be free to think: the grammar engages after "</think>" instead.
+ * Harmony (gpt-oss) writes channels: a response_format constrains the
+ * final channel's message, after any analysis messages
+ * (nuage_toolfmt_harmony_final); forced calls are commentary messages to
+ * functions.NAME (toolgrammar.c).
  *
  * Everything the engine refuses (an unsupported JSON Schema keyword, a
  * regex with lookaround, a GBNF syntax error) is a 400 naming the field
@@ -157,10 +161,11 @@ bool nuage__tools_parse(const nuage_deployment *d, json_t *body, nuage__structur
             return nuage__err400(e, "tool_choice", "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.");
     }
     if (!nuage__get_bool(body, "parallel_tool_calls", &st->parallel, NULL, e)) return false;
+    st->fmt = nuage__resolve_toolfmt(d);
+    st->harmony = st->fmt == NUAGE_TOOLFMT_HARMONY;
     if (n && st->choice != NUAGE_TOOLCHOICE_NONE) {
         st->tools_on = true;
         st->tools = json_incref(tools);
-        st->fmt = nuage__resolve_toolfmt(d);
     }
     return true;
 }
@@ -416,6 +421,14 @@ bool nuage__structured_build(const nuage_deployment *d, json_t *body, bool think
     }
     ncg_expr xout = have_rf ? xrf : xso;
     bool have_out = have_rf || have_so;
+    if (have_out && st->harmony) {
+        /* gpt-oss answers in the final channel, after its analysis */
+        int rc = nuage_toolfmt_harmony_final(b, d->voc, xout, &xout);
+        if (rc) {
+            nuage__err(e, 500, "server_error", NULL, NULL, "cannot build the harmony answer grammar");
+            goto done;
+        }
+    }
     ncg_rule troot = -1, tafter = -1;
     const char *const *trig = NULL;
     bool tools = st->tools_on && st->choice != NUAGE_TOOLCHOICE_NONE;

@@ -16,6 +16,15 @@
  *     the text. Arguments that are not a JSON object stay a string.
  *   - a developer message is a system message for templates that know no
  *     developer role (most of them: Qwen3 would drop it silently).
+ *   - an earlier assistant turn's reasoning arrives as `reasoning_content`
+ *     (what this server answers with, as vLLM and DeepSeek's API do);
+ *     gpt-oss's template reads it from `thinking`. It is copied there, and
+ *     on a tool-call turn the content is dropped, as llama.cpp does: the
+ *     template renders one analysis message before the call and refuses a
+ *     turn with both.
+ * And one template variable: reasoning_effort, for templates that read it
+ * (gpt-oss: "Reasoning: high" in the system message), see
+ * nuage__template_kwargs.
  * Which shape a template wants is read once from its source
  * (nuage_template_traits, template.h).
  */
@@ -55,6 +64,14 @@ int nuage__messages_for_template(json_t *msgs, const nuage_template_traits *tr) 
             continue;
         }
         if (strcmp(role, "assistant")) continue;
+        json_t *rc = json_object_get(m, "reasoning_content");
+        if (tr->thinking_field && json_is_string(rc) && !json_object_get(m, "thinking")) {
+            if (json_object_set(m, "thinking", rc)) return NUAGE_E_NOMEM;
+            json_t *calls = json_object_get(m, "tool_calls");
+            if (json_is_array(calls) && json_array_size(calls) && json_string_length(rc) &&
+                json_object_set_new(m, "content", json_null()))
+                return NUAGE_E_NOMEM;
+        }
         json_t *content = json_object_get(m, "content");
         if ((!content || json_is_null(content)) && !tr->content_none)
             if (json_object_set_new(m, "content", json_string(""))) return NUAGE_E_NOMEM;
@@ -70,5 +87,20 @@ int nuage__messages_for_template(json_t *msgs, const nuage_template_traits *tr) 
             if (json_is_object(fn) && !nuage__shape_args(fn, tr->args_string)) return NUAGE_E_NOMEM;
         }
     }
+    return 0;
+}
+
+int nuage__template_kwargs(json_t *kw, const char *effort, const nuage_template_traits *tr, json_t **out) {
+    *out = json_incref(kw);
+    if (!tr->effort_var || !effort || !*effort || (kw && json_object_get(kw, "reasoning_effort"))) return 0;
+    /* gpt-oss knows low, medium and high: less than low is low */
+    const char *v = !strcmp(effort, "none") || !strcmp(effort, "minimal") ? "low" : effort;
+    json_t *k = kw ? json_copy(kw) : json_object();
+    if (!k || json_object_set_new(k, "reasoning_effort", json_string(v))) {
+        json_decref(k);
+        return NUAGE_E_NOMEM;
+    }
+    json_decref(*out);
+    *out = k;
     return 0;
 }

@@ -319,6 +319,12 @@ json_t *nuage__deployment_object(const nuage_deployment *d, bool details);
  * for none, tool-call arguments as an object or a string. 0 or
  * NUAGE_E_NOMEM. */
 int nuage__messages_for_template(json_t *msgs, const nuage_template_traits *tr);
+/* The extra template variables of a request: kw (chat_template_kwargs, may
+ * be NULL) plus reasoning_effort = effort (the request's, already
+ * validated; "none" / "minimal" become "low") when the template reads
+ * that variable and kw does not set it. *out: a new reference (NULL when
+ * none). 0 or NUAGE_E_NOMEM. */
+int nuage__template_kwargs(json_t *kw, const char *effort, const nuage_template_traits *tr, json_t **out);
 
 /* ---- structured outputs and tools (api_structured.c) ------------------------ */
 typedef struct {
@@ -327,6 +333,8 @@ typedef struct {
     bool parallel;            /* parallel_tool_calls (default true) */
     bool tools_on;            /* tools given and tool_choice != none: calls are parsed */
     int fmt;                  /* nuage_toolfmt of the deployment */
+    bool harmony;             /* the deployment speaks harmony (gpt-oss): its output is
+                               * always parsed into channels, tools or not */
     json_t *tools;            /* the request's tools (a reference) when tools_on */
     char **names;             /* (n_names) declared function names, owned */
     size_t n_names;

@@ -302,6 +302,11 @@ nuage_template_traits nuage_template_traits_scan(const char *src, size_t len) {
         size_t i = after_ident(src, len, (size_t)(p - src) + 9);
         if (i < len && src[i] == '+' && (i + 1 >= len || src[i + 1] != '}')) tr.args_string = true;
     }
+    /* message.thinking, "thinking" in message, message['thinking'] -- not a
+     * plain `thinking` variable (DeepSeek V3.1's switch) */
+    tr.thinking_field = find_n(src, len, ".thinking", 0) || find_n(src, len, "\"thinking\" in", 0) ||
+                        find_n(src, len, "'thinking' in", 0) || find_n(src, len, "['thinking']", 0);
+    tr.effort_var = find_n(src, len, "reasoning_effort", 0) != NULL;
     return tr;
 }
 

@@ -6,7 +6,10 @@
 # Serves two random-weight models of ../shared/models with the real chat
 # templates of ../shared/templates (--config, "chat_template"): "qwen3"
 # (Qwen3 template: Hermes <tool_call> syntax) and "llama" (Llama 3.1
-# template: bare JSON calls). Random weights write junk, so the tests
+# template: bare JSON calls), "gptoss" (gpt-oss's harmony template on
+# random llama weights: harmony channels and calls) behind the router
+# "auto", and "gptoss-arch" (rand-gptoss-f32: the gpt-oss architecture
+# with the same template). Random weights write junk, so the tests
 # check structure and validity (what the grammar guarantees), never
 # content. Runs tests/integration/openai/cg/*.mjs (not picked up by
 # test_server_openai.sh, whose server has neither model) and
@@ -20,7 +23,7 @@ shared="${NUAGE_SHARED:-${NUAGE_SHARED_DEFAULT:-$src/../shared}}"
 tests="$src/tests/integration/openai"
 
 for f in models/rand-qwen3-f32.gguf models/rand-llama-f32.gguf templates/Qwen-Qwen3-0.6B.jinja \
-         templates/meta-llama-Llama-3.1-8B-Instruct.jinja; do
+         templates/meta-llama-Llama-3.1-8B-Instruct.jinja templates/openai-gpt-oss-120b.jinja; do
   if [ ! -f "$shared/$f" ]; then echo "shared data not found ($f): skipped"; exit 77; fi
 done
 if ! command -v node >/dev/null 2>&1; then echo "node not found: skipped"; exit 77; fi
@@ -42,6 +45,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# the gpt-oss architecture itself, with its harmony template (when shared has it)
+arch=""
+if [ -f "$shared/models/rand-gptoss-f32.gguf" ]; then
+  arch="{\"name\": \"gptoss-arch\", \"model\": \"$shared/models/rand-gptoss-f32.gguf\", \"context\": 2048,
+   \"parallel\": 8, \"kv_blocks\": 512, \"chat_template\": \"$shared/templates/openai-gpt-oss-120b.jinja\"},"
+fi
+
 cat >"$tmp/nuage.json" <<JSON
 {"deployments": [
   {"name": "qwen3", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 8,
@@ -49,7 +59,13 @@ cat >"$tmp/nuage.json" <<JSON
   {"name": "llama", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
    "kv_blocks": 2048, "chat_template": "$shared/templates/meta-llama-Llama-3.1-8B-Instruct.jinja"},
   {"name": "plain", "model": "$shared/models/rand-qwen3-f32.gguf", "context": 4096, "parallel": 4,
-   "kv_blocks": 512}
+   "kv_blocks": 512},
+  {"name": "gptoss", "model": "$shared/models/rand-llama-f32.gguf", "context": 4096, "parallel": 8,
+   "kv_blocks": 1024, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja"},
+  {"name": "gptoss-low", "model": "$shared/models/rand-llama-f32.gguf", "context": 1024, "parallel": 1,
+   "kv_blocks": 64, "chat_template": "$shared/templates/openai-gpt-oss-120b.jinja", "thinking": {"default": "low"}},
+  $arch
+  {"name": "auto", "kind": "router", "router": {"targets": {"fast": "llama", "reasoning": "gptoss"}}}
 ]}
 JSON
 

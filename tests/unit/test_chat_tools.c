@@ -122,6 +122,11 @@ static void test_traits(void **state) {
     assert_false(tr.args_string);
     const char *dv = "{% if message.role == 'developer' %}{% endif %}";
     assert_true(nuage_template_traits_scan(dv, strlen(dv)).developer_role);
+    assert_false(tr.thinking_field);
+    assert_false(tr.effort_var);
+    /* DeepSeek V3.1's `thinking` is a variable, not a message field */
+    const char *v31 = "{% if thinking %}<think>{% endif %}";
+    assert_false(nuage_template_traits_scan(v31, strlen(v31)).thinking_field);
 }
 
 static void test_shaping(void **state) {
@@ -188,12 +193,121 @@ static void test_tool_field_errors(void **state) {
     }
 }
 
+/* gpt-oss: what an OpenAI client sends (reasoning in `reasoning_content`,
+ * reasoning_effort as a request field) renders exactly as the reference
+ * renders the template's own inputs (`thinking`, the reasoning_effort
+ * variable): the cases reasoning_tool_call and reasoning_effort_high of
+ * ../shared/templates, through chat_prep.c. */
+static json_t *find_case(const char *file, const char *name) {
+    json_error_t je;
+    char rel[128];
+    snprintf(rel, sizeof rel, "templates/%s", file);
+    json_t *all = json_load_file(nuage_test_shared_path(rel), 0, &je);
+    if (!all) fail_msg("cannot load %s: %s", rel, je.text);
+    size_t i;
+    json_t *c;
+    json_array_foreach(all, i, c) {
+        if (!strcmp(json_string_value(json_object_get(c, "template")), "openai-gpt-oss-120b.jinja") &&
+            !strcmp(json_string_value(json_object_get(c, "case")), name)) {
+            json_incref(c);
+            json_decref(all);
+            return c;
+        }
+    }
+    json_decref(all);
+    fail_msg("no case %s", name);
+    return NULL;
+}
+
+static void test_harmony_openai_shape(void **state) {
+    (void)state;
+    NUAGE_REQUIRE_SHARED();
+    size_t len = 0;
+    char *src = nuage_test_read_file(nuage_test_shared_path("templates/openai-gpt-oss-120b.jinja"), &len);
+    assert_non_null(src);
+    nuage_template *t = NULL;
+    char err[512];
+    assert_int_equal(nuage_template_parse(src, len, &t, err, sizeof err), 0);
+    free(src);
+    const nuage_template_traits *tr = nuage_template_traits_of(t);
+    assert_true(tr->thinking_field);
+    assert_true(tr->effort_var);
+    static const char *const cases[][2] = {{"cases.json", "reasoning_tool_call"},
+                                           {"cases.json", "reasoning_history"},
+                                           {"cases_variables.json", "reasoning_effort_high"}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        json_t *c = find_case(cases[k][0], cases[k][1]);
+        /* the client's shape: thinking -> reasoning_content; the effort
+         * from the request, the other variables as chat_template_kwargs */
+        json_t *body = json_pack("{s:O}", "messages", json_object_get(c, "messages"));
+        json_t *msgs_in = json_object_get(body, "messages");
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs_in, i, m) {
+            json_t *th = json_object_get(m, "thinking");
+            if (!th) continue;
+            json_t *copy = json_deep_copy(m);
+            json_object_set(copy, "reasoning_content", th);
+            json_object_del(copy, "thinking");
+            json_array_set_new(msgs_in, i, copy);
+        }
+        json_t *vars = json_deep_copy(json_object_get(c, "variables"));
+        const char *effort = NULL;
+        char effort_buf[16] = "";
+        if (vars && json_is_string(json_object_get(vars, "reasoning_effort"))) {
+            snprintf(effort_buf, sizeof effort_buf, "%s", json_string_value(json_object_get(vars, "reasoning_effort")));
+            effort = effort_buf;
+            json_object_del(vars, "reasoning_effort");
+        }
+        nuage__apierr e;
+        memset(&e, 0, sizeof e);
+        json_t *msgs = nuage__parse_messages(body, &e);
+        assert_non_null(msgs);
+        assert_int_equal(nuage__messages_for_template(msgs, tr), 0);
+        json_t *kw = NULL;
+        assert_int_equal(nuage__template_kwargs(vars, effort, tr, &kw), 0);
+        json_t *tools = json_object_get(c, "tools");
+        nuage_template_input in = {.add_generation_prompt = json_is_true(json_object_get(c, "add_generation_prompt")),
+                                   .bos_token = json_string_value(json_object_get(c, "bos_token")),
+                                   .eos_token = json_string_value(json_object_get(c, "eos_token")),
+                                   .now = 1795910400 /* 2026-11-29 00:00:00 UTC, as the references */};
+        char *out = NULL;
+        size_t n = 0;
+        int rc = nuage_template_render_json(t, msgs, json_is_array(tools) ? tools : NULL, kw, &in, &out, &n, err,
+                                            sizeof err);
+        if (rc) fail_msg("%s: %s", cases[k][1], err);
+        const char *want = json_string_value(json_object_get(c, "expected"));
+        if (strcmp(out, want)) fail_msg("%s renders\n%s\nnot\n%s", cases[k][1], out, want);
+        free(out);
+        json_decref(kw);
+        json_decref(vars);
+        json_decref(msgs);
+        json_decref(body);
+        json_decref(c);
+    }
+    /* "minimal" is gpt-oss's "low"; a kwarg the client set wins */
+    json_t *kw = NULL, *mine = json_pack("{s:s}", "reasoning_effort", "medium");
+    assert_int_equal(nuage__template_kwargs(NULL, "minimal", tr, &kw), 0);
+    assert_string_equal(json_string_value(json_object_get(kw, "reasoning_effort")), "low");
+    json_decref(kw);
+    assert_int_equal(nuage__template_kwargs(mine, "high", tr, &kw), 0);
+    assert_string_equal(json_string_value(json_object_get(kw, "reasoning_effort")), "medium");
+    json_decref(kw);
+    json_decref(mine);
+    /* templates that do not read the variable get nothing */
+    nuage_template_traits plain = {0};
+    assert_int_equal(nuage__template_kwargs(NULL, "high", &plain, &kw), 0);
+    assert_null(kw);
+    nuage_template_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_traits),
         cmocka_unit_test(test_shaping),
         cmocka_unit_test(test_tool_field_errors),
         cmocka_unit_test(test_tool_loop_every_template),
+        cmocka_unit_test(test_harmony_openai_shape),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -144,6 +144,11 @@ static const gcase G[] = {
     {NUAGE_TOOLFMT_HARMONY,
      "<|channel|>analysis<|message|>Weather: a < b.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
      "commentary json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
+    /* two analysis messages and a preamble before the call */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Weather.<|end|><|start|>assistant<|channel|>analysis<|message|>Call it.<|end|>"
+     "<|start|>assistant<|channel|>commentary<|message|>Checking.<|end|><|start|>assistant<|channel|>commentary "
+     "to=functions.get_weather <|constrain|>json<|message|>" W1 "<|call|>", NULL, NULL, NULL},
     {NUAGE_TOOLFMT_GENERIC, "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}]}",
      "{\"tool_calls\": [{\"name\": \"get_weather\", \"arguments\": " W1 "}, {\"name\": \"search_docs\", "
      "\"arguments\": " S1 "}]}",
@@ -337,12 +342,14 @@ static const char *walk(nuage_grammar *g, uint32_t *x, size_t max) {
     return ended ? out : NULL;
 }
 
-/* The walk's output parses into calls only, each with one JSON object of
- * arguments (returned parsed, or NULL for ping, whose "any object" may
- * hold numbers jansson cannot load). */
+/* The walk's output parses into calls only (harmony: and preambles, whose
+ * content holds no markup), each with one JSON object of arguments
+ * (returned parsed, or NULL for ping, whose "any object" may hold numbers
+ * jansson cannot load). */
 static void parse_walk(nuage_toolfmt fmt, const char *out, tp_result *r) {
     tp_parse(fmt, NAMES, 3, out, r);
-    if (r->bad || r->n_calls < 1 || r->content_len)
+    bool content_ok = r->content_len == 0 || (fmt == NUAGE_TOOLFMT_HARMONY && !strstr(r->content, "<|"));
+    if (r->bad || r->n_calls < 1 || !content_ok || strstr(r->reasoning, "<|"))
         fail_msg("%s: walk gives %d calls (%s), content [%s]: %s", nuage_toolfmt_name(fmt), r->n_calls, r->why, r->content, out);
     for (int c = 0; c < r->n_calls; c++) {
         size_t end;
@@ -473,6 +480,58 @@ static void test_gemma4(void **st) {
     ncg_builder_free(b);
 }
 
+/* Harmony with a response_format: the answer is the final channel's
+ * message, after an optional analysis message; bare JSON, JSON in another
+ * channel or JSON against the schema are refused, and random walks parse
+ * back into reasoning plus a content that is the schema's JSON. */
+static void test_harmony_final(void **st) {
+    (void)st;
+    ncg_builder *b = ncg_builder_new();
+    json_t *schema = json_loads("{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\", "
+                                "\"minimum\": 0, \"maximum\": 99}}, \"required\": [\"n\"], "
+                                "\"additionalProperties\": false}", 0, NULL);
+    assert_non_null(schema);
+    nuage_cg_json_opts opts = {.max_ws = 2, .strict = true};
+    nuage_cg_error err = {{0}, {0}};
+    ncg_expr ans = -1, out = -1;
+    assert_int_equal(ncg_json_schema(b, schema, &opts, &ans, &err), 0);
+    assert_int_equal(nuage_toolfmt_harmony_final(b, NULL, ans, &out), 0);
+    ncg_rule root = ncg_rule_new(b, "out");
+    assert_int_equal(ncg_rule_set(b, root, out), 0);
+    nuage_grammar *g = NULL;
+    assert_int_equal(ncg_builder_finish(b, root, T, &g, &err), 0);
+    ncg_builder_free(b);
+    json_decref(schema);
+    assert_int_equal(run(g, "<|channel|>final<|message|>{\"n\": 7}<|return|>"), 1);
+    assert_int_equal(run(g, "<|channel|>analysis<|message|>Pick n < 99.<|end|><|start|>assistant<|channel|>final "
+                            "<|constrain|>json<|message|>{\"n\": 42}<|return|>"), 1);
+    assert_int_equal(run(g, "<|channel|>final json<|message|>{\"n\":0}"), 0);   /* <|return|> still to come */
+    assert_int_equal(run(g, "{\"n\": 7}"), -1);
+    assert_int_equal(run(g, "<|channel|>commentary<|message|>{\"n\": 7}"), -1);
+    assert_int_equal(run(g, "<|channel|>final<|message|>{\"n\": 100}"), -1);
+    assert_int_equal(run(g, "<|channel|>analysis<|message|>a <|channel|>final"), -1);
+    uint32_t x = 362436069u;
+    int done = 0;
+    for (int w = 0; w < 40; w++) {
+        const char *text = walk(g, &x, 2000);
+        if (!text) continue;
+        tp_result r;
+        tp_parse(NUAGE_TOOLFMT_HARMONY, NULL, 0, text, &r);
+        json_error_t je;
+        json_t *a = json_loads(r.content, 0, &je);
+        if (!a) fail_msg("harmony answer is not JSON (%s): [%s] from %s", je.text, r.content, text);
+        json_t *n = json_object_get(a, "n");
+        double k = json_number_value(n);   /* an integer by value: 9.0 is one too */
+        if (!json_is_number(n) || k != (double)(long)k || k < 0 || k > 99) fail_msg("n out of the schema: %s", r.content);
+        assert_null(strstr(r.reasoning, "<|"));
+        json_decref(a);
+        done++;
+    }
+    print_message("%d harmony answers parsed back\n", done);
+    assert_true(done >= 20);
+    nuage_grammar_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_required),
@@ -482,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_strict_per_function),
         cmocka_unit_test(test_random_walk_parses),
         cmocka_unit_test(test_gemma4),
+        cmocka_unit_test(test_harmony_final),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

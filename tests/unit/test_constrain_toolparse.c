@@ -121,8 +121,56 @@ static const tp_case CASES[] = {
      "It is <|sunny|>.", "Think <|chan.", 0, {0}, {0}},
     {NUAGE_TOOLFMT_HARMONY,
      "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}<|call|>",
-     "<|channel|>commentary to=functions.rm <|constrain|>json<|message|>{}", "", 0, {0}, {0}},
+     "{}", "", 0, {0}, {0}},
     {NUAGE_TOOLFMT_HARMONY, "Plain text, no header.", "Plain text, no header.", "", 0, {0}, {0}},
+    /* harmony as gpt-oss writes it after "<|start|>assistant" (the closing
+     * <|return|> / <|call|> is an end-of-generation token, so usually not
+     * in the text): analysis, final */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>User asks: \"What is 2+2?\" Simple arithmetic: 4.<|end|>"
+     "<|start|>assistant<|channel|>final<|message|>2 + 2 = **4**.",
+     "2 + 2 = **4**.", "User asks: \"What is 2+2?\" Simple arithmetic: 4.", 0, {0}, {0}},
+    /* several analysis messages, a preamble (commentary, no recipient:
+     * content), then a call with the recipient in the role header */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Need the weather.<|end|><|start|>assistant<|channel|>analysis<|message|>"
+     " Use get_weather.<|end|><|start|>assistant<|channel|>commentary<|message|>Checking the weather now.<|end|>"
+     "<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>" ARGS1,
+     "Checking the weather now.", "Need the weather. Use get_weather.", 1, {"get_weather"}, {ARGS1C}},
+    /* two calls in a row (a text vocabulary, where <|call|> is no
+     * end-of-generation token), channel-first headers */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>" ARGS1 "<|call|>"
+     "<|start|>assistant<|channel|>commentary to=functions.search_docs <|constrain|>json<|message|>" ARGS2
+     "<|call|>",
+     "", "", 2, {"get_weather", "search_docs"}, {ARGS1C, ARGS2C}},
+    /* a call to a tool nobody declared (gpt-oss's builtin browser), in the
+     * analysis channel: its body is content, the markup is not */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Search.<|end|><|start|>assistant<|channel|>analysis to=browser.search code"
+     "<|message|>{\"query\": \"rain\"}<|call|>",
+     "{\"query\": \"rain\"}", "Search.", 0, {0}, {0}},
+    /* a JSON answer (response_format) in the final channel */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>Fill the schema.<|end|><|start|>assistant<|channel|>final "
+     "<|constrain|>json<|message|>{\"name\": \"Ada\"}<|return|>",
+     "{\"name\": \"Ada\"}", "Fill the schema.", 0, {0}, {0}},
+    /* gpt-oss-20b's stray "<|channel|>commentary to=assistant" before the
+     * real channel: the last channel counts, to=assistant is no recipient */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>commentary to=assistant<|channel|>analysis<|message|>Hmm.<|end|><|start|>assistant"
+     "<|channel|>commentary<|channel|>final<|message|>Done.",
+     "Done.", "Hmm.", 0, {0}, {0}},
+    /* the model repeats the prompt's <|start|>assistant */
+    {NUAGE_TOOLFMT_HARMONY, "<|start|>assistant<|channel|>final<|message|>Hi.", "Hi.", "", 0, {0}, {0}},
+    /* cut by max_tokens inside the analysis: reasoning only */
+    {NUAGE_TOOLFMT_HARMONY, "<|channel|>analysis<|message|>We need to think about <|end", "",
+     "We need to think about <|end", 0, {0}, {0}},
+    /* the answer after a tool result: analysis, then final */
+    {NUAGE_TOOLFMT_HARMONY,
+     "<|channel|>analysis<|message|>The tool says 21 C.<|end|><|start|>assistant<|channel|>final<|message|>"
+     "It is 21 \xc2\xb0" "C in Paris.<|return|>",
+     "It is 21 \xc2\xb0" "C in Paris.", "The tool says 21 C.", 0, {0}, {0}},
     /* Gemma 4: bare keys, <|"|> strings (raw, escaped into JSON), None */
     {NUAGE_TOOLFMT_GEMMA4,
      "<|tool_call>call:get_weather{location:<|\"|>Paris, \"France\"\n<|\"|>,unit:<|\"|>celsius<|\"|>}<tool_call|>"
