@@ -55,9 +55,9 @@ int main(int argc, char **argv) {
                               NUAGE_TYPE_Q5_K, NUAGE_TYPE_Q6_K, NUAGE_TYPE_IQ4_XS,
                               NUAGE_TYPE_MXFP4};
     float *xf = malloc((size_t)n * rows * sizeof(float));
-    float *af = malloc((size_t)n * 4 * sizeof(float));
+    float *af = malloc((size_t)n * 64 * sizeof(float));
     for (size_t i = 0; i < (size_t)n * rows; i++) xf[i] = frand();
-    for (size_t i = 0; i < (size_t)n * 4; i++) af[i] = frand();
+    for (size_t i = 0; i < (size_t)n * 64; i++) af[i] = frand();
     printf("n=%d rows=%d, single thread\n", n, rows);
     printf("%-8s %-12s %12s %10s %14s %16s %12s %14s\n", "type", "level", "vec_dot ns", "GB/s",
            "tile ns/dot", "quantize ns/row", "gemm1 GB/s", "gemm64 ns/dot");
