@@ -16,22 +16,23 @@ bin=${NUAGE_BIN:-./build/nuage}
 lb=${LLAMA_BENCH:?set LLAMA_BENCH to a llama-bench binary}
 t=${1:-2}; r=${2:-3}; shift 2
 pps=${PP:-512 2048}; tg=${TG:-128}
-echo "threads $t, $r repetitions, pp ${pps// /,} / tg$tg, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+nw=(); [ -n "${NO_WARMUP:-}" ] && nw=(--no-warmup)
+echo "threads $t, $r repetitions${nw:+, no warm-up}, pp ${pps// /,} / tg$tg, load average $(cut -d' ' -f1-3 /proc/loadavg), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "| model | test | nuage t/s | llama.cpp t/s | ratio |"
 echo "|---|---|---:|---:|---:|"
 for f in "$@"; do
   # nuage: one run per prompt size (its bench takes one -p), then decode
   declare -A nv=()
   for p in $pps; do
-    out=$("$bin" bench -m "$f" -t "$t" -r "$r" -p "$p" -n 0 2>&1)
+    out=$("$bin" bench -m "$f" -t "$t" -r "$r" -p "$p" -n 0 "${nw[@]}" 2>&1)
     nv[pp$p]=$(sed -n "s/^| pp$p *| *\([0-9.]*\).*/\1/p" <<<"$out")
     [ -n "${nv[pp$p]}" ] || echo "nuage pp$p failed: $(tail -2 <<<"$out")" >&2
   done
-  out=$("$bin" bench -m "$f" -t "$t" -r "$r" -p 0 -n "$tg" 2>&1)
+  out=$("$bin" bench -m "$f" -t "$t" -r "$r" -p 0 -n "$tg" "${nw[@]}" 2>&1)
   nv[tg$tg]=$(sed -n "s/^| tg$tg *| *\([0-9.]*\).*/\1/p" <<<"$out")
   [ -n "${nv[tg$tg]}" ] || echo "nuage tg$tg failed: $(tail -2 <<<"$out")" >&2
   # llama.cpp: every test in one llama-bench call
-  lout=$("$lb" -m "$f" -t "$t" -r "$r" -p "${pps// /,}" -n "$tg" -o csv 2>/dev/null)
+  lout=$("$lb" -m "$f" -t "$t" -r "$r" -p "${pps// /,}" -n "$tg" "${nw[@]}" -o csv 2>/dev/null)
   pick() { # $1 = n_prompt, $2 = n_gen: avg_ts of that llama-bench row
     awk -F'","' -v p="$1" -v g="$2" 'NR==1 {gsub(/"/,""); n=split($0,h,","); for (i=1;i<=n;i++) c[h[i]]=i; next}
       {gsub(/^"|"$/,""); if ($c["n_prompt"]==p && $c["n_gen"]==g) {printf "%.2f", $c["avg_ts"]; exit}}' <<<"$lout"; }
