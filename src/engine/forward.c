@@ -256,8 +256,10 @@ static void nuage__attn_std(nuage_context *c, const nuage_batch *b, int il) {
     /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence */
     nuage__attn_job aj = {.c = c, .b = b, .il = il};
     nuage__pool_run(c->pool, nuage__attn_worker, &aj);
-    /* xb2 = att @ Wo^T */
+    /* xb2 = att @ Wo^T (+ bo) */
     nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, c->work);
+    if (L->bo.data)
+        for (int t = 0; t < T; t++) nuage__add(c->xb2 + (size_t)t * hp->n_embd, (const float *)L->bo.data, hp->n_embd);
 }
 
 /* SwiGLU: xb2 (T, E) = Wdown (silu(Wgate xb) * (Wup xb)). */

@@ -21,7 +21,9 @@ struct nuage_vocab;
 
 enum { NUAGE_ROPE_NORM = 0, NUAGE_ROPE_NEOX = 2 };
 enum { NUAGE_ROPE_SCALING_NONE = 0, NUAGE_ROPE_SCALING_LINEAR, NUAGE_ROPE_SCALING_YARN };
-enum { NUAGE_GATING_SOFTMAX = 1, NUAGE_GATING_SIGMOID = 2 };
+/* Expert gating, llama.cpp's numbering: softmax over all router logits,
+ * sigmoid, or (gpt-oss) softmax over the chosen experts' logits only. */
+enum { NUAGE_GATING_SOFTMAX = 1, NUAGE_GATING_SIGMOID = 2, NUAGE_GATING_SOFTMAX_WEIGHT = 3 };
 
 typedef struct {
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
@@ -46,6 +48,9 @@ typedef struct {
     int expert_gating;
     bool expert_weights_norm;
     float expert_weights_scale;
+    /* Expert activation: 0 = SwiGLU; > 0 = gpt-oss's SwiGLU-OAI with the
+     * gate clamped above and the up value clamped to +-limit (see moe.c) */
+    float expert_swiglu_limit, expert_swiglu_alpha;
     /* MLA (deepseek2) */
     int32_t q_lora_rank, kv_lora_rank, head_dim_rope; /* head_dim_k = nope + rope */
 } nuage_hparams;
@@ -54,6 +59,7 @@ typedef struct {
     nuage_weight attn_norm;                /* (n_embd) */
     nuage_weight wq, wk, wv, wo;           /* (n_head*hd, n_embd) ... */
     nuage_weight bq, bk, bv;               /* optional biases */
+    nuage_weight bo;                       /* optional (n_embd) output-projection bias (gpt-oss) */
     nuage_weight q_norm, k_norm;           /* optional per-head RMSNorm (head_dim) */
     nuage_weight attn_sinks;               /* optional (n_head) F32 sink logits (gpt-oss) */
     bool swa;                              /* sliding-window layer (see hp.n_swa) */
@@ -63,6 +69,9 @@ typedef struct {
     nuage_weight ffn_gate_inp;             /* (n_expert, n_embd) */
     nuage_weight ffn_gate_exps, ffn_up_exps, ffn_down_exps;
     nuage_weight exp_probs_b;              /* (n_expert) selection bias */
+    /* optional gpt-oss biases: router (n_expert), experts' gate/up
+     * (n_expert, n_ff_exp) and down (n_expert, n_embd) */
+    nuage_weight ffn_gate_inp_b, ffn_gate_exps_b, ffn_up_exps_b, ffn_down_exps_b;
     nuage_weight ffn_gate_shexp, ffn_up_shexp, ffn_down_shexp;
     /* MLA */
     nuage_weight wq_a, q_a_norm, wq_b, wkv_a_mqa, kv_a_norm, wk_b, wv_b;
@@ -109,6 +118,7 @@ typedef struct nuage__arch {
 
 extern const nuage__arch nuage__arch_llama, nuage__arch_qwen2, nuage__arch_qwen3;
 extern const nuage__arch nuage__arch_qwen3moe, nuage__arch_deepseek2;
+extern const nuage__arch nuage__arch_gptoss;
 
 /*
  * Fetch tensor `name` (printf-style with il) into *w, checking it has

@@ -35,6 +35,16 @@
  * rather than llama.cpp's rank order; for two experts per token that is
  * bit-identical (float addition commutes) and for more it differs only in
  * the last bits.
+ *
+ * gpt-oss adds four things, all optional per layer so the other
+ * architectures are untouched: a router bias (added to the logits before
+ * choosing), SOFTMAX_WEIGHT gating (the top-k are chosen by the raw biased
+ * logits and weighted by the softmax of just those k logits), per-expert
+ * biases on the gate, up and down products (added right after each
+ * expert's matmul, before the activation / before the weighting, as
+ * ggml_add_id does), and SwiGLU-OAI: with x = min(g, limit) and y =
+ * clamp(u, -limit, limit), a = x * sigmoid(alpha x) * (y + 1), evaluated
+ * as ggml-cpu does (x / (1 + expf(-alpha x)) * (y + 1)).
  */
 #include "engine/moe.h"
 
@@ -68,7 +78,10 @@ nuage__moe_gate nuage__moe_gate_of(const nuage_model *m, int il) {
 void nuage__moe_route(const nuage__moe_gate *g, const float *logits, float *probs, int32_t *sel,
                       float *w) {
     const int n = g->n_expert, k = g->n_used;
-    if (g->gating == NUAGE_GATING_SIGMOID) {
+    if (g->gating == NUAGE_GATING_SOFTMAX_WEIGHT) {
+        /* choose by the logits themselves; softmax over the chosen below */
+        memcpy(probs, logits, (size_t)n * sizeof *probs);
+    } else if (g->gating == NUAGE_GATING_SIGMOID) {
         for (int e = 0; e < n; e++) probs[e] = 1.0f / (1.0f + expf(-logits[e]));
     } else {
         float mx = -INFINITY;
@@ -95,6 +108,18 @@ void nuage__moe_route(const nuage__moe_gate *g, const float *logits, float *prob
         }
         sel[j] = best;
         w[j] = probs[best];
+    }
+    if (g->gating == NUAGE_GATING_SOFTMAX_WEIGHT) {
+        /* w = softmax(w) over the k chosen (max-subtracted, sum in double) */
+        float mx = -INFINITY;
+        for (int j = 0; j < k; j++) mx = w[j] > mx ? w[j] : mx;
+        double sum = 0.0;
+        for (int j = 0; j < k; j++) {
+            w[j] = expf(w[j] - mx);
+            sum += w[j];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int j = 0; j < k; j++) w[j] *= inv;
     }
     if (g->norm) {
         double sum = 0.0;
@@ -187,6 +212,20 @@ static void nuage__moe_swiglu(nuage_context *c, const nuage_weight *gate, const 
     nuage__matmul(c->pool, down, g, n, out, work);
 }
 
+/* Add expert e's bias row (bias: n_expert rows of `width`) to every row
+ * of its group in y (R, width); bias->data NULL = no bias. */
+static void nuage__moe_add_bias(const nuage__moe_buf *s, int n_expert, const nuage_weight *bias,
+                                float *y, int width) {
+    if (!bias->data) return;
+    for (int e = 0; e < n_expert; e++) {
+        const float *b = (const float *)bias->data + (size_t)e * width;
+        for (int i = s->offset[e]; i < s->offset[e + 1]; i++) {
+            float *row = y + (size_t)i * width;
+            for (int j = 0; j < width; j++) row[j] += b[j];
+        }
+    }
+}
+
 /* out[k] rows of group e (rows offset[e] ..) = x's rows of that group @
  * expert e's slice of stack[k] (width `rows`), for every used expert: one
  * parallel region per NUAGE__MOE_VIEWS experts, x (R rows) prepared once
@@ -223,6 +262,11 @@ void nuage__moe_ffn(nuage_context *c, const nuage_batch *b, int il) {
 
     /* logits (T, NE) = xb @ Wrouter^T; route every token */
     nuage__matmul(c->pool, &L->ffn_gate_inp, c->xb, T, s.logits, s.work);
+    if (L->ffn_gate_inp_b.data)   /* gpt-oss: logits += router bias */
+        for (int t = 0; t < T; t++) {
+            float *lt = s.logits + (size_t)t * NE;
+            for (int e = 0; e < NE; e++) lt[e] += ((const float *)L->ffn_gate_inp_b.data)[e];
+        }
     for (int t = 0; t < T; t++)
         nuage__moe_route(&gate, s.logits + (size_t)t * NE, s.probs, s.sel + (size_t)t * K,
                          s.w + (size_t)t * K);
@@ -240,12 +284,27 @@ void nuage__moe_ffn(nuage_context *c, const nuage_batch *b, int il) {
     const nuage_weight *gu[2] = {&L->ffn_gate_exps, &L->ffn_up_exps};
     float *guo[2] = {s.g, s.u};
     nuage__moe_experts(c, &s, gu, 2, F, s.xg, guo, R);
-    /* g = silu(g) * u */
-    for (long i = 0; i < (long)R * F; i++) s.g[i] = nuage__silu(s.g[i]) * s.u[i];
+    /* gpt-oss: g += gate bias[e], u += up bias[e] per group */
+    nuage__moe_add_bias(&s, NE, &L->ffn_gate_exps_b, s.g, F);
+    nuage__moe_add_bias(&s, NE, &L->ffn_up_exps_b, s.u, F);
+    if (hp->expert_swiglu_limit > 0) {
+        /* g = SwiGLU-OAI(g, u): min(g, lim) sigmoid(alpha min(g, lim)) (clamp(u) + 1) */
+        const float lim = hp->expert_swiglu_limit, alpha = hp->expert_swiglu_alpha;
+        for (long i = 0; i < (long)R * F; i++) {
+            const float x = fminf(s.g[i], lim);
+            const float y = fminf(fmaxf(s.u[i], -lim), lim);
+            s.g[i] = x / (1.0f + expf(alpha * -x)) * (y + 1.0f);
+        }
+    } else {
+        /* g = silu(g) * u */
+        for (long i = 0; i < (long)R * F; i++) s.g[i] = nuage__silu(s.g[i]) * s.u[i];
+    }
     /* y (R, E) = each group's g @ its expert's down */
     const nuage_weight *dn[1] = {&L->ffn_down_exps};
     float *dno[1] = {s.y};
     nuage__moe_experts(c, &s, dn, 1, E, s.g, dno, R);
+    /* gpt-oss: y += down bias[e] (before the weighting) */
+    nuage__moe_add_bias(&s, NE, &L->ffn_down_exps_b, s.y, E);
     /* xb2[t] = sum over its choices, in expert order, of w(t, k) * y */
     memset(c->xb2, 0, (size_t)T * (size_t)E * sizeof(float));
     for (int i = 0; i < R; i++) {
@@ -311,7 +370,8 @@ int nuage__moe_read_hparams(nuage_model *m, bool norm_default, char *err, size_t
     int32_t gating = NUAGE_GATING_SOFTMAX;
     nuage__moe_u32(m, "expert_gating_func", &gating);
     if (gating == 0) gating = NUAGE_GATING_SOFTMAX; /* "none": older DeepSeek V2 files */
-    if (gating != NUAGE_GATING_SOFTMAX && gating != NUAGE_GATING_SIGMOID) {
+    if (gating != NUAGE_GATING_SOFTMAX && gating != NUAGE_GATING_SIGMOID &&
+        gating != NUAGE_GATING_SOFTMAX_WEIGHT) {
         snprintf(err, errlen, "%s.expert_gating_func %d is not supported", a, gating);
         return NUAGE_E_UNSUPPORTED;
     }

@@ -14,7 +14,7 @@
 /* How a token's router logits become expert choices and weights. */
 typedef struct {
     int n_expert, n_used;
-    int gating;            /* NUAGE_GATING_SOFTMAX or NUAGE_GATING_SIGMOID */
+    int gating;            /* NUAGE_GATING_SOFTMAX, _SIGMOID or _SOFTMAX_WEIGHT */
     bool norm;             /* divide the chosen weights by their sum */
     float scale;           /* then multiply them by this (1 = unchanged) */
     const float *sel_bias; /* (n_expert) added to the scores for choosing only; NULL = none */
@@ -41,10 +41,11 @@ nuage__moe_gate nuage__moe_gate_of(const nuage_model *m, int il);
 
 /*
  * Route one token. logits (n_expert) are the router outputs; probs
- * (n_expert) is scratch and receives the gated scores (softmax or
- * sigmoid). Writes the n_used chosen expert ids to sel, best first (ties
- * go to the lower id), and their weights to w: the unbiased scores of the
- * chosen experts, normalised and scaled as g says.
+ * (n_expert) is scratch and receives the gated scores (softmax, sigmoid,
+ * or for SOFTMAX_WEIGHT the logits themselves). Writes the n_used chosen
+ * expert ids to sel, best first (ties go to the lower id), and their
+ * weights to w: the unbiased scores of the chosen experts (SOFTMAX_WEIGHT:
+ * the softmax of the chosen logits), normalised and scaled as g says.
  */
 void nuage__moe_route(const nuage__moe_gate *g, const float *logits, float *probs, int32_t *sel,
                       float *w);
@@ -64,7 +65,8 @@ size_t nuage__moe_scratch_bytes(const nuage_model *m, int n_batch);
 
 /*
  * The arch `ffn` hook for MoE layers: c->xb2 (T, E) = sum over the chosen
- * experts of weight * SwiGLU_e(c->xb), plus the shared experts' SwiGLU
+ * experts of weight * SwiGLU_e(c->xb) (with the layer's optional router /
+ * expert biases and hp.expert_swiglu_limit's SwiGLU-OAI), plus the shared experts' SwiGLU
  * when the layer has them. Uses c->arch_scratch (nuage__moe_scratch_bytes
  * for c->n_batch_max tokens).
  */

@@ -10,7 +10,10 @@
  *     per-expert double-precision evaluation, with and without a shared
  *     expert, for 1 and many tokens and 1 and 2 threads; the experts no
  *     token of the batch chose are filled with NaN first, so any read of
- *     them would show in the output.
+ *     them would show in the output;
+ *   - gpt-oss's variant: router bias, SOFTMAX_WEIGHT gating (softmax over
+ *     the chosen logits only), per-expert gate/up/down biases and the
+ *     clamped SwiGLU-OAI, with weights large enough that both clamps bite.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +44,8 @@ static void ref_route(const nuage__moe_gate *g, const float *logits, int *sel, d
     double p[512], key[512];
     if (g->gating == NUAGE_GATING_SIGMOID) {
         for (int e = 0; e < n; e++) p[e] = 1.0 / (1.0 + exp(-(double)logits[e]));
+    } else if (g->gating == NUAGE_GATING_SOFTMAX_WEIGHT) {
+        for (int e = 0; e < n; e++) p[e] = logits[e];
     } else {
         double mx = -INFINITY, s = 0;
         for (int e = 0; e < n; e++) mx = fmax(mx, logits[e]);
@@ -56,7 +61,13 @@ static void ref_route(const nuage__moe_gate *g, const float *logits, int *sel, d
         idx[j] = v;
     }
     double sum = 0;
-    for (int j = 0; j < k; j++) { sel[j] = idx[j]; w[j] = p[idx[j]]; sum += w[j]; }
+    for (int j = 0; j < k; j++) { sel[j] = idx[j]; w[j] = p[idx[j]]; }
+    if (g->gating == NUAGE_GATING_SOFTMAX_WEIGHT) { /* softmax over the chosen (w[0] is their max) */
+        double z = 0;
+        for (int j = 0; j < k; j++) z += exp(w[j] - p[idx[0]]);
+        for (int j = 0; j < k; j++) w[j] = exp(w[j] - p[idx[0]]) / z;
+    }
+    for (int j = 0; j < k; j++) sum += w[j];
     for (int j = 0; j < k; j++) {
         if (g->norm) w[j] /= sum;
         w[j] *= g->scale;
@@ -124,6 +135,26 @@ static void test_route_sigmoid_bias_scale(void **state) {
     assert_true(fabs(w[0] - 0.5) < 1e-6); /* sigmoid(0), not sigmoid(0) + 10 */
 }
 
+static void test_route_softmax_weight(void **state) {
+    (void)state;
+    nuage__moe_gate g = {.n_expert = 8, .n_used = 2, .gating = NUAGE_GATING_SOFTMAX_WEIGHT, .norm = false,
+                         .scale = 1.0f};
+    check_route(&g, 200);
+    g.n_expert = 32;
+    g.n_used = 4;
+    check_route(&g, 100);
+    /* chosen by the raw logits; weights = softmax of the two chosen */
+    float logits[4] = {0.5f, 3.0f, -1.0f, 2.0f}, probs[4], w[2];
+    int32_t sel[2];
+    g.n_expert = 4;
+    g.n_used = 2;
+    nuage__moe_route(&g, logits, probs, sel, w);
+    assert_int_equal(sel[0], 1);
+    assert_int_equal(sel[1], 3);
+    assert_true(fabs(w[0] - 1.0 / (1.0 + exp(-1.0))) < 1e-6);
+    assert_true(fabs(w[1] - 1.0 / (1.0 + exp(1.0))) < 1e-6);
+}
+
 static void test_route_ties(void **state) {
     (void)state;
     nuage__moe_gate g = {.n_expert = 6, .n_used = 3, .gating = NUAGE_GATING_SOFTMAX, .norm = true, .scale = 1.0f};
@@ -175,6 +206,7 @@ typedef struct {
     nuage_model m;
     nuage_layer layer;
     float *router, *gate, *up, *down, *bias, *gsh, *ush, *dsh;
+    float *rb, *gb, *ub, *db; /* gpt-oss biases: router, expert gate/up/down */
 } fake_moe;
 
 static float *rand_mat(size_t n, double scale) {
@@ -200,9 +232,11 @@ static void fake_init(fake_moe *f, int E, int F, int NE, int K, int n_shared, in
     hp->expert_gating = gating;
     hp->expert_weights_norm = true;
     hp->expert_weights_scale = gating == NUAGE_GATING_SIGMOID ? 2.5f : 0.0f;
+    const bool oai = gating == NUAGE_GATING_SOFTMAX_WEIGHT;
     f->router = rand_mat((size_t)NE * E, 0.3);
-    f->gate = rand_mat((size_t)NE * F * E, 0.2);
-    f->up = rand_mat((size_t)NE * F * E, 0.2);
+    /* gpt-oss: gate/up values of order 10, so the clamps at 7 bite */
+    f->gate = rand_mat((size_t)NE * F * E, oai ? 3.0 : 0.2);
+    f->up = rand_mat((size_t)NE * F * E, oai ? 3.0 : 0.2);
     f->down = rand_mat((size_t)NE * E * F, 0.2);
     nuage_layer *L = &f->layer;
     L->ffn_gate_inp = f32w(f->router, E, NE);
@@ -212,6 +246,19 @@ static void fake_init(fake_moe *f, int E, int F, int NE, int K, int n_shared, in
     if (gating == NUAGE_GATING_SIGMOID) {
         f->bias = rand_mat((size_t)NE, 0.1);
         L->exp_probs_b = f32w(f->bias, NE, 1);
+    }
+    if (oai) {
+        hp->expert_weights_norm = false;
+        hp->expert_swiglu_alpha = 1.702f;
+        hp->expert_swiglu_limit = 7.0f;
+        f->rb = rand_mat((size_t)NE, 1.0);
+        f->gb = rand_mat((size_t)NE * F, 2.0);
+        f->ub = rand_mat((size_t)NE * F, 2.0);
+        f->db = rand_mat((size_t)NE * E, 0.5);
+        L->ffn_gate_inp_b = f32w(f->rb, NE, 0);
+        L->ffn_gate_exps_b = f32w(f->gb, F, NE);
+        L->ffn_up_exps_b = f32w(f->ub, F, NE);
+        L->ffn_down_exps_b = f32w(f->db, E, NE);
     }
     if (n_shared) {
         int Fs = F * n_shared;
@@ -229,19 +276,36 @@ static void fake_init(fake_moe *f, int E, int F, int NE, int K, int n_shared, in
 static void fake_free(fake_moe *f) {
     free(f->router); free(f->gate); free(f->up); free(f->down);
     free(f->bias); free(f->gsh); free(f->ush); free(f->dsh);
+    free(f->rb); free(f->gb); free(f->ub); free(f->db);
 }
 
-/* out (E) += w * down(silu(gate x) * up x) in double; matrices row-major. */
+/* Clamp counters of the gpt-oss reference (gate values above the limit,
+ * up values outside +-limit). */
+static long g_clamp_gate, g_clamp_up;
+
+/* out (E) += w * down(silu(gate x) * up x) in double; matrices row-major.
+ * With biases gb, ub, db (non-NULL: gpt-oss) the products get them and the
+ * activation is SwiGLU-OAI: min(a, 7) sigmoid(1.702 min(a, 7)) (clamp(b, -7, 7) + 1). */
 static void ref_swiglu(const float *g, const float *u, const float *d, int E, int F, const float *x,
-                       double w, double *out) {
+                       double w, double *out, const float *gb, const float *ub, const float *db) {
     double *h = malloc(sizeof *h * F);
     for (int r = 0; r < F; r++) {
         double a = 0, b = 0;
         for (int i = 0; i < E; i++) { a += (double)g[(size_t)r * E + i] * x[i]; b += (double)u[(size_t)r * E + i] * x[i]; }
-        h[r] = a / (1.0 + exp(-a)) * b;
+        if (gb) {
+            a += gb[r];
+            b += ub[r];
+            g_clamp_gate += a > 7.0;
+            g_clamp_up += fabs(b) > 7.0;
+            a = fmin(a, 7.0);
+            b = fmin(fmax(b, -7.0), 7.0);
+            h[r] = a / (1.0 + exp(-1.702 * a)) * (b + 1.0);
+        } else {
+            h[r] = a / (1.0 + exp(-a)) * b;
+        }
     }
     for (int r = 0; r < E; r++) {
-        double s = 0;
+        double s = db ? db[r] : 0;
         for (int i = 0; i < F; i++) s += (double)d[(size_t)r * F + i] * h[i];
         out[r] += w * s;
     }
@@ -272,7 +336,7 @@ static void check_ffn(int E, int F, int NE, int K, int n_shared, int gating, int
         for (int e = 0; e < NE; e++) {
             double s = 0;
             for (int i = 0; i < E; i++) s += (double)f.router[(size_t)e * E + i] * x[i];
-            logits[e] = (float)s;
+            logits[e] = (float)s + (f.rb ? f.rb[e] : 0.0f);
         }
         ref_route(&g, logits, sel + (size_t)t * K, w + (size_t)t * K);
         for (int k = 0; k < K; k++) used[sel[t * K + k]] = true;
@@ -283,6 +347,10 @@ static void check_ffn(int E, int F, int NE, int K, int n_shared, int gating, int
         n_unused++;
         for (size_t i = 0; i < (size_t)F * E; i++)
             f.gate[(size_t)e * F * E + i] = f.up[(size_t)e * F * E + i] = f.down[(size_t)e * E * F + i] = NAN;
+        if (f.gb) {
+            for (int i = 0; i < F; i++) f.gb[(size_t)e * F + i] = f.ub[(size_t)e * F + i] = NAN;
+            for (int i = 0; i < E; i++) f.db[(size_t)e * E + i] = NAN;
+        }
     }
     nuage_batch b = {.n_tokens = T};
     nuage__moe_ffn(&c, &b, 0);
@@ -293,9 +361,10 @@ static void check_ffn(int E, int F, int NE, int K, int n_shared, int gating, int
         memset(ref, 0, sizeof *ref * E);
         for (int k = 0; k < K; k++) {
             size_t e = (size_t)sel[t * K + k];
-            ref_swiglu(f.gate + e * F * E, f.up + e * F * E, f.down + e * E * F, E, F, x, w[t * K + k], ref);
+            ref_swiglu(f.gate + e * F * E, f.up + e * F * E, f.down + e * E * F, E, F, x, w[t * K + k], ref,
+                       f.gb ? f.gb + e * F : NULL, f.ub ? f.ub + e * F : NULL, f.db ? f.db + e * E : NULL);
         }
-        if (n_shared) ref_swiglu(f.gsh, f.ush, f.dsh, E, F * n_shared, x, 1.0, ref);
+        if (n_shared) ref_swiglu(f.gsh, f.ush, f.dsh, E, F * n_shared, x, 1.0, ref, NULL, NULL, NULL);
         for (int i = 0; i < E; i++) {
             double d = fabs(ref[i] - c.xb2[(size_t)t * E + i]);
             if (!(d <= maxd)) maxd = d; /* NaN propagates */
@@ -324,6 +393,18 @@ static void test_ffn_softmax(void **state) {
     check_ffn(32, 16, 64, 2, 0, NUAGE_GATING_SOFTMAX, 5, 2);
 }
 
+static void test_ffn_gptoss(void **state) {
+    (void)state;
+    g_clamp_gate = g_clamp_up = 0;
+    check_ffn(64, 32, 8, 2, 0, NUAGE_GATING_SOFTMAX_WEIGHT, 1, 1);
+    check_ffn(64, 32, 8, 2, 0, NUAGE_GATING_SOFTMAX_WEIGHT, 37, 2);
+    check_ffn(32, 64, 32, 4, 0, NUAGE_GATING_SOFTMAX_WEIGHT, 50, 2);
+    print_message("gpt-oss reference: %ld gate values above 7, %ld up values outside [-7, 7]\n", g_clamp_gate,
+                  g_clamp_up);
+    assert_true(g_clamp_gate > 100);
+    assert_true(g_clamp_up > 100);
+}
+
 static void test_ffn_sigmoid_shared(void **state) {
     (void)state;
     check_ffn(64, 32, 8, 2, 1, NUAGE_GATING_SIGMOID, 1, 2);
@@ -336,10 +417,12 @@ int main(void) {
         cmocka_unit_test(test_route_softmax_norm),
         cmocka_unit_test(test_route_softmax_plain),
         cmocka_unit_test(test_route_sigmoid_bias_scale),
+        cmocka_unit_test(test_route_softmax_weight),
         cmocka_unit_test(test_route_ties),
         cmocka_unit_test(test_group),
         cmocka_unit_test(test_ffn_softmax),
         cmocka_unit_test(test_ffn_sigmoid_shared),
+        cmocka_unit_test(test_ffn_gptoss),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
