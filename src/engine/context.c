@@ -100,7 +100,7 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     c->att = nuage__alloc(B * A * 4);
     c->hb = nuage__alloc(B * F * 4);
     c->hb2 = nuage__alloc(B * F * 4);
-    c->rope_cs = nuage__alloc(B * (size_t)hp->rope_dim * 4);
+    c->rope_cs = nuage__alloc(2 * B * (size_t)hp->rope_dim * 4);
     c->scores = nuage__alloc((size_t)p.n_threads * (size_t)p.n_ctx * 4);
     c->work_size = NUAGE_MM_WORK_BYTES(max_cols, B);
     c->work = nuage__alloc(c->work_size);

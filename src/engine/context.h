@@ -22,7 +22,9 @@ struct nuage_context {
     float *v;         /* (B, n_head_kv * head_dim_v) */
     float *att;       /* (B, n_head * head_dim_v) attention output */
     float *hb, *hb2;  /* (B, n_ff) FFN hidden */
-    float *rope_cs;   /* (B, rope_dim) interleaved cos, sin per pair */
+    float *rope_cs;   /* (2, B, rope_dim) interleaved cos, sin per pair; the
+                       * second half for window layers with their own base */
+    float *rope_cs_swa; /* table window layers use: rope_cs or its 2nd half */
     float *scores;    /* (n_threads, n_ctx) attention scores per thread */
     void *arch_scratch; /* (nuage__arch.scratch_bytes) for arch overrides */
     void *work;       /* quantized activations for matmul */

@@ -8,6 +8,9 @@
  * projection -> residual -> RMSNorm -> SwiGLU FFN -> residual; finally the
  * output norm and the vocabulary projection for the tokens that want
  * logits. T is the number of tokens in the batch, E the embedding width.
+ * Gemma 3 adds four options read from the model: a scaled embedding, a
+ * second RoPE table for window layers, post-norms of each sub-layer's
+ * output before its residual add, and a GeGLU FFN (arch_gemma3.c).
  *
  * Each token attends to positions 0..pos of its own sequence; since all of
  * a layer's K/V rows for the batch are written to the cache before any
@@ -52,23 +55,23 @@ static float nuage__yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot, float
     return n_dims * logf((float)n_ctx_orig / (n_rot * 2.0f * (float)M_PI)) / (2.0f * logf(base));
 }
 
-static void nuage__rope_table(const nuage_model *m, int pos, float *cs) {
+static void nuage__rope_table(const nuage_model *m, int pos, float base, float scale, float *cs) {
     const nuage_hparams *hp = &m->hp;
     const int d = hp->rope_dim;
     const float *ff = m->rope_freqs.data ? (const float *)m->rope_freqs.data : NULL;
     float corr0 = 0, corr1 = 0, mscale = hp->yarn_attn_factor;
     if (hp->yarn_ext_factor != 0.0f) {
-        corr0 = floorf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_fast, hp->rope_freq_base));
-        corr1 = ceilf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_slow, hp->rope_freq_base));
+        corr0 = floorf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_fast, base));
+        corr1 = ceilf(nuage__yarn_corr_dim(d, hp->rope_orig_ctx, hp->yarn_beta_slow, base));
         if (corr0 < 0) corr0 = 0;
         if (corr1 > d - 1) corr1 = (float)(d - 1);
-        mscale *= 1.0f + 0.1f * logf(1.0f / hp->rope_freq_scale);
+        mscale *= 1.0f + 0.1f * logf(1.0f / scale);
     }
     for (int i = 0; i < d / 2; i++) {
         /* theta_i = pos * base^(-2i/d), divided by the optional frequency factor */
-        double theta_extrap = (double)pos * pow((double)hp->rope_freq_base, -2.0 * i / d);
+        double theta_extrap = (double)pos * pow((double)base, -2.0 * i / d);
         if (ff) theta_extrap /= ff[i];
-        double theta = theta_extrap * hp->rope_freq_scale;
+        double theta = theta_extrap * scale;
         if (hp->yarn_ext_factor != 0.0f) {
             float y = (i - corr0) / fmaxf(0.001f, corr1 - corr0);
             float ramp = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * hp->yarn_ext_factor;
@@ -235,9 +238,10 @@ static void nuage__attn_std(nuage_context *c, const nuage_batch *b, int il) {
     if (L->k_norm.data)
         for (long r = 0; r < (long)T * Hkv; r++)
             nuage__rmsnorm(c->k + r * hd, c->k + r * hd, (const float *)L->k_norm.data, hd, hp->norm_eps);
-    /* RoPE on every head of q and k */
+    /* RoPE on every head of q and k (window layers may have their own table) */
+    const float *rope_cs = L->swa ? c->rope_cs_swa : c->rope_cs;
     for (int t = 0; t < T; t++) {
-        const float *cs = c->rope_cs + (size_t)t * hp->rope_dim;
+        const float *cs = rope_cs + (size_t)t * hp->rope_dim;
         for (int h = 0; h < H; h++) nuage__rope_apply(c->q + t * Q + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
         for (int h = 0; h < Hkv; h++) nuage__rope_apply(c->k + t * K + (long)h * hd, cs, hp->rope_dim, hp->rope_style);
     }
@@ -276,7 +280,10 @@ static void nuage__ffn_std(nuage_context *c, const nuage_batch *b, int il) {
     /* hb = silu(xb @ Wgate^T) * (xb @ Wup^T);  xb2 = hb @ Wdown^T */
     /* row by row: a token's values must not depend on where the batch
      * splits into vector lanes and scalar tails (batch invariance) */
-    for (int t = 0; t < T; t++) nuage__ops()->silu_mul(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F);
+    for (int t = 0; t < T; t++) {
+        if (m->hp.ffn_act == NUAGE_ACT_GELU_F16) nuage__geglu_f16(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F);
+        else nuage__ops()->silu_mul(F, c->hb + (size_t)t * F, c->hb2 + (size_t)t * F);
+    }
     nuage__matmul(c->pool, &L->ffn_down, c->hb, T, c->xb2, c->work);
 }
 
@@ -316,8 +323,20 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
 
     /* x (T, E) = token embeddings */
     for (int t = 0; t < T; t++) nuage__weight_row(&m->tok_embd, b->token[t], c->x + (size_t)t * E);
-    /* rope_cs (T, rope_dim): rotation of each token's position */
-    for (int t = 0; t < T; t++) nuage__rope_table(m, b->pos[t], c->rope_cs + (size_t)t * hp->rope_dim);
+    /* gemma3: x *= sqrt(E) */
+    if (hp->embd_scale != 0.0f)
+        for (long i = 0; i < (long)T * E; i++) c->x[i] *= hp->embd_scale;
+    /* rope_cs (T, rope_dim): rotation of each token's position; window
+     * layers with their own base/scale get rope_cs_swa, else the same */
+    for (int t = 0; t < T; t++)
+        nuage__rope_table(m, b->pos[t], hp->rope_freq_base, hp->rope_freq_scale, c->rope_cs + (size_t)t * hp->rope_dim);
+    c->rope_cs_swa = c->rope_cs;
+    if (hp->rope_freq_base_swa > 0.0f) {
+        c->rope_cs_swa = c->rope_cs + (size_t)c->n_batch_max * hp->rope_dim;
+        float scale_swa = hp->rope_freq_scale_swa > 0.0f ? hp->rope_freq_scale_swa : hp->rope_freq_scale;
+        for (int t = 0; t < T; t++)
+            nuage__rope_table(m, b->pos[t], hp->rope_freq_base_swa, scale_swa, c->rope_cs_swa + (size_t)t * hp->rope_dim);
+    }
 
     for (int il = 0; il < hp->n_layer; il++) {
         const nuage_layer *L = &m->layers[il];
@@ -327,6 +346,10 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
         /* xb2 = attention(xb) */
         if (m->arch->attn) m->arch->attn(c, b, il);
         else nuage__attn_std(c, b, il);
+        /* gemma3: xb2 = RMSNorm(xb2) * attn_post_norm */
+        if (L->attn_post_norm.data)
+            for (int t = 0; t < T; t++)
+                nuage__rmsnorm(c->xb2 + (size_t)t * E, c->xb2 + (size_t)t * E, (const float *)L->attn_post_norm.data, E, hp->norm_eps);
         nuage__add(c->x, c->xb2, (long)T * E);
         /* xb = RMSNorm(x) * ffn_norm */
         for (int t = 0; t < T; t++)
@@ -334,6 +357,10 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
         /* xb2 = ffn(xb) */
         if (m->arch->ffn && L->is_moe) m->arch->ffn(c, b, il);
         else nuage__ffn_std(c, b, il);
+        /* gemma3: xb2 = RMSNorm(xb2) * ffn_post_norm */
+        if (L->ffn_post_norm.data)
+            for (int t = 0; t < T; t++)
+                nuage__rmsnorm(c->xb2 + (size_t)t * E, c->xb2 + (size_t)t * E, (const float *)L->ffn_post_norm.data, E, hp->norm_eps);
         nuage__add(c->x, c->xb2, (long)T * E);
     }
 
@@ -349,6 +376,12 @@ int nuage_decode(nuage_context *c, const nuage_batch *b, char *err, size_t errle
         int nr = n_logits - r0 < c->n_batch_max ? n_logits - r0 : c->n_batch_max;
         nuage__matmul(c->pool, &m->output, c->embd + (size_t)r0 * E, nr,
                       c->logits + (size_t)r0 * hp->n_vocab, c->work);
+    }
+    /* optional soft-cap: logits = cap * tanh(logits / cap) */
+    if (hp->logit_softcap > 0.0f) {
+        const float inv = 1.0f / hp->logit_softcap;
+        for (size_t i = 0; i < (size_t)n_logits * hp->n_vocab; i++)
+            c->logits[i] = tanhf(c->logits[i] * inv) * hp->logit_softcap;
     }
     c->n_out = n_out;
     c->n_logits = n_logits;

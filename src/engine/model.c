@@ -23,6 +23,7 @@ static const nuage__arch *const nuage__archs[] = {
     &nuage__arch_llama, &nuage__arch_qwen2, &nuage__arch_qwen3,
     &nuage__arch_qwen3moe, &nuage__arch_deepseek2,
     &nuage__arch_gptoss,
+    &nuage__arch_gemma3,
 };
 
 nuage_model_params nuage_model_default_params(void) {

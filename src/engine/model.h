@@ -24,6 +24,9 @@ enum { NUAGE_ROPE_SCALING_NONE = 0, NUAGE_ROPE_SCALING_LINEAR, NUAGE_ROPE_SCALIN
 /* Expert gating, llama.cpp's numbering: softmax over all router logits,
  * sigmoid, or (gpt-oss) softmax over the chosen experts' logits only. */
 enum { NUAGE_GATING_SOFTMAX = 1, NUAGE_GATING_SIGMOID = 2, NUAGE_GATING_SOFTMAX_WEIGHT = 3 };
+/* FFN gate activation: SiLU (SwiGLU), or tanh-GELU through ggml's f16
+ * table (GeGLU, gemma3; see nuage__geglu_f16 in ops.h). */
+enum { NUAGE_ACT_SILU = 0, NUAGE_ACT_GELU_F16 = 1 };
 
 typedef struct {
     int32_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, n_ff;
@@ -43,6 +46,12 @@ typedef struct {
      * their own RoPE base (gemma3: rope.freq_base_swa; 0 = the global one). */
     int32_t n_swa;
     float rope_freq_base_swa;
+    float rope_freq_scale_swa;        /* window layers' RoPE scale; 0 = rope_freq_scale */
+    /* Gemma: input embeddings times embd_scale (0 = none), the FFN gate's
+     * activation, and a final tanh soft-cap of the logits (0 = none). */
+    float embd_scale;
+    int ffn_act;                      /* NUAGE_ACT_* */
+    float logit_softcap;
     /* Mixture of experts (issue 3) */
     int32_t n_expert, n_expert_used, n_ff_exp, n_expert_shared, n_layer_dense_lead;
     int expert_gating;
@@ -64,6 +73,9 @@ typedef struct {
     nuage_weight attn_sinks;               /* optional (n_head) F32 sink logits (gpt-oss) */
     bool swa;                              /* sliding-window layer (see hp.n_swa) */
     nuage_weight ffn_norm;                 /* (n_embd) */
+    /* optional (n_embd) post-norms (gemma3): the sub-layer output is
+     * RMS-normalised and scaled by these before the residual add */
+    nuage_weight attn_post_norm, ffn_post_norm;
     nuage_weight ffn_gate, ffn_up, ffn_down; /* dense SwiGLU FFN */
     /* MoE: router and 3-D expert stacks (expert e = rows e*n_ff_exp ...) */
     nuage_weight ffn_gate_inp;             /* (n_expert, n_embd) */
@@ -119,6 +131,7 @@ typedef struct nuage__arch {
 extern const nuage__arch nuage__arch_llama, nuage__arch_qwen2, nuage__arch_qwen3;
 extern const nuage__arch nuage__arch_qwen3moe, nuage__arch_deepseek2;
 extern const nuage__arch nuage__arch_gptoss;
+extern const nuage__arch nuage__arch_gemma3;
 
 /*
  * Fetch tensor `name` (printf-style with il) into *w, checking it has

@@ -24,6 +24,10 @@ typedef struct {
     void (*silu_mul)(long n, float *g, const float *u);
 } nuage_ops;
 
+/* GeGLU gate (gemma3): g[i] = gelu(g[i]) * u[i] with tanh-GELU looked up
+ * in ggml's f16 table (ops_gelu.c); NaN inputs give NaN. */
+void nuage__geglu_f16(long n, float *g, const float *u);
+
 /* The best set for this CPU (never NULL). */
 const nuage_ops *nuage__ops(void);
 
