@@ -2,7 +2,9 @@
  * cmd_bench.c - `nuage bench`: prefill (pp) and decode (tg) speed, as
  * llama-bench measures them: ppN evaluates N random tokens as one batch
  * on an empty cache; tgN decodes N tokens one at a time from an empty
- * cache. Each test runs once to warm up, then -r times; we print mean and
+ * cache. Each test runs once to warm up (unless --no-warmup, as
+ * llama-bench's, for models so big that one run takes minutes), then -r
+ * times; we print mean and
  * standard deviation of tokens/s, plus the model size and peak memory.
  */
 #include <math.h>
@@ -17,7 +19,7 @@
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: nuage bench -m MODEL [-p 128] [-n 128] [-t THREADS] [-r 5] [--kv f16|f32]\n");
+            "usage: nuage bench -m MODEL [-p 128] [-n 128] [-t THREADS] [-r 5] [--kv f16|f32] [--no-warmup]\n");
     return 2;
 }
 
@@ -55,9 +57,11 @@ int nuage_cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     long pp = 128, tg = 128, threads = 0, reps = 5;
     nuage_kv_type kvt = NUAGE_KV_F16;
+    bool warmup = true;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        if (!strcmp(a, "--no-warmup")) { warmup = false; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
@@ -101,7 +105,7 @@ int nuage_cmd_bench(int argc, char **argv) {
     for (int which = 0; which < 2 && !ret; which++) {
         int n = which == 0 ? (int)pp : (int)tg;
         if (n <= 0) continue;
-        if (nuage__bench_run(ctx, b, n, which == 0, n_vocab, &rng) < 0) { ret = 1; break; }
+        if (warmup && nuage__bench_run(ctx, b, n, which == 0, n_vocab, &rng) < 0) { ret = 1; break; }
         double sum = 0, sum2 = 0, tsum = 0;
         for (int r = 0; r < reps; r++) {
             double s = nuage__bench_run(ctx, b, n, which == 0, n_vocab, &rng);

@@ -7,13 +7,14 @@
  * registered, per level:
  *   scalar   vec_dot = the reference below (matmul calls it per row and
  *            token: the same function for every batch, so batch-invariant);
- *   AVX2     gemm (quant_mxfp4_avx2.c, 8 rows in the lanes of a ymm);
+ *   AVX2     gemm (quant_mxfp4_avx2.c, 8 rows in the lanes of a ymm) and a
+ *            row-major vec_dot for direct callers;
  *   AVX-512  gemm (quant_mxfp4_avx512.c, 16 rows per zmm, vpdpbusd).
  * The two gemm kernels compute each output exactly as gemm_ref here does
  * (exact integer block dots, then acc = fma((float)isum, dw * dy, acc)
  * block after block), so they are bit-identical to it and to each other;
- * vec_dot (used by nothing but the scalar level and tests) keeps ggml's
- * order, sum += (float)isum * (dw * dy).
+ * vec_dot (matmul's only at the scalar level) keeps ggml's order in the
+ * reference, sum += (float)isum * (dw * dy), and 8 float lanes in AVX2.
  *
  * The quantizer is ggml's reference algorithm (no importance matrix): the
  * exponent is floor(log2(amax)) - 2 + 127, so the largest value lands

@@ -19,6 +19,9 @@
  *       restores the signed levels: isum exact; then
  *       acc = fma(float(isum), sw * dy, acc).
  *
+ * (vec_dot, the row-major dot with a Q8_0 row that matmul does not use
+ * once gemm is set, is here too, for direct callers.)
+ *
  * Each output's arithmetic is gemm_ref's (quant_mxfp4.c), so the results
  * are bit-identical to the reference and to the AVX-512 kernel at every
  * batch size. Decode uses each block as it is built; batches build a
@@ -186,4 +189,35 @@ static void gemm_mxfp4(int n, float *y, size_t ys, const void *w, size_t ws, int
     }
 }
 
-void nuage__mxfp4_register_avx2(nuage_type_traits *t) { t[NUAGE_TYPE_MXFP4].gemm = gemm_mxfp4; }
+/* Row-major dot with a Q8_0 row (vec_dot; matmul uses gemm, this is for
+ * direct callers): the signed levels via vpshufb, then the sign trick
+ * |w| * (y with w's sign) in vpmaddubsw (pairs at most 2 * 12 * 128),
+ * dword sums scaled by dw * dy into 8 float lanes, summed at the end. */
+static void vec_dot_mxfp4(int n, float *s, const void *vw, const void *va) {
+    const uint8_t *x = vw;
+    const nuage_block_q8_0 *y = va;
+    const __m128i tab = _mm_loadu_si128((const __m128i *)nuage__mxfp4_values);
+    const __m128i m = _mm_set1_epi8(15);
+    __m256 acc = _mm256_setzero_ps();
+    for (int b = 0; b < n / QK; b++) {
+        const uint8_t *blk = x + (size_t)b * BS;
+        const __m128i q = _mm_loadu_si128((const __m128i *)(blk + 1));
+        const __m256i w = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_shuffle_epi8(tab, _mm_and_si128(q, m))),
+            _mm_shuffle_epi8(tab, _mm_and_si128(_mm_srli_epi16(q, 4), m)), 1);
+        const __m256i a = _mm256_loadu_si256((const __m256i *)y[b].qs);
+        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+        const __m256i i32 = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+        const float d = nuage__e8m0_half(blk[0]) * _cvtsh_ss(y[b].d);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_set1_ps(d), acc);
+    }
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    *s = _mm_cvtss_f32(r);
+}
+
+void nuage__mxfp4_register_avx2(nuage_type_traits *t) {
+    t[NUAGE_TYPE_MXFP4].gemm = gemm_mxfp4;
+    t[NUAGE_TYPE_MXFP4].vec_dot = vec_dot_mxfp4;
+}
