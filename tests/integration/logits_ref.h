@@ -35,7 +35,8 @@ typedef struct {
 
 static inline char *nuage_ref_read(const char *dir, const char *name, size_t *len) {
     char path[4096];
-    snprintf(path, sizeof path, "%s/vectors/logits/%s", dir, name);
+    int w = snprintf(path, sizeof path, "%s/vectors/logits/%s", dir, name);
+    if (w < 0 || (size_t)w >= sizeof path) return NULL; /* path too long: as if missing */
     return nuage_test_read_file(path, len);
 }
 
