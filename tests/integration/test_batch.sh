@@ -8,35 +8,5 @@
 # missing. Env (set by ctest): NUAGE_BIN, NUAGE_SHARED_DEFAULT,
 # NUAGE_SOURCE_DIR; NUAGE_SHARED overrides the data folder.
 set -u
-here="$(cd "$(dirname "$0")" && pwd)"
-src="${NUAGE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}"
-bin="${NUAGE_BIN:-$src/build/nuage}"
-shared="${NUAGE_SHARED:-${NUAGE_SHARED_DEFAULT:-$src/../shared}}"
-tests="$src/tests/integration/openai"
-
-# The model: ../shared's stories260K when present, else the bundled
-# models/nuage-fast.gguf (platform_helpers.mjs): a bare clone runs these too.
-if [ ! -f "$shared/models/stories260K.gguf" ]; then shared=""; fi
-export NUAGE_SOURCE_DIR="$src"
-if ! command -v node >/dev/null 2>&1; then
-  echo "node not found: skipped"; exit 77
-fi
-if [ ! -d "$tests/node_modules/openai" ]; then
-  if ! command -v npm >/dev/null 2>&1 || ! (cd "$tests" && npm ci --no-audit --no-fund >/dev/null 2>&1); then
-    echo "cannot install the openai SDK (npm ci failed): skipped"; exit 77
-  fi
-fi
-
-# Never touch the user's own store: the default database path lives here.
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/nuage-batch-XXXXXX")"
-trap 'rm -rf "$tmp"' EXIT
-export XDG_DATA_HOME="$tmp" NUAGE_DB="" NUAGE_URL="" NUAGE_API_KEY=""
-
-# The sanitizer build is several times slower: scale the tests' timeouts.
-slow=1
-if nm -C "$bin" 2>/dev/null | grep -q __asan_init; then slow=4; fi
-
-cd "$tests"
-files=$(ls batch*.test.mjs)
-NUAGE_BATCH_TESTS=1 NUAGE_BIN="$bin" NUAGE_SHARED="$shared" NUAGE_TEST_SLOW="$slow" \
-  node --test --test-concurrency=1 --test-timeout=900000 $files
+source "$(cd "$(dirname "$0")" && pwd)/node_suite.sh"
+nuage_node_suite "batch*.test.mjs" NUAGE_BATCH_TESTS
