@@ -405,7 +405,7 @@ static uint64_t nuage__random_seed(nuage_server *s) {
 }
 
 /* Under g->mu: wait up to ms milliseconds. */
-static void nuage__timedwait(nuage__gen *g, int ms) {
+void nuage__gen_timedwait(nuage__gen *g, int ms) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     ts.tv_nsec += (long)ms * 1000000L;
@@ -414,6 +414,43 @@ static void nuage__timedwait(nuage__gen *g, int ms) {
         ts.tv_nsec -= 1000000000L;
     }
     pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+}
+
+/* ---- shared by the streamed bodies (chat/completions SSE here, the
+ * Responses API's typed events in api_responses_stream.c) ---- */
+
+bool nuage__gen_stream_gone(nuage__gen *g, int fd, bool *cancelled) {
+    pthread_mutex_unlock(&g->mu);
+    if (nuage__client_gone(fd)) {
+        *cancelled = true;
+        atomic_fetch_add(&g->srv->metrics.cancelled, 1);
+        nuage__gen_cancel(g);
+        return true;
+    }
+    pthread_mutex_lock(&g->mu);
+    return false;
+}
+
+ssize_t nuage__gen_stream_take(nuage__sb *out, size_t *off, char *buf, size_t max) {
+    if (out->oom) return -2;
+    if (*off >= out->n) return -1;
+    size_t k = out->n - *off;
+    if (k > max) k = max;
+    memcpy(buf, out->p + *off, k);
+    *off += k;
+    return (ssize_t)k;
+}
+
+void nuage__gen_stream_close(nuage__gen *g, bool cancelled) {
+    bool done;
+    pthread_mutex_lock(&g->mu);
+    done = g->n_complete >= g->n_jobs;
+    pthread_mutex_unlock(&g->mu);
+    if (!done) {
+        if (!cancelled) atomic_fetch_add(&g->srv->metrics.cancelled, 1);
+        nuage__gen_cancel(g);
+    }
+    nuage__gen_unref(g);
 }
 
 /* Tokens the rate limiter reserves: every prompt, plus max_tokens for
@@ -555,7 +592,7 @@ int nuage__gen_submit(nuage__gen *g, nuage__hreq *q) {
 bool nuage__gen_wait_done(nuage__gen *g, int timeout_ms) {
     int64_t end = nuage__mono_ms() + timeout_ms;
     pthread_mutex_lock(&g->mu);
-    while (g->n_complete < g->n_jobs && nuage__mono_ms() < end) nuage__timedwait(g, 100);
+    while (g->n_complete < g->n_jobs && nuage__mono_ms() < end) nuage__gen_timedwait(g, 100);
     bool done = g->n_complete >= g->n_jobs;
     pthread_mutex_unlock(&g->mu);
     return done;
@@ -626,7 +663,7 @@ bool nuage__gen_wait(nuage__gen *g, int fd) {
     bool gone = false;
     pthread_mutex_lock(&g->mu);
     while (g->n_complete < g->n_jobs) {
-        nuage__timedwait(g, 200);
+        nuage__gen_timedwait(g, 200);
         if (g->n_complete >= g->n_jobs || gone) continue;
         pthread_mutex_unlock(&g->mu);
         if (nuage__client_gone(fd)) {
@@ -996,42 +1033,20 @@ static ssize_t nuage__sse_read(void *self, char *buf, size_t max) {
                 continue;
             }
             if (e->out.n || e->eof) break;
-            nuage__timedwait(g, 200);
+            nuage__gen_timedwait(g, 200);
             if (g->n_complete >= g->n_jobs) continue;
-            pthread_mutex_unlock(&g->mu);
-            bool gone = nuage__client_gone(e->fd);
-            if (gone) {
-                e->cancelled = true;
-                atomic_fetch_add(&g->srv->metrics.cancelled, 1);
-                nuage__gen_cancel(g);
-                return -2;
-            }
-            pthread_mutex_lock(&g->mu);
+            if (nuage__gen_stream_gone(g, e->fd, &e->cancelled)) return -2;
         }
         pthread_mutex_unlock(&g->mu);
-        if (e->out.oom) return -2;
-        if (!e->out.n) return -1;
     }
-    size_t k = e->out.n - e->out_off;
-    if (k > max) k = max;
-    memcpy(buf, e->out.p + e->out_off, k);
-    e->out_off += k;
-    return (ssize_t)k;
+    return nuage__gen_stream_take(&e->out, &e->out_off, buf, max);
 }
 
 static void nuage__sse_close(void *self) {
     nuage__sse *e = self;
     /* If the stream did not reach its end the client went away: stop the
      * generation so its KV blocks go back to the pool. */
-    bool done;
-    pthread_mutex_lock(&e->g->mu);
-    done = e->g->n_complete >= e->g->n_jobs;
-    pthread_mutex_unlock(&e->g->mu);
-    if (!done) {
-        if (!e->cancelled) atomic_fetch_add(&e->g->srv->metrics.cancelled, 1);
-        nuage__gen_cancel(e->g);
-    }
-    nuage__gen_unref(e->g);
+    nuage__gen_stream_close(e->g, e->cancelled);
     nuage__sb_free(&e->prefix);
     nuage__sb_free(&e->out);
     free(e);

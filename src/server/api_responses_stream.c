@@ -299,17 +299,6 @@ static void nuage__rs_finish(nuage__rstream *e) {
     json_decref(obj);
 }
 
-static void nuage__rs_timedwait(nuage__gen *g, int ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    while (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-}
-
 static ssize_t nuage__rs_read(void *self, char *buf, size_t max) {
     nuage__rstream *e = self;
     if (e->out_off >= e->out.n) {
@@ -329,39 +318,18 @@ static ssize_t nuage__rs_read(void *self, char *buf, size_t max) {
                 break;
             }
             if (e->out.n) break;
-            nuage__rs_timedwait(g, 200);
+            nuage__gen_timedwait(g, 200);
             if (g->n_complete >= g->n_jobs) continue;
-            pthread_mutex_unlock(&g->mu);
-            if (nuage__client_gone(e->fd)) {
-                e->cancelled = true;
-                atomic_fetch_add(&g->srv->metrics.cancelled, 1);
-                nuage__gen_cancel(g);
-                return -2;
-            }
-            pthread_mutex_lock(&g->mu);
+            if (nuage__gen_stream_gone(g, e->fd, &e->cancelled)) return -2;
         }
         pthread_mutex_unlock(&g->mu);
-        if (e->out.oom) return -2;
-        if (!e->out.n) return -1;
     }
-    size_t k = e->out.n - e->out_off;
-    if (k > max) k = max;
-    memcpy(buf, e->out.p + e->out_off, k);
-    e->out_off += k;
-    return (ssize_t)k;
+    return nuage__gen_stream_take(&e->out, &e->out_off, buf, max);
 }
 
 static void nuage__rs_close(void *self) {
     nuage__rstream *e = self;
-    bool done;
-    pthread_mutex_lock(&e->g->mu);
-    done = e->g->n_complete >= e->g->n_jobs;
-    pthread_mutex_unlock(&e->g->mu);
-    if (!done) {
-        if (!e->cancelled) atomic_fetch_add(&e->g->srv->metrics.cancelled, 1);
-        nuage__gen_cancel(e->g);
-    }
-    nuage__gen_unref(e->g);
+    nuage__gen_stream_close(e->g, e->cancelled);
     nuage__rsp_free(&e->x);
     nuage__sb_free(&e->out);
     free(e);

@@ -524,6 +524,20 @@ void nuage__gen_cancel(nuage__gen *g);
 bool nuage__gen_wait(nuage__gen *g, int fd);
 void nuage__gen_ref(nuage__gen *g);
 void nuage__gen_unref(nuage__gen *g);
+/* Wait on g->cv (g->mu held) at most ms milliseconds. */
+void nuage__gen_timedwait(nuage__gen *g, int ms);
+/* Streamed bodies, between two waits (g->mu held): if the client on fd
+ * has gone, cancel the generation, set *cancelled and return true with
+ * g->mu released; else false with g->mu held again. */
+bool nuage__gen_stream_gone(nuage__gen *g, int fd, bool *cancelled);
+/* Copy up to max bytes of out from *off into buf and advance *off: the
+ * byte count, -1 when nothing is left (end of stream), -2 when out ran
+ * out of memory (abort the body). */
+ssize_t nuage__gen_stream_take(nuage__sb *out, size_t *off, char *buf, size_t max);
+/* A streamed body is closed: cancel the generation if it did not reach
+ * its end (counted once: not again when cancelled already), then drop
+ * the stream's reference to g. */
+void nuage__gen_stream_close(nuage__gen *g, bool cancelled);
 /* Fill e (and r's Retry-After) from a nuage__gen_submit error code. */
 void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
                         nuage__apierr *e, nuage__hresp *r);
