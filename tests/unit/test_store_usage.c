@@ -278,6 +278,7 @@ static void test_usage_full_disk_fails_closed(void **state) {
     signal(SIGXFSZ, SIG_IGN);
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     nuage_store *s = tmp_db_open(&t);
     nuage_usage_record r;
     memset(&r, 0, sizeof r);
