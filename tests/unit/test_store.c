@@ -470,6 +470,32 @@ static bool dir_contains(const char *dir, const char *needle) {
     return found;
 }
 
+/* PostgreSQL: keys are stored as on SQLite -- a 16-byte salt and
+ * SHA-256(salt || key), checked with the server's own sha256(), so the
+ * check does not share code with the store. */
+static void test_pg_key_hashed(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    if (!t.pg) {
+        tmp_db_cleanup(&t);
+        skip();
+    }
+    nuage_store *s = tmp_db_open(&t);
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, NULL), 0);
+    char key[80], sql[400];
+    nuage_key k;
+    assert_int_equal(nuage_store_key_create(s, "acme", "", 0, false, key, sizeof key, &k), 0);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM api_keys WHERE length(salt) = 16 AND length(hash) = 32 AND"
+             " hash = sha256(salt || convert_to('%s', 'UTF8')) AND id = %lld", key, (long long)k.id);
+    assert_int_equal(raw_int(t.path, sql), 1);
+    /* nowhere in clear: no text column holds the secret part */
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM api_keys WHERE kid || deployments LIKE '%%%s%%'", key + 12);
+    assert_int_equal(raw_int(t.path, sql), 0);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 static void test_key_never_stored_in_clear(void **state) {
     (void)state;
     tmp_db t;
@@ -611,6 +637,7 @@ int main(void) {
         cmocka_unit_test(test_migrate_from_v1),
         cmocka_unit_test(test_refuse_newer_version),
         cmocka_unit_test(test_concurrent_open_migrates_once),
+        cmocka_unit_test(test_pg_key_hashed),
         cmocka_unit_test(test_refuse_foreign_files),
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_tenants_crud),
