@@ -74,6 +74,9 @@ start)
   DIR=$(cd "$DIR" && pwd)
   chmod 0755 "$DIR"
   [[ $(id -u) -eq 0 ]] && chown "$PGUSER_OS" "$DIR"
+  if ! as_pg test -w "$DIR"; then
+    echo "pg_temp.sh: user $PGUSER_OS cannot write $DIR (is a parent directory private?)" >&2; exit 1
+  fi
   as_pg "$BIN/initdb" -D "$DIR/data" -U nuage --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 ||
     { cat "$DIR/initdb.log" >&2; exit 1; }
   opts="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=200"
