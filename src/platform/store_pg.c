@@ -50,6 +50,20 @@ bool nuage__store_is_pg_url(const char *url) {
     return url && (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13));
 }
 
+void nuage_store_display(const char *path, char *out, size_t cap) {
+    if (!cap) return;
+    snprintf(out, cap, "%s", path ? path : "");
+    if (!nuage__store_is_pg_url(out)) return;
+    char *user = strstr(out, "://") + 3;
+    char *at = strchr(user, '@'), *slash = strchr(user, '/');
+    if (!at || (slash && slash < at)) return;
+    char *colon = memchr(user, ':', (size_t)(at - user));
+    if (!colon) return;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", at);
+    snprintf(colon, cap - (size_t)(colon - out), ":***%s", rest);
+}
+
 /* ---- helpers --------------------------------------------------------------------- */
 
 void nuage__pg_i64(nuage__pgargs *a, int64_t v) {

@@ -117,10 +117,23 @@ static void test_revocation_seen_by_other_store(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* Logs never show a PostgreSQL password. */
+static void test_display_hides_password(void **state) {
+    (void)state;
+    char out[200];
+    nuage_store_display("postgres://app:s3cret@db.example:5432/nuage", out, sizeof out);
+    assert_string_equal(out, "postgres://app:***@db.example:5432/nuage");
+    nuage_store_display("postgresql://app@db/nuage", out, sizeof out);
+    assert_string_equal(out, "postgresql://app@db/nuage");
+    nuage_store_display("/var/lib/nuage/a:b@c.db", out, sizeof out);
+    assert_string_equal(out, "/var/lib/nuage/a:b@c.db");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heartbeat_list_gone),
         cmocka_unit_test(test_revocation_seen_by_other_store),
+        cmocka_unit_test(test_display_hides_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
