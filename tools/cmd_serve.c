@@ -34,9 +34,13 @@
  * The first line on stderr is "nuage serve: listening on http://HOST:PORT
  * (auth: ...)" (with the real port when --port 0 asked for any free one, and
  * the authentication mode in parentheses); scripts and
- * the integration tests read it. A reload logs "nuage serve: reloaded
+ * the integration tests read it. Every answer names the process in an
+ * x-nuage-replica header (--replica-id, default HOSTNAME:PORT), so that
+ * behind a balancer one sees which replica served it (docs/cluster.md).
+ * A reload logs "nuage serve: reloaded
  * CONFIG: ..." (or "reload failed: ...").
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -100,8 +104,19 @@ static int usage(void) {
             "  --max-conns-per-ip N  connections from one address (default 256; raise behind a proxy)\n"
             "  --drain-timeout S     on SIGINT/SIGTERM, seconds to let requests finish (default 10)\n"
             "  --response-retention S  keep stored Responses API responses S seconds (default 2592000: 30 days)\n"
+            "  --replica-id ID       name sent in every answer's x-nuage-replica header (default HOSTNAME:PORT;\n"
+            "                        letters, digits and . _ : - only, at most 100)\n"
             "  --quiet               no per-request log lines\n");
     return 2;
+}
+
+/* A --replica-id fit for an HTTP header value: 1-100 of [A-Za-z0-9._:-]. */
+static bool nuage__replica_id_ok(const char *v) {
+    size_t n = strlen(v);
+    if (n < 1 || n > 100) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("._:-", v[i])) return false;
+    return true;
 }
 
 /* Model id from the path: the file name without ".gguf". */
@@ -179,7 +194,7 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
-    const char *models_dir = NULL;
+    const char *models_dir = NULL, *replica_id = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     long retention = 30L * 86400;
@@ -229,6 +244,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-conns-per-ip")) ok = nuage_cli_int(v, 1, 1 << 22, &max_per_ip);
         else if (!strcmp(a, "--memory-limit")) ok = nuage_deploy_parse_bytes(v, &mem_limit) && mem_limit > 0;
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
+        else if (!strcmp(a, "--replica-id")) ok = nuage__replica_id_ok(replica_id = v);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
         else if (!strcmp(a, "--chat-template")) chat_tpl = v;
@@ -387,6 +403,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sp.model_id = cs[0].name;
     sp.model_path = model;
     sp.log_requests = !quiet;
+    sp.replica_id = replica_id;
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
