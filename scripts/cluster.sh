@@ -19,11 +19,12 @@
 #   scripts/cluster.sh roll          restart every replica in turn
 #   scripts/cluster.sh status        the balancer's view: one line per replica
 #
-# The store. Without --db: PostgreSQL when scripts/pg_temp.sh exists and
-# the nuage binary accepts postgres:// URLs (a throwaway server run as a
-# non-root user, stopped by `down`), else one SQLite file in the state
-# folder shared by every replica (WAL mode: several processes may write it
-# on one host). Set NUAGE_CLUSTER_STORE=sqlite to force the latter.
+# The store. Without --db: PostgreSQL when its server binaries are
+# installed (scripts/pg_temp.sh: initdb + pg_ctl in a folder under /tmp,
+# run as a non-root user even when this script runs as root, stopped and
+# removed by `down`), else one SQLite file in the state folder shared by
+# every replica (WAL mode: several processes may write it on one host).
+# NUAGE_CLUSTER_STORE=sqlite forces the latter.
 #
 # State (pid files, logs, the generated haproxy.cfg, ports) lives in
 # $NUAGE_CLUSTER_DIR (default /tmp/nuage-cluster); one cluster per folder.
@@ -122,7 +123,10 @@ cmd_down() {
   [ -d "$state" ] || return 0
   stop_pidfile "$state/haproxy.pid" 5
   for f in "$state"/r*.pid; do [ -e "$f" ] && stop_pidfile "$f" 35; done
-  if [ -f "$state/pg_stop" ]; then bash "$(cat "$state/pg_stop")" >&2 || true; rm -f "$state/pg_stop"; fi
+  if [ -f "$state/pg_dir" ]; then
+    bash "$root/scripts/pg_temp.sh" stop "$(cat "$state/pg_dir")" >&2 || true
+    rm -f "$state/pg_dir"
+  fi
   rm -f "$state/haproxy.sock"
   say "stopped (state in $state)"
 }
@@ -157,11 +161,15 @@ cmd_up() {
 
   # The store.
   if [ -z "$db" ] && [ "${NUAGE_CLUSTER_STORE:-}" != sqlite ] && [ -f "$root/scripts/pg_temp.sh" ] &&
-     "$bin" serve --help 2>&1 | grep -q postgres; then
-    db=$(NUAGE_PG_DIR="$state/pg" bash "$root/scripts/pg_temp.sh" start 2>"$state/pg.log" | sed -n 's/^url=//p' | tail -n 1)
-    [ -n "$db" ] || die "PostgreSQL did not start: $(tail -n 5 "$state/pg.log")"
-    printf '%s\n' "NUAGE_PG_DIR='$state/pg' bash '$root/scripts/pg_temp.sh' stop" >"$state/pg_stop.sh"
-    echo "$state/pg_stop.sh" >"$state/pg_stop"
+     bash "$root/scripts/pg_temp.sh" check 2>/dev/null; then
+    # A folder of its own under /tmp: the server runs as another user,
+    # who must reach it (the state folder may be private).
+    local pgdir
+    pgdir=$(mktemp -d "/tmp/nuage-cluster-pg-XXXXXX") || die "cannot create a PostgreSQL folder"
+    echo "$pgdir" >"$state/pg_dir"
+    db=$(bash "$root/scripts/pg_temp.sh" start "$pgdir" 2>"$state/pg.log" | tail -n 1)
+    case "$db" in postgres://*) ;; *) cmd_down; die "PostgreSQL did not start: $(tail -n 5 "$state/pg.log")" ;; esac
+    say "PostgreSQL at $db (data in $pgdir)"
   fi
   if [ -z "$db" ]; then
     db=$state/nuage.db
@@ -241,6 +249,8 @@ cmd_status() {
     printf 'r%s port %s pid %s %s balancer=%s\n' "$i" "$(cat "$state/r$i.port" 2>/dev/null)" "${p:--}" \
       "$(alive "$p" && echo running || echo stopped)" "${st:-?}"
   done
+  # The store's replica registry, where the binary has it (PostgreSQL).
+  "$bin" admin --db "$(cat "$state/db")" cluster status 2>/dev/null || true
 }
 
 serve_extra=${NUAGE_CLUSTER_SERVE_FLAGS:-}

@@ -11,6 +11,14 @@
  *   nuage admin [--db PATH] key revoke ID|PREFIX
  *   nuage admin [--db PATH] usage [--tenant NAME] [--since DATE]
  *                                 [--by day|deployment|tenant] [--json]
+ *   nuage admin [--db PATH] migrate
+ *   nuage admin [--db PATH] cluster status [--gone-after S] [--json]
+ *
+ * PATH may be a SQLite file, sqlite:FILE or a postgres:// URL (the shared
+ * control plane of several replicas, docs/cluster.md): every command works
+ * on both. `migrate` brings the schema to this program's version (opening
+ * does that anyway; the command says which version it found and made) and
+ * `cluster status` lists the replicas that heartbeat into the store.
  *
  * The database is --db PATH, else $NUAGE_DB, else
  * $XDG_DATA_HOME/nuage/nuage.db or ~/.local/share/nuage/nuage.db (the
@@ -58,12 +66,17 @@ static int usage(FILE *f, int code) {
             "  key revoke ID|PREFIX revoke by numeric id or prefix (nk-XXXXXXXX)\n"
             "  usage [--tenant NAME] [--since DATE] [--by day|deployment|tenant] [--json]\n"
             "                       requests and prompt/cached/completion/reasoning tokens\n"
+            "  migrate              create or upgrade the schema (also done at open)\n"
+            "  cluster status [--gone-after S] [--json]\n"
+            "                       replicas sharing this store (gone: no heartbeat for S s, default 10)\n"
             "\n"
-            "--db PATH: database file (default $NUAGE_DB, else $XDG_DATA_HOME/nuage/nuage.db\n"
+            "--db PATH: a postgres://user@host:port/db URL, sqlite:FILE, or a database file (default $NUAGE_DB, else $XDG_DATA_HOME/nuage/nuage.db\n"
             "or ~/.local/share/nuage/nuage.db). DATE: YYYY-MM-DD (UTC) or RFC 3339.\n"
             "Exit codes: 0 ok, 1 error, 2 usage.\n");
     return code;
 }
+
+static int cluster_cmd(nuage_store *s, int argc, char **argv);
 
 /* ---- option parsing ---------------------------------------------------------- */
 
@@ -461,7 +474,8 @@ int nuage_cmd_admin(int argc, char **argv) {
         return usage(stderr, 2);
     }
     const char *noun = args[0];
-    if (strcmp(noun, "tenant") && strcmp(noun, "key") && strcmp(noun, "usage")) {
+    if (strcmp(noun, "tenant") && strcmp(noun, "key") && strcmp(noun, "usage") && strcmp(noun, "migrate") &&
+        strcmp(noun, "cluster")) {
         nuage_cli_fail(CMD, 2, "unknown command '%s'", noun);
         free(args);
         return usage(stderr, 2);
@@ -476,14 +490,59 @@ int nuage_cmd_admin(int argc, char **argv) {
     }
     nuage_store *s;
     char err[512];
+    double t0 = nuage_cli_now();
     if ((rc = nuage_store_open(db, &s, err, sizeof err))) {
         free(args);
         return nuage_cli_fail(CMD, 1, "%s", err);
     }
-    if (!strcmp(noun, "tenant")) rc = tenant_cmd(s, n - 1, args + 1);
+    if (!strcmp(noun, "migrate")) {
+        rc = n > 1 ? nuage_cli_fail(CMD, 2, "migrate takes no argument") : 0;
+        int v = rc ? 0 : nuage_store_schema_version(s);
+        if (!rc && v < 0) rc = nuage_cli_fail(CMD, 1, "%s", nuage_store_errmsg(s));
+        else if (!rc) printf("schema version %d (open and migrate: %.1f ms)\n", v, (nuage_cli_now() - t0) * 1000);
+    } else if (!strcmp(noun, "cluster")) rc = cluster_cmd(s, n - 1, args + 1);
+    else if (!strcmp(noun, "tenant")) rc = tenant_cmd(s, n - 1, args + 1);
     else if (!strcmp(noun, "key")) rc = key_cmd(s, n - 1, args + 1);
     else rc = usage_cmd(s, n - 1, args + 1);
     nuage_store_close(s);
     free(args);
     return rc;
+}
+
+/* ---- cluster status ------------------------------------------------------------------ */
+
+static int cluster_cmd(nuage_store *s, int argc, char **argv) {
+    if (argc < 1 || strcmp(argv[0], "status")) return nuage_cli_fail(CMD, 2, "expected: cluster status");
+    opt o[] = {{"--json", false, NULL}, {"--gone-after", true, NULL}};
+    const char *pos[1];
+    int n_pos, rc;
+    if ((rc = parse_opts(argc - 1, argv + 1, o, 2, pos, 0, &n_pos))) return rc;
+    int64_t gone_s = 10;
+    if ((rc = opt_count(&o[1], &gone_s))) return rc;
+    nuage_replica *r = NULL;
+    int n = 0;
+    int64_t now = now_ms();
+    if (nuage_store_replica_list(s, now, gone_s * 1000, &r, &n))
+        return nuage_cli_fail(CMD, 1, "%s", nuage_store_errmsg(s));
+    char t1[32], t2[32];
+    if (o[0].value) {
+        json_t *a = json_array();
+        for (int i = 0; a && i < n; i++)
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:f, s:s, s:s, s:s, s:f, s:s}", "id", r[i].id,
+                                               "address", r[i].address, "deployments", r[i].deployments, "load",
+                                               r[i].load, "version", r[i].version, "started",
+                                               fmt_time(r[i].started_ms, t1, sizeof t1), "last_heartbeat",
+                                               fmt_time(r[i].heartbeat_ms, t2, sizeof t2), "heartbeat_age_s",
+                                               (double)(now - r[i].heartbeat_ms) / 1000.0, "status",
+                                               r[i].gone ? "gone" : "up"));
+        free(r);
+        return print_json(a);
+    }
+    printf("%-20s %-6s %-22s %-8s %-10s %-8s %s\n", "REPLICA", "STATUS", "ADDRESS", "LOAD", "VERSION", "AGE_S",
+           "DEPLOYMENTS");
+    for (int i = 0; i < n; i++)
+        printf("%-20s %-6s %-22s %-8.1f %-10s %-8.1f %s\n", r[i].id, r[i].gone ? "gone" : "up", r[i].address,
+               r[i].load, r[i].version, (double)(now - r[i].heartbeat_ms) / 1000.0, r[i].deployments);
+    free(r);
+    return 0;
 }

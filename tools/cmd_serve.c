@@ -59,6 +59,7 @@
 #include "platform/quota.h"
 #include "platform/router.h"
 #include "platform/store.h"
+#include "serve_replica.h"
 #include "server/api_batch.h"
 #include "server/http.h"
 #include "runtime/sched.h"
@@ -72,6 +73,10 @@ static int usage(void) {
             "  --db PATH             tenants, keys and usage (default $NUAGE_DB, else the store\n"
             "                        shared with `nuage admin` when it exists)\n"
             "  --no-db               run without a store (no keys, no quotas, no metering)\n"
+            "  --replica-id ID       this replica's name: every answer's x-nuage-replica header and the\n"
+            "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
+            "                        and . _ : - only, at most 100)\n"
+            "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
             "                        configuration file's folder, or the -m model's folder)\n"
             "  --no-auth             with a store, serve without API keys (loopback only)\n"
@@ -104,8 +109,6 @@ static int usage(void) {
             "  --max-conns-per-ip N  connections from one address (default 256; raise behind a proxy)\n"
             "  --drain-timeout S     on SIGINT/SIGTERM, seconds to let requests finish (default 10)\n"
             "  --response-retention S  keep stored Responses API responses S seconds (default 2592000: 30 days)\n"
-            "  --replica-id ID       name sent in every answer's x-nuage-replica header (default HOSTNAME:PORT;\n"
-            "                        letters, digits and . _ : - only, at most 100)\n"
             "  --quiet               no per-request log lines\n");
     return 2;
 }
@@ -194,7 +197,8 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
-    const char *models_dir = NULL, *replica_id = NULL;
+    const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL;
+    nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     long retention = 30L * 86400;
@@ -218,6 +222,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
+        else if (!strcmp(a, "--advertise")) advertise = v;
         else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
@@ -470,6 +475,8 @@ int nuage_cmd_serve(int argc, char **argv) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
     }
+    if (store && nuage__replica_beat_start(store, reg, replica_id, advertise, nuage_server_port(srv), 2000, &beat))
+        fprintf(stderr, "nuage serve: warning: no replica heartbeat\n");
     if (model) {
         nuage_deployment *d = nuage_registry_acquire(reg, NULL);
         nuage_sched_stats st;
@@ -511,6 +518,7 @@ int nuage_cmd_serve(int argc, char **argv) {
             cancelled == 1 ? "" : "s", left, left == 1 ? "" : "s");
     ret = 0;
 done:
+    nuage__replica_beat_stop(beat);
     if (runner) nuage_batch_runner_stop(runner);
     /* The runner's lines end once the schedulers are drained (or freed). */
     if (runner && reg) nuage_registry_drain(reg, 0);

@@ -2,12 +2,14 @@
  * store.h - the platform's persistent state behind one narrow interface:
  * tenants, API keys, usage records, files, batch jobs and stored responses.
  *
- * The only backend today is SQLite (one file, WAL mode, synchronous=FULL
- * for usage and batch progress so a record whose response completed
- * survives a SIGKILL), with versioned schema migrations. Everything above
- * this interface (HTTP handlers, the admin CLI, the batch runner) sees
- * only these calls, so a PostgreSQL backend for several replicas sharing
- * tenants, quotas, usage and batches can be added later beside it.
+ * Two backends behind the same calls, chosen by the address given to
+ * nuage_store_open: SQLite (a plain path or "sqlite:PATH": one file, WAL
+ * mode, synchronous=FULL for usage and batch progress so a record whose
+ * response completed survives a SIGKILL) and PostgreSQL
+ * ("postgres://user@host:port/db" or "postgresql://...", libpq; the
+ * control plane shared by several replicas, docs/cluster.md). Both have
+ * the same versioned schema migrations. Everything above this interface
+ * (HTTP handlers, the admin CLI, the batch runner) sees only these calls.
  *
  * Thread safety: every call may be made from any thread; the store
  * serialises access internally (one connection + one mutex, a leaf lock:
@@ -40,7 +42,10 @@ typedef struct nuage_store nuage_store;
  * NUAGE_E_INVAL (no HOME), NUAGE_E_IO (mkdir failed). */
 int nuage_store_default_path(char *buf, size_t cap);
 
-/* Open (creating and migrating as needed) the store at path. */
+/* Open (creating and migrating as needed) the store at path: a SQLite
+ * file path, "sqlite:PATH", or a postgres:// / postgresql:// URL (the
+ * database must exist; its tables are created under an advisory lock, so
+ * several replicas may open it at once). */
 int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errlen);
 void nuage_store_close(nuage_store *s);
 /* Last error message of this thread's last failed call (static storage). */
@@ -244,5 +249,27 @@ int nuage_store_response_chain(nuage_store *s, int64_t tenant_id, const char *id
 int nuage_store_response_purge(nuage_store *s, int64_t now_ms, int64_t *n_deleted);
 void nuage_stored_response_free(nuage_stored_response *r);
 void nuage_stored_responses_free(nuage_stored_response *a, int n);
+
+/* ---- replica registry (several `nuage serve` on one store; store_replicas.c) ---------- */
+typedef struct {
+    char id[64];                  /* --replica-id, unique in the cluster */
+    char address[128];            /* host:port where the balancer reaches it */
+    char deployments[256];        /* comma-separated deployment names it serves */
+    double load;                  /* requests in flight (or any load figure it reports) */
+    char version[32];             /* nuage version */
+    int64_t started_ms;           /* first heartbeat of this run */
+    int64_t heartbeat_ms;         /* last heartbeat */
+    bool gone;                    /* left cleanly, or no heartbeat for gone_after_ms */
+} nuage_replica;
+
+/* Announce / refresh r (upsert by id; heartbeat_ms = now_ms, gone = false;
+ * started_ms kept from the row when it was already up, else now_ms). */
+int nuage_store_replica_heartbeat(nuage_store *s, const nuage_replica *r, int64_t now_ms);
+/* Mark id gone (a clean shutdown). NUAGE_E_RANGE: no such replica. */
+int nuage_store_replica_leave(nuage_store *s, const char *id, int64_t now_ms);
+/* Every replica, by id; those without a heartbeat for gone_after_ms are
+ * marked gone in the store first. *out malloc'd (caller frees). */
+int nuage_store_replica_list(nuage_store *s, int64_t now_ms, int64_t gone_after_ms, nuage_replica **out,
+                             int *n);
 
 #endif

@@ -26,6 +26,7 @@ int nuage_store_file_create_fd(nuage_store *s, int64_t tenant_id, const char *fi
         return nuage__store_fail(NUAGE_E_INVAL, "file name must be 1-255 bytes");
     if (!*purpose || strlen(purpose) >= sizeof((nuage_file *)0)->purpose)
         return nuage__store_fail(NUAGE_E_INVAL, "invalid purpose");
+    if (s->pg) return nuage__pg_file_create_fd(s, tenant_id, filename, purpose, fd, len, out);
     char *buf = malloc(NUAGE__BLOB_CHUNK);
     if (!buf) return nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
     nuage_file f;

@@ -84,6 +84,7 @@ int nuage_store_file_create(nuage_store *s, int64_t tenant_id, const char *filen
         return nuage__store_fail(NUAGE_E_INVAL, "file name must be 1-255 bytes");
     if (!*purpose || strlen(purpose) >= sizeof((nuage_file *)0)->purpose)
         return nuage__store_fail(NUAGE_E_INVAL, "invalid purpose");
+    if (s->pg) return nuage__pg_file_create(s, tenant_id, filename, purpose, data, len, out);
     pthread_mutex_lock(&s->mu);
     int rc = nuage__store_file_insert_locked(s, tenant_id, filename, purpose, data, len, out);
     pthread_mutex_unlock(&s->mu);
@@ -108,6 +109,7 @@ static int file_query(nuage_store *s, const char *sql, int64_t tenant_id, const 
 
 int nuage_store_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_file *out) {
     if (!s || !id) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_file_get(s, tenant_id, id, out);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = file_query(s, "SELECT " FILE_COLS " FROM files WHERE id = ?1 AND tenant_id = ?2",
@@ -125,6 +127,7 @@ int nuage_store_file_content(nuage_store *s, int64_t tenant_id, const char *id, 
     if (!s || !id || !data || !len) return NUAGE_E_INVAL;
     *data = NULL;
     *len = 0;
+    if (s->pg) return nuage__pg_file_content(s, tenant_id, id, data, len);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = file_query(s, "SELECT data FROM files WHERE id = ?1 AND tenant_id = ?2", tenant_id,
@@ -153,6 +156,7 @@ int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
+    if (s->pg) return nuage__pg_file_list(s, tenant_id, purpose, out, n);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     /* Newest first, as the OpenAI API lists them. */
@@ -170,6 +174,7 @@ out:
 
 int nuage_store_file_delete(nuage_store *s, int64_t tenant_id, const char *id) {
     if (!s || !id) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_file_delete(s, tenant_id, id);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "DELETE FROM files WHERE id = ?1 AND tenant_id = ?2", &st);
@@ -238,6 +243,9 @@ int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endp
     memcpy(id, "batch_", 6);
     int rc = nuage__store_random_base62(id + 6, 24);
     if (rc) return rc;
+    if (s->pg)
+        return nuage__pg_batch_create(s, id, tenant_id, endpoint, input_file_id, completion_window, window,
+                                      deployment, metadata, out);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     /* The input file must exist and belong to the tenant. */
@@ -296,6 +304,7 @@ static int batch_get_locked(nuage_store *s, int64_t tenant_id, const char *id,
 int nuage_store_batch_get(nuage_store *s, int64_t tenant_id, const char *id,
                           nuage_batch_job *out) {
     if (!s || !id) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_batch_get(s, tenant_id, id, out);
     pthread_mutex_lock(&s->mu);
     int rc = batch_get_locked(s, tenant_id, id, out);
     pthread_mutex_unlock(&s->mu);
@@ -305,6 +314,7 @@ int nuage_store_batch_get(nuage_store *s, int64_t tenant_id, const char *id,
 int nuage_store_batch_metadata(nuage_store *s, int64_t tenant_id, const char *id, char **json) {
     if (!s || !id || !json) return NUAGE_E_INVAL;
     *json = NULL;
+    if (s->pg) return nuage__pg_batch_metadata(s, tenant_id, id, json);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT metadata FROM batches WHERE id = ?1 AND"
@@ -332,6 +342,7 @@ int nuage_store_batch_list(nuage_store *s, int64_t tenant_id, nuage_batch_job **
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
+    if (s->pg) return nuage__pg_batch_list(s, tenant_id, out, n);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT " BATCH_COLS " FROM batches WHERE"
@@ -362,11 +373,17 @@ static int status_index(const char *status) {
     return -1;
 }
 
+bool nuage__store_batch_status_terminal(const char *status) {
+    int i = status_index(status);
+    return i >= 0 && statuses[i].terminal;
+}
+
 int nuage_store_batch_set_status(nuage_store *s, const char *id, const char *status,
                                  int64_t total) {
     if (!s || !id || !status) return NUAGE_E_INVAL;
     int to = status_index(status);
     if (to < 0) return nuage__store_fail(NUAGE_E_INVAL, "unknown batch status '%.24s'", status);
+    if (s->pg) return nuage__pg_batch_set_status(s, id, statuses[to].status, statuses[to].column, total);
     pthread_mutex_lock(&s->mu);
     nuage_batch_job b;
     sqlite3_stmt *st = NULL;
@@ -412,6 +429,7 @@ int nuage_store_batch_line_done(nuage_store *s, const char *id, int64_t line, bo
                                 const char *jsonl) {
     if (!s || !id || !jsonl) return NUAGE_E_INVAL;
     if (line < 1) return nuage__store_fail(NUAGE_E_INVAL, "batch lines are numbered from 1");
+    if (s->pg) return nuage__pg_batch_line_done(s, id, line, is_error, jsonl);
     pthread_mutex_lock(&s->mu);
     nuage_batch_job b;
     sqlite3_stmt *st = NULL;
@@ -463,6 +481,7 @@ int nuage_store_batch_lines_done(nuage_store *s, const char *id, int64_t **lines
     if (!s || !id || !lines || !n) return NUAGE_E_INVAL;
     *lines = NULL;
     *n = 0;
+    if (s->pg) return nuage__pg_batch_lines_done(s, id, lines, n);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = batch_get_locked(s, -1, id, NULL);
@@ -500,6 +519,7 @@ static int buf_add(buf_t *b, const char *s, size_t n) {
 
 int nuage_store_batch_finalize(nuage_store *s, const char *id) {
     if (!s || !id) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_batch_finalize(s, id);
     pthread_mutex_lock(&s->mu);
     nuage_batch_job b;
     sqlite3_stmt *st = NULL;

@@ -12,6 +12,13 @@
  * nuage__store_sqlerr, which write this thread's error message (read back
  * by nuage_store_errmsg) and return the code, so a failing path is
  * `return nuage__store_fail(...)` after unlocking.
+ *
+ * Backends. A store opened on a postgres:// URL has pg set: every public
+ * call then goes to the PostgreSQL code (store_pg*.c) at its top, or,
+ * where the validation and key hashing are shared, right after them (one
+ * `if (s->pg)` line each). The PostgreSQL code uses the same mu / rmu, the
+ * same pending-usage queue and the same error helpers; nuage__store_exec,
+ * _begin, _commit and _rollback run on whichever backend s has.
  */
 #ifndef NUAGE_STORE_INTERNAL_H
 #define NUAGE_STORE_INTERNAL_H
@@ -22,7 +29,13 @@
 #include "nuage/nuage.h"
 #include "platform/store.h"
 
+struct pg_conn;  /* libpq's PGconn */
+
 struct nuage_store {
+    /* PostgreSQL backend (store_pg.c) when non-NULL: main connection
+     * (under mu) and key-verification connection (under rmu); db and rdb
+     * are then NULL. */
+    struct pg_conn *pg, *pgr;
     sqlite3 *db;
     pthread_mutex_t mu;
     /* A second, read-only connection for API key verification, so a
@@ -91,5 +104,75 @@ int nuage__store_tenant_by_id_locked(nuage_store *s, int64_t id, nuage_tenant *o
 int nuage__store_file_insert_locked(nuage_store *s, int64_t tenant_id, const char *filename,
                                     const char *purpose, const void *data, size_t len,
                                     nuage_file *out);
+
+/* ---- the PostgreSQL backend (store_pg.c, store_pg_files.c) -------------------- */
+
+/* Is this database address a PostgreSQL URL (postgres:// or postgresql://)? */
+bool nuage__store_is_pg_url(const char *url);
+/* Connect, migrate (under an advisory lock), fill s->pg / s->pgr. */
+int nuage__pg_open(nuage_store *s, const char *url);
+void nuage__pg_close(nuage_store *s);
+int nuage__pg_schema_version(nuage_store *s);
+/* Run sql (no parameters, no rows) on the main connection, mu held. */
+int nuage__pg_exec(nuage_store *s, const char *sql);
+void nuage__pg_rollback(nuage_store *s);
+
+int nuage__pg_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                            nuage_tenant *out);
+int nuage__pg_tenant_by_name_locked(nuage_store *s, const char *name, nuage_tenant *out);
+int nuage__pg_tenant_by_id_locked(nuage_store *s, int64_t id, nuage_tenant *out);
+int nuage__pg_tenant_list(nuage_store *s, nuage_tenant **out, int *n);
+int nuage__pg_tenant_delete(nuage_store *s, const char *name);
+
+/* Key rows: the hashing and checks stay in store_keys.c. */
+int nuage__pg_key_insert(nuage_store *s, const char *tenant, const char *kid, const unsigned char *salt,
+                         size_t salt_len, const unsigned char *hash, size_t hash_len, const char *deployments,
+                         int64_t expires_ms, bool admin, nuage_key *out);
+/* The row of kid and its tenant (t->id 0 when it has none) on the read
+ * connection: 0, NUAGE_E_RANGE (no such key, or its tenant is gone). */
+int nuage__pg_key_lookup(nuage_store *s, const char *kid, nuage_key *k, unsigned char *salt, size_t salt_len,
+                         unsigned char *hash, size_t hash_len, nuage_tenant *t);
+int nuage__pg_key_list(nuage_store *s, const char *tenant, nuage_key **out, int *n);
+/* Revoke by row id (by_row) or key id part, mu held; rows changed in *changed. */
+int nuage__pg_key_revoke_where(nuage_store *s, bool by_row, const char *value, int *changed);
+int nuage__pg_key_count(nuage_store *s);
+
+int nuage__pg_usage_insert_locked(nuage_store *s, const nuage_usage_record *r);
+int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
+                           nuage_usage_total **out, int *n);
+
+int nuage__pg_file_create(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
+                          const void *data, size_t len, nuage_file *out);
+int nuage__pg_file_create_fd(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
+                             int fd, uint64_t len, nuage_file *out);
+int nuage__pg_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_file *out);
+int nuage__pg_file_content(nuage_store *s, int64_t tenant_id, const char *id, void **data, size_t *len);
+int nuage__pg_file_list(nuage_store *s, int64_t tenant_id, const char *purpose, nuage_file **out, int *n);
+int nuage__pg_file_delete(nuage_store *s, int64_t tenant_id, const char *id);
+
+int nuage__pg_batch_create(nuage_store *s, const char *id, int64_t tenant_id, const char *endpoint,
+                           const char *input_file_id, const char *completion_window, int64_t window_ms,
+                           const char *deployment, const char *metadata, nuage_batch_job *out);
+int nuage__pg_batch_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_batch_job *out);
+int nuage__pg_batch_metadata(nuage_store *s, int64_t tenant_id, const char *id, char **json);
+int nuage__pg_batch_list(nuage_store *s, int64_t tenant_id, nuage_batch_job **out, int *n);
+/* status valid; column: the timestamp it stamps (NULL: none). */
+int nuage__pg_batch_set_status(nuage_store *s, const char *id, const char *status, const char *column,
+                               int64_t total);
+int nuage__pg_batch_line_done(nuage_store *s, const char *id, int64_t line, bool is_error, const char *jsonl);
+int nuage__pg_batch_lines_done(nuage_store *s, const char *id, int64_t **lines, int *n);
+int nuage__pg_batch_finalize(nuage_store *s, const char *id);
+/* Is a batch in this status final (store_files.c's table)? */
+bool nuage__store_batch_status_terminal(const char *status);
+
+int nuage__pg_response_put(nuage_store *s, const nuage_stored_response *r);
+int nuage__pg_response_get_locked(nuage_store *s, int64_t tenant_id, const char *id, int64_t now_ms,
+                                  nuage_stored_response *out);
+int nuage__pg_response_delete(nuage_store *s, int64_t tenant_id, const char *id);
+int nuage__pg_response_purge(nuage_store *s, int64_t now_ms, int64_t *n_deleted);
+
+int nuage__pg_replica_heartbeat(nuage_store *s, const nuage_replica *r, int64_t now_ms);
+int nuage__pg_replica_leave(nuage_store *s, const char *id, int64_t now_ms);
+int nuage__pg_replica_list(nuage_store *s, int64_t now_ms, int64_t gone_after_ms, nuage_replica **out, int *n);
 
 #endif

@@ -15,6 +15,10 @@
  * where the bytes differ; a key whose id part is right but whose secret
  * is wrong is rejected like an unknown one. The caller answers 401 without
  * saying which check failed. Random bytes come from getrandom().
+ *
+ * Both backends share all of this; only reading and writing the rows goes
+ * to store_pg.c when the store is PostgreSQL (the same salt and hash, in
+ * bytea columns).
  */
 #define _GNU_SOURCE
 #include "platform/store_internal.h"
@@ -42,6 +46,19 @@ static int key_hash(const unsigned char *salt, const char *key, unsigned char *h
     int ok = EVP_Digest(buf, sizeof buf, hash, &len, EVP_sha256(), NULL);
     OPENSSL_cleanse(buf, sizeof buf);
     if (!ok || len != HASH_LEN) return nuage__store_fail(NUAGE_E_IO, "SHA-256 failed");
+    return 0;
+}
+
+/* The checks of a presented key against its row: 0, or NUAGE_E_RANGE
+ * (wrong secret, revoked, expired), NUAGE_E_IO. */
+static int key_accept(const char *presented, const nuage_key *k, const unsigned char *salt,
+                      const unsigned char *stored) {
+    unsigned char hash[HASH_LEN];
+    int rc = key_hash(salt, presented, hash);
+    if (rc) return rc;
+    if (CRYPTO_memcmp(hash, stored, HASH_LEN) != 0 || k->revoked ||
+        (k->expires_ms != 0 && nuage__store_now_ms() >= k->expires_ms))
+        return nuage__store_fail(NUAGE_E_RANGE, "invalid API key");
     return 0;
 }
 
@@ -129,6 +146,15 @@ int nuage_store_key_create(nuage_store *s, const char *tenant, const char *deplo
     if ((rc = nuage__store_random_base62(key + KEY_PREFIX_LEN + 1, KEY_SECRET_LEN))) return rc;
     if ((rc = nuage__store_random(salt, sizeof salt))) return rc;
     if ((rc = key_hash(salt, key, hash))) goto out_cleanse;
+    if (s->pg) {
+        char kid[KEY_ID_LEN + 1];
+        memcpy(kid, key + 3, KEY_ID_LEN);
+        kid[KEY_ID_LEN] = 0;
+        rc = nuage__pg_key_insert(s, tenant, kid, salt, SALT_LEN, hash, HASH_LEN, deployments, expires_ms, admin,
+                                  out);
+        if (!rc) memcpy(key_out, key, KEY_LEN + 1);
+        goto out_cleanse;
+    }
 
     pthread_mutex_lock(&s->mu);
     nuage_tenant t = {0};
@@ -171,6 +197,17 @@ int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key
     if (!s) return NUAGE_E_INVAL;
     char id[KEY_ID_LEN + 1];
     if (!parse_key(presented, id)) return nuage__store_fail(NUAGE_E_RANGE, "invalid API key");
+    if (s->pg) {
+        nuage_key pk;
+        nuage_tenant pt;
+        unsigned char psalt[SALT_LEN], phash[HASH_LEN];
+        int prc = nuage__pg_key_lookup(s, id, &pk, psalt, SALT_LEN, phash, HASH_LEN, &pt);
+        if (!prc) prc = key_accept(presented, &pk, psalt, phash);
+        if (prc) return prc == NUAGE_E_RANGE ? nuage__store_fail(NUAGE_E_RANGE, "invalid API key") : prc;
+        if (key) *key = pk;
+        if (tenant) *tenant = pt;
+        return 0;
+    }
     /* on the read connection (store_internal.h): a view whose db is rdb */
     pthread_mutex_lock(&s->rmu);
     nuage_store *w = s;
@@ -178,7 +215,7 @@ int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key
     s = &rview;
     sqlite3_stmt *st;
     nuage_key k;
-    unsigned char salt[SALT_LEN], stored[HASH_LEN], hash[HASH_LEN];
+    unsigned char salt[SALT_LEN], stored[HASH_LEN];
     int rc = nuage__store_prepare(s, "SELECT " KEY_COLS ", salt, hash FROM api_keys WHERE kid = ?",
                                   &st);
     if (rc) goto out;
@@ -202,12 +239,7 @@ int nuage_store_key_verify(nuage_store *s, const char *presented, nuage_key *key
         rc = nuage__store_fail(NUAGE_E_FORMAT, "corrupt key row %lld", (long long)k.id);
         goto out;
     }
-    if ((rc = key_hash(salt, presented, hash))) goto out;
-    if (CRYPTO_memcmp(hash, stored, HASH_LEN) != 0 || k.revoked ||
-        (k.expires_ms != 0 && nuage__store_now_ms() >= k.expires_ms)) {
-        rc = nuage__store_fail(NUAGE_E_RANGE, "invalid API key");
-        goto out;
-    }
+    if ((rc = key_accept(presented, &k, salt, stored))) goto out;
     nuage_tenant t = {0};
     if (k.tenant_id != 0 && (rc = nuage__store_tenant_by_id_locked(s, k.tenant_id, &t))) {
         if (rc == NUAGE_E_RANGE) nuage__store_fail(NUAGE_E_RANGE, "invalid API key");
@@ -224,6 +256,7 @@ int nuage_store_key_list(nuage_store *s, const char *tenant, nuage_key **out, in
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
+    if (s->pg) return nuage__pg_key_list(s, tenant, out, n);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st = NULL;
     int rc = 0;
@@ -247,6 +280,7 @@ out:
 static int revoke_where(nuage_store *s, const char *col, const char *value, int *changed) {
     sqlite3_stmt *st;
     bool by_row = !strcmp(col, "id");
+    if (s->pg) return nuage__pg_key_revoke_where(s, by_row, value, changed);
     int rc = nuage__store_prepare(s, by_row ? "UPDATE api_keys SET revoked = 1 WHERE id = ?"
                                             : "UPDATE api_keys SET revoked = 1 WHERE kid = ?",
                                   &st);
@@ -287,6 +321,7 @@ int nuage_store_key_revoke(nuage_store *s, const char *id_or_prefix) {
 
 int nuage_store_key_count(nuage_store *s) {
     if (!s) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_key_count(s);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT COUNT(*) FROM api_keys WHERE revoked = 0 AND "

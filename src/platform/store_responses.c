@@ -71,6 +71,7 @@ static int resp_row(sqlite3_stmt *st, nuage_stored_response *r) {
 
 int nuage_store_response_put(nuage_store *s, const nuage_stored_response *r) {
     if (!s || !r || !r->id[0] || !r->object || !r->status[0]) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_response_put(s, r);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     /* Insert, or update the row when it is this tenant's (the WHERE of the
@@ -105,6 +106,7 @@ out:
 /* Lock held: the row id of tenant, unexpired at now_ms, into out. */
 static int resp_get_locked(nuage_store *s, int64_t tenant_id, const char *id, int64_t now_ms,
                            nuage_stored_response *out) {
+    if (s->pg) return nuage__pg_response_get_locked(s, tenant_id, id, now_ms, out);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s,
                                   "SELECT " RESP_COLS " FROM responses"
@@ -134,6 +136,7 @@ int nuage_store_response_get(nuage_store *s, int64_t tenant_id, const char *id, 
 
 int nuage_store_response_delete(nuage_store *s, int64_t tenant_id, const char *id) {
     if (!s || !id) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_response_delete(s, tenant_id, id);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "DELETE FROM responses WHERE id = ?1 AND tenant_id = ?2", &st);
@@ -193,6 +196,7 @@ void nuage_stored_responses_free(nuage_stored_response *a, int n) {
 int nuage_store_response_purge(nuage_store *s, int64_t now_ms, int64_t *n_deleted) {
     if (!s) return NUAGE_E_INVAL;
     if (n_deleted) *n_deleted = 0;
+    if (s->pg) return nuage__pg_response_purge(s, now_ms, n_deleted);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "DELETE FROM responses WHERE expires_ms <= ?1", &st);

@@ -22,6 +22,13 @@
  *   v1: tenants, api_keys, usage (without reasoning tokens)
  *   v2: usage.reasoning_tokens, files, batches, batch_lines
  *   v3: batches.metadata (the Batch API's metadata object, as JSON)
+ *   v4: responses (stored Responses API responses)
+ *   v5: replicas (the replica registry, store_replicas.c)
+ * store_pg.c keeps the same numbered steps in PostgreSQL's dialect.
+ *
+ * Backend choice: nuage_store_open hands a postgres:// URL to store_pg.c
+ * (s->pg set; store_internal.h says how the calls dispatch) and strips a
+ * "sqlite:" prefix; anything else is a SQLite file path.
  *
  * Concurrency inside one process: one connection and one mutex (store.h),
  * plus a read-only connection with its own mutex for key verification, so
@@ -117,6 +124,7 @@ int nuage__store_run(nuage_store *s, sqlite3_stmt *st, const char *what) {
 }
 
 int nuage__store_exec(nuage_store *s, const char *sql) {
+    if (s->pg) return nuage__pg_exec(s, sql);
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
         nuage__store_fail(NUAGE_E_IO, "%s", msg ? msg : sqlite3_errmsg(s->db));
@@ -130,6 +138,10 @@ int nuage__store_begin(nuage_store *s) { return nuage__store_exec(s, "BEGIN IMME
 int nuage__store_commit(nuage_store *s) { return nuage__store_exec(s, "COMMIT"); }
 
 void nuage__store_rollback(nuage_store *s) {
+    if (s->pg) {
+        nuage__pg_rollback(s);
+        return;
+    }
     if (!sqlite3_get_autocommit(s->db)) sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 }
 
@@ -178,7 +190,8 @@ int nuage_store_default_path(char *buf, size_t cap) {
     }
     if (len < 0 || (size_t)len >= cap)
         return nuage__store_fail(NUAGE_E_RANGE, "database path too long");
-    return make_parent_dirs(buf);
+    if (nuage__store_is_pg_url(buf)) return 0;
+    return make_parent_dirs(!strncmp(buf, "sqlite:", 7) ? buf + 7 : buf);
 }
 
 /* ---- open and migrations -------------------------------------------------------- */
@@ -233,6 +246,11 @@ static const char *const migrations[] = {
     "  expires_ms INTEGER NOT NULL, status TEXT NOT NULL, previous_id TEXT NOT NULL DEFAULT '',"
     "  object TEXT NOT NULL, input TEXT NOT NULL);"
     "CREATE INDEX responses_expires ON responses(expires_ms);",
+    /* v5: the replica registry (store_replicas.c) */
+    "CREATE TABLE replicas("
+    "  id TEXT PRIMARY KEY, address TEXT NOT NULL, deployments TEXT NOT NULL DEFAULT '',"
+    "  load REAL NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',"
+    "  started_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -321,6 +339,20 @@ int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errl
         rc = nuage__store_fail(NUAGE_E_INVAL, "no database path");
         goto fail;
     }
+    if (nuage__store_is_pg_url(path)) {
+        nuage_store *p = calloc(1, sizeof *p);
+        if (!p) {
+            rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
+            goto fail;
+        }
+        if ((rc = nuage__pg_open(p, path))) {
+            free(p);
+            goto fail;
+        }
+        *out = p;
+        return 0;
+    }
+    if (!strncmp(path, "sqlite:", 7)) path += 7;
     /* The file holds key hashes and usage: create it private, before SQLite
      * does, so the -wal and -shm files (which copy the database file's
      * mode) are private too. An empty file is an empty database. */
@@ -395,6 +427,11 @@ void nuage_store_close(nuage_store *s) {
     nuage__store_usage_flush_locked(s);
     free(s->pending);
     pthread_mutex_unlock(&s->mu);
+    if (s->pg) {
+        nuage__pg_close(s);
+        free(s);
+        return;
+    }
     sqlite3_close_v2(s->rdb);
     pthread_mutex_destroy(&s->rmu);
     sqlite3_close_v2(s->db);
@@ -404,6 +441,7 @@ void nuage_store_close(nuage_store *s) {
 
 int nuage_store_schema_version(nuage_store *s) {
     if (!s) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_schema_version(s);
     pthread_mutex_lock(&s->mu);
     int64_t v = 0;
     int rc = pragma_int(s, "PRAGMA user_version", &v);
@@ -457,6 +495,7 @@ static int tenant_one(nuage_store *s, sqlite3_stmt *st, nuage_tenant *out, const
 }
 
 int nuage__store_tenant_by_name_locked(nuage_store *s, const char *name, nuage_tenant *out) {
+    if (s->pg) return nuage__pg_tenant_by_name_locked(s, name, out);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT " TENANT_COLS " FROM tenants WHERE name = ?", &st);
     if (rc) return rc;
@@ -467,6 +506,7 @@ int nuage__store_tenant_by_name_locked(nuage_store *s, const char *name, nuage_t
 }
 
 int nuage__store_tenant_by_id_locked(nuage_store *s, int64_t id, nuage_tenant *out) {
+    if (s->pg) return nuage__pg_tenant_by_id_locked(s, id, out);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT " TENANT_COLS " FROM tenants WHERE id = ?", &st);
     if (rc) return rc;
@@ -486,6 +526,7 @@ int nuage_store_tenant_create(nuage_store *s, const char *name, int64_t tpm, int
         return nuage__store_fail(NUAGE_E_INVAL, "tpm and rpm must be >= 0 (0 = unlimited)");
     if (!(weight > 0) || !isfinite(weight))
         return nuage__store_fail(NUAGE_E_INVAL, "weight must be a positive number");
+    if (s->pg) return nuage__pg_tenant_create(s, name, tpm, rpm, weight, out);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "INSERT INTO tenants(name, tpm, rpm, weight, created_ms) "
@@ -567,6 +608,7 @@ int nuage_store_tenant_list(nuage_store *s, nuage_tenant **out, int *n) {
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
+    if (s->pg) return nuage__pg_tenant_list(s, out, n);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "SELECT " TENANT_COLS " FROM tenants ORDER BY name", &st);
@@ -579,6 +621,7 @@ out:
 
 int nuage_store_tenant_delete(nuage_store *s, const char *name) {
     if (!s || !name) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_tenant_delete(s, name);
     pthread_mutex_lock(&s->mu);
     nuage_tenant t;
     sqlite3_stmt *st = NULL;

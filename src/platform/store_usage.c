@@ -25,6 +25,7 @@
 
 /* INSERT one record (mu held): 0 or the error. */
 static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
+    if (s->pg) return nuage__pg_usage_insert_locked(s, r);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "INSERT INTO usage(time_ms, tenant_id, key_id, request_id,"
                                   " deployment, model_version, prompt_tokens, cached_tokens,"
@@ -185,6 +186,7 @@ int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms
         return nuage__store_fail(NUAGE_E_INVAL, "usage totals by '%.32s': expected day, "
                                  "deployment or tenant", by);
     }
+    if (s->pg) return nuage__pg_usage_totals(s, tenant_id, since_ms, by, out, n);
     char sql[768];
     snprintf(sql, sizeof sql,
              "SELECT %s, COUNT(*), COALESCE(SUM(u.prompt_tokens), 0),"

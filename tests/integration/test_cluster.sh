@@ -10,9 +10,12 @@
 #      after the kill succeeds (the balancer retries the refused connection
 #      on another replica and takes the dead one out), and the store's usage
 #      totals equal the sum of the `usage` of every completed response
-#      (nothing lost, nothing counted twice; per request id with sqlite3);
+#      (nothing lost, nothing counted twice; per request id with sqlite3
+#      or psql when present);
 #   4. rolling restart (SIGTERM, drain, restart each replica in turn) under
 #      a bounded load loop: zero failed requests.
+# The store is whatever cluster.sh picks: PostgreSQL when installed, else
+# one SQLite file (NUAGE_CLUSTER_STORE=sqlite forces it).
 # Loops are bounded (stop file + request caps); about 30-60 s in all.
 # Exit 77 (skipped) when haproxy or curl are missing.
 # Env (set by ctest): NUAGE_BIN, NUAGE_SOURCE_DIR.
@@ -23,11 +26,12 @@ haproxy=${HAPROXY:-$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)}
 [ -x "$haproxy" ] || { echo "skipped: haproxy not installed"; exit 77; }
 command -v curl >/dev/null 2>&1 || { echo "skipped: curl not installed"; exit 77; }
 have_sqlite=0; command -v sqlite3 >/dev/null 2>&1 && have_sqlite=1
+have_psql=0; command -v psql >/dev/null 2>&1 && have_psql=1
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nuage-cluster-XXXXXX")
 export NUAGE_CLUSTER_DIR=$tmp/state NUAGE_BIN=$bin HAPROXY=$haproxy
 cluster() { bash "$src/scripts/cluster.sh" "$@"; }
-cleanup() { cluster down 2>/dev/null; rm -rf "$tmp"; }
+cleanup() { cluster down 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
 pass=0; fail=0
 ok()  { pass=$((pass + 1)); echo "ok: $1"; }
@@ -151,7 +155,11 @@ key=$(admin key create --tenant bolt 2>/dev/null)
 rm -f "$tmp/stop" "$tmp"/w.*
 pids=()
 for w in 1 2 3 4 5 6; do worker "$w" 200 stream "$key" & pids+=($!); done
-sleep 2
+sleep 1
+# Kill while r2 is generating: its /metrics shows a running sequence.
+for _ in $(seq 1 200); do
+  curl -s --max-time 1 "http://127.0.0.1:$(rport 2)/metrics" | grep -Eq '^nuage_running_sequences [1-9]' && break
+done
 victim=$(cat "$state/r2.pid")
 t_kill=$(date +%s%3N)
 kill -KILL "$victim"
@@ -167,6 +175,7 @@ on_r2_after=$(awk -v t="$t_kill" '$1 > t && $5 == "r2"' "$tmp/kill.all" | wc -l)
 [ "$after" -gt 0 ] && [ "$after_bad" = 0 ] &&
   ok "kill -9 r2: all $after requests started after the kill succeeded ($cut_n of $total cut by the kill)" ||
   bad "kill -9 r2: $after_bad of $after requests started after the kill failed: $(awk -v t="$t_kill" '$1 > t && $6 != 1' "$tmp/kill.all" | head -n 3)"
+[ "$cut_n" -ge 1 ] && ok "the kill cut $cut_n stream(s) in flight on r2" || bad "no stream was in flight on r2 at the kill"
 [ "$on_r2_after" = 0 ] && ok "no answer from the dead replica after the kill" || bad "$on_r2_after answers from r2 after its kill"
 for _ in $(seq 1 10); do
   r=$(chat "$url" "$key")
@@ -182,9 +191,16 @@ s_req=$(usage_of bolt requests); s_pt=$(usage_of bolt prompt_tokens); s_ct=$(usa
 [ "$s_req" = "$c_req" ] && [ "$s_pt" = "$c_pt" ] && [ "$s_ct" = "$c_ct" ] &&
   ok "usage in the store = sum of completed responses: $s_req requests, $s_pt prompt, $s_ct completion tokens" ||
   bad "usage: store $s_req/$s_pt/$s_ct, completed responses $c_req/$c_pt/$c_ct (requests/prompt/completion)"
-if [ $have_sqlite = 1 ] && [ -f "$db" ]; then
+# sql QUERY: rows as "a|b|c" from the store (sqlite3 or psql), 1 when neither fits.
+sql() {
+  case "$db" in
+    postgres://*) [ $have_psql = 1 ] && psql "$db" -Atq -c "$1" ;;
+    *) [ $have_sqlite = 1 ] && [ -f "$db" ] && sqlite3 "$db" "$1" ;;
+  esac
+}
+if sql "SELECT 1" >/dev/null 2>&1; then
   # Per request id: every completed stream has exactly one record with its tokens.
-  sqlite3 "$db" "SELECT request_id, prompt_tokens, completion_tokens FROM usage u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = 'bolt'" |
+  sql "SELECT request_id, prompt_tokens, completion_tokens FROM usage u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = 'bolt'" |
     tr '|' ' ' | sort >"$tmp/store.ids"
   awk '$6 == 1 {print $9, $7, $8}' "$tmp/kill.all" | sort >"$tmp/resp.ids"
   missing=$(join -v 1 "$tmp/resp.ids" "$tmp/store.ids" | wc -l)
