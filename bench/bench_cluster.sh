@@ -62,6 +62,8 @@ health_p50() {
 
 echo "# nuage cluster bench: $(nproc) cores, model $(basename "$model"), $(date -u +%Y-%m-%dT%H:%MZ)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+store=$(NUAGE_CLUSTER_STORE=${NUAGE_CLUSTER_STORE:-} bash -c '[ "${NUAGE_CLUSTER_STORE:-}" != sqlite ] && bash scripts/pg_temp.sh check 2>/dev/null && echo PostgreSQL || echo SQLite')
+echo "# store: $store (per request: the key check and the usage record)"
 echo
 echo "## 1. throughput through HAProxy ($clients clients, $requests streamed requests, 32 prompt + 64 output tokens)"
 printf '%-9s %-8s %10s %14s %14s %7s\n' replicas threads "tok/s" "TTFT p50 ms" "TTFT p99 ms" errors

@@ -38,6 +38,12 @@ ok()  { pass=$((pass + 1)); echo "ok: $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL: $1"; }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" = 0 ]; exit $?; }
 
+# ---- --replica-id must fit a header value ----
+"$bin" serve -m "$src/models/nuage-fast.gguf" --no-db --port 0 --replica-id $'r1\r\nx-evil: 1' >/dev/null 2>"$tmp/rid.err"
+rc=$?
+[ $rc = 2 ] && grep -q -- "--replica-id" "$tmp/rid.err" && ok "--replica-id with CR/LF refused (exit 2)" ||
+  bad "--replica-id with CR/LF: exit $rc: $(cat "$tmp/rid.err")"
+
 # ---- up ----
 if ! cluster up 3 >"$tmp/up.out" 2>"$tmp/up.err"; then
   cat "$tmp/up.err"; bad "cluster.sh up 3"; finish
