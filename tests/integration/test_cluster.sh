@@ -84,16 +84,20 @@ n_seen=$(echo "$seen" | tr ' ' '\n' | sort -u | grep -c .)
 [ "$n_seen" -ge 2 ] && ok "answers through the balancer come from $n_seen replicas:$seen" ||
   bad "one replica only through the balancer:$seen"
 admin key revoke "$prefix" >/dev/null 2>&1 || bad "key revoke"
+# Each replica must refuse it within 1 s of its first try (the tries of
+# the three run one after the other; the time since the revocation is shown).
 t0=$(date +%s%3N)
 for i in 1 2 3; do
-  for _ in $(seq 1 20); do
+  ti=$(date +%s%3N)
+  while :; do
     r=$(chat "http://127.0.0.1:$(rport "$i")" "$key")
     [ "${r%% *}" = 401 ] && break
+    [ $(($(date +%s%3N) - ti)) -gt 1000 ] && break
     sleep 0.05
   done
   dt=$(($(date +%s%3N) - t0))
-  [ "${r%% *}" = 401 ] && [ "$dt" -le 1000 ] && ok "revoked key refused by r$i ($dt ms after the revocation)" ||
-    bad "r$i after the revocation: $r ($dt ms)"
+  [ "${r%% *}" = 401 ] && ok "revoked key refused by r$i ($dt ms after the revocation)" ||
+    bad "r$i still accepts the revoked key 1 s later: $r"
 done
 r=$(chat "$url" "$key")
 [ "${r%% *}" = 401 ] && ok "revoked key refused through the balancer" || bad "balancer after revocation: $r"
@@ -118,7 +122,10 @@ h=$(chat "$url" "$key" "" "x-nuage-affinity: conv-42")
 hb=$(chat "$url" "$key" ",\"prompt_cache_key\":\"zzz\"" "x-nuage-affinity: conv-42")
 [ "${h#* }" = "${hb#* }" ] && ok "the header takes precedence over the body" || bad "header vs body: $h / $hb"
 spread=""
-for k in $(seq 1 12); do r=$(chat "$url" "$key" "" "x-nuage-affinity: key-$k"); spread="$spread ${r#* }"; done
+for k in $(seq 1 12); do
+  r=$(chat "$url" "$key" "" "x-nuage-affinity: key-$k"); spread="$spread ${r#* }"
+  echo "key-$k ${r#* }" >>"$tmp/keymap"
+done
 n_seen=$(echo "$spread" | tr ' ' '\n' | sort -u | grep -c .)
 [ "$n_seen" -ge 2 ] && ok "12 affinity keys spread over $n_seen replicas" || bad "affinity keys not spread:$spread"
 
@@ -216,10 +223,19 @@ if sql "SELECT 1" >/dev/null 2>&1; then
     ok "per request id: every completed response has one record with its tokens" ||
     bad "per request id: $missing missing, $dup duplicated, $differ with other tokens"
 fi
+# Affinity keys that lived on r2 move to the others while it is dead.
+r2keys=$(awk '$2 == "r2" {print $1}' "$tmp/keymap")
+moved=""
+for k in $r2keys; do r=$(chat "$url" "$key" "" "x-nuage-affinity: $k"); moved="$moved $r"; done
+case "$moved" in *" r2"* | *" 4"* | *" 5"*) bad "r2's affinity keys with r2 dead:$moved" ;;
+  *) ok "r2's affinity keys ($(echo $r2keys | wc -w)) are served by the others while it is dead:$moved" ;; esac
 cluster restart 2 2>"$tmp/restart.err" && ok "cluster.sh restart 2 brings the killed replica back" ||
   bad "restart r2: $(cat "$tmp/restart.err")"
 r=$(chat "http://127.0.0.1:$(rport 2)" "$key")
 [ "$r" = "200 r2" ] && ok "r2 serves again" || bad "r2 after restart: $r"
+back=1
+for k in $r2keys; do r=$(chat "$url" "$key" "" "x-nuage-affinity: $k"); [ "$r" = "200 r2" ] || back=0; done
+[ $back = 1 ] && ok "r2's affinity keys return to it (consistent hashing)" || bad "r2's keys after its restart: $r"
 
 # ---- 4. rolling restart under load ----
 admin tenant create roll >/dev/null 2>&1
@@ -243,5 +259,13 @@ for i in 1 2 3; do
 done
 s_req=$(usage_of roll requests)
 [ "$s_req" = "$total" ] && ok "usage: $s_req records for $total answered requests" || bad "usage after the roll: $s_req records, $total requests"
+
+# Every replica stops cleanly; under ASan/UBSan their logs hold any report.
+cluster down 2>/dev/null
+if grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$state"/r*.log >/dev/null 2>&1; then
+  bad "sanitizer reports in the replica logs: $(grep -h -E -m 3 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$state"/r*.log)"
+else
+  ok "replicas stopped, no sanitizer report in their logs"
+fi
 
 finish
