@@ -11,9 +11,11 @@
 #      on another replica and takes the dead one out), and the store's usage
 #      totals equal the sum of the `usage` of every completed response
 #      (nothing lost, nothing counted twice; per request id with sqlite3
-#      or psql when present);
+#      or psql when present); the dead replica's affinity keys are served
+#      by the others and return to it after `cluster.sh restart`;
 #   4. rolling restart (SIGTERM, drain, restart each replica in turn) under
-#      a bounded load loop: zero failed requests.
+#      a bounded load loop: zero failed requests; no sanitizer report in
+#      any replica's log (when built with NUAGE_SANITIZE).
 # The store is whatever cluster.sh picks: PostgreSQL when installed, else
 # one SQLite file (NUAGE_CLUSTER_STORE=sqlite forces it).
 # Loops are bounded (stop file + request caps); about 30-60 s in all.
