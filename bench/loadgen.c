@@ -20,6 +20,8 @@
  *                [--prompt-tokens P] [--max-tokens N] [--vocab V] [--same-prompt]
  *                [--extra '"response_format":{...}']  (members added to every body,
  *                e.g. a constraint: compare constrained with unconstrained load)
+ *                [--header 'Name: value']  (added to every request, up to 8 times:
+ *                an API key, an x-nuage-affinity key)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -41,6 +43,8 @@ static const char *g_host = "127.0.0.1";
 static int g_port = 8080, g_clients = 16, g_requests = 0, g_prompt = 64, g_max = 128, g_vocab = 512;
 static bool g_same_prompt = false;
 static const char *g_extra = NULL; /* --extra: JSON members added to every body */
+static const char *g_headers[8];    /* --header: lines added to every request head */
+static int g_n_headers;
 static atomic_int g_next;
 
 static double now_s(void) {
@@ -129,10 +133,14 @@ static bool one_request(int fd, int idx, stats *st) {
     }
     const char *rest = "\"temperature\":0,\"ignore_eos\":true,\"stream\":true,\"stream_options\":{\"include_usage\":true}}";
     buf_put(&body, rest, strlen(rest));
-    char head[256];
+    char head[4096];
     int hl = snprintf(head, sizeof head,
-                      "POST /v1/completions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+                      "POST /v1/completions HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n",
                       g_host, body.n);
+    for (int h = 0; h < g_n_headers && hl < (int)sizeof head; h++)
+        hl += snprintf(head + hl, sizeof head - (size_t)hl, "%s\r\n", g_headers[h]);
+    if (hl < (int)sizeof head) hl += snprintf(head + hl, sizeof head - (size_t)hl, "\r\n");
+    if (hl >= (int)sizeof head) { fprintf(stderr, "loadgen: --header lines too long\n"); exit(2); }
     double t0 = now_s(), t_last = 0;
     bool ok = send(fd, head, (size_t)hl, MSG_NOSIGNAL) == hl &&
               send(fd, body.p, body.n, MSG_NOSIGNAL) == (ssize_t)body.n;
@@ -271,6 +279,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--max-tokens")) g_max = atoi(v);
         else if (!strcmp(a, "--vocab")) g_vocab = atoi(v);
         else if (!strcmp(a, "--extra")) g_extra = v;
+        else if (!strcmp(a, "--header") && g_n_headers < 8) g_headers[g_n_headers++] = v;
         else goto usage;
         i++;
     }
@@ -307,6 +316,7 @@ int main(int argc, char **argv) {
     return all.errors ? 1 : 0;
 usage:
     fprintf(stderr, "usage: loadgen [--host H] [--port N] [-c CLIENTS] [-n REQUESTS] [--prompt-tokens P]\n"
-                    "               [--max-tokens N] [--vocab V] [--same-prompt] [--extra JSON-MEMBERS]\n");
+                    "               [--max-tokens N] [--vocab V] [--same-prompt] [--extra JSON-MEMBERS]\n"
+                    "               [--header 'Name: value']...\n");
     return 2;
 }

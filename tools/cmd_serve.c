@@ -34,9 +34,13 @@
  * The first line on stderr is "nuage serve: listening on http://HOST:PORT
  * (auth: ...)" (with the real port when --port 0 asked for any free one, and
  * the authentication mode in parentheses); scripts and
- * the integration tests read it. A reload logs "nuage serve: reloaded
+ * the integration tests read it. Every answer names the process in an
+ * x-nuage-replica header (--replica-id, default HOSTNAME:PORT), so that
+ * behind a balancer one sees which replica served it (docs/cluster.md).
+ * A reload logs "nuage serve: reloaded
  * CONFIG: ..." (or "reload failed: ...").
  */
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,7 +74,9 @@ static int usage(void) {
             "                        shared with `nuage admin` when it exists); a SQLite file or\n"
             "                        postgres://user@host:port/db (several replicas, docs/cluster.md)\n"
             "  --no-db               run without a store (no keys, no quotas, no metering)\n"
-            "  --replica-id ID       name in the store's replica registry (default HOSTNAME:PORT)\n"
+            "  --replica-id ID       this replica's name: every answer's x-nuage-replica header and the\n"
+            "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
+            "                        and . _ : - only, at most 100)\n"
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
             "                        configuration file's folder, or the -m model's folder)\n"
@@ -106,6 +112,15 @@ static int usage(void) {
             "  --response-retention S  keep stored Responses API responses S seconds (default 2592000: 30 days)\n"
             "  --quiet               no per-request log lines\n");
     return 2;
+}
+
+/* A --replica-id fit for an HTTP header value: 1-100 of [A-Za-z0-9._:-]. */
+static bool nuage__replica_id_ok(const char *v) {
+    size_t n = strlen(v);
+    if (n < 1 || n > 100) return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)v[i]) && !strchr("._:-", v[i])) return false;
+    return true;
 }
 
 /* Model id from the path: the file name without ".gguf". */
@@ -208,7 +223,6 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
-        else if (!strcmp(a, "--replica-id")) replica_id = v;
         else if (!strcmp(a, "--advertise")) advertise = v;
         else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
@@ -236,6 +250,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-conns-per-ip")) ok = nuage_cli_int(v, 1, 1 << 22, &max_per_ip);
         else if (!strcmp(a, "--memory-limit")) ok = nuage_deploy_parse_bytes(v, &mem_limit) && mem_limit > 0;
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
+        else if (!strcmp(a, "--replica-id")) ok = nuage__replica_id_ok(replica_id = v);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
         else if (!strcmp(a, "--chat-template")) chat_tpl = v;
@@ -396,6 +411,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sp.model_id = cs[0].name;
     sp.model_path = model;
     sp.log_requests = !quiet;
+    sp.replica_id = replica_id;
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;

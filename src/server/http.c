@@ -677,6 +677,7 @@ static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     nuage__platform_headers(q, resp);
+    MHD_add_response_header(resp, "x-nuage-replica", q->srv->replica_id);
     q->status = r->status;
     nuage__metrics_request(&q->srv->metrics, r->status);
     enum MHD_Result ret = MHD_queue_response(q->conn, (unsigned)r->status, resp);
@@ -1063,6 +1064,19 @@ static void nuage__notify_conn(void *cls, struct MHD_Connection *conn, void **so
     }
 }
 
+/* s->replica_id: the given name, else "HOSTNAME:PORT". Written before the
+ * daemon answers anything (for port 0, again once the port is known). */
+static void nuage__replica_name(nuage_server *s, const nuage_server_params *p) {
+    if (p->replica_id && *p->replica_id) {
+        snprintf(s->replica_id, sizeof s->replica_id, "%s", p->replica_id);
+        return;
+    }
+    char hn[64];
+    if (gethostname(hn, sizeof hn - 1)) snprintf(hn, sizeof hn, "localhost");
+    hn[sizeof hn - 1] = 0;
+    snprintf(s->replica_id, sizeof s->replica_id, "%s:%d", hn, s->port ? s->port : p->port);
+}
+
 /* ---- public API ------------------------------------------------------------------- */
 
 nuage_server_params nuage_server_default_params(void) {
@@ -1154,6 +1168,7 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    nuage__replica_name(s, &p);
     s->daemon = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, nuage__access, s,
                                  MHD_OPTION_EXTERNAL_LOGGER, nuage__mhd_log, s, /* first: see its notes */
                                  MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -1173,6 +1188,7 @@ int nuage_server_new(const nuage_server_params *params, nuage_server **out, char
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di && di->port ? di->port : p.port;
+    if (!p.port) nuage__replica_name(s, &p); /* now that the free port is known (nobody knew it before) */
     *out = s;
     return 0;
 fail_oom:

@@ -58,6 +58,7 @@ typedef struct {
     int body_timeout_s;      /* request body: this plus 1 s per MiB received (default 30) */
     int threads;             /* event loop threads (default 2) */
     int64_t response_retention_s; /* stored Responses API responses kept this long (0: 30 days) */
+    const char *replica_id;  /* x-nuage-replica on every answer (NULL/"": "HOSTNAME:PORT", real port) */
 } nuage_server_params;
 
 /* What nuage_server_attach plugs in (the hosting platform). */
@@ -171,6 +172,7 @@ struct nuage_server {
     _Atomic int workers;             /* request worker threads running */
     nuage__guard *guard;             /* connection deadlines and cap (owned) */
     uint64_t id_salt;
+    char replica_id[128];            /* x-nuage-replica (cluster deployments, docs/cluster.md) */
     /* api_responses.c: the private store of stored responses when the
      * server has no store (a temporary file, removed by nuage_server_free) */
     nuage_store *rsp_store;

@@ -136,6 +136,15 @@ static void test_loading_state_and_routing(void **state) {
     assert_string_equal(err_field(j, "code"), "model_loading");
     json_decref(j);
 
+    /* Every answer names the replica: by default HOSTNAME:PORT, the real port. */
+    char want[64], host[64] = "";
+    snprintf(want, sizeof want, ":%d\r\n", port);
+    const char *rep = strcasestr(r.headers, "\r\nx-nuage-replica: ");
+    assert_non_null(rep);
+    gethostname(host, sizeof host - 1);
+    assert_memory_equal(rep + 19, host, strlen(host));
+    assert_memory_equal(rep + 19 + strlen(host), want, strlen(want));
+
     request(port, "GET", "/v1/nope", NULL, &r);
     assert_int_equal(r.status, 404);
     j = body_json(&r);
@@ -310,10 +319,31 @@ static void test_with_model(void **state) {
     nuage_model_free(m);
 }
 
+/* --replica-id: the given name on every answer, errors included. */
+static void test_replica_header(void **state) {
+    (void)state;
+    nuage_server_params p = nuage_server_default_params();
+    p.port = 0;
+    p.log_requests = false;
+    p.replica_id = "eu-west-r7";
+    nuage_server *s = NULL;
+    char err[256];
+    if (nuage_server_new(&p, &s, err, sizeof err)) fail_msg("server: %s", err);
+    resp r;
+    request(nuage_server_port(s), "GET", "/health", NULL, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strcasestr(r.headers, "\r\nx-nuage-replica: eu-west-r7\r\n"));
+    request(nuage_server_port(s), "GET", "/v1/nope", NULL, &r);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strcasestr(r.headers, "\r\nx-nuage-replica: eu-west-r7\r\n"));
+    nuage_server_free(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loading_state_and_routing),
         cmocka_unit_test(test_with_model),
+        cmocka_unit_test(test_replica_header),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
