@@ -11,6 +11,7 @@
  *   POST   /admin/reload               re-read the configuration file (as SIGHUP)
  *   GET    /admin/usage?tenant=&since=&by=   usage totals (any tenant)
  *   GET    /v1/usage?since=&by=        the caller's own totals (nuage extension)
+ *   /admin/tenants, /admin/keys, /admin/stats: api_admin_tenants.c
  *
  * The admin routes are reached only with an admin key or, when auth is off,
  * on a loopback address (checked in http.c before dispatching here). A
@@ -308,6 +309,7 @@ void nuage__api_admin(nuage__hreq *q, nuage__hresp *r, const char *sub) {
         else nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL, "Use GET /admin/usage.");
         return;
     }
+    if (nuage__api_admin_tenants(q, r, sub)) return; /* tenants, keys, stats */
     nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s /admin%.200s)",
                       q->method, sub);
 }
