@@ -70,6 +70,7 @@ export function mount(sec) {
   ui.schema = el('textarea', { rows: 4, placeholder: '{"type":"object","properties":{"answer":{"type":"string"}},"required":["answer"]}' });
   ui.schemaField = field('pg-schema', 'JSON schema', ui.schema);
   ui.schemaField.hidden = true;
+  ui.extra = el('textarea', { rows: 2, placeholder: '{"top_k": 40, "ignore_eos": true}', 'data-testid': 'extra', spellcheck: 'false' });
   ui.format.addEventListener('change', () => { ui.schemaField.hidden = ui.format.value !== 'json_schema'; });
   ui.log = el('div', { class: 'chatlog', role: 'log', 'aria-label': 'Conversation', 'data-testid': 'chatlog' });
   ui.input = el('textarea', { id: 'pg-input', rows: 3, placeholder: 'Type a message (Enter sends, Shift+Enter for a new line)', 'data-testid': 'prompt' });
@@ -91,7 +92,8 @@ export function mount(sec) {
     field('pg-effort', 'Reasoning effort', ui.effort),
     field('pg-stop', 'Stop sequences', ui.stop),
     field('pg-format', 'Response format', ui.format),
-    ui.schemaField);
+    ui.schemaField,
+    field('pg-extra', 'Extra body fields (JSON)', ui.extra, 'Merged into the request, e.g. nuage extensions.'));
 
   const composer = el('form', { class: 'composer', 'aria-label': 'Send a message', onsubmit: (e) => { e.preventDefault(); send(); } },
     el('label', { for: 'pg-input', class: 'sr-only', text: 'Message' }), ui.input,
@@ -167,6 +169,12 @@ function requestBody(messages) {
     let schema;
     try { schema = JSON.parse(ui.schema.value || '{}'); } catch { throw new Error('The JSON schema is not valid JSON.'); }
     body.response_format = { type: 'json_schema', json_schema: { name: 'answer', schema, strict: true } };
+  }
+  if (ui.extra.value.trim()) {
+    let extra;
+    try { extra = JSON.parse(ui.extra.value); } catch { throw new Error('The extra body fields are not valid JSON.'); }
+    if (!extra || typeof extra !== 'object' || Array.isArray(extra)) throw new Error('The extra body fields must be a JSON object.');
+    Object.assign(body, extra);
   }
   body.stream = true;
   body.stream_options = { include_usage: true };
