@@ -16,20 +16,29 @@ export function timeChart(c, xs, series, opts = {}) {
   c.replaceChildren();
   if (!window.uPlot) { c.append(el('p', { class: 'notice', text: 'Chart library not loaded.' })); return null; }
   const width = Math.max(260, c.clientWidth || 600);
-  const bars = opts.bars ? window.uPlot.paths.bars({ size: [0.6, 48] }) : undefined;
+  const n = series.length;
+  // Grouped bars: each series gets its slot beside the others.
+  const barPaths = (i) => window.uPlot.paths.bars({ size: [0.7 / n, 40], align: n === 1 ? 0 : i === 0 ? -1 : 1 });
+  const pad = opts.bars ? 43200 : 0; // half a day each side: the edge bars are whole
+  const xfmt = opts.bars
+    ? (d) => `${d.getUTCMonth() + 1}/${d.getUTCDate()}`
+    : (d) => d.toLocaleTimeString('en-GB', { hour12: false });
   const u = new window.uPlot({
     width,
     height: opts.height || 220,
     cursor: { drag: { x: false, y: false } },
     legend: { show: true },
-    scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(1, max * 1.1)] } },
-    axes: [{ stroke: '#5b6270', grid: { stroke: '#e6e8ee' } },
-      { stroke: '#5b6270', grid: { stroke: '#e6e8ee' }, size: 56, values: (_u, v) => v.map((x) => fmt.int(x)) }],
-    series: [{}, ...series.map((s, i) => ({
-      label: s.label, stroke: COLORS[i % COLORS.length], width: 2,
+    scales: {
+      x: { time: true, range: (_u, min, max) => [min - pad, max + pad] },
+      y: { range: (_u, min, max) => [0, Math.max(opts.minMax || 1, max * 1.15)] },
+    },
+    axes: [{ stroke: '#5b6270', grid: { stroke: '#e6e8ee' }, values: (_u, v) => v.map((x) => xfmt(new Date(x * 1000))) },
+      { stroke: '#5b6270', grid: { stroke: '#e6e8ee' }, size: 60, values: (_u, v) => v.map((x) => fmt.int(x) + (opts.unit || '')) }],
+    series: [{ value: (_u, v) => (v === null ? '–' : xfmt(new Date(v * 1000))) }, ...series.map((s, i) => ({
+      label: s.label, stroke: COLORS[i % COLORS.length], width: opts.bars ? 1 : 2,
       fill: opts.bars ? `${COLORS[i % COLORS.length]}cc` : `${COLORS[i % COLORS.length]}22`,
-      paths: bars, points: { show: !opts.bars && xs.length < 40 },
-      value: (_u, v) => (v === null ? '–' : opts.unit === 's' ? fmt.ms(v) : fmt.int(Math.round(v * 10) / 10)),
+      paths: opts.bars ? barPaths(i) : undefined, points: { show: !opts.bars && xs.length < 40 },
+      value: (_u, v) => (v === null ? '–' : `${fmt.int(Math.round(v * 10) / 10)}${opts.unit || ''}`),
     }))],
   }, [xs, ...series.map((s) => s.values)], c);
   return u;

@@ -160,7 +160,7 @@ async function poll() {
   if (last && t > last.t && gen >= last.gen) tps = (gen - last.gen) / (t - last.t);
   last = { t, gen };
   const tt = s.time_to_first_token || {};
-  hist.t.push(t); hist.tps.push(tps); hist.p50.push(tt.p50 || 0); hist.p90.push(tt.p90 || 0); hist.p99.push(tt.p99 || 0);
+  hist.t.push(t); hist.tps.push(tps); hist.p50.push((tt.p50 || 0) * 1000); hist.p90.push((tt.p90 || 0) * 1000); hist.p99.push((tt.p99 || 0) * 1000);
   for (const k of Object.keys(hist)) if (hist[k].length > KEEP) hist[k].shift();
   if (charts.length && charts[0][0]) {
     charts[0][0].setData([hist.t, hist.tps]);
@@ -169,7 +169,7 @@ async function poll() {
     charts = [
       [timeChart(ui.tpsChart, hist.t, [{ label: 'tokens/s', values: hist.tps }], { height: 180 }), ui.tpsChart],
       [timeChart(ui.ttftChart, hist.t, [{ label: 'p50', values: hist.p50 }, { label: 'p90', values: hist.p90 }, { label: 'p99', values: hist.p99 }],
-        { height: 180, unit: 's' }), ui.ttftChart],
+        { height: 180, unit: ' ms', minMax: 10 }), ui.ttftChart],
     ];
   }
   ui.tpsChart.dataset.latest = String(tps);

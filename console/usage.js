@@ -120,7 +120,7 @@ async function refresh() {
     ];
   });
   barList(ui.depBars, (byDep.json?.data || []).map((r) => ({
-    label: r.group, value: r.total_tokens, sub: `${fmt.int(r.requests)} requests · ${fmt.int(r.cached_tokens)} cached`,
+    label: r.group, value: r.total_tokens, sub: `${fmt.int(r.requests)} request${r.requests === 1 ? '' : 's'} · ${fmt.int(r.cached_tokens)} cached`,
   })).sort((a, b) => b.value - a.value), ' tokens');
   showLimits(rateLimits(byDay.headers));
   loadFiles();

@@ -316,23 +316,46 @@ test('the operations page creates a tenant and a key, revokes it (then 401), and
 });
 
 test('no serious accessibility violations (axe-core); screenshots at 1280 and 360 px', async () => {
+  // A fresh conversation with the think model, its reasoning opened, for
+  // the playground's pictures.
+  const prep = await newPage();
+  await useKey(prep, tenantKey);
+  await prep.click('.convs button');
+  const i = await send(prep, 'What is 4821 + 3999?', { deployment: 'think' });
+  await until(prep, (k) => document.querySelectorAll('.msg.assistant')[k].querySelector('[data-testid=usage]'), i);
+  await prep.close();
   const report = [];
   for (const [vw, vh, tag] of [[1280, 900, 'desktop'], [360, 780, 'phone']]) {
     for (const [pageName, key] of [['playground', tenantKey], ['usage', tenantKey], ['operations', adminKey]]) {
       const page = await newPage(vw, vh);
       await useKey(page, key);
       await page.goto(`${url}/#${pageName}`, { waitUntil: 'networkidle0' });
-      await sleep(pageName === 'operations' ? 4500 : 800); // a few stats polls for the live charts
-      if (pageName === 'playground' && tag === 'desktop') {
-        // Show a conversation: the last one of this browser (the stop test's is long).
-        await page.click('.convlist li:nth-child(3) button.link').catch(() => {});
-        await sleep(300);
+      let load = null;
+      if (pageName === 'operations') {
+        // Some traffic for the live charts while they poll.
+        load = new AbortController();
+        fetch(`${url}/v1/completions`, {
+          method: 'POST', signal: load.signal, headers: { authorization: `Bearer ${tenantKey}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ model: 'long', prompt: 'Once upon a time', max_tokens: 6000, ignore_eos: true }),
+        }).catch(() => {});
+        for (let k = 0; k < 6; k++) {
+          await sleep(700);
+          fetch(`${url}/v1/chat/completions`, {
+            method: 'POST', headers: { authorization: `Bearer ${tenantKey}`, 'content-type': 'application/json' },
+            body: JSON.stringify({ model: 'fast', messages: [{ role: 'user', content: `What is ${k} + 5?` }] }),
+          }).catch(() => {});
+        }
+      } else {
+        await sleep(800);
       }
+      if (pageName === 'playground') await page.$eval('details[data-testid=reasoning]', (d) => { d.open = true; }).catch(() => {});
+      await page.evaluate(() => document.activeElement?.blur());
       await page.evaluate(AXE);
       const res = await page.evaluate(() => window.axe.run(document, { runOnly: ['wcag2a', 'wcag2aa', 'best-practice'] }));
       const bad = res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
       for (const v of bad) report.push(`${tag}/${pageName}: ${v.id} (${v.impact}): ${v.help} -> ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
       await page.screenshot({ path: path.join(ART, `${pageName}-${tag}.png`), fullPage: tag === 'desktop' && pageName !== 'playground' });
+      load?.abort();
       await page.close();
     }
   }

@@ -27,4 +27,4 @@ trap "rm -rf '$tmp'" EXIT
 cd "$tests" || exit 1
 env XDG_DATA_HOME="$tmp" HOME="$tmp" NUAGE_DB="" NUAGE_BIN="$bin" NUAGE_SOURCE_DIR="$src" NUAGE_TEST_SLOW="$slow" \
   NUAGE_CHROMIUM="$chromium" NUAGE_CONSOLE_ARTIFACTS="${NUAGE_CONSOLE_ARTIFACTS:-$(dirname "$bin")/console-screenshots}" \
-  node --test --test-concurrency=1 --test-timeout=600000 console.test.mjs
+  node --test --test-concurrency=1 --test-timeout=600000 markdown.test.mjs console.test.mjs
