@@ -173,6 +173,9 @@ async function poll() {
     ];
   }
   ui.tpsChart.dataset.latest = String(tps);
+  // The deployments' queue and KV numbers, unless the user is working in
+  // that table (a re-render would move the keyboard focus).
+  if (!ui.deps.contains(document.activeElement)) loadDeployments();
   ui.ttftChart.dataset.count = String(tt.count || 0);
 }
 
