@@ -37,7 +37,7 @@ export function timeChart(c, xs, series, opts = {}) {
       values: (_u, v) => v.map((x) => xfmt(new Date(x * 1000))) },
       { stroke: '#5b6270', grid: { stroke: '#e6e8ee' }, size: 60, values: (_u, v) => v.map((x) => fmt.int(x) + (opts.unit || '')) }],
     series: [{ value: (_u, v) => (v === null ? '–' : xfmt(new Date(v * 1000))) }, ...series.map((s, i) => ({
-      label: s.label, stroke: COLORS[i % COLORS.length], width: opts.bars ? 1 : 2,
+      label: s.label, stroke: COLORS[i % COLORS.length], width: opts.bars ? 0 : 2,
       fill: opts.bars ? `${COLORS[i % COLORS.length]}cc` : n === 1 ? `${COLORS[i % COLORS.length]}22` : undefined,
       paths: opts.bars ? barPaths(i) : undefined, points: { show: !opts.bars && xs.length < 40 },
       value: (_u, v) => (v === null ? '–' : `${fmt.int(Math.round(v * 10) / 10)}${opts.unit || ''}`),

@@ -341,7 +341,7 @@ function renderMessages() {
     }
     if (m.reasoning) {
       box.append(el('details', { class: 'reasoning', 'data-testid': 'reasoning', open: m.meta?.state === 'streaming' && !m.content },
-        el('summary', { text: 'Reasoning' }), el('div', { class: 'text plain', text: m.reasoning })));
+        el('summary', { text: 'Reasoning' }), el('div', { class: 'text plain', text: m.reasoning.trim() })));
     }
     const body = el('div', { class: 'text md', 'data-testid': 'answer' });
     body.innerHTML = renderMarkdown(m.content); // escaped by renderMarkdown

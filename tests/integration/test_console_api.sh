@@ -22,10 +22,14 @@ admin() { "$bin" admin --db "$db" "$@"; }
 admin tenant create acme --rpm 100 >/dev/null
 tkey=$(admin key create --tenant acme 2>/dev/null)
 akey=$(admin key create --admin 2>/dev/null)
-port=$((20000 + RANDOM % 20000))
-NUAGE_DB= "$bin" serve -m "$src/models/nuage-fast.gguf" --db "$db" --port "$port" --quiet 2>"$tmp/log" &
+NUAGE_DB= "$bin" serve -m "$src/models/nuage-fast.gguf" --db "$db" --port 0 --quiet 2>"$tmp/log" &
 pid=$!
-for _ in $(seq 1 300); do health_ok "$port" && break; sleep 0.1; done
+port=
+for _ in $(seq 1 600); do
+  [ -z "$port" ] && port=$(sed -n 's/.*listening on http:\/\/[^ ]*:\([0-9]*\) .*/\1/p' "$tmp/log" | head -1)
+  [ -n "$port" ] && health_ok "$port" && break
+  sleep 0.1
+done
 health_ok "$port" || { cat "$tmp/log"; echo "FAIL: server did not start"; exit 1; }
 u="http://127.0.0.1:$port"
 
