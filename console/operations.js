@@ -55,10 +55,10 @@ export function mount(sec) {
         ui.tMsg, ui.tenants,
         el('div', { class: 'forms2' },
           el('form', { 'aria-label': 'Create a tenant', onsubmit: (e) => { e.preventDefault(); createTenant(); } },
-            el('h3', { text: 'New tenant' }),
+            el('h3', { text: 'New tenant, or new limits' }),
             f('op-tname', 'Name', ui.tName),
             el('div', { class: 'grid3' }, f('op-ttpm', 'Tokens / min (0: no limit)', ui.tTpm), f('op-trpm', 'Requests / min', ui.tRpm), f('op-tweight', 'Weight', ui.tWeight)),
-            el('button', { type: 'submit', class: 'primary', 'data-testid': 'tenant-create', text: 'Create tenant' })),
+            el('button', { type: 'submit', class: 'primary', 'data-testid': 'tenant-create', text: 'Create / save' })),
           el('form', { 'aria-label': 'Create a key', onsubmit: (e) => { e.preventDefault(); createKey(); } },
             el('h3', { text: 'New API key' }),
             f('op-ktenant', 'Tenant', ui.kTenant),
@@ -202,15 +202,33 @@ async function loadTenants() {
         k.deployments ? el('small', { text: ` ${k.deployments}` }) : null,
         k.revoked ? null : el('button', { type: 'button', class: 'danger small', text: 'Revoke', 'aria-label': `Revoke key ${k.prefix}`, 'data-testid': 'revoke',
           onclick: () => revokeKey(k) }))))),
-      el('td', { class: 'actions' }, el('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': `Delete tenant ${t.name}`, onclick: () => deleteTenant(t.name) })))))) :
+      el('td', { class: 'actions' },
+        el('button', { type: 'button', text: 'Edit…', 'aria-label': `Edit limits of ${t.name}`, onclick: () => editTenant(t) }),
+        el('button', { type: 'button', class: 'danger', text: 'Delete', 'aria-label': `Delete tenant ${t.name}`, onclick: () => deleteTenant(t.name) })))))) :
     el('p', { class: 'empty', text: 'No tenants yet.' }));
+}
+
+// Fill the tenant form with t's limits: saving it then updates them.
+function editTenant(t) {
+  ui.tName.value = t.name;
+  ui.tTpm.value = t.tpm;
+  ui.tRpm.value = t.rpm;
+  ui.tWeight.value = t.weight;
+  ui.tName.focus();
 }
 
 async function createTenant() {
   const body = { name: ui.tName.value.trim(), tpm: Number(ui.tTpm.value || 0), rpm: Number(ui.tRpm.value || 0), weight: Number(ui.tWeight.value || 1) };
+  const exists = !!ui.tenants.querySelector(`tr[data-tenant="${CSS.escape(body.name)}"]`);
   try {
-    await call('/admin/tenants', { method: 'POST', body });
-    notice(ui.tMsg, `Tenant ${body.name} created.`, 'ok');
+    if (exists) {
+      const { name, ...limits } = body;
+      await call(`/admin/tenants/${encodeURIComponent(name)}`, { method: 'PATCH', body: limits });
+      notice(ui.tMsg, `Limits of ${name} saved.`, 'ok');
+    } else {
+      await call('/admin/tenants', { method: 'POST', body });
+      notice(ui.tMsg, `Tenant ${body.name} created.`, 'ok');
+    }
     ui.tName.value = '';
     await loadTenants();
     ui.kTenant.value = body.name;

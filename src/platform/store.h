@@ -58,6 +58,10 @@ typedef struct {
 
 int nuage_store_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm,
                               double weight, nuage_tenant *out);
+/* Set a tenant's limits (in effect from its next request); NUAGE_E_RANGE
+ * when there is no such tenant. */
+int nuage_store_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                              nuage_tenant *out);
 int nuage_store_tenant_get(nuage_store *s, const char *name, nuage_tenant *out);
 int nuage_store_tenant_get_id(nuage_store *s, int64_t id, nuage_tenant *out);
 /* *out malloc'd array of *n tenants (caller frees). */

@@ -7,6 +7,8 @@
  *                                  (prefix, id, allowed deployments, state;
  *                                  never a secret: only hashes are stored)
  *   POST   /admin/tenants          {"name", "tpm"?, "rpm"?, "weight"?} -> 201
+ *   PATCH  /admin/tenants/{name}   {"tpm"?, "rpm"?, "weight"?}: new limits
+ *                                  (the ones not given stay)
  *   DELETE /admin/tenants/{name}   remove it and revoke its keys (usage stays)
  *   POST   /admin/keys             {"tenant", "deployments"?, "expires_at"?}
  *                                  -> 201 with "key": the secret, shown once
@@ -136,6 +138,31 @@ static void nuage__tenants_create(nuage__hreq *q, nuage__hresp *r) {
     int rc = nuage_store_tenant_create(q->srv->store, name, tpm, rpm, weight, &t);
     if (rc) nuage__store_error(q, r, rc, "name");
     else nuage__resp_json(r, 201, nuage__tenant_json(&t));
+out:
+    json_decref(body);
+}
+
+static void nuage__tenants_update(nuage__hreq *q, nuage__hresp *r, const char *name) {
+    json_t *body = nuage__hreq_json(q, r);
+    if (!body) return;
+    nuage_tenant t;
+    int rc = nuage_store_tenant_get(q->srv->store, name, &t);
+    if (rc) {
+        nuage__store_error(q, r, rc, NULL);
+        goto out;
+    }
+    json_t *w = json_object_get(body, "weight");
+    if (!nuage__opt_int(body, "tpm", &t.tpm, r) || !nuage__opt_int(body, "rpm", &t.rpm, r)) goto out;
+    if (w && !json_is_null(w)) {
+        if (!json_is_number(w) || !(json_number_value(w) > 0)) {
+            nuage__resp_error(r, 400, "invalid_request_error", NULL, "weight", "'weight' must be a positive number.");
+            goto out;
+        }
+        t.weight = json_number_value(w);
+    }
+    rc = nuage_store_tenant_update(q->srv->store, name, t.tpm, t.rpm, t.weight, &t);
+    if (rc) nuage__store_error(q, r, rc, NULL);
+    else nuage__resp_json(r, 200, nuage__tenant_json(&t));
 out:
     json_decref(body);
 }
@@ -297,8 +324,9 @@ bool nuage__api_admin_tenants(nuage__hreq *q, nuage__hresp *r, const char *sub) 
     if (!strncmp(sub, "/tenants/", 9) && sub[9] && !strchr(sub + 9, '/')) {
         if (!nuage__tenants_store(q, r)) return true;
         if (del) nuage__tenants_delete(q, r, sub + 9);
+        else if (!strcmp(q->method, "PATCH")) nuage__tenants_update(q, r, sub + 9);
         else nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL,
-                               "Method %s is not allowed on a tenant (use DELETE).", q->method);
+                               "Method %s is not allowed on a tenant (use PATCH or DELETE).", q->method);
         return true;
     }
     if (!strcmp(sub, "/keys")) {

@@ -283,7 +283,7 @@ test('the usage page draws charts with the totals of `nuage admin usage --json`'
   await page.close();
 });
 
-test('the operations page creates a tenant and a key, revokes it (then 401), and replaces a deployment', async () => {
+test('the operations page creates a tenant, edits its limits, creates a key, revokes it (then 401), and replaces a deployment', async () => {
   const page = await newPage();
   await useKey(page, adminKey);
   await page.goto(`${url}/#operations`, { waitUntil: 'networkidle0' });
@@ -291,6 +291,11 @@ test('the operations page creates a tenant and a key, revokes it (then 401), and
   await page.type('[data-testid=tenant-name]', 'beta');
   await page.click('[data-testid=tenant-create]');
   await until(page, () => document.querySelector('[data-tenant=beta]'));
+  // Edit its limits: the form saves them (PATCH) and the table shows them.
+  await page.$eval('[aria-label="Edit limits of beta"]', (b) => b.click()); // the table may re-render
+  await page.$eval('#op-trpm', (e) => { e.value = '42'; });
+  await page.click('[data-testid=tenant-create]');
+  await until(page, () => document.querySelector('[data-tenant=beta] td:nth-of-type(2)')?.textContent === '42');
   await until(page, () => document.querySelector('[data-testid=key-tenant]').value === 'beta');
   await page.click('[data-testid=key-create]');
   const key = await until(page, () => document.querySelector('[data-testid=new-key]')?.textContent);
@@ -298,13 +303,13 @@ test('the operations page creates a tenant and a key, revokes it (then 401), and
   const ok = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
   assert.equal(ok.status, 200);
   await until(page, () => document.querySelector('[data-tenant=beta] [data-testid=revoke]'));
-  await page.click('[data-tenant=beta] [data-testid=revoke]');
+  await page.$eval('[data-tenant=beta] [data-testid=revoke]', (b) => b.click());
   await until(page, () => /revoked/.test(document.querySelector('[data-tenant=beta]')?.textContent || ''));
   const gone = await fetch(`${url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
   assert.equal(gone.status, 401);
   // Replace 'fast' with its own configuration: a new instance serves it.
   const before0 = (await (await fetch(`${url}/admin/deployments/fast`, { headers: { authorization: `Bearer ${adminKey}` } })).json()).instance;
-  await page.click('[aria-label="Replace fast"]');
+  await page.$eval('[aria-label="Replace fast"]', (b) => b.click());
   await until(page, () => document.querySelector('[data-testid=deploy-config]').value.includes('"fast"'));
   await page.click('[data-testid=deploy-submit]');
   await until(page, () => /fast: replaced/.test(document.querySelector('.deployform').textContent));

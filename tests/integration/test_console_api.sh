@@ -67,6 +67,10 @@ expect 400 "invalid tenant name" POST /admin/tenants "$akey" '{"name":"bad name"
 expect 400 "negative tpm" POST /admin/tenants "$akey" '{"name":"gamma","tpm":-1}'
 expect 400 "no name" POST /admin/tenants "$akey" '{}'
 expect 405 "PUT /admin/tenants" PUT /admin/tenants "$akey" '{}'
+expect 200 "new limits for beta" PATCH /admin/tenants/beta "$akey" '{"rpm":7}'
+has "rpm changed, the rest kept" '"name":"beta","tpm":5000,"rpm":7,"weight":2'
+expect 404 "limits of an unknown tenant" PATCH /admin/tenants/nobody "$akey" '{"rpm":7}'
+expect 400 "bad weight" PATCH /admin/tenants/beta "$akey" '{"weight":0}'
 
 # ---- keys ----
 expect 400 "no admin keys over HTTP" POST /admin/keys "$akey" '{"tenant":"beta","admin":true}'
@@ -77,6 +81,8 @@ bkey=$(sed -n 's/.*"key":"\(nk-[^"]*\)".*/\1/p' "$tmp/body")
 bid=$(sed -n 's/.*"id":\([0-9]*\).*/\1/p' "$tmp/body")
 [ -n "$bkey" ] && [ -n "$bid" ] && ok "new key and id returned" || bad "no key in $(cat "$tmp/body")"
 expect 200 "the new key works" GET /v1/models "$bkey"
+grep -qi "^x-ratelimit-limit-requests: 7" <(curl -s -D - -o /dev/null -H "Authorization: Bearer $bkey" "$u/v1/models") \
+  && ok "the new limit is in effect" || bad "x-ratelimit-limit-requests is not 7"
 expect 403 "the new key is no admin key" GET /admin/stats "$bkey"
 expect 200 "revoke it" DELETE "/admin/keys/$bid" "$akey"
 expect 401 "the revoked key gets 401" GET /v1/models "$bkey"
