@@ -105,7 +105,7 @@ export function mount(sec) {
 
   const side = el('aside', { class: 'convs', 'aria-label': 'Conversations' },
     el('div', { class: 'row' },
-      el('button', { type: 'button', text: 'New chat', onclick: () => { newConv(); renderAll(); ui.input.focus(); } }),
+      el('button', { type: 'button', text: 'New chat', onclick: () => { if (inflight) return; if (cur.messages.length) newConv(); renderAll(); ui.input.focus(); } }),
       el('button', { type: 'button', text: 'Export JSON', 'data-testid': 'export', onclick: exportJson })),
     ui.convList);
 

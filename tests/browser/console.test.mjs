@@ -6,7 +6,8 @@
 //
 // What it proves: the console's files come with their security headers;
 // the playground streams an answer from the bundled model and shows its
-// usage; a router request shows which model answered; Stop aborts the
+// usage (and keeps to a JSON schema when asked); a router request shows
+// which model answered; Stop aborts the
 // stream and the server cancels the sequence and frees its KV blocks
 // (read from /metrics); the usage page's totals equal `nuage admin usage
 // --json` and its charts are drawn; the operations page creates a tenant
@@ -99,11 +100,13 @@ async function newPage(width = 1280, height = 900) {
   return page;
 }
 
-async function useKey(page, key) {
+async function useKey(page, key, { fresh = true } = {}) {
   await page.goto(`${url}/#playground`, { waitUntil: 'networkidle0' });
   await page.$eval('#apikey', (e) => { e.value = ''; });
   await page.type('#apikey', key);
   await page.keyboard.press('Enter');
+  // Each test its own conversation (they share the browser's storage).
+  if (fresh) await page.$eval('.convs button', (b) => b.click());
 }
 
 // Wait until fn (run in the page) returns a truthy value; returns it.
@@ -211,6 +214,14 @@ test('the playground streams an answer from the bundled model and shows its usag
   await page.click('[data-tab=python]');
   assert.match(await page.$eval('[data-testid=code]', (e) => e.textContent), /from openai import OpenAI[\s\S]*stream=True/);
   await page.keyboard.press('Escape');
+  // JSON schema mode: the answer is constrained to the schema.
+  await page.select('#pg-format', 'json_schema');
+  await page.$eval('#pg-schema', (e) => { e.value = '{"type":"object","properties":{"even":{"type":"boolean"}},"required":["even"],"additionalProperties":false}'; });
+  const j = await send(page, 'Is 3 + 4 even?', { deployment: 'fast' });
+  await until(page, (k) => document.querySelectorAll('.msg.assistant')[k].querySelector('[data-testid=usage]'), j);
+  const json = await page.$$eval('.msg.assistant', (xs, k) => xs[k].querySelector('[data-testid=answer]').textContent, j);
+  assert.equal(typeof JSON.parse(json).even, 'boolean', json);
+  await page.select('#pg-format', 'text');
   await page.close();
 });
 
@@ -325,7 +336,6 @@ test('no serious accessibility violations (axe-core); screenshots at 1280 and 36
   // the playground's pictures.
   const prep = await newPage();
   await useKey(prep, tenantKey);
-  await prep.click('.convs button');
   const i = await send(prep, 'What is 4821 + 3999?', { deployment: 'think' });
   await until(prep, (k) => document.querySelectorAll('.msg.assistant')[k].querySelector('[data-testid=usage]'), i);
   await prep.close();
@@ -333,7 +343,7 @@ test('no serious accessibility violations (axe-core); screenshots at 1280 and 36
   for (const [vw, vh, tag] of [[1280, 900, 'desktop'], [360, 780, 'phone']]) {
     for (const [pageName, key] of [['playground', tenantKey], ['usage', tenantKey], ['operations', adminKey]]) {
       const page = await newPage(vw, vh);
-      await useKey(page, key);
+      await useKey(page, key, { fresh: false });
       await page.goto(`${url}/#${pageName}`, { waitUntil: 'networkidle0' });
       let load = null;
       if (pageName === 'operations') {
