@@ -108,5 +108,9 @@ expect 404 "unknown console file" GET /console/secret.txt ""
 expect 404 "no path tricks" GET "/console/%2e%2e/nuage.db" ""
 expect 404 "no path tricks (2)" GET "/console/vendor/../../CMakeLists.txt" ""
 
+# A clean exit, and no sanitizer report in the server's log.
+stop_server "$pid"; pid=
+if grep -Eq "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$tmp/log"; then bad "sanitizer report: $(cat "$tmp/log")"; else ok "clean server log"; fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
