@@ -8,7 +8,8 @@
 // tool_calls by index) and re-rendered at most once per animation frame.
 // Timings are measured here: time to first token from sending to the
 // first content or reasoning delta, tokens/s as completion tokens over the
-// time from that first delta to the last. The answering model is the
+// time from that first delta to the last (over the whole request when the
+// deltas arrived in one burst, shown as "overall"). The answering model is the
 // chunks' `model` (a router deployment resolves to the model it picked;
 // the x-nuage-router header names the router).
 //
@@ -261,7 +262,11 @@ async function send() {
   } finally {
     if (tFirst !== null) msg.meta.ttft = (tFirst - t0) / 1000;
     const n = msg.meta.usage?.completion_tokens;
-    if (n && tLast !== null && tLast > tFirst) msg.meta.tps = (n - 1) / ((tLast - tFirst) / 1000);
+    // Decode rate over the deltas' arrival; when they came in one burst
+    // (a short answer, buffered on the way) that span says nothing, and the
+    // rate over the whole request is shown instead.
+    if (n && tLast !== null && tLast - tFirst >= 50 && n > 1) msg.meta.tps = (n - 1) / ((tLast - tFirst) / 1000);
+    else if (n && tLast !== null && tLast > t0) { msg.meta.tps = n / ((tLast - t0) / 1000); msg.meta.tpsOverall = true; }
     msg.tool_calls = msg.tool_calls.filter(Boolean);
     inflight = null;
     ui.send.disabled = false;
@@ -318,7 +323,7 @@ function metaLine(m) {
     if (rt) parts.push(el('span', { text: `${fmt.int(rt)} reasoning` }));
   }
   if (x.ttft !== undefined) parts.push(el('span', { 'data-testid': 'ttft', text: `TTFT ${fmt.ms(x.ttft)}` }));
-  if (x.tps) parts.push(el('span', { 'data-testid': 'tps', text: `${x.tps.toFixed(1)} tok/s` }));
+  if (x.tps) parts.push(el('span', { 'data-testid': 'tps', text: `${x.tps.toFixed(1)} tok/s${x.tpsOverall ? ' overall' : ''}` }));
   if (x.finish) parts.push(el('span', { text: `finish: ${x.finish}` }));
   if (x.state === 'streaming') parts.push(el('span', { class: 'pulse', text: 'streaming…' }));
   if (x.state === 'stopped') parts.push(el('span', { 'data-testid': 'stopped', class: 'warn', text: 'stopped' }));
