@@ -225,6 +225,30 @@ test('the playground streams an answer from the bundled model and shows its usag
   await page.close();
 });
 
+test('keyboard only, at phone width: Tab from the top reaches the key, the pages and the message box, Enter sends', async () => {
+  const page = await newPage(360, 780);
+  await useKey(page, tenantKey);
+  await page.reload({ waitUntil: 'networkidle0' }); // focus starts at the top; the key stays in sessionStorage
+  const seen = [];
+  for (let k = 0; k < 60; k++) {
+    await page.keyboard.press('Tab');
+    const id = await page.evaluate(() => {
+      const e = document.activeElement;
+      return e.id || e.getAttribute('data-testid') || e.textContent.trim().slice(0, 20) || e.tagName;
+    });
+    seen.push(id);
+    if (id === 'pg-input') break;
+  }
+  assert.equal(seen[0], 'Skip to content', seen.join(' | '));
+  assert.ok(seen.includes('apikey') && seen.includes('Playground'), seen.join(' | '));
+  assert.equal(seen.at(-1), 'pg-input', `the message box is reachable: ${seen.join(' | ')}`);
+  const n = await page.$$eval('.msg.assistant', (xs) => xs.length);
+  await page.keyboard.type('What is 5 + 5?');
+  await page.keyboard.press('Enter');
+  await until(page, (k) => document.querySelectorAll('.msg.assistant')[k]?.querySelector('[data-testid=usage]'), n);
+  await page.close();
+});
+
 test('a router request shows which model answered, and its reasoning in a collapsible block', async () => {
   const page = await newPage();
   await useKey(page, tenantKey);
