@@ -2,12 +2,11 @@
 // deployment over a date range, rate-limit headroom right now, files and
 // batch jobs with their progress.
 //
-// Sources (all public API, the caller's key): GET /v1/usage?since=&by=day
-// and by=deployment (the store's usage records, counts only); the
-// x-ratelimit-* headers of that same answer (the window of the default
-// deployment, nothing counted); GET /v1/files and GET /v1/batches. The
-// range's end is applied here to the per-day rows (the API takes a
-// start only); the per-deployment totals run from the start to now. An
+// Sources (all public API, the caller's key): GET /v1/usage?since=&until=
+// &by=day and by=deployment (the store's usage records, counts only; both
+// dates inclusive); the x-ratelimit-* headers of that same answer (the
+// window of the default deployment, nothing counted); GET /v1/files and
+// GET /v1/batches. An
 // admin key without a tenant has no usage of its own: the page then
 // shows every tenant's through GET /admin/usage.
 import { call, el, fmt, notice, rateLimits, ApiError } from './api.js';
@@ -63,13 +62,13 @@ export function show() { refresh(); }
 export function hide() {}
 
 async function usage(by) {
-  const since = ui.from.value;
+  const q = `since=${encodeURIComponent(ui.from.value)}&until=${encodeURIComponent(ui.to.value)}&by=${by}`;
   try {
-    return await call(`/v1/usage?since=${encodeURIComponent(since)}&by=${by}`);
+    return await call(`/v1/usage?${q}`);
   } catch (e) {
     // An admin key without a tenant: everyone's usage.
     if (e instanceof ApiError && e.status === 404 && e.body?.error?.code === 'tenant_not_found') {
-      const r = await call(`/admin/usage?since=${encodeURIComponent(since)}&by=${by}`);
+      const r = await call(`/admin/usage?${q}`);
       r.all = true;
       return r;
     }

@@ -152,6 +152,9 @@ typedef struct {
  * (one "total" row). */
 int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
                              nuage_usage_total **out, int *n);
+/* The same for records before until_ms too (0: no end). */
+int nuage_store_usage_totals_range(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms,
+                                   const char *by, nuage_usage_total **out, int *n);
 
 /* ---- files (OpenAI Files API, purpose "batch" and "batch_output") ------------------ */
 typedef struct {

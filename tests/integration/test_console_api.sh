@@ -93,6 +93,13 @@ expect 404 "delete it again" DELETE /admin/tenants/beta "$akey"
 
 # ---- stats ----
 code POST /v1/chat/completions "$tkey" '{"messages":[{"role":"user","content":"What is 2 + 2?"}],"max_tokens":8}' >/dev/null
+# usage over a range (until: a date is inclusive)
+today=$(date -u +%Y-%m-%d)
+expect 200 "usage until today" GET "/v1/usage?since=$today&until=$today" "$tkey"
+has "today's request counted" '"requests":1,'
+expect 200 "usage until 2000-01-01" GET "/v1/usage?until=2000-01-01" "$tkey"
+has "nothing before 2000" '"requests":0,'
+expect 400 "bad until" GET "/v1/usage?until=soon" "$tkey"
 expect 200 "GET /admin/stats" GET /admin/stats "$akey"
 has "stats: per-deployment scheduler state" '"stats":{"queued":0,"running":0'
 has "stats: TTFT histogram with percentiles" '"time_to_first_token":{"count":1,'
