@@ -81,6 +81,7 @@ static int usage(void) {
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
             "                        configuration file's folder, or the -m model's folder)\n"
             "  --no-auth             with a store, serve without API keys (loopback only)\n"
+            "  --no-console          do not serve the web console at / (Playground, Usage, Operations)\n"
             "  --insecure            with no store, allow a non-loopback address (no auth)\n"
             "  --memory-limit BYTES  memory for all deployments (default: MemAvailable - margin)\n"
             "  --memory-margin BYTES kept free of MemAvailable (default 256M)\n"
@@ -206,7 +207,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     long max_conns = 0, max_per_ip = 0;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
-    bool no_auth = false;
+    bool no_auth = false, no_console = false;
     nuage_kv_type kv_type = NUAGE_KV_F16;
     const char *chat_tpl = NULL, *tool_fmt = NULL;
     for (int i = 1; i < argc; i++) {
@@ -217,6 +218,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         if (!strcmp(a, "--insecure")) { insecure = true; continue; }
         if (!strcmp(a, "--no-db")) { no_db = true; continue; }
         if (!strcmp(a, "--no-auth")) { no_auth = true; continue; }
+        if (!strcmp(a, "--no-console")) { no_console = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
@@ -412,6 +414,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     sp.model_path = model;
     sp.log_requests = !quiet;
     sp.replica_id = replica_id;
+    sp.no_console = no_console;
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
@@ -419,6 +422,9 @@ int nuage_cmd_serve(int argc, char **argv) {
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
             nuage_server_port(srv), mode_s);
+    if (!no_console)
+        fprintf(stderr, "nuage serve: console (playground, usage, operations) at http://%s%s%s:%d/\n",
+                v6 ? "[" : "", !strcmp(host, "0.0.0.0") ? "127.0.0.1" : host, v6 ? "]" : "", nuage_server_port(srv));
     if (store)
         fprintf(stderr, "nuage serve: store %s: %s\n", dbshow,
                 !keys_required ? "API keys not checked (--no-auth)"

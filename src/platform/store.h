@@ -66,6 +66,10 @@ typedef struct {
 
 int nuage_store_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm,
                               double weight, nuage_tenant *out);
+/* Set a tenant's limits (in effect from its next request); NUAGE_E_RANGE
+ * when there is no such tenant. */
+int nuage_store_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                              nuage_tenant *out);
 int nuage_store_tenant_get(nuage_store *s, const char *name, nuage_tenant *out);
 int nuage_store_tenant_get_id(nuage_store *s, int64_t id, nuage_tenant *out);
 /* *out malloc'd array of *n tenants (caller frees). */
@@ -156,6 +160,9 @@ typedef struct {
  * (one "total" row). */
 int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
                              nuage_usage_total **out, int *n);
+/* The same for records before until_ms too (0: no end). */
+int nuage_store_usage_totals_range(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms,
+                                   const char *by, nuage_usage_total **out, int *n);
 
 /* ---- files (OpenAI Files API, purpose "batch" and "batch_output") ------------------ */
 typedef struct {

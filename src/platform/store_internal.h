@@ -117,6 +117,8 @@ int nuage__pg_schema_version(nuage_store *s);
 int nuage__pg_exec(nuage_store *s, const char *sql);
 void nuage__pg_rollback(nuage_store *s);
 
+int nuage__pg_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                            nuage_tenant *out);
 int nuage__pg_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
                             nuage_tenant *out);
 int nuage__pg_tenant_by_name_locked(nuage_store *s, const char *name, nuage_tenant *out);
@@ -138,7 +140,7 @@ int nuage__pg_key_revoke_where(nuage_store *s, bool by_row, const char *value, i
 int nuage__pg_key_count(nuage_store *s);
 
 int nuage__pg_usage_insert_locked(nuage_store *s, const nuage_usage_record *r);
-int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
+int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms, const char *by,
                            nuage_usage_total **out, int *n);
 
 int nuage__pg_file_create(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,

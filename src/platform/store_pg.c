@@ -453,6 +453,27 @@ int nuage__pg_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64
     return rc;
 }
 
+/* Caller (nuage_store_tenant_update) checked the values. */
+int nuage__pg_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                            nuage_tenant *out) {
+    nuage__pgargs a = {0};
+    nuage__pg_i64(&a, tpm);
+    nuage__pg_i64(&a, rpm);
+    nuage__pg_dbl(&a, weight);
+    nuage__pg_txt(&a, name);
+    pthread_mutex_lock(&s->mu);
+    PGresult *r;
+    int rc = nuage__pg_query(s, "UPDATE tenants SET tpm = $1, rpm = $2, weight = $3 WHERE name = $4"
+                             " RETURNING " PG_TENANT_COLS, &a, &r, "update tenant");
+    if (!rc) {
+        if (PQntuples(r) < 1) rc = nuage__store_fail(NUAGE_E_RANGE, "no tenant '%.64s'", name);
+        else if (out) pg_tenant_row(r, 0, out);
+        PQclear(r);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int nuage__pg_tenant_list(nuage_store *s, nuage_tenant **out, int *n) {
     pthread_mutex_lock(&s->mu);
     PGresult *r;
@@ -665,8 +686,8 @@ static void pg_total_row(PGresult *r, int i, void *elem) {
     t->reasoning_tokens = nuage__pg_int(r, i, 5);
 }
 
-int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
-                           nuage_usage_total **out, int *n) {
+int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms,
+                           const char *by, nuage_usage_total **out, int *n) {
     const char *group, *tail;
     if (!by) {
         group = "'total'";
@@ -687,11 +708,13 @@ int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, 
              "SELECT %s, COUNT(*), COALESCE(SUM(u.prompt_tokens), 0), COALESCE(SUM(u.cached_tokens), 0),"
              " COALESCE(SUM(u.completion_tokens), 0), COALESCE(SUM(u.reasoning_tokens), 0)"
              " FROM usage u LEFT JOIN tenants t ON t.id = u.tenant_id"
-             " WHERE ($1::bigint = 0 OR u.tenant_id = $1::bigint) AND u.time_ms >= $2::bigint%s",
+             " WHERE ($1::bigint = 0 OR u.tenant_id = $1::bigint) AND u.time_ms >= $2::bigint"
+             " AND ($3::bigint = 0 OR u.time_ms < $3::bigint)%s",
              group, tail);
     nuage__pgargs a = {0};
     nuage__pg_i64(&a, tenant_id);
     nuage__pg_i64(&a, since_ms);
+    nuage__pg_i64(&a, until_ms);
     pthread_mutex_lock(&s->mu);
     PGresult *r;
     int rc = nuage__pg_query(s, sql, &a, &r, "usage totals");

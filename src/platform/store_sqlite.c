@@ -555,6 +555,37 @@ out:
     return rc;
 }
 
+int nuage_store_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
+                              nuage_tenant *out) {
+    if (!s || !name) return NUAGE_E_INVAL;
+    if (tpm < 0 || rpm < 0)
+        return nuage__store_fail(NUAGE_E_INVAL, "tpm and rpm must be >= 0 (0 = unlimited)");
+    if (!(weight > 0) || !isfinite(weight))
+        return nuage__store_fail(NUAGE_E_INVAL, "weight must be a positive number");
+    if (s->pg) return nuage__pg_tenant_update(s, name, tpm, rpm, weight, out);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st;
+    int rc = nuage__store_prepare(s, "UPDATE tenants SET tpm = ?, rpm = ?, weight = ? WHERE name = ? "
+                                  "RETURNING " TENANT_COLS, &st);
+    if (rc) goto out;
+    sqlite3_bind_int64(st, 1, tpm);
+    sqlite3_bind_int64(st, 2, rpm);
+    sqlite3_bind_double(st, 3, weight);
+    sqlite3_bind_text(st, 4, name, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    bool found = step == SQLITE_ROW;
+    if (found) {
+        if (out) tenant_row(st, out);
+        step = sqlite3_step(st);
+    }
+    if (step != SQLITE_DONE) rc = nuage__store_sqlerr(s, "update tenant");
+    else if (!found) rc = nuage__store_fail(NUAGE_E_RANGE, "no tenant '%.64s'", name);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
 int nuage_store_tenant_get(nuage_store *s, const char *name, nuage_tenant *out) {
     if (!s || !name) return NUAGE_E_INVAL;
     pthread_mutex_lock(&s->mu);

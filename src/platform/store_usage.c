@@ -165,6 +165,11 @@ static void total_row(sqlite3_stmt *st, void *elem) {
 
 int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, const char *by,
                              nuage_usage_total **out, int *n) {
+    return nuage_store_usage_totals_range(s, tenant_id, since_ms, 0, by, out, n);
+}
+
+int nuage_store_usage_totals_range(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms,
+                                   const char *by, nuage_usage_total **out, int *n) {
     if (!s || !out || !n) return NUAGE_E_INVAL;
     *out = NULL;
     *n = 0;
@@ -186,20 +191,22 @@ int nuage_store_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms
         return nuage__store_fail(NUAGE_E_INVAL, "usage totals by '%.32s': expected day, "
                                  "deployment or tenant", by);
     }
-    if (s->pg) return nuage__pg_usage_totals(s, tenant_id, since_ms, by, out, n);
+    if (s->pg) return nuage__pg_usage_totals(s, tenant_id, since_ms, until_ms, by, out, n);
     char sql[768];
     snprintf(sql, sizeof sql,
              "SELECT %s, COUNT(*), COALESCE(SUM(u.prompt_tokens), 0),"
              " COALESCE(SUM(u.cached_tokens), 0), COALESCE(SUM(u.completion_tokens), 0),"
              " COALESCE(SUM(u.reasoning_tokens), 0)"
              " FROM usage u LEFT JOIN tenants t ON t.id = u.tenant_id"
-             " WHERE (?1 = 0 OR u.tenant_id = ?1) AND u.time_ms >= ?2%s", group, tail);
+             " WHERE (?1 = 0 OR u.tenant_id = ?1) AND u.time_ms >= ?2 AND (?3 = 0 OR u.time_ms < ?3)%s",
+             group, tail);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, sql, &st);
     if (rc) goto out;
     sqlite3_bind_int64(st, 1, tenant_id);
     sqlite3_bind_int64(st, 2, since_ms);
+    sqlite3_bind_int64(st, 3, until_ms);
     rc = nuage__store_collect(s, st, sizeof **out, total_row, "usage totals", (void **)out, n);
 out:
     pthread_mutex_unlock(&s->mu);

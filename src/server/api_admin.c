@@ -9,8 +9,9 @@
  *                                      or replace the deployment of that name
  *   DELETE /admin/deployments/{name}   unload it (requests in flight finish)
  *   POST   /admin/reload               re-read the configuration file (as SIGHUP)
- *   GET    /admin/usage?tenant=&since=&by=   usage totals (any tenant)
- *   GET    /v1/usage?since=&by=        the caller's own totals (nuage extension)
+ *   GET    /admin/usage?tenant=&since=&until=&by=   usage totals (any tenant)
+ *   GET    /v1/usage?since=&until=&by= the caller's own totals (nuage extension)
+ *   /admin/tenants, /admin/keys, /admin/stats: api_admin_tenants.c
  *
  * The admin routes are reached only with an admin key or, when auth is off,
  * on a loopback address (checked in http.c before dispatching here). A
@@ -23,7 +24,8 @@
  * by a failed load.
  *
  * Usage: `since` is milliseconds since the epoch (a number below 10^11 is
- * taken as seconds) or a UTC date YYYY-MM-DD; `by` is "day" or "deployment"
+ * taken as seconds) or a UTC date YYYY-MM-DD; `until` (optional) the same,
+ * exclusive, a date meaning the end of that day; `by` is "day" or "deployment"
  * (and, for the admin, "tenant"; absent: one "total" row). A tenant sees only its own usage: asking for
  * another tenant's (?tenant=other) answers 404 like an unknown tenant.
  */
@@ -191,12 +193,20 @@ static void nuage__usage_answer(nuage__hreq *q, nuage__hresp *r, int64_t tenant_
     nuage_server *s = q->srv;
     const char *since_s = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *by = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "by");
-    int64_t since = 0;
+    const char *until_s = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, "until");
+    int64_t since = 0, until = 0;
     if (!nuage__parse_since(since_s, &since)) {
         nuage__resp_error(r, 400, "invalid_request_error", NULL, "since",
                           "Invalid 'since': expected milliseconds since the epoch or a date YYYY-MM-DD.");
         return;
     }
+    if (!nuage__parse_since(until_s, &until)) {
+        nuage__resp_error(r, 400, "invalid_request_error", NULL, "until",
+                          "Invalid 'until': expected milliseconds since the epoch or a date YYYY-MM-DD.");
+        return;
+    }
+    /* A date is inclusive: up to the end of that day. */
+    if (until_s && strchr(until_s, '-')) until += 86400000;
     if (by && !*by) by = NULL;
     if (by && strcmp(by, "day") && strcmp(by, "deployment") && (!admin || strcmp(by, "tenant"))) {
         nuage__resp_error(r, 400, "invalid_request_error", NULL, "by",
@@ -206,7 +216,7 @@ static void nuage__usage_answer(nuage__hreq *q, nuage__hresp *r, int64_t tenant_
     }
     nuage_usage_total *t = NULL;
     int n = 0;
-    if (nuage_store_usage_totals(s->store, tenant_id, since, by, &t, &n)) {
+    if (nuage_store_usage_totals_range(s->store, tenant_id, since, until, by, &t, &n)) {
         nuage__resp_error(r, 500, "server_error", NULL, NULL, "usage query failed: %s", nuage_store_errmsg(s->store));
         return;
     }
@@ -222,6 +232,7 @@ static void nuage__usage_answer(nuage__hreq *q, nuage__hresp *r, int64_t tenant_
     json_t *o = json_pack("{s:s,s:o,s:I,s:o}", "object", "usage", "tenant", tenant ? json_string(tenant) : json_null(),
                           "since", (json_int_t)since, "data", data ? data : json_array());
     if (o) json_object_set_new(o, "by", by ? json_string(by) : json_null());
+    if (o) json_object_set_new(o, "until", until ? json_integer((json_int_t)until) : json_null());
     nuage__resp_json(r, 200, o);
 }
 
@@ -308,6 +319,7 @@ void nuage__api_admin(nuage__hreq *q, nuage__hresp *r, const char *sub) {
         else nuage__resp_error(r, 405, "invalid_request_error", "method_not_allowed", NULL, "Use GET /admin/usage.");
         return;
     }
+    if (nuage__api_admin_tenants(q, r, sub)) return; /* tenants, keys, stats */
     nuage__resp_error(r, 404, "invalid_request_error", "not_found", NULL, "Invalid URL (%s /admin%.200s)",
                       q->method, sub);
 }

@@ -408,6 +408,9 @@ static bool nuage__authenticate(nuage__hreq *q, nuage__hresp *r) {
 static void nuage__dispatch(nuage__hreq *q, const char *url, nuage__hresp *r, const char **allow) {
     bool is_get = !strcmp(q->method, "GET") || !strcmp(q->method, "HEAD");
     bool open = !strcmp(url, "/health") || !strcmp(url, "/v1/health") || !strcmp(url, "/metrics");
+    /* The console's files are public (no secrets in them; the page asks
+     * for a key and sends it with its own API calls). */
+    if (!q->srv->p.no_console && nuage__console_serve(q, r, url, allow)) return;
     /* While loading, nothing of the platform exists yet (every endpoint
      * but health and metrics answers 503 then). */
     bool loading = atomic_load(&q->srv->state) == NUAGE__STATE_LOADING;
@@ -675,6 +678,8 @@ static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *
         MHD_add_response_header(resp, "retry-after-ms", ra);
     }
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
+    for (int i = 0; i + 1 < (int)(sizeof r->headers / sizeof *r->headers) && r->headers[i]; i += 2)
+        if (r->headers[i + 1]) MHD_add_response_header(resp, r->headers[i], r->headers[i + 1]);
     if (r->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     nuage__platform_headers(q, resp);
     MHD_add_response_header(resp, "x-nuage-replica", q->srv->replica_id);

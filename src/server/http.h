@@ -59,6 +59,7 @@ typedef struct {
     int threads;             /* event loop threads (default 2) */
     int64_t response_retention_s; /* stored Responses API responses kept this long (0: 30 days) */
     const char *replica_id;  /* x-nuage-replica on every answer (NULL/"": "HOSTNAME:PORT", real port) */
+    bool no_console;         /* do not serve the web console at / (--no-console) */
 } nuage_server_params;
 
 /* What nuage_server_attach plugs in (the hosting platform). */
@@ -241,6 +242,7 @@ struct nuage__hresp {
     int64_t retry_after_ms;       /* > 0: retry-after-ms header */
     bool streaming;               /* body is `stream` (text/event-stream) */
     nuage__stream stream;
+    const char *headers[16];      /* extra headers: name, value, ... (static strings), NULL-ended */
 };
 
 /* Fill r with j serialised compactly (steals j; 500 if it cannot). */
@@ -301,6 +303,12 @@ void nuage__api_tokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_detokenize(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r);
 void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r);
+/* console.c: the web console's files (GET / and /console/...). true when
+ * url is one of its paths (r then filled: the file, 304, 404 or 405). */
+bool nuage__console_serve(nuage__hreq *q, nuage__hresp *r, const char *url, const char **allow);
+/* api_admin_tenants.c: /admin/tenants, /admin/keys and /admin/stats (sub:
+ * path after "/admin"); false when sub is none of them. */
+bool nuage__api_admin_tenants(nuage__hreq *q, nuage__hresp *r, const char *sub);
 /* api_responses.c: /v1/responses (sub: path after it) and its create. */
 void nuage__api_responses(nuage__hreq *q, nuage__hresp *r, const char *sub);
 void nuage__api_responses_create(nuage__hreq *q, nuage__hresp *r);

@@ -285,6 +285,19 @@ static void test_tenants_crud(void **state) {
     assert_string_equal(got.name, "zeta");
     assert_int_equal(nuage_store_tenant_get(s, "nobody", &got), NUAGE_E_RANGE);
     assert_int_equal(nuage_store_tenant_get_id(s, 9999, &got), NUAGE_E_RANGE);
+    /* New limits (PATCH /admin/tenants/{name}); bad ones change nothing. */
+    assert_int_equal(nuage_store_tenant_update(s, "alpha", 500, 7, 2.5, &got), 0);
+    assert_int_equal(got.id, b.id);
+    assert_int_equal(got.tpm, 500);
+    assert_int_equal(got.rpm, 7);
+    assert_true(got.weight == 2.5);
+    assert_int_equal(nuage_store_tenant_update(s, "alpha", -1, 7, 2.5, NULL), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_tenant_update(s, "alpha", 1, 7, 0.0, NULL), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_tenant_update(s, "nobody", 1, 1, 1.0, NULL), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_tenant_get(s, "alpha", &got), 0);
+    assert_int_equal(got.tpm, 500);
+    assert_int_equal(got.rpm, 7);
+    assert_int_equal(nuage_store_tenant_update(s, "alpha", 0, 0, 3.0, NULL), 0);
     /* List is sorted by name. */
     nuage_tenant *list;
     int n;

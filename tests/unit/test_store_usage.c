@@ -255,6 +255,23 @@ static void test_usage_totals(void **state) {
     assert_int_equal(n, 0);
     free(tot);
     assert_int_equal(nuage_store_usage_totals(s, 0, 0, "week", &tot, &n), NUAGE_E_INVAL);
+    /* A range: the days before the end (exclusive) only, the same rows as
+     * the open-ended query cut there. */
+    nuage_usage_total *all;
+    int n_all;
+    assert_int_equal(nuage_store_usage_totals(s, 0, 0, "day", &all, &n_all), 0);
+    assert_true(n_all >= 2);
+    assert_int_equal(nuage_store_usage_totals_range(s, 0, 0, base + DAY_MS, "day", &tot, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(tot[0].group, all[0].group);
+    assert_int_equal(tot[0].requests, all[0].requests);
+    assert_int_equal(tot[0].completion_tokens, all[0].completion_tokens);
+    free(tot);
+    assert_int_equal(nuage_store_usage_totals_range(s, 0, base + DAY_MS, base + 2 * DAY_MS, "day", &tot, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(tot[0].group, all[1].group);
+    free(tot);
+    free(all);
     /* A deleted tenant's records stay, grouped under "#id". */
     assert_int_equal(nuage_store_tenant_delete(s, "bolt"), 0);
     assert_int_equal(nuage_store_usage_totals(s, 0, 0, "tenant", &tot, &n), 0);
