@@ -2,7 +2,9 @@
 # The main job in one command: serve nuage's own models with `nuage serve`
 # on loopback (deploy/nuage.json: a router deployment "nuage" in front of
 # nuage-fast and nuage-think), wait until it is ready, send one OpenAI-style
-# chat request and print the answer, then stop the server.
+# chat request and print the answer. Run from a terminal, the server then
+# stays up for the web console (open the printed URL in a browser; Ctrl-C
+# stops it); otherwise (scripts, CI) or with NUAGE_DEMO_KEEP=0 it stops.
 #   usage: scripts/demo.sh ["question"] [MODEL.gguf]
 # With MODEL.gguf (or when models/ is missing) that one model is served.
 set -euo pipefail
@@ -36,3 +38,7 @@ body=$(printf '{"model":"%s","messages":[{"role":"user","content":%s}],"max_toke
 curl -sf "$url/v1/chat/completions" -H 'Content-Type: application/json' -d "$body" \
   | sed -n 's/.*"model":"\([^"]*\)".*"content":"\(\([^"\\]\|\\.\)*\)".*/assistant (\1): \2/p' | sed 's/\\n/\n/g; s/\\"/"/g'
 echo
+if [ "${NUAGE_DEMO_KEEP:-auto}" = 1 ] || { [ "${NUAGE_DEMO_KEEP:-auto}" = auto ] && [ -t 0 ] && [ -t 1 ]; }; then
+  echo "console: $url/ (chat with $name in a browser; Ctrl-C stops the server)"
+  wait $pid
+fi
