@@ -111,6 +111,12 @@ typedef struct {
 
 nuage_context_params nuage_context_default_params(void);
 
+/* Bytes of KV cache nuage_context_new(m, p) allocates (global pool plus
+ * the sliding-window pool of a window model; 0 when it would refuse p):
+ * what a deployment must budget. Window layers cost their window pool,
+ * not n_ctx per sequence. */
+uint64_t nuage_context_kv_bytes(const nuage_model *m, const nuage_context_params *p);
+
 /* Create a context. 0 and *out on success; NUAGE_E_INVAL for bad params,
  * NUAGE_E_NOMEM when the KV pool or scratch cannot be allocated. */
 int nuage_context_new(const nuage_model *m, const nuage_context_params *p,
