@@ -59,13 +59,18 @@ static int nuage__plan_kv(const nuage_model *m, nuage_context_params *pp, nuage_
     /* Sliding-window layers live in a small pool of their own (kv_cache.h)
      * when the window is shorter than the context; the global pool then
      * stores only the other layers. */
+    if (p.kv_window_keep < 0) p.kv_window_keep = 0;
+    if (p.kv_window_keep > p.n_ctx) p.kv_window_keep = p.n_ctx;
+    pp->kv_window_keep = p.kv_window_keep;
     if (hp->n_swa > 0 && hp->n_swa < p.n_ctx) {
         for (int il = 0; il < hp->n_layer; il++) pl->n_win += m->layers[il].swa ? 1 : 0;
         /* live sequences' worst case, plus room to pin the window tails of
-         * about one cached prefix per two sequences */
-        int per = (hp->n_swa - 1 + p.kv_block_size - 1) / p.kv_block_size + 1;
+         * about one cached prefix per two sequences; rows kept for
+         * rollbacks (kv_window_keep) widen the window held */
+        int held = hp->n_swa + p.kv_window_keep;
+        int per = (held - 1 + p.kv_block_size - 1) / p.kv_block_size + 1;
         if (pl->n_win)
-            pl->w_blocks = nuage__kv_window_blocks_for(hp->n_swa, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
+            pl->w_blocks = nuage__kv_window_blocks_for(held, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
                            per * (p.n_seq_max / 2 + 1);
     }
     size_t row_bytes = (size_t)(pl->k_dim + pl->v_dim) * elem * (size_t)p.kv_block_size;
@@ -132,6 +137,7 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     int rc = nuage__kv_init_ex(&c->kv, hp->n_layer, k_dim, v_dim, p.kv_block_size, p.kv_blocks,
                                p.n_seq_max, p.n_ctx, p.kv_type, swa, hp->n_swa, w_blocks);
     free(swa);
+    if (!rc && c->kv.lwin) c->kv.w_keep = p.kv_window_keep;
     if (rc) {
         snprintf(err, errlen, "cannot allocate KV cache of %d blocks (%zu bytes)", p.kv_blocks,
                  (size_t)p.kv_blocks * block_bytes + wpool_bytes);

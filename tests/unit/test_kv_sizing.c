@@ -17,7 +17,8 @@
  *    live sequences (n_seq * (ceil((W-1)/bs) + 2) + ceil(n_batch/bs) + 1
  *    blocks) and the prefix cache's pins ((ceil((W-1)/bs) + 1) *
  *    (n_seq/2 + 1) blocks), for the window layers only;
- *  - it equals what a real context allocates (its pools' sizes);
+ *  - it equals what a real context allocates (its pools' sizes), and
+ *    rollback room (kv_window_keep = K) sizes the pool for W + K;
  *  - nuage_sched_kv_bytes resolves the scheduler's defaults (n_ctx *
  *    parallel / 4 tokens of global blocks);
  *  - a deployment of the Gemma 3 file under a memory limit between the
@@ -105,6 +106,13 @@ static void check_context_bytes(const shape *s) {
                     (uint64_t)kv->w_n_blocks * row_bs * (uint64_t)kv->n_wlayer;
     assert_true(real == got);
     nuage_context_free(c);
+
+    /* rollback room (kv_window_keep = K) sizes the pool for W + K */
+    shape wide = *s;
+    wide.W = s->W + 32;
+    cp.kv_window_keep = 32;
+    assert_true(nuage_context_kv_bytes(m, &cp) == expected_bytes(&wide, 512, 16, 8, 512));
+    cp.kv_window_keep = 0;
 
     /* a context no longer than the window has no window pool */
     cp.n_ctx = s->W;
