@@ -1173,6 +1173,7 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.ws = NUAGE_E_INVAL - 1000;
     c.any_rule = -1;
     c.str_rest_rule = -1;
+    for (int i = 0; i < 5; i++) c.str_tail_rule[i] = -1;
     c.str_char_rule = -1;
     ncg_expr e = js_value(&c, schema);
     free(c.memo);
