@@ -58,6 +58,8 @@ typedef struct js_memo {
     int n;
     const json_t *key[JS_MAX_CONJ];
     ncg_rule rule;
+    char *text;       /* the schemas' compact serialization (owned), or NULL */
+    uint64_t hash;    /* of text */
 } js_memo;
 
 typedef struct js_strcache {

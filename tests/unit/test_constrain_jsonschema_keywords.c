@@ -227,6 +227,28 @@ static void test_extra_key_spellings(void **st) {
           L("{\"a\\/b\":1}", "{\"a\\u002fb\":1}", "{\"\\u00E9\":1}", "{\"\xc3\xa9\":1}"));
 }
 
+/* Identical inline copies share one rule (json_schema.c memoizes on the
+ * schemas' serialization); copies that differ only in property order or
+ * in number type must not be conflated. */
+static void test_identical_copies(void **st) {
+    (void)st;
+    const char *ab = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}},"
+                     "\"required\":[\"a\",\"b\"],\"additionalProperties\":false}";
+    const char *ba = "{\"type\":\"object\",\"properties\":{\"b\":{\"type\":\"string\"},\"a\":{\"type\":\"integer\"}},"
+                     "\"required\":[\"a\",\"b\"],\"additionalProperties\":false}";
+    char schema[1024];
+    snprintf(schema, sizeof schema,
+             "{\"type\":\"object\",\"properties\":{\"x\":%s,\"y\":%s,\"z\":%s,"
+             "\"p\":{\"type\":\"array\",\"items\":{\"enum\":[1]}},\"q\":{\"type\":\"array\",\"items\":{\"enum\":[1.5]}}},"
+             "\"additionalProperties\":false}", ab, ba, ab);
+    check(schema,
+          L("{\"x\":{\"a\":1,\"b\":\"s\"}}", "{\"y\":{\"b\":\"s\",\"a\":1}}", "{\"z\":{\"a\":1,\"b\":\"s\"}}",
+            "{\"x\":{\"a\":1,\"b\":\"s\"},\"y\":{\"b\":\"s\",\"a\":1},\"z\":{\"a\":2,\"b\":\"t\"}}",
+            "{\"p\":[1,1]}", "{\"q\":[1.5]}"),
+          L("{\"x\":{\"b\":\"s\",\"a\":1}}", "{\"y\":{\"a\":1,\"b\":\"s\"}}", "{\"z\":{\"b\":\"s\",\"a\":1}}",
+            "{\"p\":[1.5]}", "{\"q\":[1]}"));
+}
+
 static void test_arrays(void **st) {
     (void)st;
     check("{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"minItems\":1,\"maxItems\":3}",
@@ -345,6 +367,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
         cmocka_unit_test(test_extra_key_spellings),
+        cmocka_unit_test(test_identical_copies),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_objects),
