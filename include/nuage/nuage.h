@@ -107,9 +107,20 @@ typedef struct {
                               sequence (or derived from kv_memory) */
     uint64_t kv_memory;    /* bytes for the KV pool, if kv_blocks == 0 */
     nuage_kv_type kv_type; /* storage type of K and V */
+    int kv_window_keep;    /* sliding-window models: window rows kept for this
+                              many positions beyond the window, so that
+                              nuage_kv_seq_truncate (a rollback) of up to
+                              about this many tokens keeps the sequence;
+                              0 = only the window (memory: see kv_cache.h) */
 } nuage_context_params;
 
 nuage_context_params nuage_context_default_params(void);
+
+/* Bytes of KV cache nuage_context_new(m, p) allocates (global pool plus
+ * the sliding-window pool of a window model; 0 when it would refuse p):
+ * what a deployment must budget. Window layers cost their window pool,
+ * not n_ctx per sequence. */
+uint64_t nuage_context_kv_bytes(const nuage_model *m, const nuage_context_params *p);
 
 /* Create a context. 0 and *out on success; NUAGE_E_INVAL for bad params,
  * NUAGE_E_NOMEM when the KV pool or scratch cannot be allocated. */
@@ -126,7 +137,9 @@ int nuage_kv_seq_len(const nuage_context *ctx, int seq);
 /* Drop positions >= p0 of sequence seq (p0 = 0 clears it); frees blocks
  * no longer referenced. Returns 0 or NUAGE_E_RANGE. On a model with
  * sliding-window layers whose window rows for p0 were already freed, the
- * sequence is cleared instead: read nuage_kv_seq_len back. */
+ * sequence is cleared instead: read nuage_kv_seq_len back. Rows are held
+ * for [b - W - keep + 1, len), b = len rounded down to the block size and
+ * keep = kv_window_keep, so truncating to any p0 >= b - keep keeps it. */
 int nuage_kv_seq_truncate(nuage_context *ctx, int seq, int p0);
 /* Make dst share src's first n_tokens cached positions (full blocks are
  * shared by reference count, a partial last block is copied). dst must be

@@ -367,7 +367,9 @@ static int new_dfa_state(cc *c, int32_t *id) {
         g->tedge_off = to;
         c->cap_states = nc;
     }
-    for (uint32_t k = 0; k < g->ncls; k++) g->trans[(size_t)g->n_states * g->ncls + k] = -1;
+    /* a row of -1 (all bits set); memset, since a store loop through g->
+     * reloads n_states and ncls at every entry (they may alias trans) */
+    memset(g->trans + (size_t)g->n_states * g->ncls, 0xff, (size_t)g->ncls * sizeof *g->trans);
     g->flags[g->n_states] = 0;
     *id = (int32_t)g->n_states++;
     return 0;

@@ -30,7 +30,9 @@
  *   the JSON Schema specification does.
  *
  * $ref targets are compiled as grammar rules (memoized on the schemas of
- * the conjunction), which is what makes recursive schemas work.
+ * the conjunction), which is what makes recursive schemas work. The memo
+ * also matches identical copies by their serialization, so a definition a
+ * document repeats inline compiles once (compile time, issue 11).
  */
 #include <ctype.h>
 #include <stdarg.h>
@@ -1116,6 +1118,38 @@ ncg_expr js_value(js_ctx *c, const json_t *schema) {
     return js_conj_value(c, &cj);
 }
 
+/* The conjunction's schemas serialized compactly in document order
+ * (jansson keeps objects' insertion order; integers and reals print
+ * differently), joined by \x01: equal texts generate equal grammars,
+ * since generation depends only on the schemas' content, the document
+ * root ("#/..." references) and its draft. malloc'd, or NULL. */
+static char *memo_text(const js_conj *cj, uint64_t *hash) {
+    char *parts[JS_MAX_CONJ];
+    size_t len[JS_MAX_CONJ], total = 1;
+    int n = 0;
+    for (; n < cj->n; n++) {
+        parts[n] = json_dumps(cj->it[n].s, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (!parts[n]) break;
+        len[n] = strlen(parts[n]);
+        total += len[n] + 1;
+    }
+    char *t = n == cj->n ? malloc(total) : NULL;
+    if (t) {
+        size_t o = 0;
+        for (int i = 0; i < n; i++) {
+            memcpy(t + o, parts[i], len[i]);
+            o += len[i];
+            t[o++] = '\x01';
+        }
+        t[o] = 0;
+        uint64_t h = 1469598103934665603ull;
+        for (size_t i = 0; i < o; i++) h = (h ^ (unsigned char)t[i]) * 1099511628211ull;
+        *hash = h;
+    }
+    for (int i = 0; i < n; i++) free(parts[i]);
+    return t;
+}
+
 ncg_expr js_conj_ref(js_ctx *c, js_conj *cj) {
     for (int i = 0; i < c->n_memo; i++) {
         js_memo *m = &c->memo[i];
@@ -1131,9 +1165,29 @@ ncg_expr js_conj_ref(js_ctx *c, js_conj *cj) {
         c->memo = nm;
         c->cap_memo = cap;
     }
+    /* Not these schemas, but maybe an identical copy (big documents repeat
+     * definitions inline): share its rule. */
+    uint64_t h = 0;
+    char *text = memo_text(cj, &h);
+    if (text)
+        for (int i = 0; i < c->n_memo; i++) {
+            js_memo *o = &c->memo[i];
+            if (o->text && o->hash == h && o->n == cj->n && !strcmp(o->text, text)) {
+                js_memo *m = &c->memo[c->n_memo++];   /* these pointers, same rule */
+                m->n = cj->n;
+                for (int k = 0; k < cj->n; k++) m->key[k] = cj->it[k].s;
+                m->rule = o->rule;
+                m->text = NULL;
+                m->hash = 0;
+                free(text);
+                return ncg_ref(c->b, m->rule);
+            }
+        }
     js_memo *m = &c->memo[c->n_memo++];
     m->n = cj->n;
     for (int k = 0; k < cj->n; k++) m->key[k] = cj->it[k].s;
+    m->text = text;
+    m->hash = h;
     char name[64];
     snprintf(name, sizeof name, "ref%d", c->n_memo);
     ncg_rule r = ncg_rule_new(c->b, name);
@@ -1173,8 +1227,10 @@ int ncg_json_schema(ncg_builder *b, const void *schema, const nuage_cg_json_opts
     c.ws = NUAGE_E_INVAL - 1000;
     c.any_rule = -1;
     c.str_rest_rule = -1;
+    for (int i = 0; i < 5; i++) c.str_tail_rule[i] = -1;
     c.str_char_rule = -1;
     ncg_expr e = js_value(&c, schema);
+    for (int i = 0; i < c.n_memo; i++) free(c.memo[i].text);
     free(c.memo);
     free(c.strc);
     nuage_cg_tokens_free(c.bytes_table);

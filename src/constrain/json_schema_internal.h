@@ -58,6 +58,8 @@ typedef struct js_memo {
     int n;
     const json_t *key[JS_MAX_CONJ];
     ncg_rule rule;
+    char *text;       /* the schemas' compact serialization (owned), or NULL */
+    uint64_t hash;    /* of text */
 } js_memo;
 
 typedef struct js_strcache {
@@ -79,6 +81,10 @@ typedef struct js_ctx {
     ncg_rule any_rule;        /* any JSON value; -1 until made */
     ncg_rule str_char_rule;   /* one string character; -1 until made */
     ncg_rule str_rest_rule;   /* rest of a string body + quote; -1 until made */
+    ncg_rule str_tail_rule[5]; /* k hex digits then str_rest (k = 1..3), a
+                                  surrogate pair's rest after "\u" (0), any
+                                  character but raw ASCII and \u00XX then
+                                  str_rest (4); -1 until made */
     js_memo *memo;
     int n_memo, cap_memo;
     js_strcache *strc;        /* pattern / format rules */

@@ -23,7 +23,13 @@
  * quote is allowed unless a name ends at that node. "Any other character"
  * is a raw code point outside the set, a short escape outside the set, or
  * a \uXXXX whose 4 hex digits (case-insensitive) spell no code point in
- * the set, built nibble by nibble.
+ * the set, built nibble by nibble. Most of "any other character, then the
+ * rest" does not depend on the node: when the node's characters are ASCII
+ * without short escapes, only the raw byte and the \u00XX spellings are
+ * built per node and the rest is one shared rule (str_other_rest, and the
+ * hex tails str_hexK_rest): the DFA of a key set then has a few states per
+ * trie node instead of ~20, which was most of the compile time of big
+ * schemas whose objects allow undeclared keys.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,6 +237,152 @@ static ncg_expr char_not(js_ctx *c, uint32_t *xs, int n) {
 
 ncg_expr js_char_not(js_ctx *c, uint32_t *xs, int n) { return char_not(c, xs, n); }
 
+/* The rest of any string body and its closing quote: a shared rule. */
+static ncg_expr str_rest(js_ctx *c) {
+    ncg_builder *b = c->b;
+    if (c->str_rest_rule < 0) {
+        ncg_rule r = ncg_rule_new(b, "str_rest");
+        if (r < 0) return r;
+        int rc = ncg_rule_set(b, r, ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\"")));
+        if (rc < 0) return rc;
+        c->str_rest_rule = r;
+    }
+    return ncg_ref(b, c->str_rest_rule);
+}
+
+/* Shared tails of the "any other character" branches of the key trie
+ * below: k = 1..3 hex digits then str_rest, and (k = 0) the rest of a
+ * surrogate pair after "\u" (D[89AB]XX\uD[C-F]XX) then str_rest. They do
+ * not depend on the trie node, so as rules the DFA of a key set holds
+ * them once instead of once per node (most of its states: a set of N
+ * names had ~11 DFA states per trie node). */
+static ncg_expr str_tail(js_ctx *c, int k) {
+    ncg_builder *b = c->b;
+    if (c->str_tail_rule[k] < 0) {
+        static const char *const names[4] = { "str_pair_rest", "str_hex1_rest", "str_hex2_rest", "str_hex3_rest" };
+        ncg_expr rest = str_rest(c);
+        if (rest < 0) return rest;
+        ncg_expr body;
+        if (k == 0)
+            body = ncg_seq(b, (ncg_expr[]){ nibbles(c, 1u << 13), nibbles(c, nib_range(8, 11)), hex_n(c, 2),
+                                            ncg_str(b, "\\u"), nibbles(c, 1u << 13), nibbles(c, nib_range(12, 15)),
+                                            hex_n(c, 2), rest }, 8);
+        else body = ncg_seq2(b, hex_n(c, (uint32_t)k), rest);
+        ncg_rule r = ncg_rule_new(b, names[k]);
+        if (r < 0) return r;
+        int rc = ncg_rule_set(b, r, body);
+        if (rc < 0) return rc;
+        c->str_tail_rule[k] = r;
+    }
+    return ncg_ref(b, c->str_tail_rule[k]);
+}
+
+/* Any string character that is not raw ASCII and not spelled \u00XX (a
+ * raw multi-byte character, a short escape, \u of a code point >= 0x100
+ * or a surrogate pair), then str_rest: a shared rule (the part of "any
+ * other character" that is the same at every node of a key trie whose
+ * names are ASCII without short-escaped characters). */
+static ncg_expr str_other_rest(js_ctx *c) {
+    ncg_builder *b = c->b;
+    if (c->str_tail_rule[4] >= 0) return ncg_ref(b, c->str_tail_rule[4]);
+    ncg_expr rest = str_rest(c);
+    if (rest < 0) return rest;
+    static const uint8_t se[32] = { ['"' >> 3] = 1u << ('"' & 7), ['/' >> 3] = 1u << ('/' & 7),
+                                    ['\\' >> 3] = 1u << ('\\' & 7),
+                                    ['b' >> 3] = (1u << ('b' & 7)) | (1u << ('f' & 7)),
+                                    ['n' >> 3] = 1u << ('n' & 7),
+                                    ['r' >> 3] = (1u << ('r' & 7)) | (1u << ('t' & 7)) };   /* r, t: one byte */
+    ncg_expr mb = ncg_char_ranges(b, (const uint32_t[]){ 0, 0x7F }, 1, true);   /* cp >= 0x80, raw */
+    ncg_expr u_alts[4] = {
+        ncg_seq2(b, nibbles(c, 0xFFFF & ~(1u << 0) & ~(1u << 13)), hex_n(c, 3)),             /* 1XXX-FXXX but D */
+        ncg_seq(b, (ncg_expr[]){ nibbles(c, 1u << 13), nibbles(c, nib_range(0, 7)), hex_n(c, 2) }, 3),
+        ncg_seq(b, (ncg_expr[]){ nibbles(c, 1), nibbles(c, 0xFFFE), hex_n(c, 2) }, 3),         /* 01XX-0FXX */
+        ncg_seq(b, (ncg_expr[]){ nibbles(c, 1u << 13), nibbles(c, nib_range(8, 11)), hex_n(c, 2), ncg_str(b, "\\u"),
+                                 nibbles(c, 1u << 13), nibbles(c, nib_range(12, 15)), hex_n(c, 2) }, 7),
+    };
+    ncg_expr alts[3] = { mb, ncg_seq2(b, ncg_str(b, "\\"), ncg_byteset(b, se)),
+                         ncg_seq2(b, ncg_str(b, "\\u"), ncg_alt(b, u_alts, 4)) };
+    ncg_rule r = ncg_rule_new(b, "str_other_rest");
+    if (r < 0) return r;
+    int rc = ncg_rule_set(b, r, ncg_seq2(b, ncg_alt(b, alts, 3), rest));
+    if (rc < 0) return rc;
+    c->str_tail_rule[4] = r;
+    return ncg_ref(b, r);
+}
+
+/* hex_not followed by str_rest, with the node-independent tails shared
+ * (free nibbles continue into str_tail). Same language as
+ * hex_not(xs, n, level, prefix) str_rest. */
+static ncg_expr hex_not_rest(js_ctx *c, const uint32_t *xs, int n, int level, uint32_t prefix) {
+    ncg_builder *b = c->b;
+    int hi = (level == 1 && prefix == 0xD) ? 7 : 15;     /* no surrogates */
+    unsigned free_mask = 0;
+    ncg_expr alts[18];
+    int na = 0;
+    for (int v = 0; v <= hi; v++) {
+        uint32_t p = (prefix << 4) | (uint32_t)v;
+        int shift = 4 * (3 - level);
+        int first = -1, cnt = 0;
+        for (int i = 0; i < n; i++)
+            if ((xs[i] >> shift) == p) { if (first < 0) first = i; cnt++; }
+        if (cnt == 0) { free_mask |= 1u << v; continue; }
+        if (level == 3) continue;                 /* exactly an excluded value */
+        alts[na++] = ncg_seq2(b, nibbles(c, 1u << v), hex_not_rest(c, xs + first, cnt, level + 1, p));
+    }
+    if (level == 0 && (free_mask & (1u << 13))) {
+        /* D... free: second nibble 0-7 only */
+        alts[na++] = ncg_seq(b, (ncg_expr[]){ nibbles(c, 1u << 13), nibbles(c, nib_range(0, 7)), str_tail(c, 2) }, 3);
+        free_mask &= ~(1u << 13);
+    }
+    if (free_mask) alts[na++] = ncg_seq2(b, nibbles(c, free_mask), level == 3 ? str_rest(c) : str_tail(c, 3 - level));
+    return ncg_alt(b, alts, (size_t)na);
+}
+
+/* char_not(xs) followed by str_rest (any one character, in any spelling,
+ * whose code point is not in xs, then the rest of the string), sharing
+ * the tails that do not depend on xs. */
+static ncg_expr char_not_rest(js_ctx *c, uint32_t *xs, int n) {
+    ncg_builder *b = c->b;
+    qsort(xs, (size_t)n, sizeof *xs, cmp_u32);
+    for (int i = 0; i < n; i++) if (xs[i] > 0xFFFF) return NUAGE_E_UNSUPPORTED;
+    bool plain = true;   /* every excluded character ASCII, none with a short escape */
+    for (int i = 0; i < n && plain; i++) plain = xs[i] >= 0x20 && xs[i] < 0x80 && !short_escape(xs[i]);
+    if (plain) {
+        /* Only the raw ASCII byte and the \u00XX spellings depend on xs;
+         * everything else is one shared rule. */
+        uint8_t set[32] = { 0 };
+        for (unsigned x = 0x20; x < 0x80; x++)
+            if (x != '"' && x != '\\') set[x >> 3] |= (uint8_t)(1u << (x & 7));
+        for (int i = 0; i < n; i++) set[xs[i] >> 3] &= (uint8_t)~(1u << (xs[i] & 7));
+        ncg_expr rest = str_rest(c), other = str_other_rest(c);
+        ncg_expr alts[3] = { ncg_seq2(b, ncg_byteset(b, set), rest), other,
+                             ncg_seq2(b, ncg_str(b, "\\u00"), hex_not_rest(c, xs, n, 2, 0)) };
+        return ncg_alt(b, alts, 3);
+    }
+    uint32_t *r = malloc(sizeof *r * (size_t)(2 * n + 6));
+    if (!r) return NUAGE_E_NOMEM;
+    int nr = 0;
+    r[nr++] = 0; r[nr++] = 0x1F; r[nr++] = '"'; r[nr++] = '"'; r[nr++] = '\\'; r[nr++] = '\\';
+    for (int i = 0; i < n; i++) { r[nr++] = xs[i]; r[nr++] = xs[i]; }
+    ncg_expr raw = ncg_char_ranges(b, r, (size_t)nr / 2, true);
+    free(r);
+    uint8_t set[32] = { 0 };
+    static const char se[] = "\"\\/bfnrt";
+    static const uint32_t secp[] = { '"', '\\', '/', 8, 12, 10, 13, 9 };
+    bool any_se = false;
+    for (int k = 0; k < 8; k++) {
+        bool ex = false;
+        for (int i = 0; i < n; i++) if (xs[i] == secp[k]) ex = true;
+        if (!ex) { set[(unsigned char)se[k] >> 3] |= (uint8_t)(1u << (se[k] & 7)); any_se = true; }
+    }
+    ncg_expr rest = str_rest(c);
+    ncg_expr u = ncg_alt2(b, hex_not_rest(c, xs, n, 0, 0), str_tail(c, 0));
+    ncg_expr alts[3] = { ncg_seq2(b, raw, rest),
+                         any_se ? ncg_seq(b, (ncg_expr[]){ ncg_str(b, "\\"), ncg_byteset(b, set), rest }, 3) : ncg_nothing(b),
+                         ncg_seq2(b, ncg_str(b, "\\u"), u) };
+    return ncg_alt(b, alts, 3);
+}
+
 typedef struct name_ref {
     const unsigned char *s;
     size_t n;
@@ -269,18 +421,9 @@ static ncg_expr not_in_node(js_ctx *c, name_ref *v, int n, int depth) {
         acc = ncg_alt2(b, acc, ncg_seq2(b, char_lit(c, kids[k]), not_in_node(c, sub, ns, depth + 1)));
         free(sub);
     }
-    ncg_expr other = char_not(c, kids, nk);
+    ncg_expr other = char_not_rest(c, kids, nk);
     free(kids);
-    if (c->str_rest_rule < 0) {
-        /* the rest of any string body and its closing quote, shared */
-        ncg_rule r = ncg_rule_new(b, "str_rest");
-        if (r < 0) return r;
-        int rc = ncg_rule_set(b, r, ncg_seq2(b, ncg_repeat(b, js_str_char(c), 0, NCG_INF), ncg_str(b, "\"")));
-        if (rc < 0) return rc;
-        c->str_rest_rule = r;
-    }
-    ncg_expr rest = ncg_ref(b, c->str_rest_rule);
-    return ncg_alt2(b, acc, ncg_seq2(b, other, rest));
+    return ncg_alt2(b, acc, other);
 }
 
 ncg_expr js_string_not_in(js_ctx *c, const char *const *names, const size_t *lens, int n) {

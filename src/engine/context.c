@@ -24,6 +24,83 @@ static void *nuage__alloc(size_t n) {
     return p;
 }
 
+/* The KV layout a context gets for parameters p (defaults resolved in
+ * place): how many layers use the window pool and its size, the global
+ * pool's block count and the bytes of both pools. One place, so that
+ * nuage_context_kv_bytes (deployment sizing) and nuage_context_new agree
+ * exactly. 0, or NUAGE_E_INVAL with a message. */
+typedef struct {
+    int n_win, w_blocks;
+    int64_t k_dim, v_dim;
+    size_t block_bytes, wpool_bytes;
+} nuage__kv_plan;
+
+static int nuage__plan_kv(const nuage_model *m, nuage_context_params *pp, nuage__kv_plan *pl, char *err,
+                          size_t errlen) {
+    nuage_context_params p = *pp;
+    const nuage_hparams *hp = &m->hp;
+    memset(pl, 0, sizeof *pl);
+    if (p.n_ctx <= 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (p.n_seq_max <= 0) p.n_seq_max = 1;
+    if (p.n_batch_max <= 0) p.n_batch_max = 512;
+    if (p.kv_block_size <= 0) p.kv_block_size = 16;
+    if (p.n_threads <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        p.n_threads = c > 0 ? (int)c : 1;
+    }
+    *pp = p;
+    if (p.n_ctx > (1 << 24) || p.n_seq_max > 4096 || p.n_batch_max > 65536 ||
+        p.kv_block_size > 4096 || (p.kv_type != NUAGE_KV_F32 && p.kv_type != NUAGE_KV_F16)) {
+        snprintf(err, errlen, "context parameters out of range");
+        return NUAGE_E_INVAL;
+    }
+    m->arch->kv_dims(m, &pl->k_dim, &pl->v_dim);
+    size_t elem = p.kv_type == NUAGE_KV_F16 ? 2 : 4;
+    /* Sliding-window layers live in a small pool of their own (kv_cache.h)
+     * when the window is shorter than the context; the global pool then
+     * stores only the other layers. */
+    if (p.kv_window_keep < 0) p.kv_window_keep = 0;
+    if (p.kv_window_keep > p.n_ctx) p.kv_window_keep = p.n_ctx;
+    pp->kv_window_keep = p.kv_window_keep;
+    if (hp->n_swa > 0 && hp->n_swa < p.n_ctx) {
+        for (int il = 0; il < hp->n_layer; il++) pl->n_win += m->layers[il].swa ? 1 : 0;
+        /* live sequences' worst case, plus room to pin the window tails of
+         * about one cached prefix per two sequences; rows kept for
+         * rollbacks (kv_window_keep) widen the window held */
+        int held = hp->n_swa + p.kv_window_keep;
+        int per = (held - 1 + p.kv_block_size - 1) / p.kv_block_size + 1;
+        if (pl->n_win)
+            pl->w_blocks = nuage__kv_window_blocks_for(held, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
+                           per * (p.n_seq_max / 2 + 1);
+    }
+    size_t row_bytes = (size_t)(pl->k_dim + pl->v_dim) * elem * (size_t)p.kv_block_size;
+    pl->block_bytes = row_bytes * (size_t)(hp->n_layer - pl->n_win);
+    pl->wpool_bytes = row_bytes * (size_t)pl->n_win * (size_t)pl->w_blocks;
+    if (p.kv_blocks <= 0) {
+        if (p.kv_memory > 0 && pl->n_win == hp->n_layer)
+            p.kv_blocks = p.n_seq_max * ((p.n_ctx + p.kv_block_size - 1) / p.kv_block_size);
+        else if (p.kv_memory > 0)
+            p.kv_blocks = p.kv_memory > pl->wpool_bytes ? (int)((p.kv_memory - pl->wpool_bytes) / pl->block_bytes) : 0;
+        else p.kv_blocks = (p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
+    }
+    pp->kv_blocks = p.kv_blocks;
+    if (p.kv_blocks <= 0) {
+        snprintf(err, errlen, "KV memory too small for one block (%zu bytes%s)", pl->block_bytes,
+                 pl->n_win ? " after the sliding-window pool" : "");
+        return NUAGE_E_INVAL;
+    }
+    return 0;
+}
+
+uint64_t nuage_context_kv_bytes(const nuage_model *m, const nuage_context_params *params) {
+    if (!m || !m->layers) return 0;
+    nuage_context_params p = params ? *params : nuage_context_default_params();
+    nuage__kv_plan pl;
+    char err[8];
+    if (nuage__plan_kv(m, &p, &pl, err, sizeof err)) return 0;
+    return (uint64_t)p.kv_blocks * (uint64_t)pl.block_bytes + (uint64_t)pl.wpool_bytes;
+}
+
 int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
                       nuage_context **out, char *err, size_t errlen) {
     char dummy[8];
@@ -35,52 +112,17 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     }
     nuage_context_params p = params ? *params : nuage_context_default_params();
     const nuage_hparams *hp = &m->hp;
-    if (p.n_ctx <= 0) p.n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (p.n_seq_max <= 0) p.n_seq_max = 1;
-    if (p.n_batch_max <= 0) p.n_batch_max = 512;
-    if (p.kv_block_size <= 0) p.kv_block_size = 16;
-    if (p.n_threads <= 0) {
-        long c = sysconf(_SC_NPROCESSORS_ONLN);
-        p.n_threads = c > 0 ? (int)c : 1;
-    }
-    if (p.n_ctx > (1 << 24) || p.n_seq_max > 4096 || p.n_batch_max > 65536 ||
-        p.kv_block_size > 4096 || (p.kv_type != NUAGE_KV_F32 && p.kv_type != NUAGE_KV_F16)) {
-        snprintf(err, errlen, "context parameters out of range");
-        return NUAGE_E_INVAL;
-    }
-    int64_t k_dim, v_dim;
-    m->arch->kv_dims(m, &k_dim, &v_dim);
-    size_t elem = p.kv_type == NUAGE_KV_F16 ? 2 : 4;
-    /* Sliding-window layers live in a small pool of their own (kv_cache.h)
-     * when the window is shorter than the context; the global pool then
-     * stores only the other layers. */
+    nuage__kv_plan pl;
+    int prc = nuage__plan_kv(m, &p, &pl, err, errlen);
+    if (prc) return prc;
+    int64_t k_dim = pl.k_dim, v_dim = pl.v_dim;
+    int w_blocks = pl.w_blocks;
+    size_t block_bytes = pl.block_bytes, wpool_bytes = pl.wpool_bytes;
     uint8_t *swa = NULL;
-    int n_win = 0, w_blocks = 0;
-    if (hp->n_swa > 0 && hp->n_swa < p.n_ctx) {
+    if (pl.n_win) {
         swa = calloc((size_t)hp->n_layer, 1);
         if (!swa) return NUAGE_E_NOMEM;
-        for (int il = 0; il < hp->n_layer; il++) n_win += (swa[il] = m->layers[il].swa ? 1 : 0);
-        /* live sequences' worst case, plus room to pin the window tails of
-         * about one cached prefix per two sequences */
-        int per = (hp->n_swa - 1 + p.kv_block_size - 1) / p.kv_block_size + 1;
-        w_blocks = nuage__kv_window_blocks_for(hp->n_swa, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
-                   per * (p.n_seq_max / 2 + 1);
-    }
-    size_t row_bytes = (size_t)(k_dim + v_dim) * elem * (size_t)p.kv_block_size;
-    size_t block_bytes = row_bytes * (size_t)(hp->n_layer - n_win);
-    size_t wpool_bytes = row_bytes * (size_t)n_win * (size_t)w_blocks;
-    if (p.kv_blocks <= 0) {
-        if (p.kv_memory > 0 && n_win == hp->n_layer)
-            p.kv_blocks = p.n_seq_max * ((p.n_ctx + p.kv_block_size - 1) / p.kv_block_size);
-        else if (p.kv_memory > 0)
-            p.kv_blocks = p.kv_memory > wpool_bytes ? (int)((p.kv_memory - wpool_bytes) / block_bytes) : 0;
-        else p.kv_blocks = (p.n_ctx + p.kv_block_size - 1) / p.kv_block_size;
-    }
-    if (p.kv_blocks <= 0) {
-        snprintf(err, errlen, "KV memory too small for one block (%zu bytes%s)", block_bytes,
-                 n_win ? " after the sliding-window pool" : "");
-        free(swa);
-        return NUAGE_E_INVAL;
+        for (int il = 0; il < hp->n_layer; il++) swa[il] = m->layers[il].swa ? 1 : 0;
     }
 
     nuage_context *c = calloc(1, sizeof *c);
@@ -95,6 +137,7 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     int rc = nuage__kv_init_ex(&c->kv, hp->n_layer, k_dim, v_dim, p.kv_block_size, p.kv_blocks,
                                p.n_seq_max, p.n_ctx, p.kv_type, swa, hp->n_swa, w_blocks);
     free(swa);
+    if (!rc && c->kv.lwin) c->kv.w_keep = p.kv_window_keep;
     if (rc) {
         snprintf(err, errlen, "cannot allocate KV cache of %d blocks (%zu bytes)", p.kv_blocks,
                  (size_t)p.kv_blocks * block_bytes + wpool_bytes);

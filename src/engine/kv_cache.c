@@ -204,9 +204,11 @@ static int nuage__kv_wfirst(const nuage__kv *kv, int len) {
 
 /* Release seq's window blocks below its window -- the window of its last
  * full-block boundary, so that its full blocks stay attachable for the
- * prefix cache (at no cost: still at most ceil((W - 1) / bs) + 1 blocks). */
+ * prefix cache (at no cost: still at most ceil((W - 1) / bs) + 1 blocks),
+ * widened by w_keep positions for rollbacks (ceil((W - 1 + w_keep) / bs)
+ * + 1 blocks). */
 static void nuage__kv_trim_seq(nuage__kv *kv, nuage__kv_seq *s) {
-    int lo = nuage__kv_wfirst(kv, s->len - s->len % kv->block_size);
+    int lo = nuage__kv_wfirst(kv, s->len - s->len % kv->block_size - kv->w_keep);
     if (lo > s->n_blocks) lo = s->n_blocks;
     for (; s->wlo < lo; s->wlo++) {
         if (s->wblocks[s->wlo] >= 0) nuage__kv_wrelease(kv, s->wblocks[s->wlo]);
@@ -360,12 +362,16 @@ int nuage__kv_fork(nuage__kv *kv, int dst, int src, int n) {
     }
     d->n_blocks = full;
     if (kv->lwin) {
-        /* window rows: share the blocks still in the window */
-        for (int i = lo; i < full; i++) {
+        /* window rows: share the blocks still in the window, and those
+         * still held below it for rollbacks (w_keep) */
+        int lk = nuage__kv_wfirst(kv, n - kv->w_keep);
+        if (lk < s->wlo) lk = s->wlo;
+        if (lk > lo) lk = lo;
+        for (int i = lk; i < full; i++) {
             d->wblocks[i] = s->wblocks[i];
             kv->wref[s->wblocks[i]]++;
         }
-        d->wlo = lo;
+        d->wlo = lk;
     }
     if (partial) {
         int32_t nb = nuage__kv_alloc(kv);

@@ -63,6 +63,15 @@
  * sequence is cleared to length 0 (callers read nuage_kv_seq_len back and
  * recompute). Forking n tokens needs the same of the source, else
  * NUAGE_E_STATE. Both are never a wrong answer, at worst a recompute.
+ * With the minimal window above, a truncation that drops more than about
+ * one block always clears (the rows it needs are exactly the ones freed
+ * first). A context that rolls back (nuage_context_params.kv_window_keep
+ * = K > 0: speculative decoding, an API user's edits) keeps K more
+ * positions: rows [b - W - K + 1, len), so any p0 >= b - K keeps the
+ * sequence, at ceil(K / bs) more window blocks per sequence (the pool is
+ * sized for W + K; nuage_context_kv_bytes counts it). Clearing remains
+ * for anything older: rows below the window cannot be rebuilt without
+ * recomputing the whole prefix.
  *
  * Ownership: the nuage_context owns its nuage_kv; only the thread driving
  * the context touches it (no locks).
@@ -98,6 +107,7 @@ typedef struct {
     nuage__kv_seq *seqs; /* (n_seq) */
     /* Sliding-window layers; all zero / NULL without a window pool. */
     int n_swa;          /* window W of the window layers */
+    int w_keep;         /* extra positions of window rows kept (see top) */
     int n_wlayer;       /* layers stored in the window pool */
     uint8_t *lwin;      /* (n_layer) 1 = window layer, or NULL */
     int32_t *lidx;      /* (n_layer) index of the layer inside its pool */

@@ -1001,27 +1001,11 @@ int nuage_registry_load(nuage_registry *r, const nuage_deploy_config *c, int ori
         goto fail;
     }
     d->model = m;
-    int n_ctx = d->cfg.n_ctx;
-    if (n_ctx <= 0) {
-        int train = nuage_model_n_ctx_train(m);
-        n_ctx = train > 0 && train < 4096 ? train : 4096;
-    }
+    /* 3. Its scheduler's parameters; the KV pool is sized exactly as the
+     * scheduler will allocate it (sliding-window layers cost their window
+     * pool, not the whole context). */
     int bs = d->cfg.kv_block_size > 0 ? d->cfg.kv_block_size : 16;
     int par = d->cfg.parallel > 0 ? d->cfg.parallel : 8;
-    uint64_t bpt = nuage_model_kv_bytes_per_token(m, d->cfg.kv_type == NUAGE_KV_F32 ? 4 : 2);
-    if (d->cfg.kv_memory) {
-        d->kv_bytes = d->cfg.kv_memory;
-    } else {
-        uint64_t blocks = (uint64_t)d->cfg.kv_blocks;
-        if (!blocks) {
-            uint64_t tokens = (uint64_t)n_ctx * (uint64_t)par / 4;
-            if (tokens < (uint64_t)n_ctx) tokens = (uint64_t)n_ctx;
-            blocks = (tokens + (uint64_t)bs - 1) / (uint64_t)bs;
-        }
-        d->kv_bytes = blocks * (uint64_t)bs * bpt;
-    }
-    if ((rc = nuage__mem_check(r, d->name, d->weights_bytes, d->kv_bytes, true, err, errlen))) goto fail;
-    /* 3. Start its scheduler. */
     nuage_sched_params sp = nuage_sched_default_params();
     sp.n_threads = d->cfg.threads > 0 ? d->cfg.threads : r->p.default_threads;
     sp.n_ctx = d->cfg.n_ctx;
@@ -1034,6 +1018,11 @@ int nuage_registry_load(nuage_registry *r, const nuage_deploy_config *c, int ori
     sp.kv_block_size = bs;
     sp.kv_type = d->cfg.kv_type;
     sp.prefix_cache = d->cfg.prefix_cache;
+    d->kv_bytes = nuage_sched_kv_bytes(m, &sp);
+    /* an explicit budget is charged whole (the pool fills it with blocks);
+     * 0 = parameters the scheduler refuses below, naming the problem */
+    if (d->kv_bytes < d->cfg.kv_memory) d->kv_bytes = d->cfg.kv_memory;
+    if ((rc = nuage__mem_check(r, d->name, d->weights_bytes, d->kv_bytes, true, err, errlen))) goto fail;
     char serr[300];
     rc = nuage_sched_new(m, &sp, &d->sched, serr, sizeof serr);
     if (rc) {

@@ -286,16 +286,9 @@ static void *nuage__sched_main(void *arg) {
 
 /* ---- public API -------------------------------------------------------------- */
 
-int nuage_sched_new(const nuage_model *m, const nuage_sched_params *params, nuage_sched **out,
-                    char *err, size_t errlen) {
-    char dummy[8];
-    if (!err) { err = dummy; errlen = sizeof dummy; }
-    *out = NULL;
-    if (!m) {
-        snprintf(err, errlen, "no model");
-        return NUAGE_E_INVAL;
-    }
-    nuage_sched_params p = params ? *params : nuage_sched_default_params();
+/* Defaults of p resolved as nuage_sched_new does (in place). */
+static void nuage__sched_resolve(const nuage_model *m, nuage_sched_params *pp) {
+    nuage_sched_params p = *pp;
     if (p.max_running <= 0) p.max_running = 8;
     if (p.max_batch_tokens <= 0) p.max_batch_tokens = 512;
     if (p.max_batch_tokens < p.max_running) p.max_batch_tokens = p.max_running;
@@ -311,19 +304,47 @@ int nuage_sched_new(const nuage_model *m, const nuage_sched_params *params, nuag
         if (tokens < p.n_ctx) tokens = p.n_ctx;
         p.kv_blocks = (int)((tokens + p.kv_block_size - 1) / p.kv_block_size);
     }
+    *pp = p;
+}
+
+/* The context a scheduler with resolved params p runs on. */
+static nuage_context_params nuage__sched_context_params(const nuage_sched_params *p) {
+    nuage_context_params cp = nuage_context_default_params();
+    cp.n_threads = p->n_threads;
+    cp.n_ctx = p->n_ctx;
+    cp.n_seq_max = p->max_running;
+    cp.n_batch_max = p->max_batch_tokens;
+    cp.kv_block_size = p->kv_block_size;
+    cp.kv_blocks = p->kv_blocks;
+    cp.kv_memory = p->kv_memory;
+    cp.kv_type = p->kv_type;
+    return cp;
+}
+
+uint64_t nuage_sched_kv_bytes(const nuage_model *m, const nuage_sched_params *params) {
+    if (!m) return 0;
+    nuage_sched_params p = params ? *params : nuage_sched_default_params();
+    nuage__sched_resolve(m, &p);
+    nuage_context_params cp = nuage__sched_context_params(&p);
+    return nuage_context_kv_bytes(m, &cp);
+}
+
+int nuage_sched_new(const nuage_model *m, const nuage_sched_params *params, nuage_sched **out,
+                    char *err, size_t errlen) {
+    char dummy[8];
+    if (!err) { err = dummy; errlen = sizeof dummy; }
+    *out = NULL;
+    if (!m) {
+        snprintf(err, errlen, "no model");
+        return NUAGE_E_INVAL;
+    }
+    nuage_sched_params p = params ? *params : nuage_sched_default_params();
+    nuage__sched_resolve(m, &p);
     nuage_sched *s = calloc(1, sizeof *s);
     if (!s) return NUAGE_E_NOMEM;
     s->m = m;
     s->p = p;
-    nuage_context_params cp = nuage_context_default_params();
-    cp.n_threads = p.n_threads;
-    cp.n_ctx = p.n_ctx;
-    cp.n_seq_max = p.max_running;
-    cp.n_batch_max = p.max_batch_tokens;
-    cp.kv_block_size = p.kv_block_size;
-    cp.kv_blocks = p.kv_blocks;
-    cp.kv_memory = p.kv_memory;
-    cp.kv_type = p.kv_type;
+    nuage_context_params cp = nuage__sched_context_params(&p);
     int rc = nuage_context_new(m, &cp, &s->ctx, err, errlen);
     if (rc) goto fail_ctx;
     s->voc = nuage_model_vocab(m);

@@ -160,6 +160,10 @@ typedef struct {
     nuage_sched_callbacks cb;
 } nuage_sched_request;
 
+/* Bytes of KV cache nuage_sched_new(m, p) allocates (its defaults
+ * resolved the same way; see nuage_context_kv_bytes), 0 when it would
+ * refuse p. Deployments budget memory with it. */
+uint64_t nuage_sched_kv_bytes(const nuage_model *m, const nuage_sched_params *p);
 /* Start the scheduler thread over model m (not owned). 0 or negative code
  * with message. */
 int nuage_sched_new(const nuage_model *m, const nuage_sched_params *p, nuage_sched **out,

@@ -200,6 +200,55 @@ static void test_objects(void **st) {
     json_decref(j);
 }
 
+/* Undeclared keys in every JSON spelling: a key is "declared" by its
+ * decoded value, however it is written (json_schema_str.c builds the
+ * not-in-names trie with shared tails when the names are plain ASCII, and
+ * per node otherwise; both must agree with the decoded comparison). */
+static void test_extra_key_spellings(void **st) {
+    (void)st;
+    const char *plain = "{\"type\":\"object\",\"properties\":{\"ab\":{\"type\":\"string\"},\"ac\":{\"type\":\"string\"},"
+                        "\"b\":{\"type\":\"string\"}},\"additionalProperties\":{\"type\":\"integer\"}}";
+    check(plain,
+          L("{\"ab\":\"x\"}", "{\"\\u0061b\":\"x\"}", "{\"a\\u0063\":\"x\"}", "{\"\\u0062\":\"x\"}", "{\"ad\":1}",
+            "{\"a\\u0064\":1}", "{\"a\":1}", "{\"abc\":1}", "{\"ab\\u0063\":1}", "{\"AB\":1}", "{\"\\u0041B\":1}",
+            "{\"\xc3\xa9\":1}", "{\"a\xc3\xa9\":1}", "{\"\\u00e9\":1}", "{\"\\u00E9b\":1}", "{\"\\u0100\":1}",
+            "{\"a\\u0AbC\":1}", "{\"\\uD7FF\":1}", "{\"\\ud83d\\ude00\":1}", "{\"a\\ud83d\\ude00\":1}",
+            "{\"a\\/\":1}", "{\"\\n\":1}", "{\"a\\\"\":1}", "{\"\\u0000\":1}", "{\"\":1}", "{\"b\\t\":1}",
+            "{\"\xe2\x82\xac\":1}", "{\"\xf0\x9f\x98\x80\":1}"),
+          L("{\"ab\":1}", "{\"\\u0061b\":1}", "{\"a\\u0062\":1}", "{\"\\u0061\\u0063\":1}", "{\"\\u0062\":1}",
+            "{\"\\u0041\\u0042\":\"x\"}", "{\"ad\":\"x\"}", "{\"\\ud83d\":1}", "{\"\\udc00\":1}",
+            "{\"a\\ud83d\":1}", "{\"a\\x\":1}", "{\"a\\u00\":1}", "{\"a\x01\":1}"));
+    /* names with a short-escaped or non-ASCII character: the per-node path */
+    const char *other = "{\"type\":\"object\",\"properties\":{\"a/b\":{\"type\":\"string\"},\"\xc3\xa9\":{\"type\":\"string\"}},"
+                        "\"additionalProperties\":{\"type\":\"integer\"}}";
+    check(other,
+          L("{\"a/b\":\"x\"}", "{\"a\\/b\":\"x\"}", "{\"\\u00e9\":\"x\"}", "{\"\xc3\xa9\":\"x\"}", "{\"\\u00ea\":1}",
+            "{\"a/c\":1}", "{\"a\\/\":1}", "{\"\\u00e9\\u00e9\":1}"),
+          L("{\"a\\/b\":1}", "{\"a\\u002fb\":1}", "{\"\\u00E9\":1}", "{\"\xc3\xa9\":1}"));
+}
+
+/* Identical inline copies share one rule (json_schema.c memoizes on the
+ * schemas' serialization); copies that differ only in property order or
+ * in number type must not be conflated. */
+static void test_identical_copies(void **st) {
+    (void)st;
+    const char *ab = "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"integer\"},\"b\":{\"type\":\"string\"}},"
+                     "\"required\":[\"a\",\"b\"],\"additionalProperties\":false}";
+    const char *ba = "{\"type\":\"object\",\"properties\":{\"b\":{\"type\":\"string\"},\"a\":{\"type\":\"integer\"}},"
+                     "\"required\":[\"a\",\"b\"],\"additionalProperties\":false}";
+    char schema[1024];
+    snprintf(schema, sizeof schema,
+             "{\"type\":\"object\",\"properties\":{\"x\":%s,\"y\":%s,\"z\":%s,"
+             "\"p\":{\"type\":\"array\",\"items\":{\"enum\":[1]}},\"q\":{\"type\":\"array\",\"items\":{\"enum\":[1.5]}}},"
+             "\"additionalProperties\":false}", ab, ba, ab);
+    check(schema,
+          L("{\"x\":{\"a\":1,\"b\":\"s\"}}", "{\"y\":{\"b\":\"s\",\"a\":1}}", "{\"z\":{\"a\":1,\"b\":\"s\"}}",
+            "{\"x\":{\"a\":1,\"b\":\"s\"},\"y\":{\"b\":\"s\",\"a\":1},\"z\":{\"a\":2,\"b\":\"t\"}}",
+            "{\"p\":[1,1]}", "{\"q\":[1.5]}"),
+          L("{\"x\":{\"b\":\"s\",\"a\":1}}", "{\"y\":{\"a\":1,\"b\":\"s\"}}", "{\"z\":{\"b\":\"s\",\"a\":1}}",
+            "{\"p\":[1.5]}", "{\"q\":[1]}"));
+}
+
 static void test_arrays(void **st) {
     (void)st;
     check("{\"type\":\"array\",\"items\":{\"type\":\"integer\"},\"minItems\":1,\"maxItems\":3}",
@@ -317,6 +366,8 @@ static void test_pattern_and_format(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_types),
+        cmocka_unit_test(test_extra_key_spellings),
+        cmocka_unit_test(test_identical_copies),
         cmocka_unit_test(test_numbers),
         cmocka_unit_test(test_strings),
         cmocka_unit_test(test_objects),

@@ -19,7 +19,8 @@
  * Covered: long sequences (> 10 W) holding at most ceil((W - 1) / bs) + 1
  * window blocks, several sequences in chunked continuous batches,
  * truncation inside the window and into the freed region (cleared, then
- * recomputed), forks with copy-on-write, attaching cached blocks whose
+ * recomputed), rollback room (kv_window_keep) keeping truncations several
+ * blocks back, forks with copy-on-write, attaching cached blocks whose
  * window rows were pinned (the prefix cache's path), pin stealing, no
  * leaks, and the byte counts `nuage inspect` prints.
  */
@@ -290,6 +291,95 @@ static void test_truncate(void **state) {
     nuage_context_free(c[1]);
 }
 
+/* Rollback room (kv_window_keep = K). Reproduces the gap first: with the
+ * minimal window, a truncation several blocks back but still inside the
+ * window clears the sequence. A context keeping K more positions keeps
+ * it, continues bitwise like the nothing-freed reference, holds at most
+ * ceil((W - 1 + K) / bs) + 1 window blocks on a long run, forks share the
+ * kept rows, and anything older than b - K still clears. */
+#define KEEP 14
+static nuage_context *mk_ctx_keep(int keep, int n_seq) {
+    set_window(true);
+    nuage_context_params cp = nuage_context_default_params();
+    cp.n_threads = 2;
+    cp.n_ctx = NCTX;
+    cp.n_seq_max = n_seq;
+    cp.n_batch_max = 128;
+    cp.kv_block_size = BS;
+    cp.kv_type = NUAGE_KV_F32;
+    cp.kv_blocks = n_seq * (NCTX / BS);
+    cp.kv_window_keep = keep;
+    nuage_context *c = NULL;
+    assert_int_equal(nuage_context_new(g_m, &cp, &c, NULL, 0), 0);
+    assert_non_null(c->kv.lwin);
+    return c;
+}
+
+static void test_truncate_keep(void **state) {
+    (void)state;
+    const int max_keep = (W - 1 + KEEP + BS - 1) / BS + 1;
+    /* the gap: 100 -> 90 drops 2.5 blocks, 90 > 100 - W, yet clears */
+    nuage_context *c0 = mk_ctx_keep(0, 1), *ref0 = mk_ctx(false, 1, 128);
+    nuage_context *cc0[2] = {c0, ref0};
+    chunk pre = {0, 3, 100};
+    run_batch(cc0, 2, &pre, 1);
+    nuage_kv_seq_truncate(c0, 0, 90);
+    assert_int_equal(nuage_kv_seq_len(c0, 0), 0);
+    nuage_context_free(c0);
+    nuage_context_free(ref0);
+
+    /* with rollback room the same truncation keeps the sequence */
+    nuage_context *c[2] = {mk_ctx_keep(KEEP, 2), mk_ctx(false, 2, 128)};
+    assert_true(c[0]->kv.w_n_blocks >= nuage__kv_window_blocks_for(W + KEEP, BS, 2, 128));
+    run_batch(c, 2, &pre, 1);
+    assert_true(nuage_kv_window_blocks_held(c[0], 0) <= max_keep);
+    for (int k = 0; k < 2; k++) nuage_kv_seq_truncate(c[k], 0, 90);
+    assert_int_equal(nuage_kv_seq_len(c[0], 0), 90);
+    for (int i = 0; i < 12; i++) {
+        chunk one = {0, 4, 1 + (i % 4 == 0) * 3}; /* a different continuation */
+        run_batch(c, 2, &one, 1);
+        assert_true(nuage_kv_window_blocks_held(c[0], 0) <= max_keep);
+    }
+    /* the furthest kept point: b - K (b = len rounded down to the block) */
+    int len = nuage_kv_seq_len(c[0], 0), b = len - len % BS;
+    for (int k = 0; k < 2; k++) nuage_kv_seq_truncate(c[k], 0, b - KEEP);
+    assert_int_equal(nuage_kv_seq_len(c[0], 0), b - KEEP);
+    /* a fork there shares the kept rows and both branches match */
+    for (int k = 0; k < 2; k++) assert_int_equal(nuage_kv_seq_fork(c[k], 1, 0, b - KEEP), 0);
+    for (int i = 0; i < 6; i++) {
+        chunk ch[2] = {{0, 5, 1}, {1, 6, 2}};
+        run_batch(c, 2, ch, 2);
+    }
+    for (int k = 0; k < 2; k++) nuage_kv_seq_truncate(c[k], 1, nuage_kv_seq_len(c[k], 1) - 5);
+    assert_true(nuage_kv_seq_len(c[0], 1) > 0);
+    chunk one1 = {1, 7, 1};
+    run_batch(c, 2, &one1, 1);
+    /* older than b - K: cleared, as without room */
+    len = nuage_kv_seq_len(c[0], 0);
+    b = len - len % BS;
+    nuage_kv_seq_truncate(c[0], 0, b - KEEP - W);
+    assert_int_equal(nuage_kv_seq_len(c[0], 0), 0);
+    /* a long run stays within the widened bound, and reaches it */
+    nuage_kv_seq_truncate(c[0], 1, 0);
+    nuage_kv_seq_truncate(c[1], 0, 0);
+    nuage_kv_seq_truncate(c[1], 1, 0);
+    int max_held = 0;
+    chunk start = {0, 8, 9};
+    run_batch(c, 2, &start, 1);
+    while (nuage_kv_seq_len(c[0], 0) < 11 * W + 7) {
+        chunk one = {0, 8, 1};
+        run_batch(c, 2, &one, 1);
+        int h = nuage_kv_window_blocks_held(c[0], 0);
+        max_held = h > max_held ? h : max_held;
+    }
+    assert_int_equal(max_held, max_keep);
+    for (int s = 0; s < 2; s++) nuage_kv_seq_truncate(c[0], s, 0);
+    assert_int_equal(c[0]->kv.w_n_free, c[0]->kv.w_n_blocks);
+    assert_int_equal(nuage_kv_blocks_free(c[0]), nuage_kv_blocks_total(c[0]));
+    nuage_context_free(c[0]);
+    nuage_context_free(c[1]);
+}
+
 /* Forks share the window blocks still in the window and copy the partial
  * one; both branches then diverge and match the reference. A fork at a
  * length whose window rows are gone is refused. */
@@ -515,6 +605,7 @@ int main(void) {
         cmocka_unit_test(test_long_sequence),
         cmocka_unit_test(test_continuous_batching),
         cmocka_unit_test(test_truncate),
+        cmocka_unit_test(test_truncate_keep),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_attach_pins),
         cmocka_unit_test(test_pin_stealing),
