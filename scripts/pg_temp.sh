@@ -9,6 +9,9 @@
 #                                    (postgres://nuage@127.0.0.1:PORT/nuage)
 #                                    and DIR on stderr; DIR/url holds the URL.
 #   scripts/pg_temp.sh stop DIR      stop it and remove DIR.
+#   scripts/pg_temp.sh halt DIR      stop the server, keep DIR (database outage
+#                                    tests); `resume DIR` starts it again on
+#                                    the same port.
 #   scripts/pg_temp.sh check         exit 0 when the PostgreSQL server
 #                                    binaries are installed, else 77 with why.
 #
@@ -71,6 +74,9 @@ start)
   DIR=$(cd "$DIR" && pwd)
   chmod 0755 "$DIR"
   [[ $(id -u) -eq 0 ]] && chown "$PGUSER_OS" "$DIR"
+  if ! as_pg test -w "$DIR"; then
+    echo "pg_temp.sh: user $PGUSER_OS cannot write $DIR (is a parent directory private?)" >&2; exit 1
+  fi
   as_pg "$BIN/initdb" -D "$DIR/data" -U nuage --auth=trust -E UTF8 --locale=C >"$DIR/initdb.log" 2>&1 ||
     { cat "$DIR/initdb.log" >&2; exit 1; }
   opts="-c listen_addresses=127.0.0.1 -c unix_socket_directories=$DIR -c max_connections=200"
@@ -88,6 +94,7 @@ start)
   as_pg "$BIN/createdb" -h 127.0.0.1 -p "$PORT" -U nuage nuage
   URL="postgres://nuage@127.0.0.1:$PORT/nuage"
   echo "$URL" >"$DIR/url"
+  echo "$opts -p $PORT" >"$DIR/opts"
   echo "$BIN" >"$DIR/bin"
   echo "pg_temp.sh: PostgreSQL in $DIR" >&2
   echo "$URL"
@@ -102,8 +109,18 @@ stop)
   fi
   rm -rf "$DIR"
   ;;
+halt)
+  DIR=${2:?usage: pg_temp.sh halt DIR}
+  pick_user
+  as_pg "$(cat "$DIR/bin")/pg_ctl" -D "$DIR/data" -m fast -w stop >/dev/null
+  ;;
+resume)
+  DIR=${2:?usage: pg_temp.sh resume DIR}
+  pick_user
+  as_pg "$(cat "$DIR/bin")/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 -o "$(cat "$DIR/opts")" start >/dev/null
+  ;;
 *)
-  echo "usage: pg_temp.sh start [DIR] | stop DIR | check" >&2
+  echo "usage: pg_temp.sh start [DIR] | stop DIR | halt DIR | resume DIR | check" >&2
   exit 2
   ;;
 esac

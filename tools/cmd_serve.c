@@ -353,8 +353,10 @@ int nuage_cmd_serve(int argc, char **argv) {
             if (nuage_store_default_path(dbpath, sizeof dbpath) || stat(dbpath, &sb)) dbpath[0] = 0;
         }
     }
+    char dbshow[1024];
+    nuage_store_display(dbpath, dbshow, sizeof dbshow);
     if (dbpath[0] && nuage_store_open(dbpath, &store, err, sizeof err)) {
-        nuage_cli_fail("serve", 1, "store %s: %s", dbpath, err);
+        nuage_cli_fail("serve", 1, "store %s: %s", dbshow, err);
         goto done;
     }
     /* Admin-API model paths stay inside this folder (platform/model_path.h). */
@@ -417,7 +419,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",
             nuage_server_port(srv), mode_s);
     if (store)
-        fprintf(stderr, "nuage serve: store %s: %s\n", dbpath,
+        fprintf(stderr, "nuage serve: store %s: %s\n", dbshow,
                 !keys_required ? "API keys not checked (--no-auth)"
                 : n_keys > 0   ? "API keys required"
                                : "no API key yet: every request is 401 until `nuage admin key create`");

@@ -48,6 +48,9 @@ int nuage_store_default_path(char *buf, size_t cap);
  * several replicas may open it at once). */
 int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errlen);
 void nuage_store_close(nuage_store *s);
+/* The address for logs: a postgres URL's password ("user:secret@") shown
+ * as "user:***@"; anything else copied. */
+void nuage_store_display(const char *path, char *out, size_t cap);
 /* Last error message of this thread's last failed call (static storage). */
 const char *nuage_store_errmsg(nuage_store *s);
 int nuage_store_schema_version(nuage_store *s);

@@ -17,6 +17,8 @@
  * next statement; the statement that met the break fails (never retried
  * here: an INSERT that may have committed must not run twice -- usage
  * then waits in the pending queue of store_usage.c, as on a full disk).
+ * Connections default to a 5 s connect timeout and TCP keepalives (the
+ * URL may set its own), so an unreachable server fails calls quickly.
  *
  * Statements are sent with PQexecParams: parameters as text (numbers
  * printed with %lld / %.17g) or binary (bytea: salts, hashes, file
@@ -48,6 +50,20 @@
 
 bool nuage__store_is_pg_url(const char *url) {
     return url && (!strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13));
+}
+
+void nuage_store_display(const char *path, char *out, size_t cap) {
+    if (!cap) return;
+    snprintf(out, cap, "%s", path ? path : "");
+    if (!nuage__store_is_pg_url(out)) return;
+    char *user = strstr(out, "://") + 3;
+    char *at = strchr(user, '@'), *slash = strchr(user, '/');
+    if (!at || (slash && slash < at)) return;
+    char *colon = memchr(user, ':', (size_t)(at - user));
+    if (!colon) return;
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", at);
+    snprintf(colon, cap - (size_t)(colon - out), ":***%s", rest);
 }
 
 /* ---- helpers --------------------------------------------------------------------- */
@@ -313,7 +329,13 @@ fail:
 
 /* Connect to url; *out or an error naming the server (never the password). */
 static int pg_connect(const char *url, PGconn **out) {
-    PGconn *c = PQconnectdb(url);
+    /* Defaults first, then the URL (expanded): what the URL sets wins. A
+     * dead or partitioned server must fail a call within seconds, not
+     * hang a request thread on TCP's own timeouts. */
+    static const char *const keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+                                       "keepalives_count", "application_name", "dbname", NULL};
+    const char *vals[] = {"5", "10", "5", "3", "nuage", url, NULL};
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (!c) return nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
     if (PQstatus(c) != CONNECTION_OK) {
         int rc = nuage__store_fail(NUAGE_E_IO, "PostgreSQL %s@%s:%s/%s: %s", PQuser(c) ? PQuser(c) : "?",

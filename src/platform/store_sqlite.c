@@ -134,7 +134,7 @@ int nuage__store_exec(nuage_store *s, const char *sql) {
     return 0;
 }
 
-int nuage__store_begin(nuage_store *s) { return nuage__store_exec(s, "BEGIN IMMEDIATE"); }
+int nuage__store_begin(nuage_store *s) { return nuage__store_exec(s, s->pg ? "BEGIN" : "BEGIN IMMEDIATE"); }
 int nuage__store_commit(nuage_store *s) { return nuage__store_exec(s, "COMMIT"); }
 
 void nuage__store_rollback(nuage_store *s) {

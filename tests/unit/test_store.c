@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "test_util.h"
@@ -31,6 +32,7 @@ static void test_open_new_file(void **state) {
     (void)state;
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     nuage_store *s = tmp_db_open(&t);
     int v = nuage_store_schema_version(s);
     assert_true(v >= 2);
@@ -90,6 +92,7 @@ static void test_migrate_from_v1(void **state) {
     (void)state;
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     raw_exec(t.path, v1_schema);
     nuage_store *s = tmp_db_open(&t);
     assert_true(nuage_store_schema_version(s) >= 2);
@@ -132,7 +135,8 @@ static void test_refuse_newer_version(void **state) {
     int v = nuage_store_schema_version(s);
     nuage_store_close(s);
     char sql[64];
-    snprintf(sql, sizeof sql, "PRAGMA user_version = %d", v + 1);
+    snprintf(sql, sizeof sql, t.pg ? "UPDATE nuage_schema SET version = %d" : "PRAGMA user_version = %d", v + 1);
+    const char *ask = t.pg ? "SELECT version FROM nuage_schema" : "PRAGMA user_version";
     raw_exec(t.path, sql);
     char err[512] = {0};
     s = NULL;
@@ -140,7 +144,7 @@ static void test_refuse_newer_version(void **state) {
     assert_null(s);
     assert_non_null(strstr(err, "newer"));
     /* The file was left alone. */
-    assert_int_equal(raw_int(t.path, "PRAGMA user_version"), v + 1);
+    assert_int_equal(raw_int(t.path, ask), v + 1);
     tmp_db_cleanup(&t);
 }
 
@@ -154,6 +158,16 @@ static void test_refuse_foreign_files(void **state) {
     raw_exec(t.path, "CREATE TABLE photos(id INTEGER PRIMARY KEY)");
     assert_int_equal(nuage_store_open(t.path, &s, err, sizeof err), NUAGE_E_FORMAT);
     assert_non_null(strstr(err, "not a nuage database"));
+    if (t.pg) {
+        /* left alone: no nuage table added */
+        assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM pg_tables WHERE schemaname = 'public'"), 1);
+        /* a server that does not answer */
+        assert_int_equal(nuage_store_open("postgres://nobody@127.0.0.1:1/none", &s, err, sizeof err), NUAGE_E_IO);
+        assert_null(s);
+        assert_non_null(strstr(err, "127.0.0.1"));
+        tmp_db_cleanup(&t);
+        return;
+    }
     assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM sqlite_schema"), 1);
     unlink(t.path);
     /* Not a database at all. */
@@ -172,10 +186,48 @@ static void test_refuse_foreign_files(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* Several processes opening one new store at once (replicas starting
+ * together): every one succeeds and the schema is made once. */
+static void test_concurrent_open_migrates_once(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    enum { N = 6 };
+    pid_t kids[N];
+    for (int i = 0; i < N; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            nuage_store *c = NULL;
+            char err[512];
+            if (nuage_store_open(t.path, &c, err, sizeof err)) {
+                fprintf(stderr, "child %d: %s\n", i, err);
+                _exit(3);
+            }
+            int v = nuage_store_schema_version(c);
+            nuage_store_close(c);
+            _exit(v >= 5 ? 0 : 4);
+        }
+    }
+    for (int i = 0; i < N; i++) {
+        int st = 0;
+        assert_int_equal(waitpid(kids[i], &st, 0), kids[i]);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    nuage_store *s = tmp_db_open(&t);
+    assert_int_equal(raw_int(t.path, t.pg ? "SELECT COUNT(*) FROM nuage_schema" : "SELECT COUNT(*) FROM tenants"),
+                     t.pg ? 1 : 0);
+    assert_int_equal(nuage_store_tenant_create(s, "after", 0, 0, 1.0, NULL), 0);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 static void test_default_path(void **state) {
     (void)state;
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     char *old_db = getenv("NUAGE_DB") ? strdup(getenv("NUAGE_DB")) : NULL;
     char *old_xdg = getenv("XDG_DATA_HOME") ? strdup(getenv("XDG_DATA_HOME")) : NULL;
     char buf[512], want[512];
@@ -418,10 +470,37 @@ static bool dir_contains(const char *dir, const char *needle) {
     return found;
 }
 
+/* PostgreSQL: keys are stored as on SQLite -- a 16-byte salt and
+ * SHA-256(salt || key), checked with the server's own sha256(), so the
+ * check does not share code with the store. */
+static void test_pg_key_hashed(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    if (!t.pg) {
+        tmp_db_cleanup(&t);
+        skip();
+    }
+    nuage_store *s = tmp_db_open(&t);
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, NULL), 0);
+    char key[80], sql[400];
+    nuage_key k;
+    assert_int_equal(nuage_store_key_create(s, "acme", "", 0, false, key, sizeof key, &k), 0);
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM api_keys WHERE length(salt) = 16 AND length(hash) = 32 AND"
+             " hash = sha256(salt || convert_to('%s', 'UTF8')) AND id = %lld", key, (long long)k.id);
+    assert_int_equal(raw_int(t.path, sql), 1);
+    /* nowhere in clear: no text column holds the secret part */
+    snprintf(sql, sizeof sql, "SELECT COUNT(*) FROM api_keys WHERE kid || deployments LIKE '%%%s%%'", key + 12);
+    assert_int_equal(raw_int(t.path, sql), 0);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 static void test_key_never_stored_in_clear(void **state) {
     (void)state;
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     nuage_store *s = tmp_db_open(&t);
     assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, NULL), 0);
     char key[64];
@@ -557,6 +636,8 @@ int main(void) {
         cmocka_unit_test(test_open_new_file),
         cmocka_unit_test(test_migrate_from_v1),
         cmocka_unit_test(test_refuse_newer_version),
+        cmocka_unit_test(test_concurrent_open_migrates_once),
+        cmocka_unit_test(test_pg_key_hashed),
         cmocka_unit_test(test_refuse_foreign_files),
         cmocka_unit_test(test_default_path),
         cmocka_unit_test(test_tenants_crud),

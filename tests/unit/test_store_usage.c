@@ -144,6 +144,70 @@ static void check_totals(nuage_store *s, int64_t tenant_id, int tenant_idx, int6
     free(tot);
 }
 
+/* PostgreSQL: the database goes away for a while (the server stops) and
+ * comes back. Records of requests ending meanwhile wait in memory, new
+ * metered requests are refused (fail closed), key lookups fail, and after
+ * the restart every record is written once, with nothing lost. */
+static void test_usage_database_outage(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    const char *dir = getenv("NUAGE_TEST_PG_DIR"), *tool = getenv("NUAGE_PG_TEMP");
+    if (!t.pg || !dir || !tool) {
+        print_message("PostgreSQL only (the SQLite equivalent is the full-disk test)\n");
+        tmp_db_cleanup(&t);
+        skip();
+    }
+    nuage_store *s = tmp_db_open(&t);
+    assert_int_equal(nuage_store_tenant_create(s, "acme", 0, 0, 1.0, NULL), 0);
+    char key[80];
+    assert_int_equal(nuage_store_key_create(s, "acme", "", 0, false, key, sizeof key, NULL), 0);
+    nuage_usage_record r;
+    memset(&r, 0, sizeof r);
+    r.status = 200;
+    r.prompt_tokens = 1;
+    snprintf(r.request_id, sizeof r.request_id, "before");
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "bash %s halt %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 3; i++) {
+        r.prompt_tokens = 10 + i;
+        snprintf(r.request_id, sizeof r.request_id, "during-%d", i);
+        assert_int_equal(nuage_store_usage_add(s, &r), NUAGE_E_IO);
+    }
+    int64_t retry = 0;
+    assert_int_equal(nuage_store_metering_check(s, &retry), NUAGE_E_IO);
+    nuage_metering_status ms;
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 3);
+    assert_int_equal(ms.lost, 0);
+    assert_int_equal(nuage_store_key_verify(s, key, NULL, NULL), NUAGE_E_IO);
+
+    snprintf(cmd, sizeof cmd, "bash %s resume %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    int rc = NUAGE_E_IO;
+    for (int i = 0; i < 100 && rc; i++) {
+        rc = nuage_store_metering_check(s, NULL);
+        if (rc) usleep(100 * 1000);
+    }
+    if (rc) print_message("still failing: %s\n", nuage_store_errmsg(s));
+    assert_int_equal(rc, 0);
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 0);
+    assert_int_equal(nuage_store_key_verify(s, key, NULL, NULL), 0);
+    r.prompt_tokens = 100;
+    snprintf(r.request_id, sizeof r.request_id, "after");
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    /* every record once: 1 + 10 + 11 + 12 + 100 */
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM usage"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(DISTINCT request_id) FROM usage"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT SUM(prompt_tokens) FROM usage"), 134);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 static void test_usage_totals(void **state) {
     (void)state;
     tmp_db t;
@@ -278,6 +342,7 @@ static void test_usage_full_disk_fails_closed(void **state) {
     signal(SIGXFSZ, SIG_IGN);
     tmp_db t;
     tmp_db_init(&t);
+    SQLITE_ONLY(&t);
     nuage_store *s = tmp_db_open(&t);
     nuage_usage_record r;
     memset(&r, 0, sizeof r);
@@ -351,6 +416,7 @@ int main(void) {
         cmocka_unit_test(test_usage_totals),
         cmocka_unit_test(test_usage_concurrent_writers),
         cmocka_unit_test(test_usage_full_disk_fails_closed),
+        cmocka_unit_test(test_usage_database_outage),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
