@@ -28,9 +28,9 @@ tid=$(psql "$db" -At -c "SELECT id FROM tenants WHERE name = 'bench'")
 # Every admission as the database records it (a trigger on the window's
 # table, for this measurement only): the rolling 60-s windows are then
 # counted here from the admission times, not from the limiter's own sums.
-psql "$db" -q -c "CREATE TABLE bench_admits(req BIGINT, t_ms BIGINT, tokens BIGINT);
+psql "$db" -q -c "CREATE TABLE bench_admits(req BIGINT, tenant BIGINT, t_ms BIGINT, tokens BIGINT);
   CREATE FUNCTION bench_admit() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN
-    IF NEW.scope = '' THEN INSERT INTO bench_admits VALUES (NEW.req, NEW.t_ms, NEW.tokens); END IF;
+    IF NEW.scope = '' THEN INSERT INTO bench_admits VALUES (NEW.req, NEW.tenant, NEW.t_ms, NEW.tokens); END IF;
     RETURN NEW; END \$\$;
   CREATE TRIGGER bench_admit AFTER INSERT ON nuage_quota_log FOR EACH ROW EXECUTE FUNCTION bench_admit();" ||
   { echo "cannot install the measurement trigger"; exit 1; }
@@ -53,7 +53,7 @@ echo "quota check after the load (load $(cut -d' ' -f1-3 /proc/loadavg)):"
 # The server's arrival time of each admitted request (completion - latency).
 psql "$db" -At -F ' ' -c "SELECT round(time_ms - latency_ms), prompt_tokens + completion_tokens FROM usage
   WHERE tenant_id = $tid AND status = 200" >"$tmp/arrivals"
-psql "$db" -At -F ' ' -c "SELECT t_ms, 100 FROM bench_admits" >"$tmp/admits"
+psql "$db" -At -F ' ' -c "SELECT t_ms, tokens FROM bench_admits WHERE tenant = $tid" >"$tmp/admits"
 python3 - "$tmp/answers" "$rpm" "$tpm" "$tmp/window" "$tmp/arrivals" "$tmp/admits" <<'PY'
 import sys, collections
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
