@@ -10,7 +10,8 @@
  * traffic through two in-memory limiters (what each replica had before)
  * admits twice the limit, which is the failure this prevents. On SQLite
  * (no $NUAGE_TEST_PG_URL) the shared calls must refuse: one server keeps
- * its windows in memory.
+ * its windows in memory. With the database stopped, admission fails
+ * closed and recovers after the restart.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -229,6 +230,50 @@ static void test_deployment_limits_shared(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* The database stops: admission fails closed (NUAGE_E_IO, nothing
+ * admitted), then works again after the restart, with the window intact
+ * for what was admitted before (the table is unlogged, but a clean stop
+ * keeps it). */
+static void test_database_down_fails_closed(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    PG_ONLY(&t);
+    const char *dir = getenv("NUAGE_TEST_PG_DIR"), *tool = getenv("NUAGE_PG_TEMP");
+    if (!dir || !tool) {
+        print_message("needs NUAGE_TEST_PG_DIR and NUAGE_PG_TEMP (tests/pg_run.sh)\n");
+        tmp_db_cleanup(&t);
+        skip();
+    }
+    nuage_quota *a, *b;
+    two_replicas(&t, &a, &b);
+    assert_int_equal(nuage_quota_admit(a, 4, "chat", 0, 3, 1, 0, NULL, NULL), 0);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "bash %s halt %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    uint64_t tk = 1;
+    for (int i = 0; i < 4; i++) /* every connection of both */
+        assert_int_equal(nuage_quota_admit(i % 2 ? a : b, 4, "chat", 0, 3, 1, 0, NULL, &tk), NUAGE_E_IO);
+    assert_int_equal(tk, 0);
+    /* an unlimited tenant never needs the database */
+    assert_int_equal(nuage_quota_admit(a, 8, "chat", 0, 0, 1, 0, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "bash %s resume %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    int ok = 0, rc = 0;
+    for (int i = 0; i < 100 && ok < 2; i++) {
+        rc = nuage_quota_admit(i % 2 ? a : b, 4, "chat", 0, 3, 1, 0, NULL, NULL);
+        if (rc == 0) ok++;
+        else if (rc == NUAGE_E_IO) usleep(100 * 1000); /* reconnecting */
+        else break;
+    }
+    assert_int_equal(ok, 2); /* 1 before + 2 = rpm 3 */
+    assert_int_equal(nuage_quota_admit(a, 4, "chat", 0, 3, 1, 0, NULL, NULL), NUAGE_E_BUSY);
+    assert_int_equal(nuage_quota_admit(b, 4, "chat", 0, 3, 1, 0, NULL, NULL), NUAGE_E_BUSY);
+    nuage_quota_free(a);
+    nuage_quota_free(b);
+    tmp_db_cleanup(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlite_refuses_shared_windows),
@@ -236,6 +281,7 @@ int main(void) {
         cmocka_unit_test(test_tokens_settle_cancel_anywhere),
         cmocka_unit_test(test_concurrent_replicas_never_exceed),
         cmocka_unit_test(test_deployment_limits_shared),
+        cmocka_unit_test(test_database_down_fails_closed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
