@@ -399,6 +399,13 @@ int nuage_cmd_serve(int argc, char **argv) {
         nuage_cli_fail("serve", 1, "out of memory");
         goto done;
     }
+    /* On a PostgreSQL store (a cluster), the rate windows are the
+     * database's, shared by every replica (quota_shared.c). */
+    if (store && (!strncmp(dbpath, "postgres://", 11) || !strncmp(dbpath, "postgresql://", 13)) &&
+        nuage_quota_use_store(quota, dbpath, 4, err, sizeof err)) {
+        nuage_cli_fail("serve", 1, "%s", err);
+        goto done;
+    }
 
     nuage_server_params sp = nuage_server_default_params();
     sp.host = host;

@@ -65,6 +65,8 @@ struct nuage_quota {
     size_t table_cap;          /* power of two */
     nuage_quota_lookup_fn lookup;  /* per-deployment limits (may be NULL) */
     void *lookup_ud;
+    const nuage_quota_shared_ops *shared;  /* outside keeper of the windows, or NULL */
+    void *shared_ud;
 };
 
 static uint64_t key_hash(int64_t tenant, const char *d) {
@@ -89,6 +91,7 @@ nuage_quota *nuage_quota_new(void) {
 
 void nuage_quota_free(nuage_quota *q) {
     if (!q) return;
+    if (q->shared && q->shared->close) q->shared->close(q->shared_ud);
     for (size_t i = 0; i < q->n_buckets; i++) {
         free(q->buckets[i]->ring);
         free(q->buckets[i]->deployment);
@@ -250,6 +253,14 @@ void nuage_quota_set_lookup(nuage_quota *q, nuage_quota_lookup_fn lookup, void *
     pthread_mutex_unlock(&q->mu);
 }
 
+void nuage_quota_set_shared(nuage_quota *q, const nuage_quota_shared_ops *ops, void *ud) {
+    if (!q) return;
+    pthread_mutex_lock(&q->mu);
+    q->shared = ops;
+    q->shared_ud = ud;
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* One window a request must fit: its bucket and limits. */
 typedef struct {
     const char *key;   /* "" for the tenant's own window, else the deployment */
@@ -312,6 +323,9 @@ int nuage_quota_admit(nuage_quota *q, int64_t tenant, const char *deployment, in
         fill_info(info, NULL, 0, 0, now_ms);
         return 0;
     }
+    if (q->shared) /* set before sharing: read without the lock */
+        return q->shared->admit(q->shared_ud, tenant, deployment, tpm_limit, rpm_limit, dtpm, drpm, tokens,
+                                info, ticket);
     pthread_mutex_lock(&q->mu);
     int rc = 0;
     window w[2];
@@ -402,6 +416,10 @@ static entry *find_ticket(nuage_quota *q, uint64_t ticket, int64_t now_ms, bucke
 void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, int64_t now_ms) {
     if (!q || !ticket) return;
     if (actual_tokens < 0) actual_tokens = 0;
+    if (q->shared) {
+        q->shared->settle(q->shared_ud, ticket, actual_tokens);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     /* The entry, then the linked one in the second window (if any). */
     for (int hop = 0; ticket && hop < 2; hop++) {
@@ -418,6 +436,10 @@ void nuage_quota_settle(nuage_quota *q, uint64_t ticket, int64_t actual_tokens, 
 
 void nuage_quota_cancel(nuage_quota *q, uint64_t ticket, int64_t now_ms) {
     if (!q || !ticket) return;
+    if (q->shared) {
+        q->shared->cancel(q->shared_ud, ticket);
+        return;
+    }
     pthread_mutex_lock(&q->mu);
     for (int hop = 0; ticket && hop < 2; hop++) {
         bucket *b;
@@ -434,6 +456,7 @@ void nuage_quota_cancel(nuage_quota *q, uint64_t ticket, int64_t now_ms) {
 static int usage_of(nuage_quota *q, int64_t tenant, const char *key, int64_t now_ms, int64_t *requests,
                     int64_t *tokens) {
     if (!q) return NUAGE_E_INVAL;
+    if (q->shared) return q->shared->usage(q->shared_ud, tenant, key, requests, tokens);
     pthread_mutex_lock(&q->mu);
     size_t idx;
     bucket *b = find_bucket(q, tenant, key, false, &idx);

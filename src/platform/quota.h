@@ -29,6 +29,13 @@
  * inside a window; a log is capped at NUAGE_QUOTA_MAX_LOG entries (beyond
  * it requests are refused as busy). Unlimited windows are not logged.
  *
+ * Shared windows (a cluster). nuage_quota_set_shared hands every window
+ * to an outside keeper instead (quota_shared.c: the PostgreSQL store, so
+ * that limits hold for all replicas together); the calls below keep their
+ * contract, except that the keeper's clock replaces now_ms and that a
+ * keeper that cannot be reached refuses admission (NUAGE_E_IO: fail
+ * closed). Without it (one server, SQLite) nothing changes.
+ *
  * Thread safety: every call may be made from any thread (one mutex inside,
  * a leaf lock; the lookup is called without it). Times are caller-supplied
  * milliseconds from any clock that does not go backwards (CLOCK_MONOTONIC
@@ -37,6 +44,7 @@
 #ifndef NUAGE_QUOTA_H
 #define NUAGE_QUOTA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define NUAGE_QUOTA_WINDOW_MS 60000
@@ -116,5 +124,29 @@ int nuage_quota_usage(nuage_quota *q, int64_t tenant, const char *deployment, in
  * the deployment has per-tenant limits of its own). */
 int nuage_quota_usage_on(nuage_quota *q, int64_t tenant, const char *deployment, int64_t now_ms,
                          int64_t *requests, int64_t *tokens);
+
+/* An outside keeper of the windows (see "Shared windows" above). admit
+ * gets the tenant's and the deployment's limits (already looked up) and
+ * answers like nuage_quota_admit (tickets > 0 are its own); usage is
+ * nuage_quota_usage for scope "" and nuage_quota_usage_on otherwise; close
+ * (may be NULL) is called with ud by nuage_quota_free. */
+typedef struct {
+    int (*admit)(void *ud, int64_t tenant, const char *deployment, int64_t tpm, int64_t rpm, int64_t dtpm,
+                 int64_t drpm, int64_t tokens, nuage_quota_info *info, uint64_t *ticket);
+    void (*settle)(void *ud, uint64_t ticket, int64_t actual_tokens);
+    void (*cancel)(void *ud, uint64_t ticket);
+    int (*usage)(void *ud, int64_t tenant, const char *scope, int64_t *requests, int64_t *tokens);
+    void (*close)(void *ud);
+} nuage_quota_shared_ops;
+
+/* Install the keeper (ops must outlive q; q owns ud from now: close).
+ * Set before the limiter is shared between threads. */
+void nuage_quota_set_shared(nuage_quota *q, const nuage_quota_shared_ops *ops, void *ud);
+
+/* Keep q's windows in the PostgreSQL database at url (the cluster's
+ * store), through `conns` connections of its own (1..64). 0, or
+ * NUAGE_E_IO / NUAGE_E_UNSUPPORTED with a message in err (url is not
+ * PostgreSQL, or unreachable). quota_shared.c. */
+int nuage_quota_use_store(nuage_quota *q, const char *url, int conns, char *err, size_t errlen);
 
 #endif

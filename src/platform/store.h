@@ -282,4 +282,36 @@ int nuage_store_replica_leave(nuage_store *s, const char *id, int64_t now_ms);
 int nuage_store_replica_list(nuage_store *s, int64_t now_ms, int64_t gone_after_ms, nuage_replica **out,
                              int *n);
 
+/* ---- shared quota windows (PostgreSQL only; store_pg_quota.c, quota_shared.c) ---------- */
+/* The sliding 60-s TPM / RPM windows of quota.h kept in the database, so
+ * that a tenant's limits hold for every replica together. A SQLite store
+ * answers NUAGE_E_UNSUPPORTED to all of these (one server keeps its
+ * windows in memory). Times are the database server's clock. */
+typedef struct {
+    int64_t requests, tokens;       /* live in the window (after admission when admitted) */
+    int64_t reset_requests_ms;      /* until its newest request leaves it */
+    int64_t reset_tokens_ms;        /* until its newest request with tokens leaves it */
+} nuage_store_window;
+
+/* Create the table, sequence and function the calls below use (once per
+ * database; idempotent, safe from several replicas at once). */
+int nuage_store_quota_prepare(nuage_store *s);
+/* Admit a request of `tokens` tokens of `tenant`: window 0 is the
+ * tenant's own (limits tpm[0] / rpm[0]), window 1 the tenant's on
+ * `deployment` (tpm[1] / rpm[1]; both 0 = not kept); 0 = unlimited. All
+ * or nothing, serialised per tenant across the cluster. Returns 0 with
+ * *ticket > 0 (admitted), NUAGE_E_BUSY (*retry_after_ms > 0), NUAGE_E_RANGE
+ * (larger than a TPM limit: *retry_after_ms -1), NUAGE_E_IO (database
+ * unreachable: the caller must refuse, fail closed). w[] filled on 0 and
+ * BUSY / RANGE. */
+int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployment, const int64_t tpm[2],
+                            const int64_t rpm[2], int64_t tokens, int64_t *ticket, nuage_store_window w[2],
+                            int64_t *retry_after_ms);
+/* The admitted request of ticket used `tokens` in the end / never ran. */
+int nuage_store_quota_settle(nuage_store *s, int64_t ticket, int64_t tokens);
+int nuage_store_quota_cancel(nuage_store *s, int64_t ticket);
+/* Live requests and tokens of (tenant, scope: "" = the tenant's own window). */
+int nuage_store_quota_usage(nuage_store *s, int64_t tenant, const char *scope, int64_t *requests,
+                            int64_t *tokens);
+
 #endif

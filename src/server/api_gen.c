@@ -741,6 +741,11 @@ void nuage__sched_error(nuage__gen *g, int rc, int n_prompt, int64_t max_tokens,
     case NUAGE_E_NOMEM:
         nuage__err(e, 500, "server_error", NULL, NULL, "The server ran out of memory.");
         break;
+    case NUAGE_E_IO: /* only the shared rate limiter's database (quota_shared.c): fail closed, not run */
+        r->retry_after = 1;
+        nuage__err(e, 503, "server_error", "quota_unavailable", NULL,
+                   "The rate limiter cannot reach its database, so the request was not run. Retry later.");
+        break;
     default:
         nuage__err(e, 500, "server_error", NULL, NULL, "The scheduler refused the request: %s.", nuage_strerror(rc));
         break;

@@ -4,6 +4,7 @@
 #   1. a key created with the CLI works on every replica (asked directly)
 #      and through the balancer, whose answers name several replicas in
 #      x-nuage-replica; a revocation is refused by every replica within 1 s;
+#   1b. a tenant's rpm holds for the 3 replicas together (PostgreSQL store);
 #   2. affinity: the same x-nuage-affinity header (or body prompt_cache_key
 #      or user) always lands on the same replica, different keys spread;
 #   3. kill -9 of one replica during streaming load: every request started
@@ -103,6 +104,40 @@ for i in 1 2 3; do
 done
 r=$(chat "$url" "$key")
 [ "${r%% *}" = 401 ] && ok "revoked key refused through the balancer" || bad "balancer after revocation: $r"
+
+# ---- 1b. one tenant's quota holds for the cluster, not per replica ----
+# rpm 6 and 18 requests sent straight to r1, r2, r3 in turn: exactly 6 are
+# admitted in all (per-replica windows would admit 6 on each: 18), the
+# others are 429 with retry-after; x-ratelimit-remaining-requests counts
+# down across replicas. PostgreSQL store only (with one SQLite file each
+# replica keeps its own window: documented).
+case $db in
+postgres://* | postgresql://*)
+  admin tenant create quota-co --rpm 6 >/dev/null 2>&1 || bad "tenant create quota-co"
+  qkey=$(admin key create --tenant quota-co 2>/dev/null)
+  n200=0; n429=0; nother=0; remaining=""; retry_ok=1
+  for i in $(seq 0 17); do
+    r=$(( i % 3 + 1 ))
+    code=$(curl -s --max-time 30 -D "$tmp/q.h" -o /dev/null -w '%{http_code}' \
+      "http://127.0.0.1:$(rport "$r")/v1/chat/completions" -H "authorization: Bearer $qkey" \
+      -H 'content-type: application/json' \
+      -d '{"messages":[{"role":"user","content":"Hi"}],"max_tokens":2}')
+    case $code in
+    200) n200=$((n200 + 1))
+         remaining="$remaining $(tr -d '\r' <"$tmp/q.h" | sed -n 's/^x-ratelimit-remaining-requests: //Ip')" ;;
+    429) n429=$((n429 + 1)); grep -qi '^retry-after: [1-9]' "$tmp/q.h" || retry_ok=0 ;;
+    *) nother=$((nother + 1)) ;;
+    esac
+  done
+  [ "$n200" = 6 ] && [ "$n429" = 12 ] && [ "$nother" = 0 ] &&
+    ok "rpm 6 across 3 replicas: 6 admitted, 12 refused (per-replica windows would admit 18)" ||
+    bad "rpm 6 across 3 replicas: $n200 admitted, $n429 refused (429), $nother other"
+  [ "$(echo $remaining)" = "5 4 3 2 1 0" ] && ok "x-ratelimit-remaining-requests counts down across replicas" ||
+    bad "x-ratelimit-remaining-requests across replicas:$remaining"
+  [ $retry_ok = 1 ] && ok "refused requests carry retry-after" || bad "a 429 without retry-after"
+  ;;
+*) echo "skip: shared quota check (store is not PostgreSQL: $db)" ;;
+esac
 
 # ---- 2. affinity ----
 key=$(admin key create --tenant acme 2>/dev/null)
