@@ -17,9 +17,13 @@
  * so the compiler cannot drop the reads.
  *
  * Output: one line per thread count, "threads T: X.XX GB/s" (GB = 1e9
- * bytes), which bench/compare_llamacpp.sh and bench/bench_models.sh
- * grep; decode's bytes per token divided by its time per token over this
- * figure is its fraction of the roofline.
+ * bytes, wall time), which bench/compare_llamacpp.sh and
+ * bench/bench_models.sh grep; decode's bytes per token divided by its time
+ * per token over this figure is its fraction of the roofline. The line
+ * also gives the rate per CPU second of the readers (bytes / thread CPU
+ * time, summed over threads): on a quiet machine the two agree; on a
+ * loaded one the wall figure measures the CPU share, not the memory, and
+ * no roofline fraction taken then means much.
  *
  * usage: bench_bandwidth [--mib M] [-r PASSES] [-t T[,T...]]   (2048, 5, 1,2)
  */
@@ -67,21 +71,32 @@ typedef struct {
     const uint8_t *p;
     size_t n;
     pthread_barrier_t *go;
-    double t_end;
+    double t_end, cpu; /* wall end; thread CPU seconds of the read */
     uint64_t sum;
 } slice;
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void *reader(void *arg) {
     slice *s = arg;
     pthread_barrier_wait(s->go);
+    double c0 = cpu_s();
     s->sum = read_sum(s->p, s->n);
     s->t_end = now_s();
+    s->cpu = cpu_s() - c0;
     return NULL;
 }
 
-/* One pass with t threads over buf[0..n). Returns bytes/s, or -1 when a
- * thread cannot be started. */
-static double pass(const uint8_t *buf, size_t n, int t, uint64_t *sum) {
+/* One pass with t threads over buf[0..n). Returns bytes per wall second;
+ * *oncpu gets the sum over threads of bytes per second of that thread's
+ * CPU time (what the memory delivered while the readers ran: on a
+ * time-shared machine the wall figure falls with the CPU share, this one
+ * much less). */
+static double pass(const uint8_t *buf, size_t n, int t, uint64_t *sum, double *oncpu) {
     pthread_t th[64];
     slice sl[64];
     pthread_barrier_t go;
@@ -89,7 +104,7 @@ static double pass(const uint8_t *buf, size_t n, int t, uint64_t *sum) {
     size_t per = n / (size_t)t / 256 * 256;
     int started = 0;
     for (int i = 0; i < t; i++) {
-        sl[i] = (slice){buf + (size_t)i * per, per, &go, 0, 0};
+        sl[i] = (slice){.p = buf + (size_t)i * per, .n = per, .go = &go};
         if (pthread_create(&th[i], NULL, reader, &sl[i])) break;
         started++;
     }
@@ -99,10 +114,12 @@ static double pass(const uint8_t *buf, size_t n, int t, uint64_t *sum) {
     }
     pthread_barrier_wait(&go);
     double t0 = now_s(), t1 = t0;
+    *oncpu = 0;
     for (int i = 0; i < t; i++) {
         pthread_join(th[i], NULL);
         if (sl[i].t_end > t1) t1 = sl[i].t_end;
         *sum += sl[i].sum;
+        if (sl[i].cpu > 0) *oncpu += (double)per / sl[i].cpu;
     }
     pthread_barrier_destroy(&go);
     return (double)(per * (size_t)t) / (t1 - t0);
@@ -152,12 +169,13 @@ int main(int argc, char **argv) {
     }
     printf("read bandwidth: %zu MiB buffer, best of %d passes, load average %s\n", mib, reps, load);
     for (int k = 0; k < nt; k++) {
-        double best = 0;
+        double best = 0, best_cpu = 0;
         for (int r = 0; r < reps; r++) {
-            double bw = pass(buf, n, ts[k], &sum);
+            double oc, bw = pass(buf, n, ts[k], &sum, &oc);
             if (bw > best) best = bw;
+            if (oc > best_cpu) best_cpu = oc;
         }
-        printf("threads %d: %.2f GB/s\n", ts[k], best * 1e-9);
+        printf("threads %d: %.2f GB/s (per CPU second: %.2f GB/s)\n", ts[k], best * 1e-9, best_cpu * 1e-9);
     }
     printf("(checksum %llx)\n", (unsigned long long)sum);
     free(buf);

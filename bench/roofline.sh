@@ -19,8 +19,9 @@ roofline_measure() {
   [ -x "$bw" ] || bw=./build/bench_bandwidth
   if [ ! -x "$bw" ]; then echo "roofline: bench_bandwidth not built; no % of roofline"; return; fi
   out=$("$bw" -t "$1" -r "${BW_PASSES:-5}" --mib "${BW_MIB:-2048}")
-  RL_GBS=$(sed -n "s/^threads $1: \([0-9.]*\) GB\/s/\1/p" <<<"$out")
-  echo "roofline: read bandwidth $RL_GBS GB/s with $1 threads (bench_bandwidth, 2 GiB, best of ${BW_PASSES:-5}, load $(cut -d' ' -f1 /proc/loadavg))"
+  RL_GBS=$(sed -n "s/^threads $1: \([0-9.]*\) GB\/s.*/\1/p" <<<"$out")
+  local oncpu=$(sed -n "s/^threads $1: .*per CPU second: \([0-9.]*\) GB\/s.*/\1/p" <<<"$out")
+  echo "roofline: read bandwidth $RL_GBS GB/s with $1 threads, $oncpu GB/s per CPU second (bench_bandwidth, ${BW_MIB:-2048} MiB, best of ${BW_PASSES:-5}, load $(cut -d' ' -f1 /proc/loadavg); the two differ when the machine is busy: then no % of roofline means much)"
 }
 decode_bytes() {
   "${NUAGE_BIN:-./build/nuage}" inspect "$1" 2>/dev/null | awk '
