@@ -318,8 +318,8 @@ int main(int argc, char **argv) {
         free(st[i].itl.v);
     }
     double wall = now_s() - t0;
-    qsort(all.ttft.v, all.ttft.n, sizeof(double), cmp);
-    qsort(all.itl.v, all.itl.n, sizeof(double), cmp);
+    if (all.ttft.n) qsort(all.ttft.v, all.ttft.n, sizeof(double), cmp); /* NULL when empty */
+    if (all.itl.n) qsort(all.itl.v, all.itl.n, sizeof(double), cmp);
     printf("clients %d, requests %ld ok / %ld errors, prompt %d tokens (%s), output %d tokens\n", g_clients,
            all.requests, all.errors, g_prompt,
            g_same_prompt ? "all the same" : g_shared_prefix ? "shared prefix" : "unique", g_max);
