@@ -24,7 +24,7 @@ t=${THREADS:-2}; np=${PARALLEL:-32}; p=${PROMPT:-64}; o=${OUT:-64}; rq=${REQS:-2
 port=${PORT:-18480}
 ctx=$((p + o + 16))
 sp=(); [ -n "${SHARED_PREFIX:-}" ] && sp=(--shared-prefix "$SHARED_PREFIX")
-tmp=$(mktemp -d); trap 'kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); trap 'kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT; trap 'exit 1' INT TERM
 srv=
 
 wait_ready() { # $1 = URL path that answers 200 when the model is loaded
