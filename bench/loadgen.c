@@ -324,7 +324,7 @@ int main(int argc, char **argv) {
            all.requests, all.errors, g_prompt,
            g_same_prompt ? "all the same" : g_shared_prefix ? "shared prefix" : "unique", g_max);
     if (g_shared_prefix && !g_same_prompt) printf("shared prefix: %d tokens\n", g_shared_prefix);
-    printf("generated %ld tokens in %.2f s: %.0f tok/s\n", all.tokens, wall, (double)all.tokens / wall);
+    printf("generated %ld tokens in %.2f s: %.1f tok/s\n", all.tokens, wall, (double)all.tokens / wall);
     printf("time to first token: p50 %.1f ms, p99 %.1f ms\n", pct(&all.ttft, 0.5) * 1e3, pct(&all.ttft, 0.99) * 1e3);
     printf("inter-token latency: p50 %.2f ms, p99 %.2f ms\n", pct(&all.itl, 0.5) * 1e3, pct(&all.itl, 0.99) * 1e3);
     free(all.ttft.v);
