@@ -27,7 +27,7 @@ sp=(); [ -n "${SHARED_PREFIX:-}" ] && sp=(--shared-prefix "$SHARED_PREFIX")
 tmp=$(mktemp -d); trap 'kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT; trap 'exit 1' INT TERM
 srv=
 
-wait_ready() { # $1 = URL path that answers 200 when the model is loaded
+wait_ready() { # $1 = URL path that answers 200 once the model is loaded (/health on both)
   for _ in $(seq 600); do
     curl -sf "http://127.0.0.1:$port$1" >/dev/null 2>&1 && return 0
     kill -0 "$srv" 2>/dev/null || return 1
@@ -48,7 +48,7 @@ echo "model $(basename "$f"), threads $t, $np slots, prompt $p / output $o token
 # nuage: one deployment, KV pool sized for every slot's whole sequence
 "$bin" serve -m "$f" --no-db --quiet --port "$port" -t "$t" --parallel "$np" --ctx "$ctx" \
   --kv-blocks $(((ctx + 15) / 16 * np)) >"$tmp/nuage.log" 2>&1 & srv=$!
-if wait_ready /v1/models; then run_clients nuage; else echo "nuage serve did not start: $(tail -3 "$tmp/nuage.log")" >&2; fi
+if wait_ready /health; then run_clients nuage; else echo "nuage serve did not start: $(tail -3 "$tmp/nuage.log")" >&2; fi
 stop
 # llama-server: the same slots, each with the same context
 "$ls" -m "$f" --port "$port" -t "$t" -tb "$t" -np "$np" -c $((ctx * np)) --no-webui >"$tmp/llama.log" 2>&1 & srv=$!
