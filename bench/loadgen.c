@@ -13,11 +13,17 @@
  *
  * Plain HTTP/1.1 over libc sockets, one thread per client; responses are
  * chunked (the server streams), decoded here, then split into SSE events.
- * Each request gets different random prompt ids (seeded by its index), so
- * the prefix cache does not hide prefill work unless --same-prompt.
+ * Prompts are unique: every request's ids are random, seeded by its index
+ * and a per-run seed (the clock and pid unless --seed S), so neither a
+ * second request nor a second run (the other server, the next repetition)
+ * finds its prompt in a prefix cache. --shared-prefix N makes the first N
+ * ids of every prompt the same (seeded by the run seed only) and the rest
+ * unique: the prefix-reuse case, reported separately. --same-prompt sends
+ * one prompt for every request.
  *
  * usage: loadgen [--host H] [--port N] [-c CLIENTS] [-n REQUESTS]
  *                [--prompt-tokens P] [--max-tokens N] [--vocab V] [--same-prompt]
+ *                [--shared-prefix N] [--seed S]
  *                [--extra '"response_format":{...}']  (members added to every body,
  *                e.g. a constraint: compare constrained with unconstrained load)
  *                [--header 'Name: value']  (added to every request, up to 8 times:
@@ -42,6 +48,8 @@
 static const char *g_host = "127.0.0.1";
 static int g_port = 8080, g_clients = 16, g_requests = 0, g_prompt = 64, g_max = 128, g_vocab = 512;
 static bool g_same_prompt = false;
+static int g_shared_prefix = 0; /* --shared-prefix: ids common to every prompt */
+static uint64_t g_seed;         /* --seed, else clock ^ pid: differs per run */
 static const char *g_extra = NULL; /* --extra: JSON members added to every body */
 static const char *g_headers[8];    /* --header: lines added to every request head */
 static int g_n_headers;
@@ -119,9 +127,16 @@ static bool one_request(int fd, int idx, stats *st) {
     buf body = {0}, raw = {0}, sse = {0};
     char tmp[64];
     buf_put(&body, "{\"prompt\":[1", 12);
-    uint64_t x = g_same_prompt ? 12345 : (uint64_t)idx * 0x9E3779B97F4A7C15ULL + 1;
+    /* xorshift64 streams: the shared prefix from the run seed alone, the
+     * rest from the run seed and the request index (never 0) */
+    uint64_t shared = g_seed * 0xD1B54A32D192ED03ULL | 1;
+    uint64_t own = (g_seed ^ ((uint64_t)(idx + 1) * 0x9E3779B97F4A7C15ULL)) | 1;
+    if (g_same_prompt) own = shared;
     for (int i = 1; i < g_prompt; i++) {
+        uint64_t *sx = i < g_shared_prefix ? &shared : &own;
+        uint64_t x = *sx;
         x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        *sx = x;
         int n = snprintf(tmp, sizeof tmp, ",%d", 3 + (int)(x % (uint64_t)(g_vocab - 3)));
         buf_put(&body, tmp, (size_t)n);
     }
@@ -267,6 +282,7 @@ static double pct(vec *a, double p) {
 }
 
 int main(int argc, char **argv) {
+    bool seeded = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--same-prompt")) { g_same_prompt = true; continue; }
@@ -280,10 +296,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--vocab")) g_vocab = atoi(v);
         else if (!strcmp(a, "--extra")) g_extra = v;
         else if (!strcmp(a, "--header") && g_n_headers < 8) g_headers[g_n_headers++] = v;
+        else if (!strcmp(a, "--shared-prefix")) g_shared_prefix = atoi(v);
+        else if (!strcmp(a, "--seed")) { g_seed = strtoull(v, NULL, 10); seeded = true; }
         else goto usage;
         i++;
     }
-    if (g_clients < 1 || g_prompt < 1 || g_max < 1 || g_vocab < 4 || g_port <= 0) goto usage;
+    if (g_clients < 1 || g_prompt < 1 || g_max < 1 || g_vocab < 4 || g_port <= 0 || g_shared_prefix < 0 ||
+        g_shared_prefix > g_prompt)
+        goto usage;
+    if (!seeded) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        g_seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+    }
     if (g_requests <= 0) g_requests = 4 * g_clients;
     pthread_t *th = calloc((size_t)g_clients, sizeof *th);
     stats *st = calloc((size_t)g_clients, sizeof *st);
@@ -302,11 +327,13 @@ int main(int argc, char **argv) {
         free(st[i].itl.v);
     }
     double wall = now_s() - t0;
-    qsort(all.ttft.v, all.ttft.n, sizeof(double), cmp);
-    qsort(all.itl.v, all.itl.n, sizeof(double), cmp);
-    printf("clients %d, requests %ld ok / %ld errors, prompt %d tokens, output %d tokens\n", g_clients,
-           all.requests, all.errors, g_prompt, g_max);
-    printf("generated %ld tokens in %.2f s: %.0f tok/s\n", all.tokens, wall, (double)all.tokens / wall);
+    if (all.ttft.n) qsort(all.ttft.v, all.ttft.n, sizeof(double), cmp); /* NULL when empty */
+    if (all.itl.n) qsort(all.itl.v, all.itl.n, sizeof(double), cmp);
+    printf("clients %d, requests %ld ok / %ld errors, prompt %d tokens (%s), output %d tokens\n", g_clients,
+           all.requests, all.errors, g_prompt,
+           g_same_prompt ? "all the same" : g_shared_prefix ? "shared prefix" : "unique", g_max);
+    if (g_shared_prefix && !g_same_prompt) printf("shared prefix: %d tokens\n", g_shared_prefix);
+    printf("generated %ld tokens in %.2f s: %.1f tok/s\n", all.tokens, wall, (double)all.tokens / wall);
     printf("time to first token: p50 %.1f ms, p99 %.1f ms\n", pct(&all.ttft, 0.5) * 1e3, pct(&all.ttft, 0.99) * 1e3);
     printf("inter-token latency: p50 %.2f ms, p99 %.2f ms\n", pct(&all.itl, 0.5) * 1e3, pct(&all.itl, 0.99) * 1e3);
     free(all.ttft.v);
@@ -316,7 +343,7 @@ int main(int argc, char **argv) {
     return all.errors ? 1 : 0;
 usage:
     fprintf(stderr, "usage: loadgen [--host H] [--port N] [-c CLIENTS] [-n REQUESTS] [--prompt-tokens P]\n"
-                    "               [--max-tokens N] [--vocab V] [--same-prompt] [--extra JSON-MEMBERS]\n"
-                    "               [--header 'Name: value']...\n");
+                    "               [--max-tokens N] [--vocab V] [--same-prompt] [--shared-prefix N] [--seed S]\n"
+                    "               [--extra JSON-MEMBERS] [--header 'Name: value']...\n");
     return 2;
 }

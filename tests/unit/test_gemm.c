@@ -198,6 +198,8 @@ static void test_simd_equals_ref(void **state) {
         /* n, nw, na, pad blocks */
         {32, 1, 1, 0},    {64, 16, 4, 0},   {96, 17, 5, 1},    {1024, 33, 3, 0},
         {1056, 40, 65, 2}, {2048, 15, 130, 0}, {4096, 64, 7, 0}, {160, 48, 64, 0},
+        /* one token (decode) over full groups of 16 rows and a short one */
+        {1024, 40, 1, 0}, {96, 33, 1, 1},
     };
     for (size_t k = 0; k < sizeof k_types / sizeof k_types[0]; k++) {
         const nuage_type_traits *tt = nuage_type_get(k_types[k].type);
