@@ -1,0 +1,69 @@
+/*
+ * gemm_k.h - rows-in-lanes matrix products for the 256-value K-quants
+ * (Q4_K, Q6_K, IQ4_XS; same shape as gemm.h's legacy kernels).
+ *
+ * Why. The row-major K-quant tiles (quant_k_avx512.c) unpack a block
+ * once per 4 tokens and then spend vpmaddubsw + vpdpwssd per 64 values
+ * and (row, token), plus a horizontal reduction per output. Here, as in
+ * gemm.h, the lanes of a vector are 16 different weight rows: a block's
+ * 256 codes of 16 rows are transposed into 64 vectors (lane r = row r's
+ * codes 4q..4q+3) and each is multiplied with one broadcast group of four
+ * activation bytes (vpdpbusd with an embedded broadcast), so every lane
+ * ends with its row's sub-block dot. The transposed panel is built once
+ * per 64 tokens and stays in L1; weights stay in the file's layout (no
+ * repacked copy at load).
+ *
+ * Every K-quant block is read here in one generic form:
+ *   c[v]   unsigned code of value v (0..255)
+ *   s[g]   integer scale of sub-block g (32 values: Q4_K, IQ4_XS; 16: Q6_K)
+ *   e[h]   integer factor of the activation's 16-value sum bsum[h]
+ *   d, m   the block's fp16 factors (m only for types with mins: Q4_K)
+ * with isum = sum_g s[g] * sum_{v in g} c[v] * y[v]  (+ sum_h e[h] bsum[h]
+ * for types without mins, where e undoes the code offset: Q6_K stores
+ * q + 32, so e[h] = -32 s[h]; IQ4_XS's grid is offset by 128, e[h] =
+ * -128 s[h / 2]) and, for types with mins, imin = sum_h e[h] bsum[h]
+ * (e[h] = the 6-bit min of h's sub-block). All of it is exact int32.
+ *
+ * The arithmetic of every output is then fixed, whatever the batch, the
+ * row count or the SIMD level that has the kernel:
+ *   acc = 0; for each block b in order:
+ *     acc = fma((float)isum_b, d_b * dy_b, acc)
+ *     (mins)  acc = fma(-(float)imin_b, m_b * dy_b, acc)
+ * with dy_b the Q8_K activation scale (ggml's rounding, bit for bit) and
+ * each product rounded to float. gemm_k.c computes it in C (gemm_ref);
+ * gemm_k_avx512.c must give the same bits (tests/unit/test_gemm_k.c), and
+ * since matmul uses gemm at every batch size a row's result never depends
+ * on what it is batched with. This is not the row-major kernels' order
+ * (they keep float lanes per block), so the AVX-512 level's logits move
+ * by float rounding against before; the reference-logit tests bound it.
+ *
+ * Activations: gemm_prep rounds a row to Q8_K (the table's from_float)
+ * and writes nuage_gemm_kblk per 256 values. The 16-value sums are stored
+ * in the pair order the vpdpwssd steps want: dword k = 2j + o (o = 0, 1)
+ * holds bsum[4j + o] (low half) and bsum[4j + 2 + o] (high half); the
+ * weight side pairs e[] the same way. A prepared row takes 292 bytes per
+ * 256 values, within the NUAGE_GEMM_ABLK-per-32 stride matmul allots.
+ */
+#ifndef NUAGE_GEMM_K_H
+#define NUAGE_GEMM_K_H
+
+#include <stdint.h>
+
+#include "engine/quant.h"
+
+typedef struct {
+    int8_t y[256];
+    int16_t bs[16]; /* bsum pairs, order 0,2,1,3, 4,6,5,7, ... (above) */
+    float d;
+} nuage_gemm_kblk;
+
+/* Set gemm_ref and gemm_prep for Q4_K, Q6_K and IQ4_XS (gemm stays NULL:
+ * the scalar version is for tests). */
+void nuage__gemm_k_register_ref(nuage_type_traits *table);
+
+#if defined(NUAGE_X86)
+/* Set gemm to the AVX-512 VNNI kernels. */
+void nuage__gemm_k_register_avx512(nuage_type_traits *table);
+#endif
+
+#endif
