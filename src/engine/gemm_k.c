@@ -110,6 +110,58 @@ static void dec_iq4_xs(const void *vb, kform *o) {
     }
 }
 
+static void dec_q5_K(const void *vb, kform *o) {
+    const nuage_block_q5_K *b = vb;
+    dec_q4_K(vb, o); /* d, dmin and the scales sit where Q4_K has them */
+    /* as Q4_K, plus bit (v / 32) of qh[v % 32] worth 16 */
+    for (int v = 0; v < QK; v++) {
+        const int c = v / 64, hi = (v % 64) / 32, l = v % 32;
+        const int nib = (b->qs[32 * c + l] >> (4 * hi)) & 0xf;
+        o->c[v] = (uint8_t)(nib + (((b->qh[l] >> (v / 32)) & 1) << 4));
+    }
+}
+
+static void dec_q2_K(const void *vb, kform *o) {
+    const nuage_block_q2_K *b = vb;
+    o->d = nuage_fp16_to_fp32(b->d);
+    o->m = nuage_fp16_to_fp32(b->dmin);
+    o->group = 16;
+    o->has_min = 1;
+    for (int g = 0; g < 16; g++) {
+        o->s[g] = b->scales[g] & 0xf;
+        o->e[g] = b->scales[g] >> 4;
+    }
+    /* value 128h + 32j + l: bits 2j..2j+1 of qs[32h + l] */
+    for (int v = 0; v < QK; v++) {
+        const int h = v / 128, j = (v % 128) / 32, l = v % 32;
+        o->c[v] = (uint8_t)((b->qs[32 * h + l] >> (2 * j)) & 3);
+    }
+}
+
+static void dec_q3_K(const void *vb, kform *o) {
+    const nuage_block_q3_K *b = vb;
+    uint32_t w[4];
+    uint8_t sc[16];
+    nuage__k3_scale_words(b->scales, w);
+    memcpy(sc, w, 16);
+    o->d = nuage_fp16_to_fp32(b->d);
+    o->m = 0;
+    o->group = 16;
+    o->has_min = 0;
+    for (int g = 0; g < 16; g++) {
+        o->s[g] = sc[g] - 32;
+        o->e[g] = -4 * o->s[g]; /* codes are q + 4 */
+    }
+    /* value 128h + 32j + l: two low bits as Q2_K, and bit 4h + j of
+     * hmask[l] worth 4 (a clear bit means q = low bits - 4) */
+    for (int v = 0; v < QK; v++) {
+        const int h = v / 128, j = (v % 128) / 32, l = v % 32;
+        const int lo = (b->qs[32 * h + l] >> (2 * j)) & 3;
+        const int hi = (b->hmask[l] >> (4 * h + j)) & 1;
+        o->c[v] = (uint8_t)(lo + 4 * hi);
+    }
+}
+
 /* ------------------------------------------------------------ the ref */
 
 static void gemm_ref_impl(kdec_fn dec, size_t bsize, int n, float *y, size_t ys, const void *w,
@@ -147,6 +199,9 @@ static void gemm_ref_impl(kdec_fn dec, size_t bsize, int n, float *y, size_t ys,
 REF(q4_K, nuage_block_q4_K)
 REF(q6_K, nuage_block_q6_K)
 REF(iq4_xs, nuage_block_iq4_xs)
+REF(q5_K, nuage_block_q5_K)
+REF(q2_K, nuage_block_q2_K)
+REF(q3_K, nuage_block_q3_K)
 
 void nuage__gemm_k_register_ref(nuage_type_traits *t) {
     t[NUAGE_TYPE_Q4_K].gemm_ref = gemm_ref_q4_K;
@@ -155,4 +210,10 @@ void nuage__gemm_k_register_ref(nuage_type_traits *t) {
     t[NUAGE_TYPE_Q6_K].gemm_prep = prep_k;
     t[NUAGE_TYPE_IQ4_XS].gemm_ref = gemm_ref_iq4_xs;
     t[NUAGE_TYPE_IQ4_XS].gemm_prep = prep_k;
+    t[NUAGE_TYPE_Q5_K].gemm_ref = gemm_ref_q5_K;
+    t[NUAGE_TYPE_Q5_K].gemm_prep = prep_k;
+    t[NUAGE_TYPE_Q2_K].gemm_ref = gemm_ref_q2_K;
+    t[NUAGE_TYPE_Q2_K].gemm_prep = prep_k;
+    t[NUAGE_TYPE_Q3_K].gemm_ref = gemm_ref_q3_K;
+    t[NUAGE_TYPE_Q3_K].gemm_prep = prep_k;
 }

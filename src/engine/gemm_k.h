@@ -1,6 +1,6 @@
 /*
  * gemm_k.h - rows-in-lanes matrix products for the 256-value K-quants
- * (Q4_K, Q6_K, IQ4_XS; same shape as gemm.h's legacy kernels).
+ * (Q4_K, Q5_K, Q6_K, IQ4_XS, Q2_K, Q3_K; the shape of gemm.h's kernels).
  *
  * Why. The row-major K-quant tiles (quant_k_avx512.c) unpack a block
  * once per 4 tokens and then spend vpmaddubsw + vpdpwssd per 64 values

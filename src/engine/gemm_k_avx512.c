@@ -35,7 +35,7 @@
 #define QK 256
 #define KB 2  /* blocks per panel slab: 11.5 KiB, stays in L1 */
 #define TT 64 /* tokens per accumulator slab: 4 KiB */
-enum { T_Q4_K, T_Q6_K, T_IQ4_XS };
+enum { T_Q4_K, T_Q6_K, T_IQ4_XS, T_Q5_K, T_Q2_K, T_Q3_K };
 
 /* One block of 16 rows, transposed (gemm_k.h's generic form). */
 typedef struct {
@@ -45,11 +45,14 @@ typedef struct {
     __m512 d, m;   /* fp16 factors as floats (m: types with mins) */
 } pblk;
 
-ALWAYS_INLINE int has_min(int t) { return t == T_Q4_K; }
-ALWAYS_INLINE int group(int t) { return t == T_Q6_K ? 16 : 32; }
+ALWAYS_INLINE int has_min(int t) { return t == T_Q4_K || t == T_Q5_K || t == T_Q2_K; }
+ALWAYS_INLINE int group(int t) { return t == T_Q6_K || t == T_Q2_K || t == T_Q3_K ? 16 : 32; }
 ALWAYS_INLINE size_t bsize(int t) {
     return t == T_Q4_K   ? sizeof(nuage_block_q4_K)
+           : t == T_Q5_K ? sizeof(nuage_block_q5_K)
            : t == T_Q6_K ? sizeof(nuage_block_q6_K)
+           : t == T_Q2_K ? sizeof(nuage_block_q2_K)
+           : t == T_Q3_K ? sizeof(nuage_block_q3_K)
                          : sizeof(nuage_block_iq4_xs);
 }
 
@@ -90,8 +93,9 @@ ALWAYS_INLINE __m512i pair16(__m512i a, __m512i b) {
     return _mm512_or_si512(_mm512_and_si512(a, set1(0xffff)), _mm512_slli_epi32(b, 16));
 }
 
-/* Q4_K: block = d, dmin, scales[12], qs[128]. */
-ALWAYS_INLINE void build_q4_K(const char *const rp[16], size_t off, pblk *o) {
+/* Q4_K: block = d, dmin, scales[12], qs[128]; Q5_K (q5 set): d, dmin,
+ * scales[12], qh[32], qs[128]. */
+ALWAYS_INLINE void build_q4_K(const char *const rp[16], size_t off, pblk *o, const int q5) {
     __m512i h[4];
     tr16(rp, off, h); /* d | dmin << 16, then the 12 scale bytes w0 w1 w2 */
     o->d = h2f_lanes(h[0], 0);
@@ -119,18 +123,126 @@ ALWAYS_INLINE void build_q4_K(const char *const rp[16], size_t off, pblk *o) {
         o->E[4 * hh + 2] = o->E[4 * hh + 3] = p23;
     }
     /* chunk k of qs (c = k / 2): low nibbles are values 64c + 16(k%2) +
-     * 4m.., high ones 32 further */
-    const __m512i n4 = _mm512_set1_epi8(15);
+     * 4m.., high ones 32 further. Q5_K: bit v / 32 of qh[v % 32] is worth
+     * 16; qh chunk k % 2 holds the bytes of these values. */
+    const __m512i n4 = _mm512_set1_epi8(15), b10 = _mm512_set1_epi8(0x10);
+    __m512i qh[2][4];
+    if (q5) {
+        tr16(rp, off + 16, qh[0]);
+        tr16(rp, off + 32, qh[1]);
+    }
 #pragma GCC unroll 8
     for (int k = 0; k < 8; k++) {
         __m512i p[4];
-        tr16(rp, off + 16 + 16 * (size_t)k, p);
-        const int q0 = 16 * (k / 2) + 4 * (k % 2);
+        tr16(rp, off + (q5 ? 48 : 16) + 16 * (size_t)k, p);
+        const int c = k / 2, q0 = 16 * c + 4 * (k % 2);
 #pragma GCC unroll 4
         for (int m = 0; m < 4; m++) {
-            o->W[q0 + m] = _mm512_and_si512(p[m], n4);
-            o->W[q0 + 8 + m] = _mm512_and_si512(_mm512_srli_epi16(p[m], 4), n4);
+            __m512i lo = _mm512_and_si512(p[m], n4);
+            __m512i hi = _mm512_and_si512(_mm512_srli_epi16(p[m], 4), n4);
+            if (q5) {
+                /* bit 2c (low) / 2c + 1 (high) moved to bit 4; 0xF8: a | (b & c) */
+                const __m512i hq = qh[k % 2][m];
+                const int bl = 2 * c, bh = 2 * c + 1;
+                const __m512i sl = bl <= 4 ? _mm512_slli_epi16(hq, 4 - bl) : _mm512_srli_epi16(hq, bl - 4);
+                const __m512i sh = bh <= 4 ? _mm512_slli_epi16(hq, 4 - bh) : _mm512_srli_epi16(hq, bh - 4);
+                lo = _mm512_ternarylogic_epi32(lo, sl, b10, 0xF8);
+                hi = _mm512_ternarylogic_epi32(hi, sh, b10, 0xF8);
+            }
+            o->W[q0 + m] = lo;
+            o->W[q0 + 8 + m] = hi;
         }
+    }
+}
+
+/* Q2_K: block = scales[16] (scale | min << 4), qs[64], d, dmin. */
+ALWAYS_INLINE void build_q2_K(const char *const rp[16], size_t off, pblk *o) {
+    __m512i x[4], t[4];
+    tr16(rp, off, x);      /* x[j]: scale bytes 4j..4j+3 */
+    tr16(rp, off + 68, t); /* t[3]: d | dmin << 16 */
+    o->d = h2f_lanes(t[3], 0);
+    o->m = h2f_lanes(t[3], 1);
+    const __m512i f = set1(15), w8 = set1(0x00ff00ff);
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) o->S[4 * j + u] = _mm512_and_si512(_mm512_srli_epi32(x[j], 8 * u), f);
+        /* mins as words (mn[4j], mn[4j+2]) and (mn[4j+1], mn[4j+3]) */
+        const __m512i mn = _mm512_and_si512(_mm512_srli_epi32(x[j], 4), set1(0x0f0f0f0f));
+        o->E[2 * j] = _mm512_and_si512(mn, w8);
+        o->E[2 * j + 1] = _mm512_and_si512(_mm512_srli_epi32(mn, 8), w8);
+    }
+    /* qs chunk i (h = i / 2): bits 2j of its bytes are values 128h + 32j
+     * + 16(i % 2) + 4m.., vector 32h + 8j + 4(i % 2) + m */
+    const __m512i m3 = _mm512_set1_epi8(3);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512i p[4];
+        tr16(rp, off + 16 + 16 * (size_t)i, p);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++)
+                o->W[32 * (i / 2) + 8 * j + 4 * (i % 2) + m] =
+                    _mm512_and_si512(j ? _mm512_srli_epi16(p[m], 2 * j) : p[m], m3);
+    }
+}
+
+/* Q3_K: block = hmask[32], qs[64], scales[12] (16 six-bit, biased 32), d. */
+ALWAYS_INLINE void build_q3_K(const char *const rp[16], size_t off, pblk *o) {
+    /* bytes 94..109 (the block ends at 110): realign to the scale words */
+    __m512i t[4];
+    tr16(rp, off + 94, t);
+    const __m512i w0 = _mm512_or_si512(_mm512_srli_epi32(t[0], 16), _mm512_slli_epi32(t[1], 16));
+    const __m512i w1 = _mm512_or_si512(_mm512_srli_epi32(t[1], 16), _mm512_slli_epi32(t[2], 16));
+    const __m512i w2 = _mm512_or_si512(_mm512_srli_epi32(t[2], 16), _mm512_slli_epi32(t[3], 16));
+    o->d = h2f_lanes(t[3], 1);
+    o->m = o->d;
+    const __m512i lo4 = set1(0x0f0f0f0f), lo2 = set1(0x03030303);
+    __m512i r[4]; /* r[k]: biased scales 4k..4k+3, one per byte (nuage__k3_scale_words) */
+    r[0] = _mm512_or_si512(_mm512_and_si512(w0, lo4), _mm512_slli_epi32(_mm512_and_si512(w2, lo2), 4));
+    r[1] = _mm512_or_si512(_mm512_and_si512(w1, lo4),
+                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 2), lo2), 4));
+    r[2] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w0, 4), lo4),
+                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 4), lo2), 4));
+    r[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi32(w1, 4), lo4),
+                           _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(w2, 6), lo2), 4));
+    const __m512i ff = set1(0xff), w8 = set1(0x00ff00ff), b32 = set1(32), m4 = _mm512_set1_epi16(-4),
+                  o32 = set1(0x00200020);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; k++) {
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++)
+            o->S[4 * k + u] = _mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(r[k], 8 * u), ff), b32);
+        /* words (s[4k], s[4k+2]) and (s[4k+1], s[4k+3]), times -4 (codes
+         * are q + 4) */
+        o->E[2 * k] = _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(r[k], w8), o32), m4);
+        o->E[2 * k + 1] =
+            _mm512_mullo_epi16(_mm512_sub_epi16(_mm512_and_si512(_mm512_srli_epi32(r[k], 8), w8), o32), m4);
+    }
+    /* qs chunk i (h = i / 2, half = i % 2) and hmask chunk half: value
+     * 128h + 32j + 16half + 4m.. (vector 32h + 8j + 4half + m) has low
+     * bits 2j of qs and bit 4h + j of hmask, moved to bit 2 */
+    const __m512i m3 = _mm512_set1_epi8(3), b4 = _mm512_set1_epi8(4);
+    __m512i hm[2][4];
+    tr16(rp, off, hm[0]);
+    tr16(rp, off + 16, hm[1]);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        const int h = i / 2, half = i % 2;
+        __m512i p[4];
+        tr16(rp, off + 32 + 16 * (size_t)i, p);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++)
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                const int bit = 4 * h + j;
+                const __m512i hb = bit >= 2 ? _mm512_srli_epi16(hm[half][m], bit - 2)
+                                            : _mm512_slli_epi16(hm[half][m], 2 - bit);
+                const __m512i lo = _mm512_and_si512(j ? _mm512_srli_epi16(p[m], 2 * j) : p[m], m3);
+                /* 0xF8: a | (b & c) */
+                o->W[32 * h + 8 * j + 4 * half + m] = _mm512_ternarylogic_epi32(lo, hb, b4, 0xF8);
+            }
     }
 }
 
@@ -224,8 +336,10 @@ ALWAYS_INLINE void build_block(const int t, const char *const rp[16], size_t off
                                pblk *o) {
     const size_t bs = bsize(t);
     for (size_t p = 0; p < 16 * bs; p += 64) _mm_prefetch(next + off * 16 + p, _MM_HINT_T1);
-    if (t == T_Q4_K) build_q4_K(rp, off, o);
+    if (t == T_Q4_K || t == T_Q5_K) build_q4_K(rp, off, o, t == T_Q5_K);
     else if (t == T_Q6_K) build_q6_K(rp, off, o);
+    else if (t == T_Q2_K) build_q2_K(rp, off, o);
+    else if (t == T_Q3_K) build_q3_K(rp, off, o);
     else build_iq4_xs(rp, off, o);
 }
 
@@ -305,6 +419,9 @@ typedef void (*kern_fn)(const pblk *, int, const char *, size_t, int, float *);
 KERNS(q4_K, T_Q4_K)
 KERNS(q6_K, T_Q6_K)
 KERNS(iq4_xs, T_IQ4_XS)
+KERNS(q5_K, T_Q5_K)
+KERNS(q2_K, T_Q2_K)
+KERNS(q3_K, T_Q3_K)
 
 ALWAYS_INLINE void gemm_run(const int t, const kern_fn kf[5], int n, float *y, size_t ys,
                             const void *w, size_t ws, int nw, const void *a, size_t as, int na) {
@@ -359,6 +476,9 @@ ALWAYS_INLINE void gemm_run(const int t, const kern_fn kf[5], int n, float *y, s
 GEMM(q4_K, T_Q4_K)
 GEMM(q6_K, T_Q6_K)
 GEMM(iq4_xs, T_IQ4_XS)
+GEMM(q5_K, T_Q5_K)
+GEMM(q2_K, T_Q2_K)
+GEMM(q3_K, T_Q3_K)
 
 /* matmul uses gemm at every batch size once it is set; the row-major
  * tiles stay registered for bench_kernels' comparison. */
@@ -366,4 +486,7 @@ void nuage__gemm_k_register_avx512(nuage_type_traits *t) {
     t[NUAGE_TYPE_Q4_K].gemm = gemm_q4_K;
     t[NUAGE_TYPE_Q6_K].gemm = gemm_q6_K;
     t[NUAGE_TYPE_IQ4_XS].gemm = gemm_iq4_xs;
+    t[NUAGE_TYPE_Q5_K].gemm = gemm_q5_K;
+    t[NUAGE_TYPE_Q2_K].gemm = gemm_q2_K;
+    t[NUAGE_TYPE_Q3_K].gemm = gemm_q3_K;
 }

@@ -1,6 +1,6 @@
 /*
  * test_gemm_k.c - rows-in-lanes matrix products for the K-quants
- * (src/engine/gemm_k.h): Q4_K, Q6_K, IQ4_XS.
+ * (src/engine/gemm_k.h): Q4_K, Q6_K, IQ4_XS, Q5_K, Q2_K, Q3_K.
  *
  *   - the prepared activations hold exactly the Q8_K rounding that
  *     vec_dot uses (codes, scale, 16-value sums in gemm_k.h's pair order);
@@ -52,6 +52,9 @@ static const struct {
     {NUAGE_TYPE_Q4_K, 0, 2},
     {NUAGE_TYPE_Q6_K, 208, -1},
     {NUAGE_TYPE_IQ4_XS, 0, -1},
+    {NUAGE_TYPE_Q5_K, 0, 2},
+    {NUAGE_TYPE_Q2_K, 80, 82},
+    {NUAGE_TYPE_Q3_K, 108, -1},
 };
 #define NTYPES (sizeof k_types / sizeof k_types[0])
 
