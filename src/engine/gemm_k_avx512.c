@@ -375,26 +375,23 @@ ALWAYS_INLINE void kern(const int t, const pblk *P, int kb, const char *a, size_
         }
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) is[j] = MIN ? _mm512_setzero_si512() : ic[j];
-        /* isum += S[g] * (sub-block g's dot), two vpdpbusd chains */
+        /* isum += S[g] * (sub-block g's dot); one vpdpbusd chain per
+         * token: the J tokens' chains and the next sub-block's overlap */
 #pragma GCC unroll 16
         for (int g = 0; g < NS; g++) {
-            __m512i c0[4], c1[4];
+            __m512i c[4];
 #pragma GCC unroll 4
-            for (int j = 0; j < J; j++) c0[j] = c1[j] = _mm512_setzero_si512();
+            for (int j = 0; j < J; j++) c[j] = _mm512_setzero_si512();
 #pragma GCC unroll 8
-            for (int v = 0; v < VPS; v += 2) {
+            for (int v = 0; v < VPS; v++) {
                 const int q = g * VPS + v;
-                const __m512i w0 = _mm512_load_si512(p->W + q), w1 = _mm512_load_si512(p->W + q + 1);
+                const __m512i wq = _mm512_load_si512(p->W + q);
 #pragma GCC unroll 4
-                for (int j = 0; j < J; j++) {
-                    c0[j] = _mm512_dpbusd_epi32(c0[j], w0, bcast32(ab[j][b].y + 4 * q));
-                    c1[j] = _mm512_dpbusd_epi32(c1[j], w1, bcast32(ab[j][b].y + 4 * q + 4));
-                }
+                for (int j = 0; j < J; j++) c[j] = _mm512_dpbusd_epi32(c[j], wq, bcast32(ab[j][b].y + 4 * q));
             }
             const __m512i s = _mm512_load_si512(p->S + g);
 #pragma GCC unroll 4
-            for (int j = 0; j < J; j++)
-                is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(_mm512_add_epi32(c0[j], c1[j]), s));
+            for (int j = 0; j < J; j++) is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(c[j], s));
         }
         /* acc = fma(float(isum), d dy, acc); mins: acc -= float(icor) m dy */
 #pragma GCC unroll 4
