@@ -175,15 +175,15 @@ static void gemm_ref_impl(kdec_fn dec, size_t bsize, int n, float *y, size_t ys,
             float acc = 0.0f;
             for (int b = 0; b < nb; b++) {
                 dec(wr + (size_t)b * bsize, &f);
-                int32_t isum = 0, icor = 0;
+                int32_t icor = 0;
+                for (int h = 0; h < 16; h++) icor += f.e[h] * ar[b].bs[bs_pos(h)];
+                float fb = f.has_min ? 0.0f : (float)icor * f.d;
                 for (int g = 0; g < QK / f.group; g++) {
                     int32_t dot = 0;
                     for (int v = g * f.group; v < (g + 1) * f.group; v++) dot += f.c[v] * ar[b].y[v];
-                    isum += f.s[g] * dot;
+                    fb = fmaf((float)dot, (float)f.s[g] * f.d, fb);
                 }
-                for (int h = 0; h < 16; h++) icor += f.e[h] * ar[b].bs[bs_pos(h)];
-                if (!f.has_min) isum += icor;
-                acc = fmaf((float)isum, f.d * ar[b].d, acc);
+                acc = fmaf(fb, ar[b].d, acc);
                 if (f.has_min) acc = fmaf(-(float)icor, f.m * ar[b].d, acc);
             }
             y[(size_t)j * ys + i] = acc;

@@ -15,22 +15,30 @@
  *
  * Every K-quant block is read here in one generic form:
  *   c[v]   unsigned code of value v (0..255)
- *   s[g]   integer scale of sub-block g (32 values: Q4_K, IQ4_XS; 16: Q6_K)
+ *   s[g]   integer scale of sub-block g (32 values: Q4_K, Q5_K, IQ4_XS;
+ *          16: Q6_K, Q2_K, Q3_K)
  *   e[h]   integer factor of the activation's 16-value sum bsum[h]
- *   d, m   the block's fp16 factors (m only for types with mins: Q4_K)
- * with isum = sum_g s[g] * sum_{v in g} c[v] * y[v]  (+ sum_h e[h] bsum[h]
- * for types without mins, where e undoes the code offset: Q6_K stores
- * q + 32, so e[h] = -32 s[h]; IQ4_XS's grid is offset by 128, e[h] =
- * -128 s[h / 2]) and, for types with mins, imin = sum_h e[h] bsum[h]
- * (e[h] = the 6-bit min of h's sub-block). All of it is exact int32.
+ *   d, m   the block's fp16 factors (m only for types with mins: Q4_K,
+ *          Q5_K, Q2_K)
+ * dot_g = sum_{v in g} c[v] y[v] and icor = sum_h e[h] bsum[h] are exact
+ * int32. For types with mins e[h] is the min of h's sub-block; for the
+ * others it undoes the code offset (Q6_K stores q + 32: e[h] = -32 s[h];
+ * Q3_K q + 4: e[h] = -4 s[h]; IQ4_XS's grid is offset by 128: e[h] =
+ * -128 s[h / 2]).
  *
  * The arithmetic of every output is then fixed, whatever the batch, the
  * row count or the SIMD level that has the kernel:
  *   acc = 0; for each block b in order:
- *     acc = fma((float)isum_b, d_b * dy_b, acc)
- *     (mins)  acc = fma(-(float)imin_b, m_b * dy_b, acc)
- * with dy_b the Q8_K activation scale (ggml's rounding, bit for bit) and
- * each product rounded to float. gemm_k.c computes it in C (gemm_ref);
+ *     fb  = mins ? 0 : (float)icor * d
+ *     for each sub-block g in order: fb = fma((float)dot_g, s_g * d, fb)
+ *     acc = fma(fb, dy, acc)
+ *     (mins)  acc = fma(-(float)icor, m * dy, acc)
+ * with dy the block's Q8_K activation scale (ggml's rounding, bit for
+ * bit), every product rounded to float (s_g * d is exact: 11 x 8 bits)
+ * and every dot_g exact in float (< 2^24). The scale is applied in float
+ * rather than with vpmulld because on the x86 cores at hand the float
+ * ports are idle while vpdpbusd keeps its port busy (Q6_K: 16.6 -> 12 ns
+ * per row dot at 64 tokens). gemm_k.c computes it in C (gemm_ref);
  * gemm_k_avx512.c must give the same bits (tests/unit/test_gemm_k.c), and
  * since matmul uses gemm at every batch size a row's result never depends
  * on what it is batched with. This is not the row-major kernels' order
@@ -57,7 +65,7 @@ typedef struct {
     float d;
 } nuage_gemm_kblk;
 
-/* Set gemm_ref and gemm_prep for Q4_K, Q6_K and IQ4_XS (gemm stays NULL:
+/* Set gemm_ref and gemm_prep for the six types above (gemm stays NULL:
  * the scalar version is for tests). */
 void nuage__gemm_k_register_ref(nuage_type_traits *table);
 

@@ -13,8 +13,9 @@
  *         lanes, the bsum factors E as int16 pairs, d and m as floats
  *       for the slab's tokens, 4 at a time, per block:
  *         icor = sum_k vpdpwssd(E[k], bsum pair k)
- *         isum = (mins ? 0 : icor) + sum_g S[g] * sum vpdpbusd(W, y[4q..])
- *         acc  = fma(float(isum), d * dy, acc) (mins: - float(icor) m dy)
+ *         fb   = mins ? 0 : float(icor) d
+ *         per sub-block g: fb = fma(float(sum vpdpbusd(W, y[4q..])), d s_g, fb)
+ *         acc  = fma(fb, dy, acc)      (mins: acc -= float(icor) m dy)
  *     store acc (16 rows) for every token
  *
  * Building a block's panel reads each row's bytes in 16-byte chunks and
@@ -40,7 +41,10 @@ enum { T_Q4_K, T_Q6_K, T_IQ4_XS, T_Q5_K, T_Q2_K, T_Q3_K };
 /* One block of 16 rows, transposed (gemm_k.h's generic form). */
 typedef struct {
     __m512i W[64]; /* codes 4q..4q+3 of row r in dword lane r */
-    __m512i S[16]; /* sub-block scales (8 used when groups are 32) */
+    union {
+        __m512i S[16];  /* sub-block scales (8 used when groups are 32)... */
+        __m512 DS[16];  /* ... turned into d * scale (exact) by build_block */
+    };
     __m512i E[8];  /* bsum factors, int16 pairs in bsum-pair order */
     __m512 d, m;   /* fp16 factors as floats (m: types with mins) */
 } pblk;
@@ -341,6 +345,8 @@ ALWAYS_INLINE void build_block(const int t, const char *const rp[16], size_t off
     else if (t == T_Q2_K) build_q2_K(rp, off, o);
     else if (t == T_Q3_K) build_q3_K(rp, off, o);
     else build_iq4_xs(rp, off, o);
+#pragma GCC unroll 16
+    for (int g = 0; g < QK / group(t); g++) o->DS[g] = _mm512_mul_ps(_mm512_cvtepi32_ps(o->S[g]), o->d);
 }
 
 ALWAYS_INLINE __m512i bcast32(const void *p) {
@@ -363,7 +369,8 @@ ALWAYS_INLINE void kern(const int t, const pblk *P, int kb, const char *a, size_
     }
     for (int b = 0; b < kb; b++) {
         const pblk *p = P + b;
-        __m512i ic[4], is[4];
+        __m512i ic[4];
+        __m512 fb[4];
         /* icor: the bsum factors (mins, or the code offsets' correction) */
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) ic[j] = _mm512_setzero_si512();
@@ -373,10 +380,13 @@ ALWAYS_INLINE void kern(const int t, const pblk *P, int kb, const char *a, size_
 #pragma GCC unroll 4
             for (int j = 0; j < J; j++) ic[j] = _mm512_dpwssd_epi32(ic[j], e, bcast32(ab[j][b].bs + 2 * k));
         }
+        /* fb = (mins ? 0 : float(icor) d); then per sub-block g,
+         * fb = fma(float(dot_g), d s_g, fb): one vpdpbusd chain per token
+         * (the J tokens' chains and the next sub-block's overlap), the
+         * scale applied on the float ports */
 #pragma GCC unroll 4
-        for (int j = 0; j < J; j++) is[j] = MIN ? _mm512_setzero_si512() : ic[j];
-        /* isum += S[g] * (sub-block g's dot); one vpdpbusd chain per
-         * token: the J tokens' chains and the next sub-block's overlap */
+        for (int j = 0; j < J; j++)
+            fb[j] = MIN ? _mm512_setzero_ps() : _mm512_mul_ps(_mm512_cvtepi32_ps(ic[j]), p->d);
 #pragma GCC unroll 16
         for (int g = 0; g < NS; g++) {
             __m512i c[4];
@@ -389,15 +399,15 @@ ALWAYS_INLINE void kern(const int t, const pblk *P, int kb, const char *a, size_
 #pragma GCC unroll 4
                 for (int j = 0; j < J; j++) c[j] = _mm512_dpbusd_epi32(c[j], wq, bcast32(ab[j][b].y + 4 * q));
             }
-            const __m512i s = _mm512_load_si512(p->S + g);
+            const __m512 ds = _mm512_load_ps(p->DS + g);
 #pragma GCC unroll 4
-            for (int j = 0; j < J; j++) is[j] = _mm512_add_epi32(is[j], _mm512_mullo_epi32(c[j], s));
+            for (int j = 0; j < J; j++) fb[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c[j]), ds, fb[j]);
         }
-        /* acc = fma(float(isum), d dy, acc); mins: acc -= float(icor) m dy */
+        /* acc = fma(fb, dy, acc); mins: acc -= float(icor) m dy */
 #pragma GCC unroll 4
         for (int j = 0; j < J; j++) {
             const __m512 dy = _mm512_set1_ps(ab[j][b].d);
-            f[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(p->d, dy), f[j]);
+            f[j] = _mm512_fmadd_ps(fb[j], dy, f[j]);
             if (MIN) f[j] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(ic[j]), _mm512_mul_ps(p->m, dy), f[j]);
         }
     }
