@@ -36,6 +36,7 @@ static void prep_k(const float *x, void *out, int64_t n) {
         nuage_gemm_kblk o;
         memcpy(o.y, blk.qs, QK);
         for (int h = 0; h < 16; h++) o.bs[bs_pos(h)] = blk.bsums[h];
+        for (int k = 0; k < 8; k++) o.bs32[k] = (int16_t)(blk.bsums[2 * k] + blk.bsums[2 * k + 1]);
         o.d = blk.d;
         memcpy(&a[b], &o, sizeof o);
     }

@@ -49,8 +49,11 @@
  * and writes nuage_gemm_kblk per 256 values. The 16-value sums are stored
  * in the pair order the vpdpwssd steps want: dword k = 2j + o (o = 0, 1)
  * holds bsum[4j + o] (low half) and bsum[4j + 2 + o] (high half); the
- * weight side pairs e[] the same way. A prepared row takes 292 bytes per
- * 256 values, within the NUAGE_GEMM_ABLK-per-32 stride matmul allots.
+ * weight side pairs e[] the same way. The types with 32-value sub-blocks
+ * (e[h] equal over a sub-block's two halves) use the 32-value sums bs32
+ * instead: half the vpdpwssd, the same exact icor. A prepared row takes
+ * 308 bytes per 256 values, within the NUAGE_GEMM_ABLK-per-32 stride
+ * matmul allots.
  */
 #ifndef NUAGE_GEMM_K_H
 #define NUAGE_GEMM_K_H
@@ -61,7 +64,8 @@
 
 typedef struct {
     int8_t y[256];
-    int16_t bs[16]; /* bsum pairs, order 0,2,1,3, 4,6,5,7, ... (above) */
+    int16_t bs[16];  /* bsum pairs, order 0,2,1,3, 4,6,5,7, ... (above) */
+    int16_t bs32[8]; /* 32-value sums bsum[2k] + bsum[2k+1], in order */
     float d;
 } nuage_gemm_kblk;
 

@@ -3,7 +3,8 @@
  * (src/engine/gemm_k.h): Q4_K, Q6_K, IQ4_XS, Q5_K, Q2_K, Q3_K.
  *
  *   - the prepared activations hold exactly the Q8_K rounding that
- *     vec_dot uses (codes, scale, 16-value sums in gemm_k.h's pair order);
+ *     vec_dot uses (codes, scale, 16-value sums in gemm_k.h's pair order,
+ *     32-value sums);
  *   - gemm_ref agrees with a float64 evaluation of the dot products of the
  *     dequantized weights (to_float) and the rounded activations, within
  *     a bound from the float roundings: the reference is right;
@@ -138,6 +139,8 @@ static void test_prep_matches_q8_K(void **state) {
                 assert_int_equal(ref[b].bsums[h], sum);
                 assert_int_equal(a[b].bs[pos[h]], sum);
             }
+            for (int h = 0; h < 8; h++)
+                assert_int_equal(a[b].bs32[h], ref[b].bsums[2 * h] + ref[b].bsums[2 * h + 1]);
         }
     }
 }
