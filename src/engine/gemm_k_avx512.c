@@ -345,7 +345,6 @@ ALWAYS_INLINE void build_block(const int t, const char *const rp[16], size_t off
     else if (t == T_Q2_K) build_q2_K(rp, off, o);
     else if (t == T_Q3_K) build_q3_K(rp, off, o);
     else build_iq4_xs(rp, off, o);
-#pragma GCC unroll 16
     for (int g = 0; g < QK / group(t); g++) o->DS[g] = _mm512_mul_ps(_mm512_cvtepi32_ps(o->S[g]), o->d);
 }
 
