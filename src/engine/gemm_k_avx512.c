@@ -12,9 +12,11 @@
  *         unsigned codes 4q..4q+3), the sub-block scales S as int32
  *         lanes, the bsum factors E as int16 pairs, d and m as floats
  *       for the slab's tokens, 4 at a time, per block:
- *         icor = sum_k vpdpwssd(E[k], bsum pair k)
+ *         icor = sum_k vpdpwssd(E[k], bsum pair k)  (32-value sub-blocks:
+ *                four steps over the 32-value sums)
  *         fb   = mins ? 0 : float(icor) d
  *         per sub-block g: fb = fma(float(sum vpdpbusd(W, y[4q..])), d s_g, fb)
+ *           (the chain seeded so that float() is one subtract: see kern)
  *         acc  = fma(fb, dy, acc)      (mins: acc -= float(icor) m dy)
  *     store acc (16 rows) for every token
  *
@@ -23,8 +25,8 @@
  * the 128-bit lanes), so a dword of a chunk lands in its row's lane; the
  * scales are then unpacked with shifts and masks in the lanes. About 400
  * instructions per 16 rows x 256 values, paid once per TT tokens (the
- * products cost about 100 per token). For one token (decode) each block
- * is built and used at once.
+ * products cost about 90 per token, 64 of them vpdpbusd). For one token
+ * (decode) each block is built and used at once.
  */
 #include <immintrin.h>
 #include <string.h>
