@@ -30,6 +30,8 @@
  */
 #include "engine/quant_k.h"
 
+#include "engine/gemm_k.h"
+
 #include <math.h>
 #include <stdbool.h>
 
@@ -599,5 +601,11 @@ void nuage__quant_register_k(nuage_type_traits *table, int level) {
     }
 #if defined(NUAGE_X86)
     if (level >= 1) table[NUAGE_TYPE_Q8_K].from_float = nuage__quantize_q8_K_avx2;
+#endif
+    /* rows-in-lanes products (gemm_k.h): matmul's kernel at every batch
+     * size on AVX-512 VNNI */
+    nuage__gemm_k_register_ref(table);
+#if defined(NUAGE_X86)
+    if (level >= 2) nuage__gemm_k_register_avx512(table);
 #endif
 }
