@@ -282,15 +282,19 @@ static int nuage__ask_local(nuage__local *L, const char *question, int max_token
  * or NULL with err set.
  */
 static json_t *nuage__ask_tools(const nuage__url *u, const char *model, json_t *messages, json_t *tools,
-                                int max_tokens, char *err, size_t errlen) {
-    json_t *req = json_pack("{s:s,s:O,s:O,s:f,s:i,s:b}", "model", model, "messages", messages, "tools", tools,
-                            "temperature", 0.0, "max_tokens", max_tokens, "stream", 0);
+                                int max_tokens, int *status_out, char *err, size_t errlen) {
+    json_t *req = json_pack("{s:s,s:O,s:O,s:f,s:b}", "model", model, "messages", messages, "tools", tools,
+                            "temperature", 0.0, "stream", 0);
+    /* without max_tokens the reply may use the rest of the context: a
+     * fixed one can overflow a 256-token context after a long prompt */
+    if (req && max_tokens > 0) json_object_set_new(req, "max_tokens", json_integer(max_tokens));
     char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
     json_decref(req);
     if (!body) { snprintf(err, errlen, "out of memory"); return NULL; }
     int status = 0;
     char *resp = nuage__http(u, "/v1/chat/completions", body, &status, err, errlen);
     free(body);
+    *status_out = status;
     if (!resp) return NULL;
     json_t *r = json_loads(resp, 0, NULL);
     free(resp);
@@ -336,7 +340,13 @@ static int nuage__tool_item_eval(const nuage__url *u, const char *model, const n
     bool first = true, right = false;
     int rc = 0;
     for (int turn = 0; turn < 4; turn++) {
-        json_t *m = nuage__ask_tools(u, model, msgs, it->tools, max_tokens, err, errlen);
+        int status = 0;
+        json_t *m = nuage__ask_tools(u, model, msgs, it->tools, max_tokens, &status, err, errlen);
+        if (!m && status == 400) { /* e.g. the conversation outgrew the context: a wrong answer */
+            if (verbose) fprintf(stderr, "    %s\n", err);
+            first = false;
+            break;
+        }
         if (!m) { rc = NUAGE_E_IO; break; }
         json_t *calls = json_object_get(m, "tool_calls");
         size_t nc = json_is_array(calls) ? json_array_size(calls) : 0;
@@ -447,6 +457,7 @@ int nuage_cmd_eval(int argc, char **argv) {
         i++;
     }
     if (!task || (!url == !model_path)) return usage();
+    bool max_tokens_set = max_tokens > 0;
     if (max_tokens < 0) max_tokens = reasoning ? 200 : 48;
 
     /* tasks to run: -1 = mix; tool tasks apart */
@@ -511,7 +522,7 @@ int nuage_cmd_eval(int argc, char **argv) {
     }
     double t0 = nuage_cli_now();
     long total_ok = 0, total = 0;
-    if (ntt && nuage__eval_tools(&u, model_name, ttasks, ntt, n, digits, seed, max_tokens < 96 ? 96 : (int)max_tokens,
+    if (ntt && nuage__eval_tools(&u, model_name, ttasks, ntt, n, digits, seed, max_tokens_set ? (int)max_tokens : 0,
                                  verbose))
         goto done;
     if (nt) printf("%-10s %8s %8s %9s\n", "task", "correct", "asked", "accuracy");
