@@ -49,7 +49,8 @@ run train-tokenizer --data "$WORK/all.jsonl" --vocab 1024 --out "$WORK/tok.gguf"
 # 3. the models: llama, dim 192, 4 layers, 6 heads (2 KV heads), FF 512, ctx 256
 SHAPE="--dim 192 --layers 4 --heads 6 --kv-heads 2 --ff 512 --ctx 256"
 OPTS="--batch 32 --lr 2e-3 --lr-min 2e-4 --warmup 100 --wd 0.1 --clip 1 --seed 1 -t $THREADS"
-STAGE2="--steps 1500 --batch 32 --lr 1e-3 --lr-min 1e-4 --warmup 50 --wd 0.1 --clip 1 --seed 1 -t $THREADS --ckpt-every 100"
+STAGE2A="--steps 1000 --stop-after 400 --batch 32 --lr 1e-3 --lr-min 1e-4 --warmup 30 --wd 0.1 --clip 1 --seed 1 -t $THREADS --ckpt-every 100"
+STAGE2B="--steps 250 --batch 32 --lr 4e-4 --lr-min 2e-5 --warmup 10 --wd 0.1 --clip 1 --seed 2 -t $THREADS --ckpt-every 50"
 train_fast() {
     if [ -n "${BASE_FAST:-}" ]; then
         cp "$BASE_FAST" "$WORK/nuage-fast-base.gguf"
@@ -62,8 +63,12 @@ train_fast() {
     # assistant turn) mixed with the first stage's data, from its weights
     run synth-data --task tools --n 30000 --seed 11 --out "$WORK/tools.jsonl"
     cat "$WORK/fast.jsonl" "$WORK/tools.jsonl" > "$WORK/fast2.jsonl"
-    timed fast-tools nice -n "$NICE" "$NUAGE" train --data "$WORK/fast2.jsonl" --init "$WORK/nuage-fast-base.gguf" \
-        --builtin-template $STAGE2 --ckpt "$WORK/fast2.ckpt" --out "$OUT/nuage-fast.gguf" 2> >(tee -a "$WORK/fast.log" >&2)
+    # (a) lr 1e-3 on a 1,000-step cosine schedule, cut at step 400; (b) a
+    # short anneal from there, lr 4e-4 -> 2e-5, other batches (seed 2)
+    timed fast-tools-a nice -n "$NICE" "$NUAGE" train --data "$WORK/fast2.jsonl" --init "$WORK/nuage-fast-base.gguf" \
+        --builtin-template $STAGE2A --ckpt "$WORK/fast2a.ckpt" --out "$WORK/nuage-fast-tools-a.gguf" 2> >(tee -a "$WORK/fast.log" >&2)
+    timed fast-tools-b nice -n "$NICE" "$NUAGE" train --data "$WORK/fast2.jsonl" --init "$WORK/nuage-fast-tools-a.gguf" \
+        --builtin-template $STAGE2B --ckpt "$WORK/fast2b.ckpt" --out "$OUT/nuage-fast.gguf" 2> >(tee -a "$WORK/fast.log" >&2)
 }
 train_think() {
     timed think nice -n "$NICE" "$NUAGE" train --data "$WORK/think.jsonl" --tokenizer "$WORK/tok.gguf" $SHAPE $OPTS --steps 1800 \

@@ -44,7 +44,9 @@ static int usage(void) {
             "files:     --ckpt PATH (default MODEL.gguf.ckpt) --ckpt-every N (default steps/10)\n"
             "           --resume CKPT --f16 (store matrices as F16) --name NAME --quiet\n"
             "stage 2:   --init MODEL.gguf (start from a trained model, fresh optimizer)\n"
-            "           --builtin-template (use the trainer's ChatML-with-tools template)\n");
+            "           --builtin-template (use the trainer's ChatML-with-tools template)\n"
+            "           --stop-after N (run only N steps of the --steps schedule: the output is\n"
+            "           the model at that step, as a run cut there)\n");
     return 2;
 }
 
@@ -109,6 +111,7 @@ int nuage_cmd_train(int argc, char **argv) {
         INT("--ff", 8, 65536, cfg.n_ff)
         INT("--ctx", 2, 65536, cfg.n_ctx)
         INT("--steps", 0, 1 << 30, o.steps)
+        INT("--stop-after", 0, 1 << 30, o.stop_after)
         INT("--batch", 1, 1 << 20, o.batch)
         INT("--warmup", 0, 1 << 30, o.warmup)
         FLT("--lr", o.lr)
