@@ -85,7 +85,12 @@ async function ask(model, question) {
     else if (m.role === 'tool') lines.push(`tool: ${m.content}`);
     else if (m.role === 'assistant') lines.push(`assistant: ${m.content}`);
   });
-  const answer = await runner.finalContent();
+  let answer = '';
+  try {
+    answer = await runner.finalContent();
+  } catch (e) { // e.g. the reply ran into the end of the context (finish_reason "length")
+    lines.push(`(no answer: ${e.message})`);
+  }
   return { answer: (answer || '').trim(), transcript: lines.join('\n') };
 }
 
