@@ -15,10 +15,10 @@
  * --init MODEL.gguf continues training a finished model on new data (a
  * second stage, e.g. tool use on top of the arithmetic): its shape and
  * weights, a fresh optimizer and schedule; the tokenizer is the model's
- * own unless --tokenizer is given. --builtin-template renders the data
- * with, and writes into the output and the checkpoints, the trainer's own
- * chat template (ChatML with tools, bpe_train.c) instead of the
- * tokenizer's: how a model trained before that template learns it.
+ * own unless --tokenizer is given. --tools-template renders the data
+ * with, and writes into the output and the checkpoints, the trainer's
+ * ChatML-with-tools template (bpe_train.c) instead of the tokenizer's:
+ * how a model trained on plain chats learns tool calls.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +44,7 @@ static int usage(void) {
             "files:     --ckpt PATH (default MODEL.gguf.ckpt) --ckpt-every N (default steps/10)\n"
             "           --resume CKPT --f16 (store matrices as F16) --name NAME --quiet\n"
             "stage 2:   --init MODEL.gguf (start from a trained model, fresh optimizer)\n"
-            "           --builtin-template (use the trainer's ChatML-with-tools template)\n"
+            "           --tools-template (the trainer's ChatML-with-tools chat template)\n"
             "           --stop-after N (run only N steps of the --steps schedule: the output is\n"
             "           the model at that step, as a run cut there)\n");
     return 2;
@@ -74,7 +74,7 @@ static int nuage__auto_tokenizer(const char *data, int vocab, void **buf, nuage_
 int nuage_cmd_train(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *tok_path = NULL, *resume = NULL, *ckpt = NULL, *name = NULL;
     const char *init = NULL;
-    bool builtin_template = false;
+    bool tools_template = false;
     nuage_tcfg cfg = {.dim = 256, .n_layer = 4, .n_head = 8, .n_head_kv = 4, .n_ff = 768, .n_ctx = 256,
                       .norm_eps = 1e-5f, .rope_base = 10000.0f};
     nuage_topts o = nuage_topts_default();
@@ -85,7 +85,7 @@ int nuage_cmd_train(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         if (!strcmp(a, "--f16")) { f16 = true; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = true; continue; }
-        if (!strcmp(a, "--builtin-template")) { builtin_template = true; continue; }
+        if (!strcmp(a, "--tools-template")) { tools_template = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         long x = 0;
@@ -129,7 +129,7 @@ int nuage_cmd_train(int argc, char **argv) {
     if (!data || !out) return usage();
     if (init && resume) return nuage_cli_fail("train", 2, "--init and --resume exclude each other");
     o.threads = (int)threads;
-    if (builtin_template) o.chat_template = nuage_bpe_chat_template();
+    if (tools_template) o.chat_template = nuage_bpe_chat_template_tools();
 
     char err[512], ckpt_buf[4096];
     int ret = 1;

@@ -30,13 +30,24 @@ const char *const nuage_bpe_specials[NUAGE_BPE_N_SPECIAL] = {
     "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>",
 };
 
+const char *nuage_bpe_chat_template(void) {
+    return "{%- for message in messages -%}\n"
+           "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}\n"
+           "{%- endfor -%}\n"
+           "{%- if add_generation_prompt -%}\n"
+           "{{- '<|im_start|>assistant\\n' -}}\n"
+           "{%- endif -%}\n";
+}
+
 /* ChatML, plus tools: a system turn listing the tools one per line as
  * "name(param, param)" (no descriptions: the models' context is 256
- * tokens and their names and parameters tell them apart), assistant calls as <tool_call>{"name": ..., "arguments": ...}
- * </tool_call> (the Hermes/Qwen markup the server's tool parser detects
+ * tokens and their names and parameters tell them apart), assistant calls
+ * as <tool_call>{"name": ..., "arguments": ...}</tool_call> (the Hermes/Qwen markup the server's tool parser detects
  * from this source), results as `tool` turns. Without tools and calls the
- * text is plain ChatML, as before. */
-const char *nuage_bpe_chat_template(void) {
+ * text is the plain ChatML above. Kept apart from the tokenizer's template
+ * so that tokenizers and first-stage models stay as they were; a model
+ * trained for tools gets it through `nuage train --tools-template`. */
+const char *nuage_bpe_chat_template_tools(void) {
     return "{%- if tools -%}\n"
            "{{- '<|im_start|>system\\nTools:\\n' -}}\n"
            "{%- for tool in tools -%}\n"

@@ -205,7 +205,7 @@ static int collect_cb(const nuage_tp_event *ev, void *ud) {
 /* Template -> text the model learns -> server parser -> the same call. */
 static void test_template_roundtrip(void **state) {
     (void)state;
-    const char *src = nuage_bpe_chat_template();
+    const char *src = nuage_bpe_chat_template_tools();
     assert_int_equal(nuage_toolfmt_detect(src), NUAGE_TOOLFMT_HERMES);
     nuage_template *t = NULL;
     char err[256];
@@ -239,6 +239,7 @@ static void test_template_roundtrip(void **state) {
     assert_string_equal(out, want);
     free(out);
     /* without tools: plain ChatML, as the models were first trained */
+    assert_int_equal(nuage_toolfmt_detect(nuage_bpe_chat_template()), NUAGE_TOOLFMT_GENERIC);
     json_t *plain = json_loads("[{\"role\":\"user\",\"content\":\"What is 2 + 3?\"}]", 0, NULL);
     in.add_generation_prompt = true;
     assert_int_equal(nuage_template_render_json(t, plain, NULL, NULL, &in, &out, &len, err, sizeof err), 0);
