@@ -42,8 +42,9 @@ const char *nuage_bpe_chat_template(void) {
 /* ChatML, plus tools: a system turn listing the tools one per line as
  * "name(param, param)" (no descriptions: the models' context is 256
  * tokens and their names and parameters tell them apart), assistant calls
- * as <tool_call>{"name": ..., "arguments": ...}</tool_call> (the Hermes/Qwen markup the server's tool parser detects
- * from this source), results as `tool` turns. Without tools and calls the
+ * as <tool_call>{"name": ..., "arguments": ...}</tool_call> (the
+ * Hermes/Qwen markup the server's tool parser detects from this source),
+ * results as `tool` turns. Without tools and calls the
  * text is the plain ChatML above. Kept apart from the tokenizer's template
  * so that tokenizers and first-stage models stay as they were; a model
  * trained for tools gets it through `nuage train --tools-template`. */
