@@ -4,8 +4,9 @@
 #   models/nuage-think.gguf  writes its work in <think>...</think> first
 # One command, no network, no inputs: synthetic data (fixed seeds), a
 # shared byte-level BPE tokenizer, two training runs, held-out evaluation.
-# TOOLS=1 adds a second stage for nuage-fast (issue 18, not yet shipped:
-# see the tool scores in models/README.md): tool-use conversations mixed
+# TOOLS=1 adds a second stage for nuage-fast (issue 18; not shipped: 650
+# steps teach the call format and the tool choice, not yet the copying of
+# arguments and results): tool-use conversations mixed
 # with the first stage's data (train --init, the trainer's ChatML-with-
 # tools template), and the tool metrics through the server.
 # The trainer's results do not depend on the thread count (fixed gradient
