@@ -283,8 +283,11 @@ static int nuage__ask_local(nuage__local *L, const char *question, int max_token
  */
 static json_t *nuage__ask_tools(const nuage__url *u, const char *model, json_t *messages, json_t *tools,
                                 int max_tokens, int *status_out, char *err, size_t errlen) {
-    json_t *req = json_pack("{s:s,s:O,s:O,s:f,s:b}", "model", model, "messages", messages, "tools", tools,
-                            "temperature", 0.0, "stream", 0);
+    /* one call per turn, as the models are trained (with parallel calls
+     * allowed the server's lazy grammar does not let nuage-fast end its
+     * turn after the first call: it is forced into a second one) */
+    json_t *req = json_pack("{s:s,s:O,s:O,s:f,s:b,s:b}", "model", model, "messages", messages, "tools", tools,
+                            "temperature", 0.0, "stream", 0, "parallel_tool_calls", 0);
     /* without max_tokens the reply may use the rest of the context: a
      * fixed one can overflow a 256-token context after a long prompt */
     if (req && max_tokens > 0) json_object_set_new(req, "max_tokens", json_integer(max_tokens));

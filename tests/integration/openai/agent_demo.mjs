@@ -77,7 +77,7 @@ async function modelId() {
 async function ask(model, question) {
   const lines = [`user: ${question}`];
   const runner = client.chat.completions.runTools({
-    model, temperature: 0, messages: [{ role: 'user', content: question }], tools: TOOLS,
+    model, temperature: 0, parallel_tool_calls: false, messages: [{ role: 'user', content: question }], tools: TOOLS,
   });
   runner.on('message', (m) => {
     if (m.role === 'assistant' && m.tool_calls?.length)
