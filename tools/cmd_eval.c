@@ -30,13 +30,18 @@
 #include "nuage/template.h"
 #include "nuage/tokenizer.h"
 #include "train/synth.h"
+#include "train/synth_tools.h"
 
 static int usage(void) {
     fprintf(stderr,
             "usage: nuage eval (--url http://HOST:PORT | -m MODEL.gguf) --task T --n N\n"
             "                  [--digits D] [--seed S] [--model NAME] [--reasoning]\n"
             "                  [--max-tokens N] [-t THREADS] [--verbose]\n"
-            "  --task T      a task, a comma-separated list, 'all' (each task) or 'mix'\n"
+            "  --task T      a task, a comma-separated list, 'all' (each task) or 'mix';\n"
+            "                tool tasks (--url only): 'tools' (each of tool_mul, tool_arith,\n"
+            "                tool_convert, tool_date, tool_lookup, tool_direct, tool_twostep,\n"
+            "                tool_error, tool_absent) or any of them; --digits sets tool_mul's\n"
+            "                operand digits (default 6)\n"
             "  --model NAME  the served model (default: the first of GET /v1/models)\n"
             "  --reasoning   the model thinks first: allow long replies (default max tokens 48 / 200)\n");
     return 2;
@@ -270,6 +275,163 @@ static int nuage__ask_local(nuage__local *L, const char *question, int max_token
     return 0;
 }
 
+/* ---- tool use (server path) ------------------------------------------------------------------ */
+
+/*
+ * One chat completion with tools: the assistant message (a new reference)
+ * or NULL with err set.
+ */
+static json_t *nuage__ask_tools(const nuage__url *u, const char *model, json_t *messages, json_t *tools,
+                                int max_tokens, int *status_out, char *err, size_t errlen) {
+    /* one call per turn, as the models are trained (with parallel calls
+     * allowed the server's lazy grammar does not let nuage-fast end its
+     * turn after the first call: it is forced into a second one) */
+    json_t *req = json_pack("{s:s,s:O,s:O,s:f,s:b,s:b}", "model", model, "messages", messages, "tools", tools,
+                            "temperature", 0.0, "stream", 0, "parallel_tool_calls", 0);
+    /* without max_tokens the reply may use the rest of the context: a
+     * fixed one can overflow a 256-token context after a long prompt */
+    if (req && max_tokens > 0) json_object_set_new(req, "max_tokens", json_integer(max_tokens));
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!body) { snprintf(err, errlen, "out of memory"); return NULL; }
+    int status = 0;
+    char *resp = nuage__http(u, "/v1/chat/completions", body, &status, err, errlen);
+    free(body);
+    *status_out = status;
+    if (!resp) return NULL;
+    json_t *r = json_loads(resp, 0, NULL);
+    free(resp);
+    json_t *msg = json_object_get(json_array_get(json_object_get(r, "choices"), 0), "message");
+    if (status != 200 || !json_is_object(msg)) {
+        const char *em = json_string_value(json_object_get(json_object_get(r, "error"), "message"));
+        snprintf(err, errlen, "server answered %d%s%s", status, em ? ": " : "", em ? em : "");
+        json_decref(r);
+        return NULL;
+    }
+    json_incref(msg);
+    json_decref(r);
+    return msg;
+}
+
+/* Arguments equal, numbers compared by value (12 and 12.0 are the same). */
+static bool nuage__args_equal(json_t *a, json_t *b) {
+    if (json_is_number(a) && json_is_number(b)) return json_number_value(a) == json_number_value(b);
+    if (!json_is_object(a) || !json_is_object(b)) return json_equal(a, b);
+    if (json_object_size(a) != json_object_size(b)) return false;
+    const char *k;
+    json_t *v;
+    json_object_foreach(a, k, v) if (!nuage__args_equal(v, json_object_get(b, k))) return false;
+    return true;
+}
+
+typedef struct {
+    long asked, select_ok, args_ok, e2e_ok, called, should_call;
+} nuage__tool_score;
+
+/*
+ * The agent loop on one item: send the conversation, run the returned
+ * tool calls with the reference tools, send the results, until the model
+ * answers (at most 4 turns). Scores the first turn (call or not, which
+ * tool, the arguments) and the final answer. Returns 0 or an I/O error.
+ */
+static int nuage__tool_item_eval(const nuage__url *u, const char *model, const nuage_tool_item *it, int max_tokens,
+                                 bool verbose, nuage__tool_score *sc, char *err, size_t errlen) {
+    json_t *msgs = json_array();
+    if (!msgs) return NUAGE_E_NOMEM;
+    json_array_append(msgs, json_array_get(it->messages, 0));
+    char final[512] = "", got[128] = "";
+    bool first = true, right = false;
+    int rc = 0;
+    for (int turn = 0; turn < 4; turn++) {
+        int status = 0;
+        json_t *m = nuage__ask_tools(u, model, msgs, it->tools, max_tokens, &status, err, errlen);
+        if (!m && status == 400) { /* e.g. the conversation outgrew the context: a wrong answer */
+            if (verbose) fprintf(stderr, "    %s\n", err);
+            first = false;
+            break;
+        }
+        if (!m) { rc = NUAGE_E_IO; break; }
+        json_t *calls = json_object_get(m, "tool_calls");
+        size_t nc = json_is_array(calls) ? json_array_size(calls) : 0;
+        if (first) {
+            first = false;
+            sc->called += nc > 0;
+            if (nc == 0) sc->select_ok += it->first_tool < 0;
+            else {
+                json_t *fn = json_object_get(json_array_get(calls, 0), "function");
+                int kind = nuage_tool_kind_of(it->tools, json_string_value(json_object_get(fn, "name")));
+                json_t *args = json_loads(json_string_value(json_object_get(fn, "arguments")) ?
+                                          json_string_value(json_object_get(fn, "arguments")) : "", 0, NULL);
+                if (kind >= 0 && kind == it->first_tool) {
+                    sc->select_ok++;
+                    sc->args_ok += args && it->first_args && nuage__args_equal(args, it->first_args);
+                }
+                json_decref(args);
+            }
+        }
+        if (nc == 0) {
+            const char *c = json_string_value(json_object_get(m, "content"));
+            snprintf(final, sizeof final, "%s", c ? c : "");
+            json_decref(m);
+            break;
+        }
+        json_array_append_new(msgs, m); /* the assistant's calls */
+        for (size_t i = 0; i < nc; i++) {
+            json_t *call = json_array_get(calls, i), *fn = json_object_get(call, "function");
+            const char *name = json_string_value(json_object_get(fn, "name"));
+            const char *atext = json_string_value(json_object_get(fn, "arguments"));
+            json_t *args = atext ? json_loads(atext, 0, NULL) : NULL;
+            int kind = nuage_tool_kind_of(it->tools, name);
+            char *res = kind >= 0 ? nuage_tool_exec((nuage_tool_kind)kind, args) : strdup("error: unknown tool");
+            json_decref(args);
+            if (verbose) fprintf(stderr, "    call %s(%s) -> %s\n", name ? name : "?", atext ? atext : "", res ? res : "?");
+            const char *id = json_string_value(json_object_get(call, "id"));
+            json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}", "role", "tool", "tool_call_id", id ? id : "call",
+                                                  "content", res ? res : "error"));
+            free(res);
+        }
+    }
+    json_decref(msgs);
+    if (rc) return rc;
+    nuage_synth_final_answer(final, got, sizeof got);
+    if (it->task == NUAGE_TT_ERROR) right = strstr(final, "failed") != NULL;
+    else right = !strcmp(got, it->answer);
+    sc->e2e_ok += right;
+    sc->asked++;
+    sc->should_call += it->first_tool >= 0;
+    if (verbose)
+        fprintf(stderr, "[%s] %s\n  expected %s, got %s | %s\n", right ? "ok" : "WRONG",
+                json_string_value(json_object_get(json_array_get(it->messages, 0), "content")), it->answer, got, final);
+    return 0;
+}
+
+/* Run the tool tasks (tt[0..nt)) through the server; prints one line each. */
+static int nuage__eval_tools(const nuage__url *u, const char *model, const int *tt, int nt, long n, long digits,
+                             long seed, int max_tokens, bool verbose) {
+    char err[512];
+    printf("%-13s %6s %8s %8s %8s %8s\n", "task", "asked", "select", "args", "e2e", "called");
+    for (int k = 0; k < nt; k++) {
+        nuage_rng rng;
+        nuage_rng_seed(&rng, (uint64_t)seed + 7000003ull * (uint64_t)(tt[k] + 1));
+        nuage__tool_score sc = {0};
+        for (long i = 0; i < n; i++) {
+            nuage_tool_item it;
+            int rc = nuage_tool_gen(tt[k], tt[k] == NUAGE_TT_MUL ? (int)(digits ? digits : 6) : 0, true, &rng, &it);
+            if (rc) return nuage_cli_fail("eval", 1, "cannot generate questions: %s", nuage_strerror(rc));
+            rc = nuage__tool_item_eval(u, model, &it, max_tokens, verbose, &sc, err, sizeof err);
+            nuage_tool_item_free(&it);
+            if (rc) return nuage_cli_fail("eval", 1, "%s", err);
+        }
+        double d = sc.asked ? 100.0 / (double)sc.asked : 0;
+        char args[16] = "-";
+        if (sc.should_call) snprintf(args, sizeof args, "%.1f%%", 100.0 * (double)sc.args_ok / (double)sc.should_call);
+        printf("%-13s %6ld %7.1f%% %8s %7.1f%% %7.1f%%\n", nuage_tool_task_name((nuage_tool_task)tt[k]), sc.asked,
+               d * (double)sc.select_ok, args, d * (double)sc.e2e_ok, d * (double)sc.called);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 /* ---- the command ------------------------------------------------------------------------------- */
 
 int nuage_cmd_eval(int argc, char **argv) {
@@ -298,22 +460,34 @@ int nuage_cmd_eval(int argc, char **argv) {
         i++;
     }
     if (!task || (!url == !model_path)) return usage();
+    bool max_tokens_set = max_tokens > 0;
     if (max_tokens < 0) max_tokens = reasoning ? 200 : 48;
 
-    /* tasks to run: -1 = mix */
-    int tasks[NUAGE_TASK_N + 1], nt = 0;
+    /* tasks to run: -1 = mix; tool tasks apart */
+    int tasks[NUAGE_TASK_N + 1], nt = 0, ttasks[NUAGE_TT_N], ntt = 0;
     if (!strcmp(task, "all")) {
         for (int t = 0; t < NUAGE_TASK_N; t++) tasks[nt++] = t;
     } else {
         char buf[256];
         snprintf(buf, sizeof buf, "%s", task);
         for (char *save = NULL, *p = strtok_r(buf, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+            if (!strcmp(p, "tools")) {
+                for (int t = 0; t < NUAGE_TT_N; t++) ttasks[ntt++] = t;
+                ntt = ntt > NUAGE_TT_N ? NUAGE_TT_N : ntt;
+                continue;
+            }
+            if (nuage_tool_task_from_name(p) >= 0) {
+                if (ntt < NUAGE_TT_N) ttasks[ntt++] = nuage_tool_task_from_name(p);
+                continue;
+            }
             int t = !strcmp(p, "mix") ? -1 : nuage_task_from_name(p);
             if (t < 0 && strcmp(p, "mix")) return nuage_cli_fail("eval", 2, "unknown task '%s'", p);
             if (nt <= NUAGE_TASK_N) tasks[nt++] = t;
         }
     }
 
+    if (ntt && !url)
+        return nuage_cli_fail("eval", 2, "tool tasks run through a server's tool-call API: use --url");
     char err[512];
     int ret = 1;
     nuage__url u;
@@ -351,7 +525,10 @@ int nuage_cmd_eval(int argc, char **argv) {
     }
     double t0 = nuage_cli_now();
     long total_ok = 0, total = 0;
-    printf("%-10s %8s %8s %9s\n", "task", "correct", "asked", "accuracy");
+    if (ntt && nuage__eval_tools(&u, model_name, ttasks, ntt, n, digits, seed, max_tokens_set ? (int)max_tokens : 0,
+                                 verbose))
+        goto done;
+    if (nt) printf("%-10s %8s %8s %9s\n", "task", "correct", "asked", "accuracy");
     for (int k = 0; k < nt; k++) {
         nuage_rng rng;
         nuage_rng_seed(&rng, (uint64_t)seed + 1000003ull * (uint64_t)(tasks[k] + 1));

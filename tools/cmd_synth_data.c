@@ -11,12 +11,16 @@
 #include "cli_util.h"
 #include "nuage/nuage.h"
 #include "train/synth.h"
+#include "train/synth_tools.h"
 
 static int usage(void) {
     fprintf(stderr,
             "usage: nuage synth-data --task T --n N --seed S --out FILE.jsonl\n"
             "                        [--digits D] [--split train|heldout] [--reasoning]\n"
-            "  --task T     add, sub, mul, convert, date, reverse, sort, count, facts, or mix\n"
+            "  --task T     add, sub, mul, convert, date, reverse, sort, count, facts, or mix;\n"
+            "               tools (the tool-use mixture) or one tool scenario: tool_mul, tool_arith,\n"
+            "               tool_convert, tool_date, tool_lookup, tool_direct, tool_twostep,\n"
+            "               tool_error, tool_absent (one line per assistant turn; --n counts chats)\n"
             "  --digits D   operand digits (mix: the most digits for add/sub; default 2, mix 4)\n"
             "  --split      train (default) or heldout: the two never share a question\n"
             "  --reasoning  write the step-by-step work in <think>...</think> before the answer\n"
@@ -49,15 +53,30 @@ int nuage_cmd_synth_data(int argc, char **argv) {
     }
     if (!task || !out || n < 0 || seed < 0) return usage();
     bool mix = !strcmp(task, "mix");
-    int t = mix ? -1 : nuage_task_from_name(task);
-    if (!mix && t < 0) return nuage_cli_fail("synth-data", 2, "unknown task '%s'", task);
+    bool tools = !strcmp(task, "tools") || nuage_tool_task_from_name(task) >= 0;
+    int t = mix ? -1 : tools ? (!strcmp(task, "tools") ? -1 : nuage_tool_task_from_name(task)) : nuage_task_from_name(task);
+    if (!mix && !tools && t < 0) return nuage_cli_fail("synth-data", 2, "unknown task '%s'", task);
+    if (tools && reasoning) return nuage_cli_fail("synth-data", 2, "tool tasks have no --reasoning form");
     FILE *f = strcmp(out, "-") ? fopen(out, "w") : stdout;
     if (!f) return nuage_cli_fail("synth-data", 1, "cannot create %s", out);
     nuage_rng rng;
     nuage_rng_seed(&rng, (uint64_t)seed);
     nuage_synth_opts o = {.digits = (int)digits, .heldout = heldout};
     int ret = 0;
-    for (long i = 0; i < n; i++) {
+    for (long i = 0; tools && i < n; i++) {
+        nuage_tool_item ti;
+        int rc = nuage_tool_gen(t, (int)digits, heldout, &rng, &ti);
+        if (rc) {
+            ret = nuage_cli_fail("synth-data", 1, "cannot generate %s: %s", task, nuage_strerror(rc));
+            break;
+        }
+        char *lines = nuage_tool_item_jsonl(&ti);
+        nuage_tool_item_free(&ti);
+        if (!lines) { ret = nuage_cli_fail("synth-data", 1, "out of memory"); break; }
+        fputs(lines, f);
+        free(lines);
+    }
+    for (long i = 0; !tools && i < n; i++) {
         nuage_synth_item it;
         int rc = mix ? nuage_synth_gen_mix((int)digits, heldout, &rng, &it)
                      : nuage_synth_gen((nuage_task)t, &o, &rng, &it);

@@ -11,6 +11,14 @@
  * the end; --resume CKPT continues a run with the checkpoint's shape,
  * options, weights, Adam moments, step and RNG state, so a killed run
  * resumed ends with the same weights as an uninterrupted one.
+ *
+ * --init MODEL.gguf continues training a finished model on new data (a
+ * second stage, e.g. tool use on top of the arithmetic): its shape and
+ * weights, a fresh optimizer and schedule; the tokenizer is the model's
+ * own unless --tokenizer is given. --tools-template renders the data
+ * with, and writes into the output and the checkpoints, the trainer's
+ * ChatML-with-tools template (bpe_train.c) instead of the tokenizer's:
+ * how a model trained on plain chats learns tool calls.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +42,11 @@ static int usage(void) {
             "training:  --steps 1000 --batch 32 --lr 1e-3 --lr-min 1e-4 --warmup 100 --wd 0.1\n"
             "           --clip 1 --seed 1 -t THREADS\n"
             "files:     --ckpt PATH (default MODEL.gguf.ckpt) --ckpt-every N (default steps/10)\n"
-            "           --resume CKPT --f16 (store matrices as F16) --name NAME --quiet\n");
+            "           --resume CKPT --f16 (store matrices as F16) --name NAME --quiet\n"
+            "stage 2:   --init MODEL.gguf (start from a trained model, fresh optimizer)\n"
+            "           --tools-template (the trainer's ChatML-with-tools chat template)\n"
+            "           --stop-after N (run only N steps of the --steps schedule: the output is\n"
+            "           the model at that step, as a run cut there)\n");
     return 2;
 }
 
@@ -61,6 +73,8 @@ static int nuage__auto_tokenizer(const char *data, int vocab, void **buf, nuage_
 
 int nuage_cmd_train(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *tok_path = NULL, *resume = NULL, *ckpt = NULL, *name = NULL;
+    const char *init = NULL;
+    bool tools_template = false;
     nuage_tcfg cfg = {.dim = 256, .n_layer = 4, .n_head = 8, .n_head_kv = 4, .n_ff = 768, .n_ctx = 256,
                       .norm_eps = 1e-5f, .rope_base = 10000.0f};
     nuage_topts o = nuage_topts_default();
@@ -71,6 +85,7 @@ int nuage_cmd_train(int argc, char **argv) {
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
         if (!strcmp(a, "--f16")) { f16 = true; continue; }
         if (!strcmp(a, "--quiet")) { o.quiet = true; continue; }
+        if (!strcmp(a, "--tools-template")) { tools_template = true; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         long x = 0;
@@ -82,6 +97,7 @@ int nuage_cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--out") || !strcmp(a, "-o")) out = v;
         else if (!strcmp(a, "--tokenizer")) tok_path = v;
         else if (!strcmp(a, "--resume")) resume = v;
+        else if (!strcmp(a, "--init")) init = v;
         else if (!strcmp(a, "--ckpt")) ckpt = v;
         else if (!strcmp(a, "--name")) name = v;
         else if (!strcmp(a, "--vocab")) ok = nuage_cli_int(v, 256 + NUAGE_BPE_N_SPECIAL, 1 << 20, &vocab);
@@ -95,6 +111,7 @@ int nuage_cmd_train(int argc, char **argv) {
         INT("--ff", 8, 65536, cfg.n_ff)
         INT("--ctx", 2, 65536, cfg.n_ctx)
         INT("--steps", 0, 1 << 30, o.steps)
+        INT("--stop-after", 0, 1 << 30, o.stop_after)
         INT("--batch", 1, 1 << 20, o.batch)
         INT("--warmup", 0, 1 << 30, o.warmup)
         FLT("--lr", o.lr)
@@ -110,7 +127,9 @@ int nuage_cmd_train(int argc, char **argv) {
         i++;
     }
     if (!data || !out) return usage();
+    if (init && resume) return nuage_cli_fail("train", 2, "--init and --resume exclude each other");
     o.threads = (int)threads;
+    if (tools_template) o.chat_template = nuage_bpe_chat_template_tools();
 
     char err[512], ckpt_buf[4096];
     int ret = 1;
@@ -125,9 +144,10 @@ int nuage_cmd_train(int argc, char **argv) {
     double t0 = nuage_cli_now();
 
     /* tokenizer */
-    if (tok_path) {
-        if (nuage_gguf_open(tok_path, &tg, err, sizeof err)) {
-            nuage_cli_fail("train", 1, "%s: %s", tok_path, err);
+    if (tok_path || init) {
+        const char *tp = tok_path ? tok_path : init; /* a model carries its tokenizer */
+        if (nuage_gguf_open(tp, &tg, err, sizeof err)) {
+            nuage_cli_fail("train", 1, "%s: %s", tp, err);
             goto done;
         }
     } else if (!resume) {
@@ -153,6 +173,23 @@ int nuage_cmd_train(int argc, char **argv) {
         have_model = have_state = true;
         cfg = m.c;
         fprintf(stderr, "train: resuming %s at step %d of %d\n", resume, st.step, o.steps);
+    } else if (init) {
+        nuage_gguf *ig = NULL;
+        int irc = nuage_gguf_open(init, &ig, err, sizeof err);
+        if (!irc) irc = nuage_tmodel_from_gguf(&m, ig, err, sizeof err);
+        if (ig) nuage_gguf_close(ig);
+        if (irc) {
+            nuage_cli_fail("train", 1, "%s: %s", init, err);
+            goto done;
+        }
+        have_model = true;
+        cfg = m.c;
+        if (nuage_tstate_init(&st, &m, o.seed)) {
+            nuage_cli_fail("train", 1, "out of memory");
+            goto done;
+        }
+        have_state = true;
+        fprintf(stderr, "train: starting from the weights of %s\n", init);
     } else {
         cfg.n_vocab = nuage_vocab_n_tokens(voc);
         if (nuage_tmodel_init(&m, &cfg, err, sizeof err)) {
@@ -173,7 +210,7 @@ int nuage_cmd_train(int argc, char **argv) {
     }
 
     /* data */
-    const char *tmpl = nuage_gguf_get_str(tg, "tokenizer.chat_template", NULL);
+    const char *tmpl = o.chat_template ? o.chat_template : nuage_gguf_get_str(tg, "tokenizer.chat_template", NULL);
     if (nuage_tdata_load(&d, data, voc, tmpl, m.c.n_ctx, err, sizeof err)) {
         nuage_cli_fail("train", 1, "%s", err);
         goto done;
@@ -200,7 +237,8 @@ int nuage_cmd_train(int argc, char **argv) {
 
     /* export */
     w = nuage_gguf_writer_new();
-    if (!w || nuage_tmodel_to_gguf(&m, w, f16) || nuage_train_copy_tokenizer(tg, w)) {
+    if (!w || nuage_tmodel_to_gguf(&m, w, f16) || nuage_train_copy_tokenizer(tg, w) ||
+        (o.chat_template && nuage_gguf_writer_set_str(w, "tokenizer.chat_template", o.chat_template))) {
         nuage_cli_fail("train", 1, "out of memory writing the model");
         goto done;
     }

@@ -39,6 +39,45 @@ const char *nuage_bpe_chat_template(void) {
            "{%- endif -%}\n";
 }
 
+/* ChatML, plus tools: a system turn listing the tools one per line as
+ * "name(param, param)" (no descriptions: the models' context is 256
+ * tokens and their names and parameters tell them apart), assistant calls
+ * as <tool_call>{"name": ..., "arguments": ...}</tool_call> (the
+ * Hermes/Qwen markup the server's tool parser detects from this source),
+ * results as `tool` turns. Without tools and calls the
+ * text is the plain ChatML above. Kept apart from the tokenizer's template
+ * so that tokenizers and first-stage models stay as they were; a model
+ * trained for tools gets it through `nuage train --tools-template`. */
+const char *nuage_bpe_chat_template_tools(void) {
+    return "{%- if tools -%}\n"
+           "{{- '<|im_start|>system\\nTools:\\n' -}}\n"
+           "{%- for tool in tools -%}\n"
+           "{%- set f = tool.function if tool.function is defined else tool -%}\n"
+           "{%- set ps = f.parameters.properties if f.parameters is defined and f.parameters.properties is defined else {} -%}\n"
+           "{{- f.name + '(' + (ps.keys() | join(', ')) + ')' -}}\n"
+           "{{- '\\n' -}}\n"
+           "{%- endfor -%}\n"
+           "{{- '<|im_end|>\\n' -}}\n"
+           "{%- endif -%}\n"
+           "{%- for message in messages -%}\n"
+           "{%- if message.role == 'assistant' and message.tool_calls -%}\n"
+           "{{- '<|im_start|>assistant\\n' + (message.content if message.content else '') -}}\n"
+           "{%- for tc in message.tool_calls -%}\n"
+           "{%- set fn = tc.function if tc.function is defined else tc -%}\n"
+           "{{- '<tool_call>{\"name\": \"' + fn.name + '\", \"arguments\": ' -}}\n"
+           "{%- if fn.arguments is string -%}{{- fn.arguments -}}{%- else -%}{{- fn.arguments | tojson -}}{%- endif -%}\n"
+           "{{- '}</tool_call>' -}}\n"
+           "{%- endfor -%}\n"
+           "{{- '<|im_end|>\\n' -}}\n"
+           "{%- else -%}\n"
+           "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}\n"
+           "{%- endif -%}\n"
+           "{%- endfor -%}\n"
+           "{%- if add_generation_prompt -%}\n"
+           "{{- '<|im_start|>assistant\\n' -}}\n"
+           "{%- endif -%}\n";
+}
+
 /* ---- word table: distinct words with counts ---------------------------------- */
 
 typedef struct {

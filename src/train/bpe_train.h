@@ -58,6 +58,9 @@ void nuage_bpe_free(nuage_bpe *b);
 
 /* The ChatML chat template written with the tokenizer (static string). */
 const char *nuage_bpe_chat_template(void);
+/* ChatML plus tools (Hermes-style <tool_call> markup, `tool` turns), for
+ * models trained on tool-use chats (static string; see bpe_train.c). */
+const char *nuage_bpe_chat_template_tools(void);
 
 /* Write the tokenizer.* metadata (model, pre, tokens, token_type, merges,
  * special ids, add_bos false, chat template) into w. 0 or a NUAGE_E_*. */

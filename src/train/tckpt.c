@@ -129,6 +129,7 @@ int nuage_train_save_ckpt(const char *path, const nuage_tmodel *m, const nuage_t
     if (!w) return NUAGE_E_NOMEM;
     int rc = nuage_tmodel_to_gguf(m, w, false);
     if (!rc && tok_gguf) rc = nuage_train_copy_tokenizer(tok_gguf, w);
+    if (!rc && o->chat_template) rc = nuage_gguf_writer_set_str(w, "tokenizer.chat_template", o->chat_template);
     if (!rc) rc = nuage_gguf_writer_set_str(w, "general.name", "nuage-checkpoint");
     if (!rc) rc = nuage_gguf_writer_set_u32(w, "nuage.train.step", (uint32_t)s->step);
     if (!rc) rc = nuage_gguf_writer_set_arr(w, "nuage.train.rng", NUAGE_GGUF_UINT64, s->rng.s, 4);

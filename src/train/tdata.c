@@ -9,7 +9,8 @@
  * right after its first end-of-generation token (<|im_end|>): generation
  * stops there, so nothing after it is worth learning. Tokenizing the two
  * parts separately is what inference does too (prompt tokens, then
- * generated tokens), so the boundary is the same.
+ * generated tokens), so the boundary is the same. A line's "tools" array
+ * (tool-use chats, synth_tools.h) is handed to the template as `tools`.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -31,7 +32,7 @@ static long nuage__getline(FILE *f, char **buf, size_t *cap) {
 
 /* Render messages (all of them, or all but the last with the generation
  * prompt). malloc'd text in *out. */
-static int nuage__render(const nuage_template *t, json_t *msgs, bool prompt_only, char **out,
+static int nuage__render(const nuage_template *t, json_t *msgs, json_t *tools, bool prompt_only, char **out,
                          size_t *len, char *err, size_t errlen) {
     json_t *use = msgs;
     if (prompt_only) {
@@ -40,13 +41,14 @@ static int nuage__render(const nuage_template *t, json_t *msgs, bool prompt_only
         for (size_t i = 0; i + 1 < json_array_size(msgs); i++) json_array_append(use, json_array_get(msgs, i));
     }
     nuage_template_input in = {.add_generation_prompt = prompt_only, .now = 0};
-    int rc = nuage_template_render_json(t, use, NULL, NULL, &in, out, len, err, errlen);
+    int rc = nuage_template_render_json(t, use, tools, NULL, &in, out, len, err, errlen);
     if (prompt_only) json_decref(use);
     return rc;
 }
 
-/* Parse a line into its messages array (a new reference) or NULL. */
-static json_t *nuage__messages(const char *line, long lineno, char *err, size_t errlen) {
+/* Parse a line into its messages array (a new reference) or NULL; its
+ * "tools" array (a new reference, or NULL when absent) into *tools. */
+static json_t *nuage__messages(const char *line, long lineno, json_t **tools, char *err, size_t errlen) {
     json_error_t je;
     json_t *o = json_loads(line, 0, &je);
     json_t *msgs = o ? json_object_get(o, "messages") : NULL;
@@ -56,6 +58,8 @@ static json_t *nuage__messages(const char *line, long lineno, char *err, size_t 
         return NULL;
     }
     json_incref(msgs);
+    json_t *tl = json_object_get(o, "tools");
+    *tools = json_is_array(tl) && json_array_size(tl) ? json_incref(tl) : NULL;
     json_decref(o);
     return msgs;
 }
@@ -98,13 +102,15 @@ int nuage_tdata_load(nuage_tdata *d, const char *path, const nuage_vocab *v, con
     while (nuage__getline(f, &line, &line_cap) >= 0) {
         lineno++;
         if (!line[0]) continue;
-        json_t *msgs = nuage__messages(line, lineno, err, errlen);
+        json_t *tools = NULL;
+        json_t *msgs = nuage__messages(line, lineno, &tools, err, errlen);
         if (!msgs) { rc = NUAGE_E_FORMAT; goto done; }
         size_t plen, flen;
         char terr[256];
-        rc = nuage__render(t, msgs, true, &pr, &plen, terr, sizeof terr);
-        if (!rc) rc = nuage__render(t, msgs, false, &full, &flen, terr, sizeof terr);
+        rc = nuage__render(t, msgs, tools, true, &pr, &plen, terr, sizeof terr);
+        if (!rc) rc = nuage__render(t, msgs, tools, false, &full, &flen, terr, sizeof terr);
         json_decref(msgs);
+        json_decref(tools);
         if (rc) {
             snprintf(err, errlen, "line %ld: cannot render the chat: %s", lineno, terr);
             goto done;
@@ -194,19 +200,21 @@ int nuage_tdata_render_file(const char *path, const char *chat_template, char **
     while (nuage__getline(f, &line, &line_cap) >= 0) {
         lineno++;
         if (!line[0]) continue;
-        json_t *msgs = nuage__messages(line, lineno, err, errlen);
+        json_t *tools = NULL;
+        json_t *msgs = nuage__messages(line, lineno, &tools, err, errlen);
         if (!msgs) { rc = NUAGE_E_FORMAT; break; }
         if (*n == cap) {
             cap = cap ? cap * 2 : 1024;
             char **nt = realloc(*texts, cap * sizeof *nt);
             size_t *nl = nt ? realloc(*lens, cap * sizeof *nl) : NULL;
             if (nt) *texts = nt;
-            if (!nt || !nl) { json_decref(msgs); rc = NUAGE_E_NOMEM; break; }
+            if (!nt || !nl) { json_decref(msgs); json_decref(tools); rc = NUAGE_E_NOMEM; break; }
             *lens = nl;
         }
         char terr[256];
-        rc = nuage__render(t, msgs, false, &(*texts)[*n], &(*lens)[*n], terr, sizeof terr);
+        rc = nuage__render(t, msgs, tools, false, &(*texts)[*n], &(*lens)[*n], terr, sizeof terr);
         json_decref(msgs);
+        json_decref(tools);
         if (rc) {
             snprintf(err, errlen, "line %ld: cannot render the chat: %s", lineno, terr);
             break;

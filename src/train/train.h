@@ -147,6 +147,8 @@ typedef struct {
     const char *ckpt_path; /* NULL = no checkpoints */
     bool quiet;            /* no progress output */
     int stop_after;        /* testing: return after this many steps (0 = off) */
+    const char *chat_template; /* NULL, or the tokenizer.chat_template checkpoints get
+                                  instead of the tokenizer GGUF's */
 } nuage_topts;
 
 /* Defaults: lr 1e-3 -> 1e-4, warm-up 100, wd 0.1, betas 0.9/0.95, clip 1. */

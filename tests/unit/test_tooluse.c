@@ -1,0 +1,282 @@
+/*
+ * test_tooluse.c - nuage's own models' tool use: the synthetic tool
+ * conversations (src/train/synth_tools.c), the reference tools, and the
+ * round trip through the trainer's chat template and the server's
+ * tool-call parser.
+ *
+ * The round trip is the contract the training data relies on: the
+ * template renders an assistant call as <tool_call>{...}</tool_call>,
+ * the server detects the Hermes format from that template's source, and
+ * the parser reads exactly the text the model was trained to write back
+ * into the call (name, arguments). Expected values are computed by hand
+ * (48213 * 9377 = 452093301; 2024 is a leap year), not by the code under
+ * test.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "constrain/toolcall.h"
+#include "nuage/nuage.h"
+#include "nuage/template.h"
+#include "train/bpe_train.h"
+#include "train/synth_tools.h"
+
+static char *exec_text(nuage_tool_kind k, const char *args_json) {
+    json_t *a = json_loads(args_json, 0, NULL);
+    assert_non_null(a);
+    char *r = nuage_tool_exec(k, a);
+    json_decref(a);
+    assert_non_null(r);
+    return r;
+}
+
+static void expect_exec(nuage_tool_kind k, const char *args, const char *want) {
+    char *r = exec_text(k, args);
+    assert_string_equal(r, want);
+    free(r);
+}
+
+static void test_reference_tools(void **state) {
+    (void)state;
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"48213 * 9377\"}", "452093301");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"48213 * 9377 / 1000\"}", "452093.301");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"48213 \xc3\x97 9377\"}", "452093301");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"(12 + 30) * 2 - 4\"}", "80");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"7 / 2\"}", "3.5");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"1 / 3\"}", "0.333333");
+    expect_exec(NUAGE_TOOL_CALC, "{\"expression\": \"5 / 0\"}", "error: division by zero");
+    char *r = exec_text(NUAGE_TOOL_CALC, "{\"expression\": \"5 +\"}");
+    assert_int_equal(strncmp(r, "error: ", 7), 0);
+    free(r);
+    expect_exec(NUAGE_TOOL_CONVERT, "{\"value\": 12, \"from\": \"kilometers\", \"to\": \"meters\"}", "12000");
+    expect_exec(NUAGE_TOOL_CONVERT, "{\"value\": 1, \"from\": \"mile\", \"to\": \"meters\"}", "1609.344");
+    expect_exec(NUAGE_TOOL_CONVERT, "{\"value\": 3, \"from\": \"feet\", \"to\": \"inches\"}", "36");
+    expect_exec(NUAGE_TOOL_CONVERT, "{\"value\": 3, \"from\": \"feet\", \"to\": \"grams\"}",
+                "error: cannot convert between these units");
+    expect_exec(NUAGE_TOOL_DATE_ADD, "{\"date\": \"2024-02-28\", \"days\": 2}", "2024-03-01");
+    expect_exec(NUAGE_TOOL_DATE_ADD, "{\"date\": \"2023-02-28\", \"days\": 1}", "2023-03-01");
+    expect_exec(NUAGE_TOOL_DATE_ADD, "{\"date\": \"2024-12-31\", \"days\": 366}", "2026-01-01");
+    expect_exec(NUAGE_TOOL_DATE_DIFF, "{\"start\": \"2024-01-01\", \"end\": \"2025-01-01\"}", "366");
+    expect_exec(NUAGE_TOOL_DATE_DIFF, "{\"start\": \"1999-12-31\", \"end\": \"2000-03-01\"}", "61");
+    expect_exec(NUAGE_TOOL_DATE_ADD, "{\"date\": \"2023-02-29\", \"days\": 1}", "error: date must be YYYY-MM-DD");
+    expect_exec(NUAGE_TOOL_LOOKUP, "{\"entity\": \"Japan\", \"field\": \"currency\"}", "Yen");
+    expect_exec(NUAGE_TOOL_LOOKUP, "{\"entity\": \"Peru\", \"field\": \"language\"}", "Spanish");
+    r = exec_text(NUAGE_TOOL_LOOKUP, "{\"entity\": \"Atlantis\", \"field\": \"currency\"}");
+    assert_int_equal(strncmp(r, "error: ", 7), 0);
+    free(r);
+}
+
+/* Same seed, same lines; every line parses, ends in an assistant turn and
+ * carries the tools. */
+static void test_deterministic_and_wellformed(void **state) {
+    (void)state;
+    nuage_rng a, b;
+    nuage_rng_seed(&a, 42);
+    nuage_rng_seed(&b, 42);
+    int seen[NUAGE_TT_N] = {0};
+    for (int i = 0; i < 400; i++) {
+        nuage_tool_item x, y;
+        assert_int_equal(nuage_tool_gen(-1, 0, false, &a, &x), 0);
+        assert_int_equal(nuage_tool_gen(-1, 0, false, &b, &y), 0);
+        char *lx = nuage_tool_item_jsonl(&x), *ly = nuage_tool_item_jsonl(&y);
+        assert_non_null(lx);
+        assert_string_equal(lx, ly);
+        seen[x.task]++;
+        for (char *line = lx, *nl; (nl = strchr(line, '\n')); line = nl + 1) {
+            *nl = 0;
+            json_t *o = json_loads(line, 0, NULL);
+            assert_non_null(o);
+            json_t *m = json_object_get(o, "messages");
+            json_t *last = json_array_get(m, json_array_size(m) - 1);
+            assert_string_equal(json_string_value(json_object_get(last, "role")), "assistant");
+            assert_true(json_array_size(json_object_get(o, "tools")) >= 1);
+            json_decref(o);
+        }
+        free(lx);
+        free(ly);
+        nuage_tool_item_free(&x);
+        nuage_tool_item_free(&y);
+    }
+    for (int t = 0; t < NUAGE_TT_N; t++) assert_true(seen[t] > 0);
+}
+
+/* An item's conversation is consistent: every call's result is what the
+ * reference tool returns, the first call is the expected one and the
+ * final answer (tool tasks) is the last result; the needed tool is
+ * offered, or (tool_absent) not. */
+static void test_items_consistent(void **state) {
+    (void)state;
+    nuage_rng r;
+    nuage_rng_seed(&r, 7);
+    for (int t = 0; t < NUAGE_TT_N; t++) {
+        for (int i = 0; i < 60; i++) {
+            nuage_tool_item it;
+            assert_int_equal(nuage_tool_gen(t, t == NUAGE_TT_MUL ? 6 : 0, i % 2, &r, &it), 0);
+            assert_int_equal(nuage_synth_key_heldout(it.key), i % 2);
+            json_t *msgs = it.messages;
+            const char *last_result = NULL;
+            bool first = true;
+            for (size_t k = 1; k < json_array_size(msgs); k++) {
+                json_t *m = json_array_get(msgs, k);
+                json_t *calls = json_object_get(m, "tool_calls");
+                if (!calls) continue;
+                json_t *fn = json_object_get(json_array_get(calls, 0), "function");
+                int kind = nuage_tool_kind_of(it.tools, json_string_value(json_object_get(fn, "name")));
+                assert_true(kind >= 0);
+                if (first) {
+                    assert_int_equal(kind, it.first_tool);
+                    assert_true(json_equal(json_object_get(fn, "arguments"), it.first_args));
+                    first = false;
+                }
+                char *res = nuage_tool_exec((nuage_tool_kind)kind, json_object_get(fn, "arguments"));
+                json_t *tm = json_array_get(msgs, k + 1);
+                assert_string_equal(json_string_value(json_object_get(tm, "role")), "tool");
+                assert_string_equal(json_string_value(json_object_get(tm, "content")), res);
+                last_result = json_string_value(json_object_get(tm, "content"));
+                free(res);
+            }
+            const char *final = json_string_value(
+                json_object_get(json_array_get(msgs, json_array_size(msgs) - 1), "content"));
+            if (t == NUAGE_TT_DIRECT || t == NUAGE_TT_ABSENT) {
+                assert_int_equal(it.first_tool, -1);
+                assert_null(last_result);
+            } else if (t == NUAGE_TT_ERROR) {
+                assert_non_null(last_result);
+                assert_int_equal(strncmp(last_result, "error: ", 7), 0);
+            } else {
+                assert_non_null(last_result);
+                assert_string_equal(final, last_result);
+                assert_string_equal(it.answer, last_result);
+            }
+            if (t == NUAGE_TT_ABSENT) { /* the plain task's tool is not offered */
+                bool mul = strncmp(it.key, "mul:", 4) == 0;
+                size_t n = json_array_size(it.tools);
+                for (size_t k = 0; k < n; k++) {
+                    json_t *f = json_object_get(json_array_get(it.tools, k), "function");
+                    int kind = nuage_tool_kind_of(it.tools, json_string_value(json_object_get(f, "name")));
+                    assert_int_not_equal(kind, mul ? NUAGE_TOOL_CALC : NUAGE_TOOL_CONVERT);
+                }
+            }
+            nuage_tool_item_free(&it);
+        }
+    }
+}
+
+/* The 6-digit multiplication held-out questions: both operands 6 digits,
+ * the expression copies them. */
+static void test_mul_digits(void **state) {
+    (void)state;
+    nuage_rng r;
+    nuage_rng_seed(&r, 1);
+    nuage_tool_item it;
+    assert_int_equal(nuage_tool_gen(NUAGE_TT_MUL, 6, true, &r, &it), 0);
+    const char *e = json_string_value(json_object_get(it.first_args, "expression"));
+    long long a, b;
+    assert_int_equal(sscanf(e, "%lld * %lld", &a, &b), 2);
+    assert_true(a >= 100000 && a <= 999999 && b >= 100000 && b <= 999999);
+    nuage_tool_item_free(&it);
+    assert_int_equal(nuage_tool_gen(NUAGE_TT_N, 0, false, &r, &it), NUAGE_E_INVAL);
+}
+
+typedef struct {
+    char name[64], args[256], content[256];
+    int calls;
+} collect;
+
+static int collect_cb(const nuage_tp_event *ev, void *ud) {
+    collect *c = ud;
+    if (ev->kind == NUAGE_TP_CALL_END) {
+        snprintf(c->name, sizeof c->name, "%s", ev->name);
+        snprintf(c->args, sizeof c->args, "%.*s", (int)ev->len, ev->text);
+        c->calls++;
+    } else if (ev->kind == NUAGE_TP_CONTENT) {
+        size_t l = strlen(c->content);
+        snprintf(c->content + l, sizeof c->content - l, "%.*s", (int)ev->len, ev->text);
+    }
+    return 0;
+}
+
+/* Template -> text the model learns -> server parser -> the same call. */
+static void test_template_roundtrip(void **state) {
+    (void)state;
+    const char *src = nuage_bpe_chat_template_tools();
+    assert_int_equal(nuage_toolfmt_detect(src), NUAGE_TOOLFMT_HERMES);
+    nuage_template *t = NULL;
+    char err[256];
+    assert_int_equal(nuage_template_parse(src, strlen(src), &t, err, sizeof err), 0);
+    json_t *tools = json_loads(
+        "[{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"description\":\"Do math.\","
+        "\"parameters\":{\"type\":\"object\",\"properties\":{\"expression\":{\"type\":\"string\"}}}}},"
+        "{\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"parameters\":{\"type\":\"object\","
+        "\"properties\":{\"city\":{\"type\":\"string\"},\"unit\":{\"type\":\"string\"}}}}}]",
+        0, NULL);
+    json_t *msgs = json_loads(
+        "[{\"role\":\"user\",\"content\":\"What is 48213 * 9377?\"},"
+        "{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"id\":\"c1\",\"type\":\"function\","
+        "\"function\":{\"name\":\"calculator\",\"arguments\":{\"expression\":\"48213 * 9377\"}}}]},"
+        "{\"role\":\"tool\",\"tool_call_id\":\"c1\",\"content\":\"452093301\"},"
+        "{\"role\":\"assistant\",\"content\":\"452093301\"}]",
+        0, NULL);
+    assert_non_null(tools);
+    assert_non_null(msgs);
+    nuage_template_input in = {.add_generation_prompt = false};
+    char *out = NULL;
+    size_t len = 0;
+    assert_int_equal(nuage_template_render_json(t, msgs, tools, NULL, &in, &out, &len, err, sizeof err), 0);
+    const char *want =
+        "<|im_start|>system\nTools:\ncalculator(expression)\nget_weather(city, unit)\n<|im_end|>\n"
+        "<|im_start|>user\nWhat is 48213 * 9377?<|im_end|>\n"
+        "<|im_start|>assistant\n<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": "
+        "\"48213 * 9377\"}}</tool_call><|im_end|>\n"
+        "<|im_start|>tool\n452093301<|im_end|>\n"
+        "<|im_start|>assistant\n452093301<|im_end|>\n";
+    assert_string_equal(out, want);
+    free(out);
+    /* without tools: plain ChatML, as the models were first trained */
+    assert_int_equal(nuage_toolfmt_detect(nuage_bpe_chat_template()), NUAGE_TOOLFMT_GENERIC);
+    json_t *plain = json_loads("[{\"role\":\"user\",\"content\":\"What is 2 + 3?\"}]", 0, NULL);
+    in.add_generation_prompt = true;
+    assert_int_equal(nuage_template_render_json(t, plain, NULL, NULL, &in, &out, &len, err, sizeof err), 0);
+    assert_string_equal(out, "<|im_start|>user\nWhat is 2 + 3?<|im_end|>\n<|im_start|>assistant\n");
+    free(out);
+    json_decref(plain);
+
+    /* what the model writes after "<|im_start|>assistant\n" */
+    const char *gen = "<tool_call>{\"name\": \"calculator\", \"arguments\": {\"expression\": \"48213 * 9377\"}}"
+                      "</tool_call>";
+    const char *names[] = {"calculator", "get_weather"};
+    nuage_toolparse *p = nuage_toolparse_new(NUAGE_TOOLFMT_HERMES, names, 2);
+    assert_non_null(p);
+    collect c = {0};
+    /* fed in small pieces, as tokens arrive */
+    for (size_t i = 0, n = strlen(gen); i < n; i += 3)
+        assert_int_equal(nuage_toolparse_feed(p, gen + i, n - i < 3 ? n - i : 3, false, collect_cb, &c), 0);
+    assert_int_equal(nuage_toolparse_feed(p, "", 0, true, collect_cb, &c), 0);
+    assert_int_equal(c.calls, 1);
+    assert_string_equal(c.name, "calculator");
+    json_t *args = json_loads(c.args, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(args, "expression")), "48213 * 9377");
+    json_decref(args);
+    assert_string_equal(c.content, "");
+    nuage_toolparse_free(p);
+    json_decref(tools);
+    json_decref(msgs);
+    nuage_template_free(t);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reference_tools),
+        cmocka_unit_test(test_deterministic_and_wellformed),
+        cmocka_unit_test(test_items_consistent),
+        cmocka_unit_test(test_mul_digits),
+        cmocka_unit_test(test_template_roundtrip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
