@@ -144,8 +144,13 @@ static ncg_expr fn_envelope_params(tg *g, size_t i, const void *ud) {
 }
 
 static void fam_hermes(tg *g, ncg_expr *root, ncg_expr *after) {
-    /* <tool_call>\n{...}\n</tool_call>, several separated by a newline */
-    ncg_expr rest = SEQ(g, S(g, "\n"), each_fn(g, fn_envelope_args, NULL), S(g, "\n"), M(g, "</tool_call>"));
+    /* <tool_call>\n{...}\n</tool_call>, several separated by a newline.
+     * The newlines are Qwen's and Hermes' spelling; templates that write
+     * the call on one line (nuage's own tools template) train models
+     * without them, so each newline is optional: forcing it would push
+     * such a model off what it learned. */
+    ncg_expr nl = ncg_opt(g->b, S(g, "\n"));
+    ncg_expr rest = SEQ(g, nl, each_fn(g, fn_envelope_args, NULL), nl, M(g, "</tool_call>"));
     ncg_expr call = SEQ(g, M(g, "<tool_call>"), rest);
     ncg_expr more = g->parallel ? ncg_repeat(g->b, SEQ(g, g->ws, call), 0, NCG_INF) : ncg_empty(g->b);
     *root = SEQ(g, call, more);

@@ -159,6 +159,17 @@ static void test_hermes_user_defined(void **st) {
     assert_int_equal(nuage_matcher_accept_token(m, tok("</tool_call>")), 0);
     assert_true(nuage_matcher_is_accepting(m));
     nuage_matcher_free(m);
+    /* the newlines are optional (templates that write calls on one line) */
+    m = matcher(NUAGE_TOOLFMT_HERMES, false);
+    assert_int_equal(BYTES(m, "<tool_call>{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Oslo\"}}"), 0);
+    assert_int_equal(nuage_matcher_accept_token(m, tok("</tool_call>")), 0);
+    assert_true(nuage_matcher_is_accepting(m));
+    nuage_matcher_free(m);
+    /* but nothing else: two newlines, or a blank, are refused */
+    m = matcher(NUAGE_TOOLFMT_HERMES, false);
+    assert_int_equal(BYTES(m, "<tool_call>\n"), 0);
+    assert_int_not_equal(BYTES(m, "\n"), 0);
+    nuage_matcher_free(m);
 }
 
 static void test_deepseek_tokens(void **st) {
