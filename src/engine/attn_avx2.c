@@ -38,12 +38,15 @@ static void tile_avx2(const float *kf, const float *vf, int hd, int hdv, int p0,
     /* s_k = (q . k_k) * scale, -inf where the lane may not see key k */
     for (int k0 = 0; k0 < NUAGE_ATTN_KT; k0 += 8) {
         __m256 acc[8];
+        #pragma GCC unroll 16
         for (int k = 0; k < 8; k++) acc[k] = _mm256_setzero_ps();
         const float *kp = kf + (size_t)k0 * hd;
         for (int d = 0; d < hd; d++) {
             __m256 q = _mm256_loadu_ps(qt + (size_t)d * 8);
+            #pragma GCC unroll 16
             for (int k = 0; k < 8; k++) acc[k] = _mm256_fmadd_ps(q, _mm256_set1_ps(kp[(size_t)k * hd + d]), acc[k]);
         }
+        #pragma GCC unroll 16
         for (int k = 0; k < 8; k++) {
             int kk = k0 + k;
             __m256 s = _mm256_mul_ps(acc[k], vscale);
@@ -70,12 +73,15 @@ static void tile_avx2(const float *kf, const float *vf, int hd, int hdv, int p0,
     /* o = o a + sum_k p_k v_k in key order, 8 output columns at a time */
     for (int dv0 = 0; dv0 < hdv; dv0 += 8) {
         __m256 o[8];
+        #pragma GCC unroll 16
         for (int j = 0; j < 8; j++) o[j] = _mm256_mul_ps(_mm256_loadu_ps(ot + (size_t)(dv0 + j) * 8), alpha);
         for (int k = 0; k < NUAGE_ATTN_KT; k++) {
             __m256 pk = _mm256_loadu_ps(pbuf + k * 8);
             const float *vp = vf + (size_t)k * hdv + dv0;
+            #pragma GCC unroll 16
             for (int j = 0; j < 8; j++) o[j] = _mm256_fmadd_ps(pk, _mm256_set1_ps(vp[j]), o[j]);
         }
+        #pragma GCC unroll 16
         for (int j = 0; j < 8; j++) _mm256_storeu_ps(ot + (size_t)(dv0 + j) * 8, o[j]);
     }
 }

@@ -38,12 +38,15 @@ static void tile_avx512(const float *kf, const float *vf, int hd, int hdv, int p
     /* s_k = (q . k_k) * scale, -inf where the lane may not see key k */
     for (int k0 = 0; k0 < NUAGE_ATTN_KT; k0 += 16) {
         __m512 acc[16];
+        #pragma GCC unroll 16
         for (int k = 0; k < 16; k++) acc[k] = _mm512_setzero_ps();
         const float *kp = kf + (size_t)k0 * hd;
         for (int d = 0; d < hd; d++) {
             __m512 q = _mm512_loadu_ps(qt + (size_t)d * 16);
+            #pragma GCC unroll 16
             for (int k = 0; k < 16; k++) acc[k] = _mm512_fmadd_ps(q, _mm512_set1_ps(kp[(size_t)k * hd + d]), acc[k]);
         }
+        #pragma GCC unroll 16
         for (int k = 0; k < 16; k++) {
             int kk = k0 + k;
             __m512 s = _mm512_mul_ps(acc[k], vscale);
@@ -69,12 +72,15 @@ static void tile_avx512(const float *kf, const float *vf, int hd, int hdv, int p
     /* o = o a + sum_k p_k v_k in key order, 16 output columns at a time */
     for (int dv0 = 0; dv0 < hdv; dv0 += 16) {
         __m512 o[16];
+        #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) o[j] = _mm512_mul_ps(_mm512_loadu_ps(ot + (size_t)(dv0 + j) * 16), alpha);
         for (int k = 0; k < NUAGE_ATTN_KT; k++) {
             __m512 pk = _mm512_loadu_ps(pbuf + k * 16);
             const float *vp = vf + (size_t)k * hdv + dv0;
+            #pragma GCC unroll 16
             for (int j = 0; j < 16; j++) o[j] = _mm512_fmadd_ps(pk, _mm512_set1_ps(vp[j]), o[j]);
         }
+        #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) _mm512_storeu_ps(ot + (size_t)(dv0 + j) * 16, o[j]);
     }
 }

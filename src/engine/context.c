@@ -54,7 +54,10 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     int64_t k_dim, v_dim;
     m->arch->kv_dims(m, &k_dim, &v_dim);
     /* the tiled attention serves standard attention; a q8_0 cache needs it */
-    const bool tiled = !m->arch->attn && nuage__attn_tiled_ok(hp->head_dim_k, hp->head_dim_v, p.kv_type);
+    bool tiled = !m->arch->attn && nuage__attn_tiled_ok(hp->head_dim_k, hp->head_dim_v, p.kv_type);
+    /* NUAGE_ATTN_ROWS=1: the per-row path instead, to compare (f16/f32 only) */
+    const char *rows_env = getenv("NUAGE_ATTN_ROWS");
+    if (rows_env && !strcmp(rows_env, "1") && p.kv_type != NUAGE_KV_Q8_0) tiled = false;
     if (p.kv_type == NUAGE_KV_Q8_0 && !tiled) {
         snprintf(err, errlen, "KV type q8_0 needs standard attention with head widths that are multiples of 32 "
                  "(this model: %s, head widths %d/%d); use f16", m->arch->name, hp->head_dim_k, hp->head_dim_v);
