@@ -168,7 +168,13 @@ typedef struct {
     int32_t first;  /* index in order[] of the sequence's first batch token */
     int32_t r0, r1; /* rows [r0, r1) of the sequence's (token, head) rows */
 } nuage__attn_unit;
-_Static_assert(sizeof(nuage__attn_unit) == 5 * sizeof(int32_t), "context.c sizes attn_units as 5 int32 each");
+
+size_t nuage__attn_unit_bytes(void) { return sizeof(nuage__attn_unit); }
+
+size_t nuage__attn_units_cap(int n_batch, int n_head, int n_head_kv) {
+    size_t group = (size_t)(n_head / n_head_kv);
+    return (size_t)n_head_kv * ((size_t)n_batch * group / NUAGE_ATTN_ROWS_MIN + (size_t)n_batch + 1);
+}
 
 typedef struct {
     nuage_context *c;
@@ -288,14 +294,18 @@ void nuage__attn_tiled(nuage_context *c, const nuage_batch *b, int il) {
     for (int t = 0; t < T; t++) order[cnt[b->seq[t]]++] = t;
     for (int s = S; s > 0; s--) cnt[s] = cnt[s - 1];
     cnt[0] = 0;
-    /* units: per sequence and KV head, ROWS rows at a time, last first */
+    /* rows per unit: ROWS, or fewer so that each thread gets about 4 units */
+    long want = (long)T * group * Hkv / (4L * nuage__pool_size(c->pool));
+    int per = want >= NUAGE_ATTN_ROWS ? NUAGE_ATTN_ROWS : (int)(want / 16 * 16);
+    if (per < NUAGE_ATTN_ROWS_MIN) per = NUAGE_ATTN_ROWS_MIN;
+    /* units: per sequence and KV head, `per` rows at a time, last first */
     int nu = 0;
     for (int s = 0; s < S; s++) {
         int nt = cnt[s + 1] - cnt[s];
         if (!nt) continue;
         int nr = nt * group;
-        for (int r1 = nr; r1 > 0; r1 -= NUAGE_ATTN_ROWS) {
-            int r0 = r1 > NUAGE_ATTN_ROWS ? r1 - NUAGE_ATTN_ROWS : 0;
+        for (int r1 = nr; r1 > 0; r1 -= per) {
+            int r0 = r1 > per ? r1 - per : 0;
             for (int hk = 0; hk < Hkv; hk++)
                 units[nu++] = (nuage__attn_unit){.seq = s, .hk = hk, .first = cnt[s], .r0 = r0, .r1 = r1};
         }

@@ -6,7 +6,9 @@
  * The work is cut into units: one sequence, one KV head, up to
  * NUAGE_ATTN_ROWS query rows (a row is one (token, query head) pair of
  * that KV head's group, token-major, so a unit is a few consecutive
- * tokens times the group's heads). A unit walks its keys in tiles of
+ * tokens times the group's heads). Bigger units widen fewer tiles per
+ * row; a batch too small to give every thread a few units at 256 rows is
+ * cut finer (down to 16 rows). A unit walks its keys in tiles of
  * NUAGE_ATTN_KT absolute positions ([32j, 32j + 32)); each tile's K and V
  * rows are gathered from the block table and widened to f32 once, then
  * shared by every row of the unit (the group's heads and the unit's
@@ -39,7 +41,8 @@
 #include "engine/context.h"
 
 #define NUAGE_ATTN_KT 32   /* keys per tile */
-#define NUAGE_ATTN_ROWS 64 /* query rows per unit */
+#define NUAGE_ATTN_ROWS 256 /* most query rows per unit (scratch is sized for it) */
+#define NUAGE_ATTN_ROWS_MIN 16 /* fewest, when a small batch must feed many threads */
 #define NUAGE_ATTN_MAXD 512 /* largest head width the tiled path takes */
 
 /* One tile for one group of w query rows (w = the kernel's lane width):
@@ -81,6 +84,10 @@ void nuage__attn_fill_avx2(nuage__attn_kernels *k);
 void nuage__attn_fill_avx512(nuage__attn_kernels *k);
 #endif
 
+/* Work units a batch of up to n_batch tokens can need. */
+size_t nuage__attn_units_cap(int n_batch, int n_head, int n_head_kv);
+/* Bytes of one work unit. */
+size_t nuage__attn_unit_bytes(void);
 /* Bytes of per-thread scratch the tiled path needs for these head widths. */
 size_t nuage__attn_scratch_bytes(int hd, int hdv);
 /* Whether the tiled path takes these head widths (else the caller uses the

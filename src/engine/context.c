@@ -148,12 +148,11 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
         if (!c->arch_scratch) goto fail_scratch;
     }
     if (tiled) {
-        size_t group = (size_t)(hp->n_head / hp->n_head_kv);
-        size_t n_units = (size_t)hp->n_head_kv * (B * group / NUAGE_ATTN_ROWS + B + 1);
+        size_t n_units = nuage__attn_units_cap(p.n_batch_max, hp->n_head, hp->n_head_kv);
         c->attn_scratch = nuage__alloc((size_t)p.n_threads * nuage__attn_scratch_bytes(hp->head_dim_k, hp->head_dim_v));
         c->attn_order = malloc(B * sizeof *c->attn_order);
         c->attn_seqoff = malloc(((size_t)p.n_seq_max + 1) * sizeof *c->attn_seqoff);
-        c->attn_units = malloc(n_units * 5 * sizeof(int32_t));
+        c->attn_units = malloc(n_units * nuage__attn_unit_bytes());
         if (!c->attn_scratch || !c->attn_order || !c->attn_seqoff || !c->attn_units) {
             snprintf(err, errlen, "cannot allocate attention scratch for %d threads", p.n_threads);
             goto fail_scratch;
