@@ -272,8 +272,9 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
     }
     if (!strcmp(kvt, "f16")) c->kv_type = NUAGE_KV_F16;
     else if (!strcmp(kvt, "f32")) c->kv_type = NUAGE_KV_F32;
+    else if (!strcmp(kvt, "q8_0")) c->kv_type = NUAGE_KV_Q8_0;
     else {
-        snprintf(err, errlen, "deployment '%s': \"kv_type\" must be \"f16\" or \"f32\"", who);
+        snprintf(err, errlen, "deployment '%s': \"kv_type\" must be \"f16\", \"f32\" or \"q8_0\"", who);
         goto fail;
     }
     if (c->kv_blocks && c->kv_memory) {
@@ -1009,6 +1010,7 @@ int nuage_registry_load(nuage_registry *r, const nuage_deploy_config *c, int ori
     int bs = d->cfg.kv_block_size > 0 ? d->cfg.kv_block_size : 16;
     int par = d->cfg.parallel > 0 ? d->cfg.parallel : 8;
     uint64_t bpt = nuage_model_kv_bytes_per_token(m, d->cfg.kv_type == NUAGE_KV_F32 ? 4 : 2);
+    if (d->cfg.kv_type == NUAGE_KV_Q8_0) bpt = bpt * 17 / 32; /* 34 bytes per 32 values */
     if (d->cfg.kv_memory) {
         d->kv_bytes = d->cfg.kv_memory;
     } else {
