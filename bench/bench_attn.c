@@ -12,12 +12,18 @@
  * (bench/make_model --layers 1 --ff 256) the growth from the first chunk
  * to the last is nearly all attention. NUAGE_ATTN_ROWS=1 selects the
  * per-row attention path, to compare.
+ *
+ * bench_attn kernel [hd]: the tile kernels alone (every SIMD level this
+ * CPU has), one thread, best of 5: GFLOP/s of the tile's Q.K^T and P.V
+ * (4 * KT * hd flops per row and tile) with 256 rows and 128 tiles.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "engine/attn.h"
 #include "nuage/nuage.h"
 
 static double cpu_ms(void) {
@@ -26,7 +32,49 @@ static double cpu_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+static double thread_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int bench_kernels(int hd) {
+    enum { ROWS = 256, TILES = 128 };
+    float *kf = aligned_alloc(64, sizeof(float) * NUAGE_ATTN_KT * hd), *vf = aligned_alloc(64, sizeof(float) * NUAGE_ATTN_KT * hd);
+    float *qt = aligned_alloc(64, sizeof(float) * ROWS * hd), *ot = aligned_alloc(64, sizeof(float) * ROWS * hd);
+    float m[ROWS], l[ROWS], pbuf[NUAGE_ATTN_KT * 16];
+    int32_t lo[ROWS], hi[ROWS];
+    for (int i = 0; i < NUAGE_ATTN_KT * hd; i++) kf[i] = vf[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    for (int i = 0; i < ROWS * hd; i++) qt[i] = (float)((i * 53) % 97) / 97.0f - 0.5f;
+    for (int level = 0; level <= 2; level++) {
+        const nuage__attn_kernels *k = nuage__attn_kernels_level(level);
+        if (!k) continue;
+        for (int pass = 0; pass < (k->tile8 ? 2 : 1); pass++) {
+            nuage__attn_tile_fn tile = pass ? k->tile8 : k->tile;
+            int w = pass ? 8 : k->w;
+            double best = 1e30;
+            for (int rep = 0; rep < 5; rep++) {
+                for (int r = 0; r < ROWS; r++) { m[r] = -INFINITY; l[r] = 0; lo[r] = 0; hi[r] = 1 << 30; }
+                memset(ot, 0, sizeof(float) * ROWS * hd);
+                double t0 = thread_ms();
+                for (int t = 0; t < TILES; t++)
+                    for (int g = 0; g < ROWS / w; g++)
+                        tile(kf, vf, hd, hd, t * NUAGE_ATTN_KT, NUAGE_ATTN_KT, 0.125f, qt + (size_t)g * hd * w,
+                             lo + g * w, hi + g * w, m + g * w, l + g * w, ot + (size_t)g * hd * w, pbuf);
+                double t = thread_ms() - t0;
+                if (t < best) best = t;
+                if (level == 0) break; /* the scalar twin is slow; once is enough */
+            }
+            double flops = 4.0 * NUAGE_ATTN_KT * hd * ROWS * TILES;
+            printf("level %d, %2d lanes, hd %d: %.1f GFLOP/s (%.2f ms)\n", level, w, hd, flops / best / 1e6, best);
+        }
+    }
+    free(kf); free(vf); free(qt); free(ot);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "kernel")) return bench_kernels(argc > 2 ? atoi(argv[2]) : 64);
     if (argc < 2) {
         fprintf(stderr, "usage: bench_attn MODEL [ctx [chunk [f16|f32|q8_0 [threads]]]]\n");
         return 2;

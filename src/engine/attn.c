@@ -298,18 +298,17 @@ void nuage__attn_tiled(nuage_context *c, const nuage_batch *b, int il) {
     long want = (long)T * group * Hkv / (4L * nuage__pool_size(c->pool));
     int per = want >= NUAGE_ATTN_ROWS ? NUAGE_ATTN_ROWS : (int)(want / 16 * 16);
     if (per < NUAGE_ATTN_ROWS_MIN) per = NUAGE_ATTN_ROWS_MIN;
-    /* units: per sequence and KV head, `per` rows at a time, last first */
+    /* units: per KV head and sequence, `per` rows at a time, last first;
+     * consecutive units share a head's K/V rows (they stay in cache) */
     int nu = 0;
-    for (int s = 0; s < S; s++) {
-        int nt = cnt[s + 1] - cnt[s];
-        if (!nt) continue;
-        int nr = nt * group;
-        for (int r1 = nr; r1 > 0; r1 -= per) {
-            int r0 = r1 > per ? r1 - per : 0;
-            for (int hk = 0; hk < Hkv; hk++)
+    for (int hk = 0; hk < Hkv; hk++)
+        for (int s = 0; s < S; s++) {
+            int nr = (cnt[s + 1] - cnt[s]) * group;
+            for (int r1 = nr; r1 > 0; r1 -= per) {
+                int r0 = r1 > per ? r1 - per : 0;
                 units[nu++] = (nuage__attn_unit){.seq = s, .hk = hk, .first = cnt[s], .r0 = r0, .r1 = r1};
+            }
         }
-    }
     nuage__attn_job job = {.c = c, .b = b, .il = il, .order = order, .units = units, .n_units = nu};
     atomic_init(&job.next, 0);
     nuage__pool_run(c->pool, nuage__attn_worker_tiled, &job);

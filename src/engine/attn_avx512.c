@@ -28,7 +28,9 @@ static inline __m512 exp_v(__m512 x) {
     return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
 }
 
-static void tile_avx512(const float *kf, const float *vf, int hd, int hdv, int p0, int n, float scale,
+/* The kernel body; inlined with constant head widths below, so the 16
+ * key rows' addresses are one base plus constant offsets (no spills). */
+static inline __attribute__((always_inline)) void tile_body(const float *kf, const float *vf, int hd, int hdv, int p0, int n, float scale,
                       const float *qt, const int32_t *lo, const int32_t *hi, float *m, float *l, float *ot,
                       float *pbuf) {
     const __m512i vlo = _mm512_loadu_si512((const void *)lo), vhi = _mm512_loadu_si512((const void *)hi);
@@ -83,6 +85,16 @@ static void tile_avx512(const float *kf, const float *vf, int hd, int hdv, int p
         #pragma GCC unroll 16
         for (int j = 0; j < 16; j++) _mm512_storeu_ps(ot + (size_t)(dv0 + j) * 16, o[j]);
     }
+}
+
+static void tile_avx512(const float *kf, const float *vf, int hd, int hdv, int p0, int n, float scale,
+                      const float *qt, const int32_t *lo, const int32_t *hi, float *m, float *l, float *ot,
+                      float *pbuf) {
+    if (hd == 64 && hdv == 64) tile_body(kf, vf, 64, 64, p0, n, scale, qt, lo, hi, m, l, ot, pbuf);
+    else if (hd == 128 && hdv == 128) tile_body(kf, vf, 128, 128, p0, n, scale, qt, lo, hi, m, l, ot, pbuf);
+    else if (hd == 256 && hdv == 256) tile_body(kf, vf, 256, 256, p0, n, scale, qt, lo, hi, m, l, ot, pbuf);
+    else if (hd == 32 && hdv == 32) tile_body(kf, vf, 32, 32, p0, n, scale, qt, lo, hi, m, l, ot, pbuf);
+    else tile_body(kf, vf, hd, hdv, p0, n, scale, qt, lo, hi, m, l, ot, pbuf);
 }
 
 static void load_avx512(nuage_kv_type type, const void *src, int n, float *dst) {
