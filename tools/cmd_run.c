@@ -18,7 +18,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: nuage run -m MODEL -p PROMPT [-n N] [-t THREADS] [--temp T] [--seed S]\n"
             "                 [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
-            "                 [--ctx N] [--ignore-eos] [--ids] [--echo]\n"
+            "                 [--ctx N] [--kv-type f16|f32|q8_0] [--ignore-eos] [--ids] [--echo]\n"
             "  -n N            tokens to generate (default 128)\n"
             "  --temp T        temperature, 0 = greedy (default 0.8)\n"
             "  --ignore-eos    keep generating after end-of-generation tokens\n"
@@ -32,6 +32,7 @@ int nuage_cmd_run(int argc, char **argv) {
     long n_gen = 128, threads = 0, top_k = 40, n_ctx = 0, seed = -1;
     double temp = 0.8, top_p = 0.95, min_p = 0.05, rep = 1.0;
     bool ignore_eos = false, print_ids = false, echo = false;
+    nuage_kv_type kv_type = NUAGE_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
@@ -45,6 +46,10 @@ int nuage_cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "-n")) ok = nuage_cli_int(v, 0, 1 << 24, &n_gen);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) ok = nuage_cli_int(v, 1, 1024, &threads);
+        else if (!strcmp(a, "--kv-type")) {
+            ok = !strcmp(v, "f16") || !strcmp(v, "f32") || !strcmp(v, "q8_0");
+            kv_type = !strcmp(v, "f32") ? NUAGE_KV_F32 : !strcmp(v, "q8_0") ? NUAGE_KV_Q8_0 : NUAGE_KV_F16;
+        }
         else if (!strcmp(a, "--temp")) ok = nuage_cli_float(v, &temp) && temp >= 0;
         else if (!strcmp(a, "--seed")) ok = nuage_cli_int(v, 0, INT64_MAX, &seed);
         else if (!strcmp(a, "--top-k")) ok = nuage_cli_int(v, 0, 1 << 30, &top_k);
@@ -85,6 +90,7 @@ int nuage_cmd_run(int argc, char **argv) {
     }
     nuage_context_params cp = nuage_context_default_params();
     cp.n_threads = (int)threads;
+    cp.kv_type = kv_type;
     cp.n_ctx = n_ctx > 0 ? (int)n_ctx : n_prompt + (int)n_gen;
     if (cp.n_ctx > nuage_model_n_ctx_train(m) && n_ctx <= 0) cp.n_ctx = nuage_model_n_ctx_train(m);
     cp.n_batch_max = n_prompt < 512 ? n_prompt : 512;

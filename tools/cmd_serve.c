@@ -93,7 +93,7 @@ static int usage(void) {
             "  --kv-blocks N         KV-cache pool size in blocks of --kv-block-size tokens\n"
             "  --kv-memory BYTES     KV-cache pool size in bytes (suffix K, M or G)\n"
             "  --kv-block-size N     tokens per KV block (default 16)\n"
-            "  --kv-type f16|f32     KV-cache storage (default f16)\n"
+            "  --kv-type f16|f32|q8_0  KV-cache storage (default f16; q8_0 halves it)\n"
             "  --no-prefix-cache     do not reuse the KV blocks of shared prompt prefixes\n"
             "  --max-batch-tokens N  tokens per decode step (default 512)\n"
             "  --max-queue N         waiting requests before 503 (default 256)\n"
@@ -237,6 +237,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--kv-type")) {
             if (!strcmp(v, "f16")) kv_type = NUAGE_KV_F16;
             else if (!strcmp(v, "f32")) kv_type = NUAGE_KV_F32;
+            else if (!strcmp(v, "q8_0")) kv_type = NUAGE_KV_Q8_0;
             else ok = false;
         }
         else if (!strcmp(a, "--max-batch-tokens")) ok = nuage_cli_int(v, 1, 1 << 20, &max_batch);

@@ -95,7 +95,9 @@ const char *nuage_model_chat_template(const nuage_model *m);
 /* ---- context, KV cache -------------------------------------------------- */
 typedef struct nuage_context nuage_context;
 
-typedef enum { NUAGE_KV_F32 = 0, NUAGE_KV_F16 = 1 } nuage_kv_type;
+/* q8_0: blocks of 32 values with one f16 scale (34 bytes per 32 values;
+ * head widths must be multiples of 32, standard attention only). */
+typedef enum { NUAGE_KV_F32 = 0, NUAGE_KV_F16 = 1, NUAGE_KV_Q8_0 = 2 } nuage_kv_type;
 
 typedef struct {
     int n_threads;         /* compute threads; 0 = number of cores */

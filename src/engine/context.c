@@ -4,6 +4,8 @@
  */
 #include "engine/context.h"
 
+#include "engine/attn.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +52,12 @@ static int nuage__plan_kv(const nuage_model *m, nuage_context_params *pp, nuage_
     }
     *pp = p;
     if (p.n_ctx > (1 << 24) || p.n_seq_max > 4096 || p.n_batch_max > 65536 ||
-        p.kv_block_size > 4096 || (p.kv_type != NUAGE_KV_F32 && p.kv_type != NUAGE_KV_F16)) {
+        p.kv_block_size > 4096 ||
+        (p.kv_type != NUAGE_KV_F32 && p.kv_type != NUAGE_KV_F16 && p.kv_type != NUAGE_KV_Q8_0)) {
         snprintf(err, errlen, "context parameters out of range");
         return NUAGE_E_INVAL;
     }
     m->arch->kv_dims(m, &pl->k_dim, &pl->v_dim);
-    size_t elem = p.kv_type == NUAGE_KV_F16 ? 2 : 4;
     /* Sliding-window layers live in a small pool of their own (kv_cache.h)
      * when the window is shorter than the context; the global pool then
      * stores only the other layers. */
@@ -73,7 +75,8 @@ static int nuage__plan_kv(const nuage_model *m, nuage_context_params *pp, nuage_
             pl->w_blocks = nuage__kv_window_blocks_for(held, p.kv_block_size, p.n_seq_max, p.n_batch_max) +
                            per * (p.n_seq_max / 2 + 1);
     }
-    size_t row_bytes = (size_t)(pl->k_dim + pl->v_dim) * elem * (size_t)p.kv_block_size;
+    size_t row_bytes = (nuage__kv_row_bytes(p.kv_type, pl->k_dim) + nuage__kv_row_bytes(p.kv_type, pl->v_dim)) *
+                       (size_t)p.kv_block_size;
     pl->block_bytes = row_bytes * (size_t)(hp->n_layer - pl->n_win);
     pl->wpool_bytes = row_bytes * (size_t)pl->n_win * (size_t)pl->w_blocks;
     if (p.kv_blocks <= 0) {
@@ -118,6 +121,16 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
     int64_t k_dim = pl.k_dim, v_dim = pl.v_dim;
     int w_blocks = pl.w_blocks;
     size_t block_bytes = pl.block_bytes, wpool_bytes = pl.wpool_bytes;
+    /* the tiled attention serves standard attention; a q8_0 cache needs it */
+    bool tiled = !m->arch->attn && nuage__attn_tiled_ok(hp->head_dim_k, hp->head_dim_v, p.kv_type);
+    /* NUAGE_ATTN_ROWS=1: the per-row path instead, to compare (f16/f32 only) */
+    const char *rows_env = getenv("NUAGE_ATTN_ROWS");
+    if (rows_env && !strcmp(rows_env, "1") && p.kv_type != NUAGE_KV_Q8_0) tiled = false;
+    if (p.kv_type == NUAGE_KV_Q8_0 && !tiled) {
+        snprintf(err, errlen, "KV type q8_0 needs standard attention with head widths that are multiples of 32 "
+                 "(this model: %s, head widths %d/%d); use f16", m->arch->name, hp->head_dim_k, hp->head_dim_v);
+        return NUAGE_E_INVAL;
+    }
     uint8_t *swa = NULL;
     if (pl.n_win) {
         swa = calloc((size_t)hp->n_layer, 1);
@@ -177,6 +190,17 @@ int nuage_context_new(const nuage_model *m, const nuage_context_params *params,
         c->arch_scratch = nuage__alloc(m->arch->scratch_bytes(m, p.n_batch_max, p.n_threads, p.n_ctx));
         if (!c->arch_scratch) goto fail_scratch;
     }
+    if (tiled) {
+        size_t n_units = nuage__attn_units_cap(p.n_batch_max, hp->n_head, hp->n_head_kv);
+        c->attn_scratch = nuage__alloc((size_t)p.n_threads * nuage__attn_scratch_bytes(hp->head_dim_k, hp->head_dim_v));
+        c->attn_order = malloc(B * sizeof *c->attn_order);
+        c->attn_seqoff = malloc(((size_t)p.n_seq_max + 1) * sizeof *c->attn_seqoff);
+        c->attn_units = malloc(n_units * nuage__attn_unit_bytes());
+        if (!c->attn_scratch || !c->attn_order || !c->attn_seqoff || !c->attn_units) {
+            snprintf(err, errlen, "cannot allocate attention scratch for %d threads", p.n_threads);
+            goto fail_scratch;
+        }
+    }
     c->out_row = calloc(B, sizeof *c->out_row);
     c->out_tok = calloc(B, sizeof *c->out_tok);
     c->embd = nuage__alloc(B * E * 4);
@@ -208,6 +232,7 @@ void nuage_context_free(nuage_context *c) {
     free(c->att); free(c->hb); free(c->hb2); free(c->rope_cs); free(c->scores);
     free(c->work); free(c->arch_scratch); free(c->out_row); free(c->out_tok); free(c->embd); free(c->logits);
     free(c->seq_next);
+    free(c->attn_scratch); free(c->attn_order); free(c->attn_seqoff); free(c->attn_units);
     free(c);
 }
 

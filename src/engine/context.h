@@ -27,6 +27,10 @@ struct nuage_context {
     float *rope_cs_swa; /* table window layers use: rope_cs or its 2nd half */
     float *scores;    /* (n_threads, n_ctx) attention scores per thread */
     void *arch_scratch; /* (nuage__arch.scratch_bytes) for arch overrides */
+    void *attn_scratch;  /* (n_threads, nuage__attn_scratch_bytes) tiled attention */
+    int32_t *attn_order; /* (B) batch tokens grouped by sequence */
+    int32_t *attn_seqoff; /* (n_seq_max + 1) */
+    void *attn_units;    /* tiled attention work units (attn.c) */
     void *work;       /* quantized activations for matmul */
     size_t work_size;
     /* Outputs of the last decode. */

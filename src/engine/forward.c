@@ -27,9 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/attn.h"
 #include "engine/context.h"
 #include "engine/ops.h"
 #include "engine/quant.h"
+#include "engine/quant_legacy.h"
 
 /* ---- elementwise ops --------------------------------------------------------- */
 
@@ -249,17 +251,26 @@ static void nuage__attn_std(nuage_context *c, const nuage_batch *b, int il) {
     for (int t = 0; t < T; t++) {
         void *kd = nuage__kv_k(&c->kv, il, b->seq[t], b->pos[t]);
         void *vd = nuage__kv_v(&c->kv, il, b->seq[t], b->pos[t]);
-        if (c->kv.elem == 4) {
+        if (c->kv.type == NUAGE_KV_F32) {
             memcpy(kd, c->k + t * K, (size_t)K * 4);
             memcpy(vd, c->v + t * V, (size_t)V * 4);
+        } else if (c->kv.type == NUAGE_KV_Q8_0) {
+            nuage__quantize_q8_0_ref(c->k + t * K, kd, K);
+            nuage__quantize_q8_0_ref(c->v + t * V, vd, V);
         } else {
             for (long i = 0; i < K; i++) ((uint16_t *)kd)[i] = nuage_fp32_to_fp16(c->k[t * K + i]);
             for (long i = 0; i < V; i++) ((uint16_t *)vd)[i] = nuage_fp32_to_fp16(c->v[t * V + i]);
         }
     }
-    /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence */
-    nuage__attn_job aj = {.c = c, .b = b, .il = il};
-    nuage__pool_run(c->pool, nuage__attn_worker, &aj);
+    /* att (T, H*hdv) = softmax(q k^T * scale) v, causal per sequence:
+     * tiled with an online softmax (attn.c), or per row for head widths
+     * the tiled kernels do not take */
+    if (c->attn_scratch) {
+        nuage__attn_tiled(c, b, il);
+    } else {
+        nuage__attn_job aj = {.c = c, .b = b, .il = il};
+        nuage__pool_run(c->pool, nuage__attn_worker, &aj);
+    }
     /* xb2 = att @ Wo^T (+ bo) */
     nuage__matmul(c->pool, &L->wo, c->att, T, c->xb2, c->work);
     if (L->bo.data)

@@ -39,8 +39,8 @@ static int nuage__kv_init_window(nuage__kv *kv, const uint8_t *swa, int n_swa, i
     }
     kv->n_wlayer = nw;
     size_t slots = (size_t)nw * (size_t)w_blocks * (size_t)kv->block_size;
-    kv->wk = malloc(slots * (size_t)kv->k_dim * kv->elem);
-    if (kv->v_dim > 0) kv->wv = malloc(slots * (size_t)kv->v_dim * kv->elem);
+    kv->wk = malloc(slots * kv->k_row);
+    if (kv->v_dim > 0) kv->wv = malloc(slots * kv->v_row);
     kv->wref = calloc((size_t)w_blocks, sizeof *kv->wref);
     kv->wfree_ids = malloc((size_t)w_blocks * sizeof *kv->wfree_ids);
     kv->wowner = malloc((size_t)w_blocks * sizeof *kv->wowner);
@@ -83,15 +83,18 @@ int nuage__kv_init_ex(nuage__kv *kv, int n_layer, int64_t k_dim, int64_t v_dim, 
     kv->n_seq = n_seq;
     kv->n_ctx = n_ctx;
     kv->type = type;
-    kv->elem = type == NUAGE_KV_F16 ? 2 : 4;
+    kv->elem = type == NUAGE_KV_F16 ? 2 : type == NUAGE_KV_Q8_0 ? 1 : 4;
+    if (type == NUAGE_KV_Q8_0 && (k_dim % 32 || v_dim % 32)) return NUAGE_E_INVAL;
+    kv->k_row = nuage__kv_row_bytes(type, k_dim);
+    kv->v_row = nuage__kv_row_bytes(type, v_dim);
     /* Global storage holds the layers that are not window layers (at least
      * one byte, so a model whose every layer is a window layer still has
      * block ids for the accounting and the prefix cache). */
     size_t slots = (size_t)(n_layer - n_win) * (size_t)n_blocks * (size_t)block_size;
-    kv->k = malloc(slots ? slots * (size_t)k_dim * kv->elem : 1);
+    kv->k = malloc(slots ? slots * kv->k_row : 1);
     if (!kv->k) goto fail_k;
     if (v_dim > 0) {
-        kv->v = malloc(slots ? slots * (size_t)v_dim * kv->elem : 1);
+        kv->v = malloc(slots ? slots * kv->v_row : 1);
         if (!kv->v) goto fail_v;
     }
     kv->ref = calloc((size_t)n_blocks, sizeof *kv->ref);
@@ -186,10 +189,10 @@ static void nuage__kv_copy_wblock(nuage__kv *kv, int32_t dst, int32_t src) {
     size_t bs = (size_t)kv->block_size;
     for (int l = 0; l < kv->n_wlayer; l++) {
         size_t base_d = ((size_t)l * kv->w_n_blocks + (size_t)dst), base_s = ((size_t)l * kv->w_n_blocks + (size_t)src);
-        size_t kb = bs * (size_t)kv->k_dim * kv->elem;
+        size_t kb = bs * kv->k_row;
         memcpy(kv->wk + base_d * kb, kv->wk + base_s * kb, kb);
         if (kv->v_dim > 0) {
-            size_t vb = bs * (size_t)kv->v_dim * kv->elem;
+            size_t vb = bs * kv->v_row;
             memcpy(kv->wv + base_d * vb, kv->wv + base_s * vb, vb);
         }
     }
@@ -258,11 +261,11 @@ static void nuage__kv_copy_block(nuage__kv *kv, int32_t dst, int32_t src) {
     size_t bs = (size_t)kv->block_size;
     int n_glayer = kv->n_layer - kv->n_wlayer;
     for (int l = 0; l < n_glayer; l++) {
-        size_t kb = bs * (size_t)kv->k_dim * kv->elem;
+        size_t kb = bs * kv->k_row;
         size_t base_d = ((size_t)l * kv->n_blocks + (size_t)dst), base_s = ((size_t)l * kv->n_blocks + (size_t)src);
         memcpy(kv->k + base_d * kb, kv->k + base_s * kb, kb);
         if (kv->v_dim > 0) {
-            size_t vb = bs * (size_t)kv->v_dim * kv->elem;
+            size_t vb = bs * kv->v_row;
             memcpy(kv->v + base_d * vb, kv->v + base_s * vb, vb);
         }
     }

@@ -11,7 +11,7 @@
  * any sequence may grow to n_ctx while blocks last.
  *
  * Storage per layer: K (n_blocks, block_size, k_dim), V (n_blocks,
- * block_size, v_dim), f32 or f16. k_dim/v_dim are per-token widths chosen
+ * block_size, v_dim), f32, f16 or q8_0 (k_row / v_row bytes a token). k_dim/v_dim are per-token widths chosen
  * by the architecture (n_kv_head * head_dim, or a compressed latent for
  * MLA, where v_dim may be 0).
  *
@@ -99,7 +99,8 @@ typedef struct {
     int n_layer, block_size, n_blocks, n_seq, n_ctx;
     int64_t k_dim, v_dim;
     nuage_kv_type type;
-    size_t elem;        /* 4 (f32) or 2 (f16) */
+    size_t elem;        /* 4 (f32), 2 (f16), 1 (q8_0: see k_row) */
+    size_t k_row, v_row; /* bytes of one token's K / V row */
     uint8_t *k, *v;     /* (n_layer, n_blocks, block_size, k_dim|v_dim) */
     int32_t *ref;       /* (n_blocks) reference counts */
     int32_t *free_ids;  /* (n_blocks) stack of free block ids */
@@ -119,6 +120,13 @@ typedef struct {
     int32_t *gpair;     /* (n_blocks) window block paired with it, -1 */
     uint8_t *gpin;      /* (n_blocks) 1 = the pair holds a window reference */
 } nuage__kv;
+
+/* Bytes of one token's row of dim values (q8_0: dim a multiple of 32,
+ * 34 bytes per 32 values). */
+static inline size_t nuage__kv_row_bytes(nuage_kv_type type, int64_t dim) {
+    if (type == NUAGE_KV_Q8_0) return (size_t)dim / 32 * 34;
+    return (size_t)dim * (type == NUAGE_KV_F16 ? 2 : 4);
+}
 
 /* Allocate everything; 0, NUAGE_E_NOMEM or NUAGE_E_INVAL. */
 int nuage__kv_init(nuage__kv *kv, int n_layer, int64_t k_dim, int64_t v_dim, int block_size,
@@ -186,12 +194,12 @@ static inline size_t nuage__kv_slot(const nuage__kv *kv, int layer, int seq, int
 static inline void *nuage__kv_k(const nuage__kv *kv, int layer, int seq, int pos) {
     int win;
     size_t slot = nuage__kv_slot(kv, layer, seq, pos, &win);
-    return (win ? kv->wk : kv->k) + slot * (size_t)kv->k_dim * kv->elem;
+    return (win ? kv->wk : kv->k) + slot * kv->k_row;
 }
 static inline void *nuage__kv_v(const nuage__kv *kv, int layer, int seq, int pos) {
     int win;
     size_t slot = nuage__kv_slot(kv, layer, seq, pos, &win);
-    return (win ? kv->wv : kv->v) + slot * (size_t)kv->v_dim * kv->elem;
+    return (win ? kv->wv : kv->v) + slot * kv->v_row;
 }
 
 #endif

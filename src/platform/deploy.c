@@ -272,8 +272,9 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
     }
     if (!strcmp(kvt, "f16")) c->kv_type = NUAGE_KV_F16;
     else if (!strcmp(kvt, "f32")) c->kv_type = NUAGE_KV_F32;
+    else if (!strcmp(kvt, "q8_0")) c->kv_type = NUAGE_KV_Q8_0;
     else {
-        snprintf(err, errlen, "deployment '%s': \"kv_type\" must be \"f16\" or \"f32\"", who);
+        snprintf(err, errlen, "deployment '%s': \"kv_type\" must be \"f16\", \"f32\" or \"q8_0\"", who);
         goto fail;
     }
     if (c->kv_blocks && c->kv_memory) {
