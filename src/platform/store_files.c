@@ -19,6 +19,12 @@
  * OpenAI API leaves output_file_id / error_file_id null otherwise.
  * Finalizing twice keeps the first result.
  *
+ * Leases (several replicas on one store, docs/cluster.md): lease_owner /
+ * lease_until on the job's row; a claim picks the oldest unfinished job
+ * whose lease is free or the caller's and takes it in one IMMEDIATE
+ * transaction; renew and release touch the row only while the caller
+ * still owns it.
+ *
  * Status changes: a job in a terminal state (completed, failed, cancelled,
  * expired) cannot change any more (NUAGE_E_STATE); entering a state stamps
  * its time once (in_progress_ms, finalizing_ms, completed_ms, failed_ms,

@@ -16,7 +16,9 @@
  * DO NOTHING on the primary key (batch_id, line): a line is recorded once,
  * whatever the number of replicas that try) and bumps the job's counter
  * in the same transaction; status changes read the job FOR UPDATE so two
- * replicas changing one job serialise.
+ * replicas changing one job serialise. A replica claims a job with
+ * SELECT ... FOR UPDATE SKIP LOCKED and an UPDATE of its lease in one
+ * transaction (see "batch leases" below).
  *
  * Replicas: one row per `nuage serve --replica-id`, upserted by its
  * heartbeat; listing first marks gone every row whose heartbeat is older
