@@ -420,6 +420,11 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job, int64
         size_t pos = 0;
         int di = 0;
         for (int64_t line = 1; line <= n_lines; line++) {
+            /* a long file (or many malformed lines, each a durable write)
+             * must not outlast the lease */
+            if (line % 256 == 0 && nuage__br_now_ms() - last_ok >= r->p.lease_ms / 3 &&
+                !nuage__br_renew(r, job->id, &last_ok))
+                goto out_free;
             const char *nl = memchr(text + pos, '\n', len - pos);
             size_t end = nl ? (size_t)(nl - text) : len;
             size_t ln = end - pos;
