@@ -78,6 +78,8 @@ static int usage(void) {
             "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
             "                        and . _ : - only, at most 100)\n"
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
+            "  --batch-lease SECONDS a batch job is leased to one replica, renewed while it runs; a dead\n"
+            "                        replica's job moves to another after this long (default 30)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
             "                        configuration file's folder, or the -m model's folder)\n"
             "  --no-auth             with a store, serve without API keys (loopback only)\n"
@@ -203,7 +205,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
-    long retention = 30L * 86400;
+    long retention = 30L * 86400, batch_lease = 30;
     long max_conns = 0, max_per_ip = 0;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
@@ -254,6 +256,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--memory-limit")) ok = nuage_deploy_parse_bytes(v, &mem_limit) && mem_limit > 0;
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
         else if (!strcmp(a, "--replica-id")) ok = nuage__replica_id_ok(replica_id = v);
+        else if (!strcmp(a, "--batch-lease")) ok = nuage_cli_int(v, 1, 86400, &batch_lease);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
         else if (!strcmp(a, "--chat-template")) chat_tpl = v;
@@ -466,6 +469,14 @@ int nuage_cmd_serve(int argc, char **argv) {
     if (store) {
         nuage_batch_runner_params bp = nuage_batch_runner_default_params();
         bp.verbose = true; /* one line per job, not per request: kept with --quiet */
+        /* the lease owner is the replica's name (docs/cluster.md) */
+        char owner[128], hn[64] = "localhost";
+        gethostname(hn, sizeof hn - 1);
+        hn[sizeof hn - 1] = 0;
+        if (replica_id) snprintf(owner, sizeof owner, "%s", replica_id);
+        else snprintf(owner, sizeof owner, "%s:%d", hn, nuage_server_port(srv));
+        bp.owner = owner;
+        bp.lease_ms = (int)batch_lease * 1000;
         if (nuage_batch_runner_new(store, &bp, nuage_batch_exec_http, srv, &runner)) {
             nuage_cli_fail("serve", 1, "cannot start the batch runner");
             goto done;

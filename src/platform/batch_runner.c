@@ -20,6 +20,15 @@
  * two lines with the same custom_id is the duplicate (always the later
  * one).
  *
+ * Leases (batch_runner.h). The manager claims the oldest job it may run
+ * instead of listing them all, so with several replicas on one store each
+ * job has one runner at a time. The heartbeat is the manager's watch loop
+ * (it wakes at least every lease_ms / 3); the lease is also renewed, and
+ * so checked, before the job's long steps (after validation) and before
+ * it ends the job, so a runner that lost its job never finalizes it. A
+ * failed renewal that is only store trouble (not "lost") is tolerated
+ * while the last good renewal is younger than the lease.
+ *
  * Line numbers are physical lines of the input, 1-based; a final newline
  * does not start a line, a blank line in the middle is a malformed line.
  */
@@ -31,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nuage/nuage.h"
 
@@ -43,6 +53,7 @@ typedef struct {
 struct nuage_batch_runner {
     nuage_store *store;
     nuage_batch_runner_params p;
+    char owner[128];             /* lease owner id (p.owner points here) */
     nuage_batch_exec_fn exec;
     void *ud;
     pthread_t manager;
@@ -300,11 +311,6 @@ static void *nuage__br_worker(void *arg) {
 
 /* ---- the manager ---------------------------------------------------------------------------- */
 
-static bool nuage__br_active_status(const char *s) {
-    return !strcmp(s, "validating") || !strcmp(s, "in_progress") || !strcmp(s, "finalizing") ||
-           !strcmp(s, "cancelling");
-}
-
 /* Assemble the files and end the job with status `final`. */
 static void nuage__br_finish(nuage_batch_runner *r, const nuage_batch_job *job, const char *final) {
     if (!strcmp(final, "completed")) nuage_store_batch_set_status(r->store, job->id, "finalizing", 0);
@@ -332,8 +338,33 @@ static void nuage__br_nap(nuage_batch_runner *r, int ms) {
     pthread_mutex_unlock(&r->mu);
 }
 
-/* Run (or resume) one job to its end, or until stop. */
-static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job) {
+/*
+ * Heartbeat: renew this runner's lease on id (*last_ok: when the last
+ * renewal succeeded, updated). Returns false when the lease is lost --
+ * another replica holds it, or the store has been unreachable for a whole
+ * lease -- and the caller must leave the job alone.
+ */
+static bool nuage__br_renew(nuage_batch_runner *r, const char *id, int64_t *last_ok) {
+    int64_t now = nuage__br_now_ms();
+    int rc = nuage_store_batch_renew(r->store, id, r->owner, now, r->p.lease_ms);
+    if (rc == 0) {
+        *last_ok = now;
+        return true;
+    }
+    if (rc != NUAGE_E_STATE && now - *last_ok < r->p.lease_ms) return true;
+    pthread_mutex_lock(&r->mu);
+    r->st.leases_lost++;
+    pthread_mutex_unlock(&r->mu);
+    if (r->p.verbose)
+        fprintf(stderr, "batch %s: lease lost by %s (%s); leaving the job\n", id, r->owner,
+                nuage_store_errmsg(r->store));
+    return false;
+}
+
+/* Run (or resume) one job to its end, until stop, or until its lease is
+ * lost. claimed_ms: when the lease was taken. */
+static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job, int64_t claimed_ms) {
+    int64_t last_ok = claimed_ms;
     if (!strcmp(job->status, "cancelling")) {
         nuage__br_finish(r, job, "cancelled");
         return;
@@ -389,6 +420,11 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job) {
         size_t pos = 0;
         int di = 0;
         for (int64_t line = 1; line <= n_lines; line++) {
+            /* a long file (or many malformed lines, each a durable write)
+             * must not outlast the lease */
+            if (line % 256 == 0 && nuage__br_now_ms() - last_ok >= r->p.lease_ms / 3 &&
+                !nuage__br_renew(r, job->id, &last_ok))
+                goto out_free;
             const char *nl = memchr(text + pos, '\n', len - pos);
             size_t end = nl ? (size_t)(nl - text) : len;
             size_t ln = end - pos;
@@ -416,12 +452,14 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job) {
             pos = end + 1;
         }
     }
+    if (!nuage__br_renew(r, job->id, &last_ok)) goto out_free;
     if (r->p.verbose)
-        fprintf(stderr, "batch %s: running %d of %lld lines (%d already done)\n", job->id, n_todo,
-                (long long)n_lines, n_done);
+        fprintf(stderr, "batch %s: running %d of %lld lines (%d already done) on %s\n", job->id, n_todo,
+                (long long)n_lines, n_done, r->owner);
 
     /* hand the lines to the workers and watch */
-    bool cancelled = false, expired = false, stopped = false;
+    bool cancelled = false, expired = false, stopped = false, lost = false;
+    int beat_ms = r->p.lease_ms / 3 < r->p.poll_ms ? r->p.lease_ms / 3 : r->p.poll_ms;
     pthread_mutex_lock(&r->mu);
     r->st.lines_invalid += n_invalid;
     r->job = *job;
@@ -437,10 +475,16 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job) {
         if (nuage__br_cancelled_locked(r, job->id)) cancelled = true;
         if (nuage__br_now_ms() > job->expires_ms && job->expires_ms > 0) expired = true;
         if (r->stop) stopped = true;
-        if (cancelled || expired || stopped) r->halt = true;
+        if (cancelled || expired || stopped || lost) r->halt = true;
         if (r->in_flight == 0 && (r->halt || r->next_todo >= r->n_todo)) break;
-        struct timespec ts = nuage__br_deadline(r->p.poll_ms);
+        struct timespec ts = nuage__br_deadline(beat_ms);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
+        /* the heartbeat */
+        if (!lost && nuage__br_now_ms() - last_ok >= beat_ms) {
+            pthread_mutex_unlock(&r->mu);
+            lost = !nuage__br_renew(r, job->id, &last_ok);
+            pthread_mutex_lock(&r->mu);
+        }
         /* a cancel made through the store by another process */
         int64_t now = nuage__br_now_ms();
         if (now - last_check >= r->p.poll_ms && !cancelled) {
@@ -460,6 +504,8 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job) {
     r->st.current[0] = 0;
     pthread_mutex_unlock(&r->mu);
 
+    /* end the job only while still holding it */
+    if (lost || !nuage__br_renew(r, job->id, &last_ok)) goto out_free;
     if (cancelled) {
         nuage__br_finish(r, job, "cancelled");
     } else if (expired) {
@@ -499,20 +545,14 @@ static void *nuage__br_manager(void *arg) {
         r->notified = false;
         pthread_mutex_unlock(&r->mu);
         if (stop) break;
-        nuage_batch_job *jobs = NULL;
-        int n = 0;
         nuage_batch_job job;
-        bool found = false;
-        if (nuage_store_batch_list(r->store, -1, &jobs, &n) == 0) {
-            for (int i = 0; i < n && !found; i++)
-                if (nuage__br_active_status(jobs[i].status)) {
-                    job = jobs[i];
-                    found = true;
-                }
-            free(jobs);
+        int64_t now = nuage__br_now_ms();
+        if (nuage_store_batch_claim(r->store, r->owner, now, r->p.lease_ms, &job) == 0) {
+            nuage__br_run_job(r, &job, now);
+            nuage_store_batch_release(r->store, job.id, r->owner);
+        } else {
+            nuage__br_nap(r, r->p.poll_ms);
         }
-        if (found) nuage__br_run_job(r, &job);
-        else nuage__br_nap(r, r->p.poll_ms);
     }
     return NULL;
 }
@@ -520,7 +560,8 @@ static void *nuage__br_manager(void *arg) {
 /* ---- public ---------------------------------------------------------------------------------- */
 
 nuage_batch_runner_params nuage_batch_runner_default_params(void) {
-    nuage_batch_runner_params p = {.max_concurrent = 4, .poll_ms = 1000, .retry_ms = 500, .verbose = false};
+    nuage_batch_runner_params p = {.max_concurrent = 4, .poll_ms = 1000, .retry_ms = 500, .verbose = false,
+                                   .owner = NULL, .lease_ms = 30000};
     return p;
 }
 
@@ -536,6 +577,17 @@ int nuage_batch_runner_new(nuage_store *store, const nuage_batch_runner_params *
     if (r->p.max_concurrent > 256) r->p.max_concurrent = 256;
     if (r->p.poll_ms <= 0) r->p.poll_ms = 1000;
     if (r->p.retry_ms <= 0) r->p.retry_ms = 500;
+    if (r->p.lease_ms <= 0) r->p.lease_ms = 30000;
+    if (r->p.lease_ms < 300) r->p.lease_ms = 300;
+    if (r->p.owner && *r->p.owner) {
+        snprintf(r->owner, sizeof r->owner, "%s", r->p.owner);
+    } else {
+        char hn[64] = "localhost";
+        gethostname(hn, sizeof hn - 1);
+        hn[sizeof hn - 1] = 0;
+        snprintf(r->owner, sizeof r->owner, "%s:%ld", hn, (long)getpid());
+    }
+    r->p.owner = r->owner;
     r->exec = exec;
     r->ud = ud;
     int rc = NUAGE_E_NOMEM;

@@ -43,6 +43,15 @@
  * expires_ms, its unfinished lines are recorded as errors with code
  * "batch_expired" and the job ends expired.
  *
+ * Several replicas on one store (docs/cluster.md): a job runs only under
+ * its lease (nuage_store_batch_claim), taken by this runner's owner id and
+ * renewed every lease_ms / 3 while the job runs, released when it ends or
+ * the runner stops. A runner whose renewal fails (another replica took the
+ * job over after the lease expired) stops starting lines of that job at
+ * once; what its lines in flight record later is harmless, since a line is
+ * recorded once. A replica that dies stops renewing, and lease_ms later
+ * another replica claims the job and resumes it from its recorded lines.
+ *
  * Threads: one manager thread plus max_concurrent workers. exec is called
  * from the workers, concurrently; it must be thread-safe and must return
  * promptly once the server shuts down (a cancelled generation returns a
@@ -87,6 +96,8 @@ typedef struct {
     int poll_ms;             /* look for new / cancelled jobs at least this often (default 1000) */
     int retry_ms;            /* wait after a busy answer (default 500) */
     bool verbose;            /* one line on stderr per job start / end */
+    const char *owner;       /* lease owner: this replica's id (copied; NULL/"": "HOSTNAME:pid") */
+    int lease_ms;            /* batch lease length (default 30000) */
 } nuage_batch_runner_params;
 
 nuage_batch_runner_params nuage_batch_runner_default_params(void);
@@ -111,6 +122,7 @@ typedef struct {
     uint64_t lines_ok, lines_failed, lines_invalid; /* recorded by this process */
     uint64_t retries;                                /* busy answers */
     uint64_t jobs_finished;
+    uint64_t leases_lost;                            /* jobs given up: another replica took them over */
     int in_flight;
     char current[40];                                /* job being run ("" when idle) */
 } nuage_batch_runner_stats;

@@ -230,6 +230,29 @@ int nuage_store_batch_lines_done(nuage_store *s, const char *id, int64_t **lines
  * order), store them as files and set output_file_id / error_file_id. */
 int nuage_store_batch_finalize(nuage_store *s, const char *id);
 
+/* ---- batch leases (several replicas on one store; docs/cluster.md) -----------------
+ * A replica's batch runner runs a job only while it holds the job's lease:
+ * lease_owner (a replica id) and lease_until (wall-clock ms, the caller's
+ * now_ms: replicas' clocks must agree to well under the lease length). */
+
+/* Take the oldest unfinished job (validating, in_progress, finalizing,
+ * cancelling) whose lease is free (never taken, released, or expired at
+ * now_ms) or already owner's, and lease it to owner until now_ms +
+ * lease_ms, atomically: two replicas never both get one job. 0 with *out
+ * (may be NULL), NUAGE_E_RANGE when no job is available. */
+int nuage_store_batch_claim(nuage_store *s, const char *owner, int64_t now_ms, int64_t lease_ms,
+                            nuage_batch_job *out);
+/* Heartbeat: extend owner's lease on id to now_ms + lease_ms. NUAGE_E_STATE
+ * when owner holds it no more (another replica took it over after it
+ * expired, or it was released): the caller must stop working on the job. */
+int nuage_store_batch_renew(nuage_store *s, const char *id, const char *owner, int64_t now_ms,
+                            int64_t lease_ms);
+/* Give the lease up (nothing happens when owner does not hold it). */
+int nuage_store_batch_release(nuage_store *s, const char *id, const char *owner);
+/* Who holds id's lease: owner into buf (cap bytes; "" when never taken or
+ * released) and *until_ms (either may be NULL). NUAGE_E_RANGE: no such job. */
+int nuage_store_batch_lease_get(nuage_store *s, const char *id, char *owner, size_t cap, int64_t *until_ms);
+
 /* ---- stored responses (OpenAI Responses API; store_responses.c) --------------------- */
 typedef struct {
     char id[64];                  /* "resp_..." */

@@ -19,6 +19,12 @@
  * OpenAI API leaves output_file_id / error_file_id null otherwise.
  * Finalizing twice keeps the first result.
  *
+ * Leases (several replicas on one store, docs/cluster.md): lease_owner /
+ * lease_until on the job's row; a claim picks the oldest unfinished job
+ * whose lease is free or the caller's and takes it in one IMMEDIATE
+ * transaction; renew and release touch the row only while the caller
+ * still owns it.
+ *
  * Status changes: a job in a terminal state (completed, failed, cancelled,
  * expired) cannot change any more (NUAGE_E_STATE); entering a state stamps
  * its time once (in_progress_ms, finalizing_ms, completed_ms, failed_ms,
@@ -579,6 +585,127 @@ fail_rollback:
 out:
     free(out[0].p);
     free(out[1].p);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- batch leases ----------------------------------------------------------------------
+ * One IMMEDIATE transaction takes SQLite's write lock, so the pick and the
+ * conditional UPDATE below happen as one step for every process sharing
+ * the file; the UPDATE repeats the lease condition all the same, so the
+ * claim never depends on the SELECT alone. */
+
+#define BATCH_ACTIVE "status IN ('validating', 'in_progress', 'finalizing', 'cancelling')"
+
+int nuage_store_batch_claim(nuage_store *s, const char *owner, int64_t now_ms, int64_t lease_ms,
+                            nuage_batch_job *out) {
+    if (!s || !owner || !*owner || lease_ms <= 0) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_batch_claim(s, owner, now_ms, lease_ms, out);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st = NULL;
+    char id[40] = "";
+    int rc = nuage__store_begin(s);
+    if (rc) goto out;
+    if ((rc = nuage__store_prepare(s, "SELECT id FROM batches WHERE " BATCH_ACTIVE " AND"
+                                   " (lease_owner = ?1 OR lease_until <= ?2)"
+                                   " ORDER BY created_ms, rowid LIMIT 1", &st)))
+        goto fail_rollback;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now_ms);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) nuage__store_col_text(st, 0, id, sizeof id);
+    else if (step != SQLITE_DONE) rc = nuage__store_sqlerr(s, "claim a batch");
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc) goto fail_rollback;
+    if (!id[0]) {
+        rc = nuage__store_fail(NUAGE_E_RANGE, "no batch job to claim");
+        goto fail_rollback;
+    }
+    if ((rc = nuage__store_prepare(s, "UPDATE batches SET lease_owner = ?1, lease_until = ?2 WHERE id = ?3"
+                                   " AND (lease_owner = ?1 OR lease_until <= ?4)", &st)))
+        goto fail_rollback;
+    sqlite3_bind_text(st, 1, owner, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, now_ms + lease_ms);
+    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 4, now_ms);
+    rc = nuage__store_run(s, st, "lease a batch");
+    st = NULL;
+    if (rc) goto fail_rollback;
+    if (sqlite3_changes(s->db) != 1) {
+        rc = nuage__store_fail(NUAGE_E_RANGE, "no batch job to claim");
+        goto fail_rollback;
+    }
+    if ((rc = batch_get_locked(s, -1, id, out))) goto fail_rollback;
+    if ((rc = nuage__store_commit(s))) goto fail_rollback;
+    goto out;
+
+fail_rollback:
+    sqlite3_finalize(st);
+    nuage__store_rollback(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* UPDATE sql (?1 id, ?2 owner, ?3 until) on owner's lease; rows changed in *n. */
+static int lease_update(nuage_store *s, const char *sql, const char *id, const char *owner, int64_t until,
+                        int *n) {
+    sqlite3_stmt *st;
+    int rc = nuage__store_prepare(s, sql, &st);
+    if (rc) return rc;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, owner, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, until);
+    if ((rc = nuage__store_run(s, st, "batch lease"))) return rc;
+    *n = sqlite3_changes(s->db);
+    return 0;
+}
+
+int nuage_store_batch_renew(nuage_store *s, const char *id, const char *owner, int64_t now_ms,
+                            int64_t lease_ms) {
+    if (!s || !id || !owner || !*owner || lease_ms <= 0) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_batch_renew(s, id, owner, now_ms, lease_ms);
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    int rc = lease_update(s, "UPDATE batches SET lease_until = ?3 WHERE id = ?1 AND lease_owner = ?2", id, owner,
+                          now_ms + lease_ms, &n);
+    if (!rc && n != 1) rc = nuage__store_fail(NUAGE_E_STATE, "batch %.40s: lease lost", id);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage_store_batch_release(nuage_store *s, const char *id, const char *owner) {
+    if (!s || !id || !owner) return NUAGE_E_INVAL;
+    if (s->pg) return nuage__pg_batch_release(s, id, owner);
+    pthread_mutex_lock(&s->mu);
+    int n = 0;
+    int rc = lease_update(s, "UPDATE batches SET lease_owner = '', lease_until = ?3 WHERE id = ?1"
+                          " AND lease_owner = ?2", id, owner, 0, &n);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage_store_batch_lease_get(nuage_store *s, const char *id, char *owner, size_t cap, int64_t *until_ms) {
+    if (!s || !id) return NUAGE_E_INVAL;
+    if (owner && cap) owner[0] = 0;
+    if (until_ms) *until_ms = 0;
+    if (s->pg) return nuage__pg_batch_lease_get(s, id, owner, cap, until_ms);
+    pthread_mutex_lock(&s->mu);
+    sqlite3_stmt *st;
+    int rc = nuage__store_prepare(s, "SELECT lease_owner, lease_until FROM batches WHERE id = ?1", &st);
+    if (rc) goto out;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        if (owner && cap) nuage__store_col_text(st, 0, owner, cap);
+        if (until_ms) *until_ms = sqlite3_column_int64(st, 1);
+    } else {
+        rc = step == SQLITE_DONE ? nuage__store_fail(NUAGE_E_RANGE, "no batch '%.40s'", id)
+                                 : nuage__store_sqlerr(s, "batch lease");
+    }
+    sqlite3_finalize(st);
+out:
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -164,6 +164,11 @@ int nuage__pg_batch_set_status(nuage_store *s, const char *id, const char *statu
 int nuage__pg_batch_line_done(nuage_store *s, const char *id, int64_t line, bool is_error, const char *jsonl);
 int nuage__pg_batch_lines_done(nuage_store *s, const char *id, int64_t **lines, int *n);
 int nuage__pg_batch_finalize(nuage_store *s, const char *id);
+int nuage__pg_batch_claim(nuage_store *s, const char *owner, int64_t now_ms, int64_t lease_ms,
+                          nuage_batch_job *out);
+int nuage__pg_batch_renew(nuage_store *s, const char *id, const char *owner, int64_t now_ms, int64_t lease_ms);
+int nuage__pg_batch_release(nuage_store *s, const char *id, const char *owner);
+int nuage__pg_batch_lease_get(nuage_store *s, const char *id, char *owner, size_t cap, int64_t *until_ms);
 /* Is a batch in this status final (store_files.c's table)? */
 bool nuage__store_batch_status_terminal(const char *status);
 

@@ -257,6 +257,9 @@ static const char *const pg_migrations[] = {
     "  id TEXT PRIMARY KEY, address TEXT NOT NULL, deployments TEXT NOT NULL DEFAULT '',"
     "  load DOUBLE PRECISION NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',"
     "  started_ms BIGINT NOT NULL, heartbeat_ms BIGINT NOT NULL, gone INTEGER NOT NULL DEFAULT 0);",
+    /* v6 */
+    "ALTER TABLE batches ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE batches ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
 };
 #define N_PG_MIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 

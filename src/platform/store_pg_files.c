@@ -16,7 +16,9 @@
  * DO NOTHING on the primary key (batch_id, line): a line is recorded once,
  * whatever the number of replicas that try) and bumps the job's counter
  * in the same transaction; status changes read the job FOR UPDATE so two
- * replicas changing one job serialise.
+ * replicas changing one job serialise. A replica claims a job with
+ * SELECT ... FOR UPDATE SKIP LOCKED and an UPDATE of its lease in one
+ * transaction (see "batch leases" below).
  *
  * Replicas: one row per `nuage serve --replica-id`, upserted by its
  * heartbeat; listing first marks gone every row whose heartbeat is older
@@ -519,6 +521,96 @@ fail:
 out:
     free(out[0].p);
     free(out[1].p);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- batch leases ------------------------------------------------------------------------
+ * Claim: in one transaction, SELECT the oldest free job FOR UPDATE SKIP
+ * LOCKED (a row another replica is claiming right now is skipped, not
+ * waited for; a row it claimed and committed meanwhile is re-checked
+ * against the WHERE clause by PostgreSQL and dropped), then UPDATE it. */
+
+int nuage__pg_batch_claim(nuage_store *s, const char *owner, int64_t now_ms, int64_t lease_ms,
+                          nuage_batch_job *out) {
+    pthread_mutex_lock(&s->mu);
+    PGresult *r = NULL;
+    nuage_batch_job b;
+    int rc = nuage__pg_exec(s, "BEGIN");
+    if (rc) goto out;
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, owner);
+    nuage__pg_i64(&a, now_ms);
+    if ((rc = nuage__pg_query(s, "SELECT " PG_BATCH_COLS " FROM batches WHERE status IN ('validating',"
+                              " 'in_progress', 'finalizing', 'cancelling') AND (lease_owner = $1 OR"
+                              " lease_until <= $2::bigint) ORDER BY created_ms, seq LIMIT 1"
+                              " FOR UPDATE SKIP LOCKED", &a, &r, "claim a batch")))
+        goto fail;
+    if (PQntuples(r) < 1) {
+        PQclear(r);
+        rc = nuage__store_fail(NUAGE_E_RANGE, "no batch job to claim");
+        goto fail;
+    }
+    pg_batch_row(r, 0, &b);
+    PQclear(r);
+    nuage__pgargs a1 = {0};
+    nuage__pg_txt(&a1, owner);
+    nuage__pg_i64(&a1, now_ms + lease_ms);
+    nuage__pg_txt(&a1, b.id);
+    if ((rc = nuage__pg_run(s, "UPDATE batches SET lease_owner = $1, lease_until = $2::bigint WHERE id = $3", &a1,
+                            NULL, "lease a batch")))
+        goto fail;
+    if ((rc = nuage__pg_exec(s, "COMMIT"))) goto fail;
+    if (out) *out = b;
+    goto out;
+fail:
+    nuage__pg_rollback(s);
+out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage__pg_batch_renew(nuage_store *s, const char *id, const char *owner, int64_t now_ms, int64_t lease_ms) {
+    pthread_mutex_lock(&s->mu);
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, id);
+    nuage__pg_txt(&a, owner);
+    nuage__pg_i64(&a, now_ms + lease_ms);
+    int64_t k = 0;
+    int rc = nuage__pg_run(s, "UPDATE batches SET lease_until = $3::bigint WHERE id = $1 AND lease_owner = $2", &a,
+                           &k, "renew a batch lease");
+    if (!rc && k != 1) rc = nuage__store_fail(NUAGE_E_STATE, "batch %.40s: lease lost", id);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage__pg_batch_release(nuage_store *s, const char *id, const char *owner) {
+    pthread_mutex_lock(&s->mu);
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, id);
+    nuage__pg_txt(&a, owner);
+    int rc = nuage__pg_run(s, "UPDATE batches SET lease_owner = '', lease_until = 0 WHERE id = $1 AND"
+                           " lease_owner = $2", &a, NULL, "release a batch lease");
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int nuage__pg_batch_lease_get(nuage_store *s, const char *id, char *owner, size_t cap, int64_t *until_ms) {
+    pthread_mutex_lock(&s->mu);
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, id);
+    PGresult *r;
+    int rc = nuage__pg_query(s, "SELECT lease_owner, lease_until FROM batches WHERE id = $1", &a, &r,
+                             "batch lease");
+    if (!rc) {
+        if (PQntuples(r) < 1) {
+            rc = nuage__store_fail(NUAGE_E_RANGE, "no batch '%.40s'", id);
+        } else {
+            if (owner && cap) nuage__pg_text(r, 0, 0, owner, cap);
+            if (until_ms) *until_ms = nuage__pg_int(r, 0, 1);
+        }
+        PQclear(r);
+    }
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -24,6 +24,7 @@
  *   v3: batches.metadata (the Batch API's metadata object, as JSON)
  *   v4: responses (stored Responses API responses)
  *   v5: replicas (the replica registry, store_replicas.c)
+ *   v6: batches.lease_owner / lease_until (batch leases, store_files.c)
  * store_pg.c keeps the same numbered steps in PostgreSQL's dialect.
  *
  * Backend choice: nuage_store_open hands a postgres:// URL to store_pg.c
@@ -251,6 +252,9 @@ static const char *const migrations[] = {
     "  id TEXT PRIMARY KEY, address TEXT NOT NULL, deployments TEXT NOT NULL DEFAULT '',"
     "  load REAL NOT NULL DEFAULT 0, version TEXT NOT NULL DEFAULT '',"
     "  started_ms INTEGER NOT NULL, heartbeat_ms INTEGER NOT NULL, gone INTEGER NOT NULL DEFAULT 0);",
+    /* v6: batch leases (nuage_store_batch_claim: one replica runs a job at a time) */
+    "ALTER TABLE batches ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE batches ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

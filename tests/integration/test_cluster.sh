@@ -15,12 +15,16 @@
 #      or psql when present); the dead replica's affinity keys are served
 #      by the others and return to it after `cluster.sh restart`;
 #   4. rolling restart (SIGTERM, drain, restart each replica in turn) under
-#      a bounded load loop: zero failed requests; no sanitizer report in
-#      any replica's log (when built with NUAGE_SANITIZE).
+#      a bounded load loop: zero failed requests;
+#   5. a 40-line batch job: kill -9 of the replica holding its lease
+#      (--batch-lease 3); another replica takes the job over after the
+#      lease and finishes it from the last recorded line: 40 output lines,
+#      each custom_id exactly once; no sanitizer report in any replica's
+#      log (when built with NUAGE_SANITIZE).
 # The store is whatever cluster.sh picks: PostgreSQL when installed, else
 # one SQLite file (NUAGE_CLUSTER_STORE=sqlite forces it).
 # Loops are bounded (stop file + request caps); about 30-60 s in all.
-# Exit 77 (skipped) when haproxy or curl are missing.
+# Exit 77 (skipped) when haproxy, curl or jq are missing.
 # Env (set by ctest): NUAGE_BIN, NUAGE_SOURCE_DIR.
 set -u
 bin=${NUAGE_BIN:?NUAGE_BIN not set}
@@ -28,11 +32,14 @@ src=${NUAGE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 haproxy=${HAPROXY:-$(command -v haproxy 2>/dev/null || echo /usr/sbin/haproxy)}
 [ -x "$haproxy" ] || { echo "skipped: haproxy not installed"; exit 77; }
 command -v curl >/dev/null 2>&1 || { echo "skipped: curl not installed"; exit 77; }
+command -v jq >/dev/null 2>&1 || { echo "skipped: jq not installed"; exit 77; }
 have_sqlite=0; command -v sqlite3 >/dev/null 2>&1 && have_sqlite=1
 have_psql=0; command -v psql >/dev/null 2>&1 && have_psql=1
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nuage-cluster-XXXXXX")
 export NUAGE_CLUSTER_DIR=$tmp/state NUAGE_BIN=$bin HAPROXY=$haproxy
+# a short batch lease, so that section 5's takeover takes seconds
+export NUAGE_CLUSTER_SERVE_FLAGS="${NUAGE_CLUSTER_SERVE_FLAGS:-} --batch-lease 3"
 cluster() { bash "$src/scripts/cluster.sh" "$@"; }
 cleanup() { cluster down 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
 trap cleanup EXIT
@@ -299,6 +306,59 @@ for i in 1 2 3; do
 done
 s_req=$(usage_of roll requests)
 [ "$s_req" = "$total" ] && ok "usage: $s_req records for $total answered requests" || bad "usage after the roll: $s_req records, $total requests"
+
+# ---- 5. a batch job moves to another replica when its holder dies ----
+# The holder is the replica whose log says "batch ID: running ... on rI"
+# (the runner logs one such line each time it takes a job up).
+admin tenant create batchy >/dev/null 2>&1
+key=$(admin key create --tenant batchy 2>/dev/null)
+auth="authorization: Bearer $key"
+model=$(curl -s "$url/v1/models" -H "$auth" | jq -r '.data[0].id')
+for i in $(seq -w 1 40); do
+  printf '{"custom_id":"c%s","method":"POST","url":"/v1/chat/completions","body":{"model":"%s","messages":[{"role":"user","content":"Count from %s to 200, one number a line."}],"max_tokens":48}}\n' \
+    "$i" "$model" "$i"
+done >"$tmp/batch.jsonl"
+fid=$(curl -s "$url/v1/files" -H "$auth" -F purpose=batch -F "file=@$tmp/batch.jsonl" | jq -r .id)
+bid=$(curl -s "$url/v1/batches" -H "$auth" -H 'content-type: application/json' \
+  -d "{\"input_file_id\":\"$fid\",\"endpoint\":\"/v1/chat/completions\",\"completion_window\":\"24h\"}" | jq -r .id)
+bget() { curl -s --max-time 10 "$url/v1/batches/$bid" -H "$auth"; }
+holder="" n_before=0
+for _ in $(seq 1 600); do
+  holder=$(grep -l "batch $bid: running" "$state"/r*.log 2>/dev/null | head -n 1 | sed 's|.*/r\([0-9]*\)\.log$|\1|')
+  n_before=$(bget | jq -r '.request_counts.completed // 0')
+  [ -n "$holder" ] && [ "$n_before" -ge 3 ] && break
+  sleep 0.1
+done
+if [ -z "$holder" ] || [ "$n_before" -ge 40 ]; then
+  bad "batch $bid: no replica holding it mid-job (holder '${holder}', $n_before lines done)"
+else
+  kill -9 "$(cat "$state/r$holder.pid")"
+  t_kill=$(date +%s%N)
+  ok "batch $bid: kill -9 r$holder, its lease holder, with $n_before of 40 lines done"
+  st=""
+  for _ in $(seq 1 1200); do
+    st=$(bget | jq -r .status)
+    case "$st" in completed | failed | expired | cancelled) break ;; esac
+    sleep 0.1
+  done
+  took=$((($(date +%s%N) - t_kill) / 1000000))
+  taker=$(grep -H "batch $bid: running" "$state"/r*.log | grep -v "/r$holder.log:" | head -n 1)
+  [ "$st" = completed ] && [ -n "$taker" ] &&
+    ok "batch $bid: completed ${took} ms after the kill by another replica ($(echo "$taker" | sed 's|.*/\(r[0-9]*\)\.log:.*running|\1: running|'))" ||
+    bad "batch $bid after the kill: status '$st', taken over: '${taker}'"
+  b=$(bget)
+  oid=$(echo "$b" | jq -r .output_file_id)
+  curl -s "$url/v1/files/$oid/content" -H "$auth" >"$tmp/batch.out"
+  n_out=$(grep -c . "$tmp/batch.out")
+  jq -r .custom_id "$tmp/batch.out" | sort >"$tmp/batch.ids"
+  for i in $(seq -w 1 40); do echo "c$i"; done >"$tmp/batch.want"
+  n_ok=$(jq -r 'select(.response.status_code == 200) | .custom_id' "$tmp/batch.out" | wc -l)
+  [ "$n_out" = 40 ] && cmp -s "$tmp/batch.ids" "$tmp/batch.want" && [ "$n_ok" = 40 ] &&
+    [ "$(echo "$b" | jq -c .request_counts)" = '{"total":40,"completed":40,"failed":0}' ] &&
+    ok "batch $bid: 40 output lines, every custom_id exactly once, all answered 200" ||
+    bad "batch $bid output: $n_out lines, $n_ok answered 200, ids differ: $(comm -3 "$tmp/batch.ids" "$tmp/batch.want" | head -n 3 | tr '\n' ' '), counts $(echo "$b" | jq -c .request_counts)"
+  cluster restart "$holder" 2>/dev/null || bad "restart r$holder after the batch kill"
+fi
 
 # Every replica stops cleanly; under ASan/UBSan their logs hold any report.
 cluster down 2>/dev/null

@@ -12,9 +12,13 @@
  * request counts; every line executed exactly once; busy answers retried;
  * a runner stopped mid-job and a new one on the reopened store (a
  * restart) finishing the job with each line exactly once and no recorded
- * line run again; cancellation; an empty input failing the job.
+ * line run again; cancellation; an empty input failing the job; two
+ * replicas sharing the store, the lease holder SIGKILLed mid-job and the
+ * other taking the job over after the lease.
  */
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -448,6 +452,111 @@ static void test_cancel_and_concurrency(void **state) {
     nuage_store_close(s);
 }
 
+/* Two replicas (two runners, two connections) on one store: the one that
+ * holds the job's lease runs it alone; SIGKILLed, it stops renewing, and
+ * after the lease the live one takes the job over and runs exactly the
+ * lines that were not recorded. The dead replica is a forked child (its
+ * exec blocks after FIRST lines, so the kill lands mid-job). */
+static void test_replica_takeover(void **state) {
+    (void)state;
+    reset_db();
+    enum { N = 40, FIRST = 10, LEASE_MS = 600 };
+    nuage_store *s = open_store();
+    char *input = calloc(1, 32 * 1024);
+    for (int i = 1; i <= N; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "c%03d", i);
+        char *l = valid_line(i, cid);
+        strcat(input, l);
+        strcat(input, "\n");
+        free(l);
+    }
+    nuage_batch_job job;
+    submit(s, 1, input, &job);
+    nuage_batch_runner_params p = nuage_batch_runner_default_params();
+    p.max_concurrent = 4;
+    p.poll_ms = 20;
+    p.retry_ms = 10;
+    p.lease_ms = LEASE_MS;
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* replica "dead": no cmocka here */
+        char path[300], err[200];
+        snprintf(path, sizeof path, "%s/nuage.db", g_dir);
+        nuage_store *cs = NULL;
+        if (nuage_store_open(path, &cs, err, sizeof err)) _exit(3);
+        static fake_exec f;
+        fake_init(&f);
+        f.block_after = FIRST;
+        p.owner = "dead";
+        nuage_batch_runner *r;
+        if (nuage_batch_runner_new(cs, &p, fake_exec_fn, &f, &r)) _exit(4);
+        for (;;) pause();
+    }
+    /* the child has the job and its first FIRST lines */
+    char owner[64] = "";
+    for (int i = 0; i < 3000; i++) {
+        assert_int_equal(nuage_store_batch_get(s, -1, job.id, &job), 0);
+        assert_int_equal(nuage_store_batch_lease_get(s, job.id, owner, sizeof owner, NULL), 0);
+        if (job.completed >= FIRST && !strcmp(owner, "dead")) break;
+        usleep(10000);
+    }
+    assert_int_equal(job.completed, FIRST);
+    assert_string_equal(owner, "dead");
+    /* replica "alive" runs alongside, and must not touch the job while the
+     * child renews its lease (three lease lengths) */
+    fake_exec f2;
+    fake_init(&f2);
+    p.owner = "alive";
+    nuage_batch_runner *r;
+    assert_int_equal(nuage_batch_runner_new(s, &p, fake_exec_fn, &f2, &r), 0);
+    usleep(3 * LEASE_MS * 1000);
+    pthread_mutex_lock(&f2.mu);
+    int calls_before = f2.n_ok;
+    pthread_mutex_unlock(&f2.mu);
+    assert_int_equal(calls_before, 0);
+    assert_int_equal(nuage_store_batch_get(s, -1, job.id, &job), 0);
+    assert_int_equal(job.completed, FIRST);
+    int64_t *done;
+    int n_done;
+    assert_int_equal(nuage_store_batch_lines_done(s, job.id, &done, &n_done), 0);
+    assert_int_equal(n_done, FIRST);
+    /* kill -9 the holder: the job moves */
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int wst;
+    assert_int_equal(waitpid(pid, &wst, 0), pid);
+    assert_true(WIFSIGNALED(wst));
+    wait_status(s, job.id, "completed", &job);
+    nuage_batch_runner_stats st;
+    nuage_batch_runner_get_stats(r, &st);
+    assert_int_equal(st.leases_lost, 0);
+    nuage_batch_runner_free(r);
+    for (int i = 1; i <= N; i++) {
+        bool before = false;
+        for (int k = 0; k < n_done; k++) before |= done[k] == i;
+        assert_int_equal(f2.calls[i], before ? 0 : 1);
+    }
+    free(done);
+    assert_int_equal(job.completed, N);
+    assert_int_equal(job.failed, 0);
+    json_t *out = file_lines(s, 1, job.output_file_id);
+    assert_int_equal(json_array_size(out), N);
+    for (int i = 1; i <= N; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, "c%03d", i);
+        json_t *o = json_array_get(out, (size_t)i - 1);
+        assert_string_equal(json_string_value(json_object_get(o, "custom_id")), cid);
+    }
+    json_decref(out);
+    /* released at the end */
+    assert_int_equal(nuage_store_batch_lease_get(s, job.id, owner, sizeof owner, NULL), 0);
+    assert_string_equal(owner, "");
+    free(input);
+    fake_destroy(&f2);
+    nuage_store_close(s);
+}
+
 static void test_output_line(void **state) {
     (void)state;
     char a[40], b[40], c[40], d[40];
@@ -473,6 +582,7 @@ int main(void) {
         cmocka_unit_test(test_output_line),
         cmocka_unit_test(test_output_correctness),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_replica_takeover),
         cmocka_unit_test(test_cancel_and_concurrency),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

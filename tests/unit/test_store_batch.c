@@ -6,6 +6,11 @@
  * after the last call returns; the parent must find every line and the
  * counters equal to them. Finalize is checked against the JSONL the test
  * itself wrote, recorded out of order.
+ *
+ * Leases: two or more store handles on one database stand for replicas;
+ * times are given explicitly (now_ms), so expiry is tested without
+ * sleeping. Contention: six connections claim at one instant (a barrier)
+ * and every job must go to exactly one of them.
  */
 #define _GNU_SOURCE
 #include <setjmp.h>
@@ -15,6 +20,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -360,6 +366,146 @@ static void test_files_large_chunked(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* ---- batch leases (two replicas = two store handles on one database) ------------ */
+
+static void lease_owner(nuage_store *s, const char *id, char *owner, int64_t *until) {
+    assert_int_equal(nuage_store_batch_lease_get(s, id, owner, 64, until), 0);
+}
+
+static void test_batch_lease_handover(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s1 = tmp_db_open(&t), *s2 = tmp_db_open(&t);
+    nuage_batch_job b1, b2, got;
+    char owner[64];
+    int64_t until, now = test_now_ms();
+    make_batch(s1, 1, &b1);
+    make_batch(s1, 1, &b2);
+    lease_owner(s1, b1.id, owner, &until);
+    assert_string_equal(owner, "");
+    assert_int_equal(until, 0);
+    /* r1 takes the oldest job, r2 the next one, r3 finds nothing free. */
+    assert_int_equal(nuage_store_batch_claim(s1, "r1", now, 3000, &got), 0);
+    assert_string_equal(got.id, b1.id);
+    assert_int_equal(nuage_store_batch_claim(s2, "r2", now, 3000, &got), 0);
+    assert_string_equal(got.id, b2.id);
+    assert_int_equal(nuage_store_batch_claim(s2, "r3", now + 2999, 3000, &got), NUAGE_E_RANGE);
+    /* Claiming again returns one's own job. */
+    assert_int_equal(nuage_store_batch_claim(s1, "r1", now + 10, 3000, &got), 0);
+    assert_string_equal(got.id, b1.id);
+    lease_owner(s2, b1.id, owner, &until);
+    assert_string_equal(owner, "r1");
+    assert_int_equal(until, now + 3010);
+    /* r1 renews (heartbeat) at +1000: the lease now runs to +4000. */
+    assert_int_equal(nuage_store_batch_renew(s1, b1.id, "r1", now + 1000, 3000), 0);
+    assert_int_equal(nuage_store_batch_claim(s2, "r3", now + 3500, 3000, &got), 0);
+    assert_string_equal(got.id, b2.id); /* r2's lease expired at +3000, r1's holds */
+    /* r1 dies: at +4000 its lease has expired and r2 takes b1 over. */
+    assert_int_equal(nuage_store_batch_claim(s2, "r2", now + 4000, 3000, &got), 0);
+    assert_string_equal(got.id, b1.id);
+    lease_owner(s1, b1.id, owner, &until);
+    assert_string_equal(owner, "r2");
+    assert_int_equal(until, now + 7000);
+    /* The stale owner's heartbeat fails, and so does its release. */
+    assert_int_equal(nuage_store_batch_renew(s1, b1.id, "r1", now + 4001, 3000), NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_release(s1, b1.id, "r1"), 0);
+    lease_owner(s2, b1.id, owner, NULL);
+    assert_string_equal(owner, "r2");
+    assert_int_equal(nuage_store_batch_renew(s2, b1.id, "r2", now + 4001, 3000), 0);
+    /* A late write from the stale owner cannot duplicate or overwrite a line. */
+    assert_int_equal(nuage_store_batch_set_status(s2, b1.id, "in_progress", 2), 0);
+    assert_int_equal(nuage_store_batch_line_done(s2, b1.id, 1, false, "{\"by\":\"r2\"}"), 0);
+    assert_int_equal(nuage_store_batch_line_done(s1, b1.id, 1, true, "{\"by\":\"r1\"}"), NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_get(s1, 1, b1.id, &got), 0);
+    assert_int_equal(got.completed, 1);
+    assert_int_equal(got.failed, 0);
+    /* Released: free at once for anyone; released by nobody else. */
+    assert_int_equal(nuage_store_batch_release(s2, b1.id, "r2"), 0);
+    lease_owner(s1, b1.id, owner, &until);
+    assert_string_equal(owner, "");
+    assert_int_equal(nuage_store_batch_renew(s2, b1.id, "r2", now + 4002, 3000), NUAGE_E_STATE);
+    assert_int_equal(nuage_store_batch_claim(s1, "r1", now + 4002, 3000, &got), 0);
+    assert_string_equal(got.id, b1.id);
+    /* Finished jobs are never claimed. */
+    assert_int_equal(nuage_store_batch_set_status(s1, b1.id, "completed", 0), 0);
+    assert_int_equal(nuage_store_batch_set_status(s1, b2.id, "cancelled", 0), 0);
+    assert_int_equal(nuage_store_batch_claim(s2, "r9", now + 100000, 3000, &got), NUAGE_E_RANGE);
+    /* Bad arguments. */
+    assert_int_equal(nuage_store_batch_claim(s2, "", now, 3000, &got), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_batch_claim(s2, "r1", now, 0, &got), NUAGE_E_INVAL);
+    assert_int_equal(nuage_store_batch_lease_get(s2, "batch_nope", owner, 64, NULL), NUAGE_E_RANGE);
+    nuage_store_close(s1);
+    nuage_store_close(s2);
+    tmp_db_cleanup(&t);
+}
+
+/* Many replicas claim at the same instant, each on its own connection:
+ * every job goes to exactly one of them. */
+#define LEASE_THREADS 6
+#define LEASE_JOBS 3
+typedef struct {
+    tmp_db *t;
+    nuage_store *s;
+    int64_t now;
+    int idx;
+    pthread_barrier_t *go;
+    int rc;
+    char id[40];
+} lease_arg;
+
+static void *lease_claimer(void *p) {
+    lease_arg *a = p;
+    char owner[16];
+    snprintf(owner, sizeof owner, "r%d", a->idx);
+    nuage_batch_job got;
+    pthread_barrier_wait(a->go);
+    a->rc = nuage_store_batch_claim(a->s, owner, a->now, 30000, &got);
+    if (!a->rc) snprintf(a->id, sizeof a->id, "%s", got.id);
+    return NULL;
+}
+
+static void test_batch_lease_contention(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    nuage_batch_job b[LEASE_JOBS];
+    for (int i = 0; i < LEASE_JOBS; i++) make_batch(s, 1, &b[i]);
+    for (int round = 0; round < 3; round++) {
+        lease_arg a[LEASE_THREADS];
+        pthread_t th[LEASE_THREADS];
+        pthread_barrier_t go;
+        pthread_barrier_init(&go, NULL, LEASE_THREADS);
+        /* each round starts after the previous round's leases expired */
+        int64_t now = test_now_ms() + (int64_t)round * 60000;
+        for (int i = 0; i < LEASE_THREADS; i++) {
+            a[i] = (lease_arg){.t = &t, .s = tmp_db_open(&t), .now = now, .idx = i + 10 * round, .go = &go};
+            assert_int_equal(pthread_create(&th[i], NULL, lease_claimer, &a[i]), 0);
+        }
+        int won = 0;
+        for (int i = 0; i < LEASE_THREADS; i++) {
+            pthread_join(th[i], NULL);
+            nuage_store_close(a[i].s);
+        }
+        pthread_barrier_destroy(&go);
+        for (int i = 0; i < LEASE_THREADS; i++) {
+            if (a[i].rc == NUAGE_E_RANGE) continue;
+            assert_int_equal(a[i].rc, 0);
+            won++;
+            for (int j = 0; j < i; j++)
+                if (!a[j].rc) assert_string_not_equal(a[i].id, a[j].id);
+            char owner[64], want[16];
+            snprintf(want, sizeof want, "r%d", a[i].idx);
+            lease_owner(s, a[i].id, owner, NULL);
+            assert_string_equal(owner, want);
+        }
+        assert_int_equal(won, LEASE_JOBS);
+    }
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_files_crud_isolation),
@@ -368,6 +514,8 @@ int main(void) {
         cmocka_unit_test(test_batch_lines_idempotent),
         cmocka_unit_test(test_batch_lines_survive_sigkill),
         cmocka_unit_test(test_batch_finalize_order),
+        cmocka_unit_test(test_batch_lease_handover),
+        cmocka_unit_test(test_batch_lease_contention),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
