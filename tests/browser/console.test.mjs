@@ -268,6 +268,27 @@ test('a router request shows which model answered, and its reasoning in a collap
   await page.close();
 });
 
+test('a tool call streams into a card with its name and parsed arguments', async () => {
+  // tools and tool_choice "required" through the extra-body box: the
+  // grammar forces a valid call even from the bundled arithmetic model
+  // (which never learned tools); the long-context copy fits the tool
+  // instructions the server adds to the prompt.
+  const page = await newPage();
+  await useKey(page, tenantKey);
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'current weather',
+    parameters: { type: 'object', properties: { city: { type: 'string', enum: ['Oslo', 'Lima'] } },
+      required: ['city'], additionalProperties: false } } }];
+  const extra = JSON.stringify({ tools, tool_choice: 'required', parallel_tool_calls: false });
+  const i = await send(page, 'What is the weather in Oslo?', { deployment: 'long', maxTokens: 400, extra });
+  await until(page, (k) => document.querySelectorAll('.msg.assistant')[k].querySelector('[data-testid=usage]'), i);
+  const cards = await page.$$eval('.msg.assistant', (xs, k) => [...xs[k].querySelectorAll('[data-testid=toolcall]')]
+    .map((c) => ({ name: c.querySelector('code').textContent, args: c.querySelector('pre').textContent })), i);
+  assert.equal(cards.length, 1, JSON.stringify(cards));
+  assert.equal(cards[0].name, 'get_weather');
+  assert.ok(['Oslo', 'Lima'].includes(JSON.parse(cards[0].args).city), cards[0].args);
+  await page.close();
+});
+
 test('Stop cancels the request: the server frees its sequence (checked through /metrics)', async () => {
   const page = await newPage();
   await useKey(page, tenantKey);
