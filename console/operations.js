@@ -85,7 +85,7 @@ async function refresh() {
     const r = await fetch('/health', { cache: 'no-store' });
     const j = await r.json().catch(() => ({}));
     ui.health.replaceChildren(el('span', { class: `badge ${r.ok ? 's-completed' : 's-failed'}`, text: j.status || r.status }),
-      el('span', { text: ` server ${location.host}` }),
+      el('span', { text: ` server ${location.host}${j.version ? ` · nuage ${j.version}` : ''}` }),
       j.metering ? el('span', { text: ` · metering ${typeof j.metering === 'object' ? j.metering.status || 'ok' : j.metering}` }) : null);
   } catch (e) {
     ui.health.replaceChildren(el('span', { class: 'badge s-failed', text: 'unreachable' }));

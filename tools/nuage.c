@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "nuage/nuage.h"
+
 #include "cli.h"
 
 typedef struct {
@@ -40,6 +42,10 @@ int main(int argc, char **argv) {
     if (argc < 2) { usage(stderr); return 2; }
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("nuage %s\n", NUAGE_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

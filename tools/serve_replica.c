@@ -105,7 +105,7 @@ int nuage__replica_beat_start(nuage_store *store, nuage_registry *reg, const cha
     else snprintf(b->r.id, sizeof b->r.id, "%.40s:%d", host, port);
     if (address && *address) snprintf(b->r.address, sizeof b->r.address, "%s", address);
     else snprintf(b->r.address, sizeof b->r.address, "%.100s:%d", host, port);
-    snprintf(b->r.version, sizeof b->r.version, "nuage");
+    snprintf(b->r.version, sizeof b->r.version, "%s", NUAGE_VERSION);
     b->store = store;
     b->reg = reg;
     b->interval_ms = interval_ms;

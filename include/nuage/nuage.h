@@ -28,6 +28,10 @@
 extern "C" {
 #endif
 
+/* The release this tree is (semantic versioning); /health, the console,
+ * `nuage --version` and the cluster's replica registry report it. */
+#define NUAGE_VERSION "0.2.0"
+
 /* ---- error codes -------------------------------------------------------- */
 enum {
     NUAGE_OK = 0,

@@ -21,7 +21,7 @@
 void nuage__api_health(nuage__hreq *q, nuage__hresp *r) {
     int st = atomic_load(&q->srv->state);
     if (st == NUAGE__STATE_READY) {
-        json_t *o = json_pack("{s:s}", "status", "ok");
+        json_t *o = json_pack("{s:s, s:s}", "status", "ok", "version", NUAGE_VERSION);
         if (!nuage__metering_health(q->srv, o)) {
             /* Billing fails closed: metered requests are refused here. */
             json_object_set_new(o, "status", json_string("metering_unavailable"));
@@ -33,7 +33,8 @@ void nuage__api_health(nuage__hreq *q, nuage__hresp *r) {
         return;
     }
     r->retry_after = st == NUAGE__STATE_LOADING ? 5 : 10;
-    nuage__resp_json(r, 503, json_pack("{s:s}", "status", st == NUAGE__STATE_LOADING ? "loading" : "stopping"));
+    nuage__resp_json(r, 503, json_pack("{s:s, s:s}", "status", st == NUAGE__STATE_LOADING ? "loading" : "stopping",
+                                       "version", NUAGE_VERSION));
 }
 
 void nuage__api_metrics(nuage__hreq *q, nuage__hresp *r) {

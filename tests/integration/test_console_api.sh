@@ -48,6 +48,11 @@ expect() { # WANT DESCRIPTION METHOD PATH KEY [BODY]
 }
 has() { if grep -q -- "$2" "$tmp/body"; then ok "$1"; else bad "$1: $(cat "$tmp/body")"; fi; }
 
+# ---- health names the release, as `nuage --version` does ----
+ver=$("$bin" --version | sed -n 's/^nuage //p')
+expect 200 "GET /health" GET /health ""
+has "/health reports version $ver" "\"version\": *\"$ver\""
+
 # ---- fail closed ----
 for p in /admin/tenants /admin/stats; do
   expect 401 "GET $p without a key" GET "$p" ""
