@@ -503,13 +503,7 @@ out:
     return rc;
 }
 
-/* Growable byte buffer for finalize. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} buf_t;
-
-static int buf_add(buf_t *b, const char *s, size_t n) {
+int nuage__store_buf_add(nuage__store_buf *b, const char *t, size_t n) {
     if (b->len + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 4096;
         while (cap < b->len + n + 1) cap *= 2;
@@ -518,7 +512,7 @@ static int buf_add(buf_t *b, const char *s, size_t n) {
         b->p = p;
         b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
+    memcpy(b->p + b->len, t, n);
     b->len += n;
     return 0;
 }
@@ -529,7 +523,7 @@ int nuage_store_batch_finalize(nuage_store *s, const char *id) {
     pthread_mutex_lock(&s->mu);
     nuage_batch_job b;
     sqlite3_stmt *st = NULL;
-    buf_t out[2] = {{0}};  /* [0] responses, [1] errors */
+    nuage__store_buf out[2] = {{0}};  /* [0] responses, [1] errors */
     nuage_file files[2];
     int rc = nuage__store_begin(s);
     if (rc) goto out;
@@ -544,11 +538,11 @@ int nuage_store_batch_finalize(nuage_store *s, const char *id) {
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
-        buf_t *dst = &out[sqlite3_column_int(st, 0) ? 1 : 0];
+        nuage__store_buf *dst = &out[sqlite3_column_int(st, 0) ? 1 : 0];
         const char *text = (const char *)sqlite3_column_text(st, 1);
         size_t n = (size_t)sqlite3_column_bytes(st, 1);
         while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
-        if ((rc = buf_add(dst, text ? text : "", n)) || (rc = buf_add(dst, "\n", 1)))
+        if ((rc = nuage__store_buf_add(dst, text ? text : "", n)) || (rc = nuage__store_buf_add(dst, "\n", 1)))
             goto fail_rollback;
     }
     if (step != SQLITE_DONE) {

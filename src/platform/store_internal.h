@@ -117,6 +117,15 @@ int nuage__pg_schema_version(nuage_store *s);
 int nuage__pg_exec(nuage_store *s, const char *sql);
 void nuage__pg_rollback(nuage_store *s);
 
+/* Growable byte buffer (finalize builds the output and error files in one):
+ * appends n bytes, keeps room for a NUL; NUAGE_E_NOMEM. Caller frees p. */
+typedef struct {
+    char *p;
+    size_t len, cap;
+} nuage__store_buf;
+int nuage__store_buf_add(nuage__store_buf *b, const char *t, size_t n);
+int nuage__pg_delete_owned(nuage_store *s, const char *table, const char *what, int64_t tenant_id,
+                           const char *id);
 int nuage__pg_tenant_update(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,
                             nuage_tenant *out);
 int nuage__pg_tenant_create(nuage_store *s, const char *name, int64_t tpm, int64_t rpm, double weight,

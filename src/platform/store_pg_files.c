@@ -236,16 +236,26 @@ int nuage__pg_file_list(nuage_store *s, int64_t tenant_id, const char *purpose, 
     return rc;
 }
 
-int nuage__pg_file_delete(nuage_store *s, int64_t tenant_id, const char *id) {
+/* DELETE one row of `table` (a fixed table name, never user input) by id
+ * and owner: NUAGE_E_RANGE "no WHAT 'id'" when the tenant has none. */
+int nuage__pg_delete_owned(nuage_store *s, const char *table, const char *what, int64_t tenant_id,
+                           const char *id) {
     nuage__pgargs a = {0};
     nuage__pg_txt(&a, id);
     nuage__pg_i64(&a, tenant_id);
+    char sql[96], ctx[48];
+    snprintf(sql, sizeof sql, "DELETE FROM %s WHERE id = $1 AND tenant_id = $2", table);
+    snprintf(ctx, sizeof ctx, "delete %s", what);
     pthread_mutex_lock(&s->mu);
     int64_t k = 0;
-    int rc = nuage__pg_run(s, "DELETE FROM files WHERE id = $1 AND tenant_id = $2", &a, &k, "delete file");
-    if (!rc && k == 0) rc = nuage__store_fail(NUAGE_E_RANGE, "no file '%.40s'", id);
+    int rc = nuage__pg_run(s, sql, &a, &k, ctx);
+    if (!rc && k == 0) rc = nuage__store_fail(NUAGE_E_RANGE, "no %s '%.64s'", what, id);
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int nuage__pg_file_delete(nuage_store *s, int64_t tenant_id, const char *id) {
+    return nuage__pg_delete_owned(s, "files", "file", tenant_id, id);
 }
 
 /* ---- batch jobs ------------------------------------------------------------------------ */
@@ -450,31 +460,11 @@ int nuage__pg_batch_lines_done(nuage_store *s, const char *id, int64_t **lines, 
     return rc;
 }
 
-/* Growable byte buffer for finalize. */
-typedef struct {
-    char *p;
-    size_t len, cap;
-} pg_buf;
-
-static int pg_buf_add(pg_buf *b, const char *t, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) return nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, t, n);
-    b->len += n;
-    return 0;
-}
-
 int nuage__pg_batch_finalize(nuage_store *s, const char *id) {
     pthread_mutex_lock(&s->mu);
     nuage_batch_job b;
     PGresult *r = NULL;
-    pg_buf out[2] = {{0}}; /* [0] responses, [1] errors */
+    nuage__store_buf out[2] = {{0}}; /* [0] responses, [1] errors */
     nuage_file files[2];
     int rc = nuage__pg_exec(s, "BEGIN");
     if (rc) goto out;
@@ -489,11 +479,11 @@ int nuage__pg_batch_finalize(nuage_store *s, const char *id) {
                               &r, "read batch lines")))
         goto fail;
     for (int i = 0; i < PQntuples(r); i++) {
-        pg_buf *dst = &out[nuage__pg_int(r, i, 0) ? 1 : 0];
+        nuage__store_buf *dst = &out[nuage__pg_int(r, i, 0) ? 1 : 0];
         const char *text = PQgetvalue(r, i, 1);
         size_t n = (size_t)PQgetlength(r, i, 1);
         while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r')) n--;
-        if ((rc = pg_buf_add(dst, text, n)) || (rc = pg_buf_add(dst, "\n", 1))) goto fail;
+        if ((rc = nuage__store_buf_add(dst, text, n)) || (rc = nuage__store_buf_add(dst, "\n", 1))) goto fail;
     }
     PQclear(r);
     r = NULL;
@@ -674,15 +664,7 @@ int nuage__pg_response_get_locked(nuage_store *s, int64_t tenant_id, const char 
 }
 
 int nuage__pg_response_delete(nuage_store *s, int64_t tenant_id, const char *id) {
-    nuage__pgargs a = {0};
-    nuage__pg_txt(&a, id);
-    nuage__pg_i64(&a, tenant_id);
-    pthread_mutex_lock(&s->mu);
-    int64_t k = 0;
-    int rc = nuage__pg_run(s, "DELETE FROM responses WHERE id = $1 AND tenant_id = $2", &a, &k, "delete response");
-    if (!rc && k == 0) rc = nuage__store_fail(NUAGE_E_RANGE, "no response '%.64s'", id);
-    pthread_mutex_unlock(&s->mu);
-    return rc;
+    return nuage__pg_delete_owned(s, "responses", "response", tenant_id, id);
 }
 
 int nuage__pg_response_purge(nuage_store *s, int64_t now_ms, int64_t *n_deleted) {
