@@ -75,7 +75,9 @@ test('tokenize / detokenize round trip with llama.cpp ids', { skip: REF }, async
 test('health and Prometheus metrics', async () => {
   const h = await health();
   assert.equal(h.status, 200);
-  assert.deepEqual(h.json, { status: 'ok' });
+  assert.equal(h.json.status, 'ok');
+  assert.match(h.json.version, /^\d+\.\d+\.\d+$/); // the release (nuage --version)
+  assert.deepEqual(Object.keys(h.json).sort(), ['status', 'version']);
   await client.completions.create({ model: MODEL, prompt: 'Hi', max_tokens: 3, temperature: 0 });
   const r = await fetch(`${BASE}/metrics`);
   assert.match(r.headers.get('content-type'), /^text\/plain/);
