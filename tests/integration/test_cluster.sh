@@ -325,7 +325,7 @@ key=$(admin key create --tenant batchy 2>/dev/null)
 auth="authorization: Bearer $key"
 model=$(curl -s "$url/v1/models" -H "$auth" | jq -r '.data[0].id')
 for i in $(seq -w 1 40); do
-  printf '{"custom_id":"c%s","method":"POST","url":"/v1/chat/completions","body":{"model":"%s","messages":[{"role":"user","content":"Count from %s to 200, one number a line."}],"max_tokens":48}}\n' \
+  printf '{"custom_id":"c%s","method":"POST","url":"/v1/chat/completions","body":{"model":"%s","messages":[{"role":"user","content":"Count from %s to 200, one number a line."}],"max_tokens":160,"ignore_eos":true}}\n' \
     "$i" "$model" "$i"
 done >"$tmp/batch.jsonl"
 fid=$(curl -s "$url/v1/files" -H "$auth" -F purpose=batch -F "file=@$tmp/batch.jsonl" | jq -r .id)
@@ -353,9 +353,17 @@ else
   done
   took=$((($(date +%s%N) - t_kill) / 1000000))
   taker=$(grep -H "batch $bid: running" "$state"/r*.log | grep -v "/r$holder.log:" | head -n 1)
-  [ "$st" = completed ] && [ -n "$taker" ] &&
-    ok "batch $bid: completed ${took} ms after the kill by another replica ($(echo "$taker" | sed 's|.*/\(r[0-9]*\)\.log:.*running|\1: running|'))" ||
+  if [ "$st" = completed ] && [ -n "$taker" ]; then
+    ok "batch $bid: completed ${took} ms after the kill by another replica ($(echo "$taker" | sed 's|.*/\(r[0-9]*\)\.log:.*running|\1: running|'))"
+  elif [ "$st" = completed ]; then
+    # The holder ran its last lines between our look and the kill (they run
+    # concurrently): a race under load, not a takeover to check; the
+    # exactly-once checks below still apply (test_batch_runner covers the
+    # takeover deterministically).
+    echo "note: batch $bid had finished on r$holder before the kill landed (timing)"
+  else
     bad "batch $bid after the kill: status '$st', taken over: '${taker}'"
+  fi
   b=$(bget)
   oid=$(echo "$b" | jq -r .output_file_id)
   curl -s "$url/v1/files/$oid/content" -H "$auth" >"$tmp/batch.out"
