@@ -184,6 +184,21 @@ static char *valid_line(int line, const char *cid) {
     return b;
 }
 
+/* An input file of n valid lines whose custom ids are printf(fmt, line)
+ * (fmt takes one int). Returns a calloc'd string the caller frees. */
+static char *valid_input(int n, const char *fmt) {
+    char *input = calloc(1, 32 * 1024);
+    for (int i = 1; i <= n; i++) {
+        char cid[32];
+        snprintf(cid, sizeof cid, fmt, i);
+        char *l = valid_line(i, cid);
+        strcat(input, l);
+        strcat(input, "\n");
+        free(l);
+    }
+    return input;
+}
+
 static void test_output_correctness(void **state) {
     (void)state;
     reset_db();
@@ -319,15 +334,7 @@ static void test_resume(void **state) {
     reset_db();
     enum { N = 40, FIRST = 13 };
     nuage_store *s = open_store();
-    char *input = calloc(1, 32 * 1024);
-    for (int i = 1; i <= N; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "c%03d", i);
-        char *l = valid_line(i, cid);
-        strcat(input, l);
-        strcat(input, "\n");
-        free(l);
-    }
+    char *input = valid_input(N, "c%03d");
     nuage_batch_job job;
     submit(s, 1, input, &job);
     fake_exec f1;
@@ -405,15 +412,7 @@ static void test_cancel_and_concurrency(void **state) {
     reset_db();
     enum { N = 30 };
     nuage_store *s = open_store();
-    char *input = calloc(1, 32 * 1024);
-    for (int i = 1; i <= N; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "k%d", i);
-        char *l = valid_line(i, cid);
-        strcat(input, l);
-        strcat(input, "\n");
-        free(l);
-    }
+    char *input = valid_input(N, "k%d");
     nuage_batch_job job;
     submit(s, 3, input, &job);
     fake_exec f;
@@ -462,15 +461,7 @@ static void test_replica_takeover(void **state) {
     reset_db();
     enum { N = 40, FIRST = 10, LEASE_MS = 600 };
     nuage_store *s = open_store();
-    char *input = calloc(1, 32 * 1024);
-    for (int i = 1; i <= N; i++) {
-        char cid[32];
-        snprintf(cid, sizeof cid, "c%03d", i);
-        char *l = valid_line(i, cid);
-        strcat(input, l);
-        strcat(input, "\n");
-        free(l);
-    }
+    char *input = valid_input(N, "c%03d");
     nuage_batch_job job;
     submit(s, 1, input, &job);
     nuage_batch_runner_params p = nuage_batch_runner_default_params();
