@@ -150,7 +150,7 @@ struct nuage_gguf {
     nuage__arena arena;
 };
 
-static uint64_t nuage__hash(const char *s) {
+static uint64_t gguf_name_hash(const char *s) {
     uint64_t h = 1469598103934665603ull; /* FNV-1a */
     for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
     return h ^ (h >> 29);
@@ -168,7 +168,7 @@ static bool nuage__hash_insert(uint32_t *tab, size_t cap, const char *name, uint
                                const char *(*name_of)(const nuage_gguf *, uint32_t),
                                const nuage_gguf *g) {
     size_t mask = cap - 1;
-    for (size_t h = (size_t)nuage__hash(name) & mask;; h = (h + 1) & mask) {
+    for (size_t h = (size_t)gguf_name_hash(name) & mask;; h = (h + 1) & mask) {
         if (tab[h] == 0) {
             tab[h] = i + 1;
             return true;
@@ -183,7 +183,7 @@ static int64_t nuage__hash_find(const uint32_t *tab, size_t cap, const char *nam
                                 const nuage_gguf *g) {
     if (!tab || !name) return -1;
     size_t mask = cap - 1;
-    for (size_t h = (size_t)nuage__hash(name) & mask;; h = (h + 1) & mask) {
+    for (size_t h = (size_t)gguf_name_hash(name) & mask;; h = (h + 1) & mask) {
         if (tab[h] == 0) return -1;
         if (!strcmp(name_of(g, tab[h] - 1), name)) return (int64_t)tab[h] - 1;
     }

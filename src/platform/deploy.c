@@ -44,6 +44,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "engine/clock.h"
 #include "nuage/tokenizer.h"
 #include "platform/router.h"
 #include "constrain/toolcall.h"
@@ -526,12 +527,6 @@ struct nuage_registry {
     int n_doomed, cap_doomed;
     bool stop;
 };
-
-static int64_t nuage__wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool nuage__push(nuage_deployment ***arr, int *n, int *cap, nuage_deployment *d) {
     if (*n == *cap) {

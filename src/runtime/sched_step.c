@@ -79,7 +79,7 @@ static bool nuage__open(const nuage__sreq *q, int c) {
 }
 
 /* The first n tokens of choice c's stream, contiguous. */
-static const int32_t *nuage__stream(nuage_sched *s, const nuage__sreq *q, int c, int n) {
+static const int32_t *nuage__seq_tokens(nuage_sched *s, const nuage__sreq *q, int c, int n) {
     int np = q->r.n_prompt;
     if (n <= np) return q->prompt;
     memcpy(s->stream, q->prompt, (size_t)np * sizeof *s->stream);
@@ -96,7 +96,7 @@ static void nuage__choice_release(nuage_sched *s, nuage__sreq *q, int c) {
     if (s->pc && !q->r.embedding && nfull > 0) {
         const int32_t *blocks;
         if (nuage_kv_seq_blocks(s->ctx, ch->seq, &blocks) >= nfull)
-            nuage__prefix_register(s->pc, q->r.cache_salt, nuage__stream(s, q, c, nfull * s->bs),
+            nuage__prefix_register(s->pc, q->r.cache_salt, nuage__seq_tokens(s, q, c, nfull * s->bs),
                                    nfull, blocks);
     }
     nuage_kv_seq_truncate(s->ctx, ch->seq, 0);
@@ -269,7 +269,7 @@ static bool nuage__admit(nuage_sched *s, nuage__sreq *q, int *avail) {
          * end needs the window rows there, so no hit may reach past it */
         if (s->swa && n_seqs > 1 && n_max > np / bs) n_max = np / bs;
         if (n_max > 0)
-            n_hit = nuage__prefix_lookup(s->pc, q->r.cache_salt, nuage__stream(s, q, lead, n_max * bs),
+            n_hit = nuage__prefix_lookup(s->pc, q->r.cache_salt, nuage__seq_tokens(s, q, lead, n_max * bs),
                                          n_max, s->blk);
     }
     /* Blocks still to allocate: the lead's stream beyond the cached part,

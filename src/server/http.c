@@ -92,12 +92,6 @@
 
 /* ---- small utilities ------------------------------------------------------- */
 
-double nuage__now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap) {
     uint64_t n = atomic_fetch_add(&s->id_counter, 1);
     uint64_t x = (n + 1) * 0x9E3779B97F4A7C15ULL ^ s->id_salt;
@@ -106,18 +100,6 @@ void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap) {
     x ^= x >> 33;
     snprintf(buf, cap, "%s-%016llx%08llx", prefix, (unsigned long long)x,
              (unsigned long long)(n & 0xFFFFFFFFULL));
-}
-
-int64_t nuage__wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t nuage__mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 const char *nuage__fingerprint(const nuage_deployment *d) {

@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "engine/clock.h"
 #include "nuage/nuage.h"
 #include "nuage/template.h"
 #include "nuage/tokenizer.h"
@@ -264,11 +265,7 @@ bool nuage__client_gone(int fd);
 bool nuage__require_ready(nuage_server *s, nuage__hresp *r);
 /* A fresh id "<prefix>-<24 hex>" in buf. */
 void nuage__new_id(nuage_server *s, const char *prefix, char *buf, size_t cap);
-/* Monotonic seconds. */
-double nuage__now(void);
-/* Wall-clock milliseconds since the epoch / monotonic milliseconds. */
-int64_t nuage__wall_ms(void);
-int64_t nuage__mono_ms(void);
+/* nuage__now / nuage__wall_ms / nuage__mono_ms: engine/clock.h (base component). */
 
 /*
  * The deployment of a request: body["model"] (absent: the default

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/clock.h"
 #include "engine/threadpool.h"
 #include "nuage/nuage.h"
 #include "train/train.h"
@@ -169,12 +170,6 @@ static void nuage__fmt_time(double s, char *buf, size_t cap) {
     long t = (long)(s + 0.5);
     if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
     else snprintf(buf, cap, "%02ld:%02ld", t / 60, t % 60);
-}
-
-static double nuage__now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void nuage__progress(const nuage_topts *o, int step, double loss, float lr, double tok_s,

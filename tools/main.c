@@ -1,5 +1,5 @@
 /*
- * nuage.c - entry point of the `nuage` command: dispatches to sub-commands.
+ * main.c - entry point of the `nuage` command: dispatches to sub-commands.
  */
 #include <stdio.h>
 #include <string.h>
