@@ -78,6 +78,9 @@ static int usage(void) {
             "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
             "                        and . _ : - only, at most 100)\n"
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
+            "  --journal FILE        with a postgres:// store: usage records go to this local SQLite\n"
+            "                        journal first and are shipped to PostgreSQL in batches (default\n"
+            "                        $TMPDIR/nuage-journal-REPLICA.db; docs/cluster.md)\n"
             "  --batch-lease SECONDS a batch job is leased to one replica, renewed while it runs; a dead\n"
             "                        replica's job moves to another after this long (default 30)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
@@ -201,7 +204,7 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
-    const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL;
+    const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL, *journal = NULL;
     nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
@@ -228,6 +231,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
         else if (!strcmp(a, "--advertise")) advertise = v;
+        else if (!strcmp(a, "--journal")) ok = *(journal = v) != 0;
         else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
@@ -429,6 +433,24 @@ int nuage_cmd_serve(int argc, char **argv) {
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
+    }
+    /* A replica's usage goes through its local journal (store_journal.c). */
+    if (store && (!strncmp(dbpath, "postgres://", 11) || !strncmp(dbpath, "postgresql://", 13))) {
+        char jpath[4096];
+        if (journal) {
+            snprintf(jpath, sizeof jpath, "%s", journal);
+        } else {
+            const char *tmp = getenv("TMPDIR");
+            char rid[128];
+            if (replica_id) snprintf(rid, sizeof rid, "%s", replica_id);
+            else snprintf(rid, sizeof rid, "port%d", nuage_server_port(srv));
+            snprintf(jpath, sizeof jpath, "%s/nuage-journal-%s.db", tmp && *tmp ? tmp : "/tmp", rid);
+        }
+        if (nuage_store_journal_open(store, dbpath, jpath, err, sizeof err)) {
+            nuage_cli_fail("serve", 1, "%s", err);
+            goto done;
+        }
+        fprintf(stderr, "nuage serve: usage journal %s (shipped to the store in batches)\n", jpath);
     }
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",

@@ -53,6 +53,13 @@ bool nuage__metering_health(nuage_server *s, json_t *obj) {
                           "lost_records", (json_int_t)ms.lost);
     if (m && !ok && ms.last_error[0]) json_object_set_new(m, "error", json_string(ms.last_error));
     if (m && ms.pending_since_ms) json_object_set_new(m, "since_ms", json_integer(ms.pending_since_ms));
+    if (m && ms.journal) {
+        json_t *jo = json_pack("{s:s,s:I,s:I}", "status", ms.journal_failing_since_ms ? "retrying" : "shipping",
+                               "queued_records", (json_int_t)ms.journal_queued, "shipped_records",
+                               (json_int_t)ms.journal_shipped);
+        if (jo && ms.journal_error[0]) json_object_set_new(jo, "error", json_string(ms.journal_error));
+        if (jo) json_object_set_new(m, "journal", jo);
+    }
     if (m) json_object_set_new(obj, "metering", m);
     return ok;
 }
@@ -72,4 +79,14 @@ void nuage__metering_metrics(nuage_server *s, nuage__sb *out) {
                      "# TYPE nuage_metering_refused_total counter\nnuage_metering_refused_total %llu\n",
                      ms.pending == 0, ms.pending, (long long)ms.lost,
                      s ? (unsigned long long)atomic_load(&s->metrics.metering_refused) : 0ULL);
+    if (ms.journal)
+        nuage__sb_printf(out,
+                         "# HELP nuage_usage_journal_records Usage records in the local journal, not yet in PostgreSQL.\n"
+                         "# TYPE nuage_usage_journal_records gauge\nnuage_usage_journal_records %lld\n"
+                         "# HELP nuage_usage_journal_shipped_total Usage records shipped from the journal to PostgreSQL.\n"
+                         "# TYPE nuage_usage_journal_shipped_total counter\nnuage_usage_journal_shipped_total %lld\n"
+                         "# HELP nuage_usage_journal_ship_failures_total Failed shipments (retried).\n"
+                         "# TYPE nuage_usage_journal_ship_failures_total counter\nnuage_usage_journal_ship_failures_total %lld\n",
+                         (long long)ms.journal_queued, (long long)ms.journal_shipped,
+                         (long long)ms.journal_ship_failures);
 }
