@@ -80,7 +80,7 @@ static int usage(void) {
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
             "  --journal FILE        with a postgres:// store: usage records go to this local SQLite\n"
             "                        journal first and are shipped to PostgreSQL in batches (default\n"
-            "                        $TMPDIR/nuage-journal-REPLICA.db; docs/cluster.md)\n"
+            "                        $TMPDIR/nuage-journal-REPLICA-URLHASH.db; docs/cluster.md)\n"
             "  --batch-lease SECONDS a batch job is leased to one replica, renewed while it runs; a dead\n"
             "                        replica's job moves to another after this long (default 30)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
@@ -444,7 +444,10 @@ int nuage_cmd_serve(int argc, char **argv) {
             char rid[128];
             if (replica_id) snprintf(rid, sizeof rid, "%s", replica_id);
             else snprintf(rid, sizeof rid, "port%d", nuage_server_port(srv));
-            snprintf(jpath, sizeof jpath, "%s/nuage-journal-%s.db", tmp && *tmp ? tmp : "/tmp", rid);
+            /* and the database's URL: two clusters on one host never share a journal */
+            uint32_t h = 2166136261u;
+            for (const char *c = dbpath; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+            snprintf(jpath, sizeof jpath, "%s/nuage-journal-%s-%08x.db", tmp && *tmp ? tmp : "/tmp", rid, h);
         }
         if (nuage_store_journal_open(store, dbpath, jpath, err, sizeof err)) {
             nuage_cli_fail("serve", 1, "%s", err);
