@@ -62,7 +62,7 @@ worker() {
   while [ ! -e "$tmp/stop" ] && [ $n -lt 3000 ]; do
     n=$((n + 1))
     if [ "$mode" = long ]; then
-      body="{\"messages\":[{\"role\":\"user\",\"content\":\"Count $w $n\"}],\"max_tokens\":150,\"n\":4,\"ignore_eos\":true}"
+      body="{\"messages\":[{\"role\":\"user\",\"content\":\"Count $w $n\"}],\"max_tokens\":150,\"ignore_eos\":true}"
     else
       body="{\"messages\":[{\"role\":\"user\",\"content\":\"What is $w + $n?\"}],\"max_tokens\":24,\"ignore_eos\":true}"
     fi
