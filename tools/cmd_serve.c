@@ -78,6 +78,10 @@ static int usage(void) {
             "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
             "                        and . _ : - only, at most 100)\n"
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
+            "  --quota-slice F       with a postgres:// store: lease this fraction of a tenant's TPM / RPM\n"
+            "                        at a time and admit from it locally (default 0.005; overshoot at most\n"
+            "                        replicas x F of a limit); 0: one database round trip per request (exact)\n"
+            "  --quota-lease-ms MS   how long a replica keeps a slice before giving back the rest (1000)\n"
             "  --journal FILE        with a postgres:// store: usage records go to this local SQLite\n"
             "                        journal first and are shipped to PostgreSQL in batches (default\n"
             "                        $TMPDIR/nuage-journal-REPLICA-URLHASH.db; docs/cluster.md)\n"
@@ -208,7 +212,8 @@ int nuage_cmd_serve(int argc, char **argv) {
     nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
-    long retention = 30L * 86400, batch_lease = 30;
+    long retention = 30L * 86400, batch_lease = 30, quota_lease_ms = 1000;
+    double quota_slice = 0.005;
     long max_conns = 0, max_per_ip = 0;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
@@ -261,6 +266,12 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
         else if (!strcmp(a, "--replica-id")) ok = nuage__replica_id_ok(replica_id = v);
         else if (!strcmp(a, "--batch-lease")) ok = nuage_cli_int(v, 1, 86400, &batch_lease);
+        else if (!strcmp(a, "--quota-slice")) {
+            char *end = NULL;
+            quota_slice = strtod(v, &end);
+            ok = end && !*end && quota_slice >= 0 && quota_slice <= 0.5;
+        }
+        else if (!strcmp(a, "--quota-lease-ms")) ok = nuage_cli_int(v, 10, 60000, &quota_lease_ms);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
         else if (!strcmp(a, "--chat-template")) chat_tpl = v;
@@ -410,7 +421,9 @@ int nuage_cmd_serve(int argc, char **argv) {
     /* On a PostgreSQL store (a cluster), the rate windows are the
      * database's, shared by every replica (quota_shared.c). */
     if (store && (!strncmp(dbpath, "postgres://", 11) || !strncmp(dbpath, "postgresql://", 13)) &&
-        nuage_quota_use_store(quota, dbpath, 4, err, sizeof err)) {
+        (quota_slice > 0 ? nuage_quota_use_store_sliced(quota, dbpath, 4, quota_slice, (int)quota_lease_ms, err,
+                                                        sizeof err)
+                         : nuage_quota_use_store(quota, dbpath, 4, err, sizeof err))) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
     }

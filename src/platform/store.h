@@ -359,6 +359,21 @@ int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployme
 /* The admitted request of ticket used `tokens` in the end / never ran. */
 int nuage_store_quota_settle(nuage_store *s, int64_t ticket, int64_t tokens);
 int nuage_store_quota_cancel(nuage_store *s, int64_t ticket);
+/* A leased slice of both windows (quota_slices.c): one row per window
+ * holding up to want_requests requests and want_tokens tokens (as much as
+ * fits), granted only when at least one request of `need` tokens fits.
+ * 0 with out->ticket, requests, tokens (granted) and w (the windows after
+ * it); NUAGE_E_BUSY / NUAGE_E_RANGE / NUAGE_E_IO as quota_admit. */
+typedef struct {
+    int64_t ticket, requests, tokens, retry_after_ms;
+    nuage_store_window w[2]; /* requests and tokens only */
+} nuage_store_lease;
+int nuage_store_quota_lease(nuage_store *s, int64_t tenant, const char *deployment, const int64_t tpm[2],
+                            const int64_t rpm[2], int64_t need, int64_t want_requests, int64_t want_tokens,
+                            nuage_store_lease *out);
+/* Give back part of a lease (unused requests / tokens; tokens may be
+ * negative: a request used more than it reserved). */
+int nuage_store_quota_return(nuage_store *s, int64_t ticket, int64_t requests, int64_t tokens);
 /* Live requests and tokens of (tenant, scope: "" = the tenant's own window). */
 int nuage_store_quota_usage(nuage_store *s, int64_t tenant, const char *scope, int64_t *requests,
                             int64_t *tokens);
