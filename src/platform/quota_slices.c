@@ -45,6 +45,15 @@
  * Failure: the database unreachable when a lease is needed fails closed
  * (NUAGE_E_IO), as the exact keeper.
  *
+ * Busy tenants (slices of 2 requests or more): the next slice is leased
+ * by the background thread as soon as one is spent, and when the window
+ * was full its next try is the background thread's too; a request that
+ * finds that lease in flight is refused at once with retry-after 25 ms
+ * instead of waiting for the database. So a busy tenant's requests never
+ * wait for a round trip; only the first request of an idle tenant (or
+ * any request under a limit too small for slices of 2) asks the database
+ * itself. This keeps one live slice per replica: the bound above holds.
+ *
  * Measurement: quota.c times every admission (nuage_quota_check_stats,
  * the server's /metrics nuage_quota_check_*).
  */
@@ -55,6 +64,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "nuage/nuage.h"
 #include "platform/quota.h"
@@ -74,6 +84,9 @@ typedef struct slice {
     int64_t refused_until_ms;        /* monotonic: window full until then */
     nuage_store_window w[2];         /* the windows at the last database answer */
     bool leasing;                    /* a thread is asking the database */
+    bool ever_leased;                /* a busy tenant (see sl_admit) */
+    bool bg_want;                    /* the background thread is to lease for it */
+    int64_t bg_need;                 /* tokens of the request that asked */
 } slice;
 
 typedef struct tick {
@@ -95,13 +108,20 @@ typedef struct {
     tick *ticks[N_BUCKETS];
     uint64_t next_ticket;
     pthread_t reaper;
-    bool reaper_on, stop;
+    bool reaper_on, stop, bg_pending;
     uint64_t n_leases; /* database round trips for leases */
+    FILE *trace;       /* $NUAGE_QUOTA_TRACE.PID: "wall_ms tokens" per admission (benchmarks) */
 } sliced;
 
 static int64_t mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -190,6 +210,72 @@ static bool take_locked(sliced *q, slice *s, int64_t tokens, bool tok_limited, u
     return true;
 }
 
+/* A refused request while a background lease is in flight: retry soon. */
+#define BUSY_RETRY_MS 25
+
+static int64_t want_requests(const sliced *q, const slice *s) {
+    int64_t w = (int64_t)(q->fraction * (double)min_nonzero(s->rpm[0], s->rpm[1]));
+    return w < 1 ? 1 : w;
+}
+
+/* Lease a new slice for s (mu held; released during the round trip, with
+ * s->leasing set): the old lease's unused part goes back first. 0 (s has
+ * a live lease), NUAGE_E_BUSY (*retry set; refusals cached), or the
+ * store's error. */
+static int lease_locked(sliced *q, slice *s, int64_t need, int64_t *retry) {
+    int64_t rt = 0, rr = 0, rk = 0;
+    end_lease_locked(s, &rt, &rr, &rk);
+    s->leasing = true;
+    int64_t lt[2] = {s->tpm[0], s->tpm[1]}, lr[2] = {s->rpm[0], s->rpm[1]};
+    bool tok_limited = lt[0] > 0 || lt[1] > 0;
+    int64_t want_req = want_requests(q, s);
+    int64_t want_tok = (int64_t)(q->fraction * (double)min_nonzero(lt[0], lt[1]));
+    if (want_tok < need) want_tok = need;
+    int64_t tenant = s->tenant;
+    char dep[64];
+    snprintf(dep, sizeof dep, "%s", s->dep);
+    pthread_mutex_unlock(&q->mu);
+    nuage_store *st = pick(q);
+    give_back(q, rt, rr, rk);
+    nuage_store_lease L;
+    int lrc = nuage_store_quota_lease(st, tenant, dep, lt, lr, need, want_req, want_tok, &L);
+    pthread_mutex_lock(&q->mu);
+    s->leasing = false;
+    pthread_cond_broadcast(&q->cv);
+    q->n_leases++;
+    int64_t now = mono_ms();
+    *retry = 0;
+    if (lrc == 0) {
+        s->db_ticket = L.ticket;
+        s->req_left = L.requests;
+        s->tok_left = tok_limited ? L.tokens : 0;
+        s->expires_ms = now + q->lease_ms;
+        s->refused_until_ms = 0;
+        s->ever_leased = true;
+        memcpy(s->w, L.w, sizeof s->w);
+    } else if (lrc == NUAGE_E_BUSY) {
+        /* Other replicas give back unused slices within a lease: ask
+         * again (and tell the client to retry) after at most that. */
+        int64_t wait = L.retry_after_ms > 0 ? L.retry_after_ms : 1;
+        if (wait > q->lease_ms) wait = q->lease_ms;
+        s->refused_until_ms = now + wait;
+        memcpy(s->w, L.w, sizeof s->w);
+        *retry = wait;
+    } else if (lrc == NUAGE_E_RANGE) {
+        *retry = -1;
+    }
+    return lrc;
+}
+
+/* Ask the background thread for s's next lease (mu held). */
+static void kick_locked(sliced *q, slice *s, int64_t need) {
+    s->leasing = true; /* reserved for the background lease */
+    s->bg_want = true;
+    s->bg_need = need;
+    q->bg_pending = true;
+    pthread_cond_broadcast(&q->cv);
+}
+
 static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tpm, int64_t rpm, int64_t dtpm,
                     int64_t drpm, int64_t tokens, nuage_quota_info *info, uint64_t *ticket_out) {
     sliced *q = ud;
@@ -220,64 +306,62 @@ static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tp
     }
     for (;;) {
         int64_t now = mono_ms();
-        int64_t rt = 0, rr = 0, rk = 0;
         if (s->tpm[0] != tpm || s->rpm[0] != rpm || s->tpm[1] != dtpm || s->rpm[1] != drpm) {
+            if (s->leasing) { /* let the lease in flight land first */
+                pthread_cond_wait(&q->cv, &q->mu);
+                continue;
+            }
             /* the limits changed: the old lease is given back whole */
+            int64_t rt = 0, rr = 0, rk = 0;
             end_lease_locked(s, &rt, &rr, &rk);
             s->refused_until_ms = 0;
             s->tpm[0] = tpm, s->rpm[0] = rpm, s->tpm[1] = dtpm, s->rpm[1] = drpm;
+            if (rt) {
+                s->leasing = true;
+                pthread_mutex_unlock(&q->mu);
+                give_back(q, rt, rr, rk);
+                pthread_mutex_lock(&q->mu);
+                s->leasing = false;
+                pthread_cond_broadcast(&q->cv);
+            }
+            continue;
         }
-        if (!rt && take_locked(q, s, tokens, tok_limited, ticket, now)) break;
-        if (!rt && now < s->refused_until_ms) {
+        bool big = want_requests(q, s) >= 2;
+        if (take_locked(q, s, tokens, tok_limited, ticket, now)) {
+            if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)wall_ms(), (long long)tokens);
+            /* Spent: with slices of several requests, the next one is
+             * leased in the background, off every request's path. */
+            if (big && !s->leasing && (s->req_left < 1 || (tok_limited && s->tok_left < tokens)))
+                kick_locked(q, s, tokens);
+            break;
+        }
+        if (now < s->refused_until_ms) {
             rc = NUAGE_E_BUSY;
             if (info) info->retry_after_ms = s->refused_until_ms - now;
+            break;
+        }
+        if (big && (s->leasing || s->ever_leased)) {
+            /* A busy tenant: never wait for the database here. The lease
+             * in flight (or the one started now) lands in a few ms. */
+            if (!s->leasing) kick_locked(q, s, tokens);
+            rc = NUAGE_E_BUSY;
+            if (info) info->retry_after_ms = BUSY_RETRY_MS;
             break;
         }
         if (s->leasing) { /* another thread is asking: wait for its answer */
             pthread_cond_wait(&q->cv, &q->mu);
             continue;
         }
-        /* A new lease: the old one's unused part goes back first. */
-        if (!rt) end_lease_locked(s, &rt, &rr, &rk);
-        s->leasing = true;
-        int64_t want_req = (int64_t)(q->fraction * (double)min_nonzero(rpm, drpm));
-        int64_t want_tok = (int64_t)(q->fraction * (double)min_nonzero(tpm, dtpm));
-        if (want_req < 1) want_req = 1;
-        if (want_tok < tokens) want_tok = tokens;
-        pthread_mutex_unlock(&q->mu);
-        nuage_store *st = pick(q);
-        give_back(q, rt, rr, rk);
-        int64_t lt[2] = {tpm, dtpm}, lr[2] = {rpm, drpm};
-        nuage_store_lease L;
-        int lrc = nuage_store_quota_lease(st, tenant, dep, lt, lr, tokens, want_req, want_tok, &L);
-        pthread_mutex_lock(&q->mu);
-        s->leasing = false;
-        pthread_cond_broadcast(&q->cv);
-        q->n_leases++;
-        now = mono_ms();
-        if (lrc == 0) {
-            s->db_ticket = L.ticket;
-            s->req_left = L.requests;
-            s->tok_left = tok_limited ? L.tokens : 0;
-            s->expires_ms = now + q->lease_ms;
-            s->refused_until_ms = 0;
-            memcpy(s->w, L.w, sizeof s->w);
-            if (take_locked(q, s, tokens, tok_limited, ticket, now)) break;
+        int64_t retry = 0;
+        rc = lease_locked(q, s, tokens, &retry);
+        if (rc == 0) {
+            if (take_locked(q, s, tokens, tok_limited, ticket, mono_ms())) {
+                if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)wall_ms(), (long long)tokens);
+                break;
+            }
             rc = NUAGE_E_NOMEM;
-            break;
         }
-        if (lrc == NUAGE_E_BUSY) {
-            /* Other replicas give back unused slices within a lease: ask
-             * again (and tell the client to retry) after at most that. */
-            int64_t wait = L.retry_after_ms > 0 ? L.retry_after_ms : 1;
-            if (wait > q->lease_ms) wait = q->lease_ms;
-            s->refused_until_ms = now + wait;
-            memcpy(s->w, L.w, sizeof s->w);
-            if (info) info->retry_after_ms = wait;
-        } else if (lrc == NUAGE_E_RANGE && info) {
-            info->retry_after_ms = -1;
-        }
-        rc = lrc;
+        if (info) info->retry_after_ms = retry;
         break;
     }
     if (info && rc != NUAGE_E_IO && rc != NUAGE_E_NOMEM) {
@@ -377,8 +461,20 @@ static void *reaper_main(void *arg) {
         int64_t ns = ts.tv_nsec + (q->lease_ms / 4 + 1) * 1000000LL;
         ts.tv_sec += ns / 1000000000LL;
         ts.tv_nsec = ns % 1000000000LL;
-        pthread_cond_timedwait(&q->cv, &q->mu, &ts);
+        if (!q->bg_pending) pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         if (q->stop) break;
+        /* background leases (kick_locked) first: requests wait for them */
+        while (q->bg_pending && !q->stop) {
+            q->bg_pending = false;
+            for (slice *s = q->slices; s; s = s->next) {
+                if (!s->bg_want) continue;
+                s->bg_want = false;
+                int64_t retry = 0;
+                lease_locked(q, s, s->bg_need, &retry); /* releases mu meanwhile */
+                q->bg_pending = true;                   /* the list may have changed: look again */
+                break;
+            }
+        }
         pthread_mutex_unlock(&q->mu);
         reap(q, false);
         pthread_mutex_lock(&q->mu);
@@ -407,6 +503,7 @@ static void sl_close(void *ud) {
             free(t);
         }
     for (int i = 0; i < q->n; i++) nuage_store_close(q->st[i]);
+    if (q->trace) fclose(q->trace);
     pthread_cond_destroy(&q->cv);
     pthread_mutex_destroy(&q->mu);
     free(q);
@@ -425,6 +522,12 @@ int nuage_quota_use_store_sliced(nuage_quota *q, const char *url, int conns, dou
     pthread_cond_init(&sq->cv, NULL);
     sq->fraction = fraction;
     sq->lease_ms = lease_ms;
+    const char *tr = getenv("NUAGE_QUOTA_TRACE");
+    if (tr && *tr) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s.%d", tr, (int)getpid());
+        if ((sq->trace = fopen(path, "a"))) setvbuf(sq->trace, NULL, _IOLBF, 0);
+    }
     int rc = 0;
     for (; sq->n < conns; sq->n++) {
         if ((rc = nuage_store_open(url, &sq->st[sq->n], err, errlen))) goto fail;
