@@ -17,6 +17,8 @@ export NUAGE_BIN=${NUAGE_BIN:-$build/nuage}
 dur=${DURATION:-180}; clients=${CLIENTS:-200}; rpm=${RPM:-600}; tpm=${TPM:-60000}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/nuage-bq-XXXXXX")
 export NUAGE_CLUSTER_DIR=$tmp/state
+# every replica logs its admissions (wall ms, tokens): the limiter's own clock
+export NUAGE_QUOTA_TRACE=$tmp/admissions
 trap 'bash "$src/scripts/cluster.sh" down 2>/dev/null; rm -rf "$tmp"' EXIT
 bash "$src/scripts/cluster.sh" up 3 >"$tmp/up.out" 2>"$tmp/up.err" || { cat "$tmp/up.err"; exit 1; }
 url=$(sed -n 's/^url=//p' "$tmp/up.out"); db=$(sed -n 's/^db=//p' "$tmp/up.out")
@@ -57,7 +59,8 @@ echo "load after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 psql "$db" -At -F ' ' -c "SELECT round(time_ms - latency_ms), prompt_tokens + completion_tokens FROM usage
   WHERE tenant_id = $tid AND status = 200" >"$tmp/arrivals"
 psql "$db" -At -F ' ' -c "SELECT t_ms, tokens, requests FROM bench_admits WHERE tenant = $tid" >"$tmp/admits"
-python3 - "$tmp/answers" "$rpm" "$tpm" "$tmp/window" "$tmp/arrivals" "$tmp/admits" <<'PY'
+cat "$tmp"/admissions.* 2>/dev/null >"$tmp/trace"
+python3 - "$tmp/answers" "$rpm" "$tpm" "$tmp/window" "$tmp/arrivals" "$tmp/admits" "$tmp/trace" <<'PY'
 import sys, collections
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 rpm, tpm = int(sys.argv[2]), int(sys.argv[3])
@@ -87,6 +90,16 @@ if adm:
     n, t = busiest_w(adm)
     print("busiest 60-s window by admission/lease time (database clock, %d rows, %d requests): %d requests (%.2f %%), %d tokens (%.2f %%)"
           % (len(adm), sum(a[2] for a in adm), n, 100.0 * n / rpm, t, 100.0 * t / tpm))
+tr = sorted(tuple(int(x) for x in l.split()) for l in open(sys.argv[7]) if l.strip())
+if tr:
+    n, t = busiest(tr)
+    print("busiest 60-s window by the replicas' admission times (%d admissions, sliding): %d requests (%.2f %%), %d tokens (%.2f %%)"
+          % (len(tr), n, 100.0 * n / rpm, t, 100.0 * t / tpm))
+    t0 = tr[0][0]
+    for k in range(0, int((tr[-1][0] - t0) / 60000) + 1):
+        w = [a for a in tr if t0 + 60000 * k <= a[0] < t0 + 60000 * (k + 1)]
+        print("  window %d (admission time, from the first): %d requests (%.2f %%), %d tokens (%.2f %%)"
+              % (k + 1, len(w), 100.0 * len(w) / rpm, sum(a[1] for a in w), 100.0 * sum(a[1] for a in w) / tpm))
 if arr:
     n, t = busiest(arr)
     print("busiest 60-s window by server arrival time (usage records, %d admitted): %d requests (%.2f %%), %d tokens (%.2f %%)"
