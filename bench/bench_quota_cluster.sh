@@ -90,25 +90,23 @@ if adm:
     n, t = busiest_w(adm)
     print("busiest 60-s window by admission/lease time (database clock, %d rows, %d requests): %d requests (%.2f %%), %d tokens (%.2f %%)"
           % (len(adm), sum(a[2] for a in adm), n, 100.0 * n / rpm, t, 100.0 * t / tpm))
+def windows(rows, clock):  # consecutive 60-s windows from the first row
+    t0 = rows[0][0]
+    for k in range(0, int((rows[-1][0] - t0) / 60000) + 1):
+        w = [a for a in rows if t0 + 60000 * k <= a[0] < t0 + 60000 * (k + 1)]
+        print("  window %d (%s time, from the first): %d requests (%.2f %%), %d tokens (%.2f %%)"
+              % (k + 1, clock, len(w), 100.0 * len(w) / rpm, sum(a[1] for a in w), 100.0 * sum(a[1] for a in w) / tpm))
 tr = sorted(tuple(int(x) for x in l.split()) for l in open(sys.argv[7]) if l.strip())
 if tr:
     n, t = busiest(tr)
     print("busiest 60-s window by the replicas' admission times (%d admissions, sliding): %d requests (%.2f %%), %d tokens (%.2f %%)"
           % (len(tr), n, 100.0 * n / rpm, t, 100.0 * t / tpm))
-    t0 = tr[0][0]
-    for k in range(0, int((tr[-1][0] - t0) / 60000) + 1):
-        w = [a for a in tr if t0 + 60000 * k <= a[0] < t0 + 60000 * (k + 1)]
-        print("  window %d (admission time, from the first): %d requests (%.2f %%), %d tokens (%.2f %%)"
-              % (k + 1, len(w), 100.0 * len(w) / rpm, sum(a[1] for a in w), 100.0 * sum(a[1] for a in w) / tpm))
+    windows(tr, "admission")
 if arr:
     n, t = busiest(arr)
     print("busiest 60-s window by server arrival time (usage records, %d admitted): %d requests (%.2f %%), %d tokens (%.2f %%)"
           % (len(arr), n, 100.0 * n / rpm, t, 100.0 * t / tpm))
-    t0 = arr[0][0]
-    for k in range(0, int((arr[-1][0] - t0) / 60000) + 1):
-        w = [a for a in arr if t0 + 60000 * k <= a[0] < t0 + 60000 * (k + 1)]
-        print("  window %d (arrival time, from the first): %d requests (%.2f %%), %d tokens (%.2f %%)"
-              % (k + 1, len(w), 100.0 * len(w) / rpm, sum(a[1] for a in w), 100.0 * sum(a[1] for a in w) / tpm))
+    windows(arr, "arrival")
 ok = sorted((int(r[0]), int(r[3])) for r in rows if r[2] == "200")
 st = collections.Counter(r[2] for r in rows)
 print("answers by status:", dict(st))

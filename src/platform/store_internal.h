@@ -60,6 +60,9 @@ struct nuage_store {
      * Set once at nuage_store_journal_open, before the store is shared. */
     nuage__journal *journal;
 };
+/* Bind r to the 12 parameters of a usage INSERT (time_ms ... latency_ms,
+ * the usage table's column order; store_usage.c and the journal). */
+void nuage__store_bind_usage(sqlite3_stmt *st, const nuage_usage_record *r);
 /* Append n usage records to s's journal in one transaction (mu held;
  * takes the journal's own lock inside). 0 or NUAGE_E_IO. */
 int nuage__journal_insert_locked(nuage_store *s, const nuage_usage_record *r, int n);

@@ -107,20 +107,8 @@ int nuage__journal_insert_locked(nuage_store *s, const nuage_usage_record *r, in
                            -1, &st, NULL) != SQLITE_OK)
         goto fail_sql;
     for (int i = 0; i < n; i++) {
-        const nuage_usage_record *u = &r[i];
         sqlite3_reset(st);
-        sqlite3_bind_int64(st, 1, u->time_ms);
-        sqlite3_bind_int64(st, 2, u->tenant_id);
-        sqlite3_bind_int64(st, 3, u->key_id);
-        nuage__store_bind_field(st, 4, u->request_id, sizeof u->request_id);
-        nuage__store_bind_field(st, 5, u->deployment, sizeof u->deployment);
-        nuage__store_bind_field(st, 6, u->model_version, sizeof u->model_version);
-        sqlite3_bind_int64(st, 7, u->prompt_tokens);
-        sqlite3_bind_int64(st, 8, u->cached_tokens);
-        sqlite3_bind_int64(st, 9, u->completion_tokens);
-        sqlite3_bind_int64(st, 10, u->reasoning_tokens);
-        sqlite3_bind_int(st, 11, u->status);
-        sqlite3_bind_double(st, 12, u->latency_ms);
+        nuage__store_bind_usage(st, &r[i]);
         if (sqlite3_step(st) != SQLITE_DONE) goto fail_sql;
     }
     sqlite3_finalize(st);

@@ -203,6 +203,17 @@ out:
     return rc;
 }
 
+/* The first six arguments of both functions: tenant, deployment, limits. */
+static void window_args(nuage__pgargs *a, int64_t tenant, const char *deployment, const int64_t tpm[2],
+                        const int64_t rpm[2]) {
+    nuage__pg_i64(a, tenant);
+    nuage__pg_txt(a, deployment ? deployment : "");
+    nuage__pg_i64(a, tpm[0]);
+    nuage__pg_i64(a, rpm[0]);
+    nuage__pg_i64(a, tpm[1]);
+    nuage__pg_i64(a, rpm[1]);
+}
+
 int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployment, const int64_t tpm[2],
                             const int64_t rpm[2], int64_t tokens, int64_t *ticket, nuage_store_window w[2],
                             int64_t *retry_after_ms) {
@@ -212,12 +223,7 @@ int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployme
     if (!s || tokens < 0) return NUAGE_E_INVAL;
     if (!s->pg) return nuage__store_fail(NUAGE_E_UNSUPPORTED, "shared quota windows need a PostgreSQL store");
     nuage__pgargs a = {0};
-    nuage__pg_i64(&a, tenant);
-    nuage__pg_txt(&a, deployment ? deployment : "");
-    nuage__pg_i64(&a, tpm[0]);
-    nuage__pg_i64(&a, rpm[0]);
-    nuage__pg_i64(&a, tpm[1]);
-    nuage__pg_i64(&a, rpm[1]);
+    window_args(&a, tenant, deployment, tpm, rpm);
     nuage__pg_i64(&a, tokens);
     pthread_mutex_lock(&s->mu);
     PGresult *r;
@@ -294,12 +300,7 @@ int nuage_store_quota_lease(nuage_store *s, int64_t tenant, const char *deployme
     if (!s || need < 0 || want_requests < 1 || want_tokens < 0) return NUAGE_E_INVAL;
     if (!s->pg) return nuage__store_fail(NUAGE_E_UNSUPPORTED, "shared quota windows need a PostgreSQL store");
     nuage__pgargs a = {0};
-    nuage__pg_i64(&a, tenant);
-    nuage__pg_txt(&a, deployment ? deployment : "");
-    nuage__pg_i64(&a, tpm[0]);
-    nuage__pg_i64(&a, rpm[0]);
-    nuage__pg_i64(&a, tpm[1]);
-    nuage__pg_i64(&a, rpm[1]);
+    window_args(&a, tenant, deployment, tpm, rpm);
     nuage__pg_i64(&a, need);
     nuage__pg_i64(&a, want_requests);
     nuage__pg_i64(&a, want_tokens);

@@ -33,6 +33,11 @@ static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
                                   " completion_tokens, reasoning_tokens, status, latency_ms)"
                                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st);
     if (rc) return rc;
+    nuage__store_bind_usage(st, r);
+    return nuage__store_run(s, st, "add usage");
+}
+
+void nuage__store_bind_usage(sqlite3_stmt *st, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 1, r->time_ms);
     sqlite3_bind_int64(st, 2, r->tenant_id);
     sqlite3_bind_int64(st, 3, r->key_id);
@@ -45,7 +50,6 @@ static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 10, r->reasoning_tokens);
     sqlite3_bind_int(st, 11, r->status);
     sqlite3_bind_double(st, 12, r->latency_ms);
-    return nuage__store_run(s, st, "add usage");
 }
 
 static int64_t mono_ms(void) {
