@@ -214,6 +214,22 @@ static void window_args(nuage__pgargs *a, int64_t tenant, const char *deployment
     nuage__pg_i64(a, rpm[1]);
 }
 
+/* Run one of the window functions (takes mu): 0 with its one row of
+ * nfields in *out (PQclear it), or the error. */
+static int window_call(nuage_store *s, const char *sql, const nuage__pgargs *a, int nfields, const char *what,
+                       PGresult **out) {
+    pthread_mutex_lock(&s->mu);
+    int rc = nuage__pg_query(s, sql, a, out, what);
+    pthread_mutex_unlock(&s->mu);
+    if (rc) return rc;
+    if (PQntuples(*out) != 1 || PQnfields(*out) != nfields) {
+        PQclear(*out);
+        *out = NULL;
+        return nuage__store_fail(NUAGE_E_IO, "%s: unexpected answer", what);
+    }
+    return 0;
+}
+
 int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployment, const int64_t tpm[2],
                             const int64_t rpm[2], int64_t tokens, int64_t *ticket, nuage_store_window w[2],
                             int64_t *retry_after_ms) {
@@ -225,16 +241,10 @@ int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployme
     nuage__pgargs a = {0};
     window_args(&a, tenant, deployment, tpm, rpm);
     nuage__pg_i64(&a, tokens);
-    pthread_mutex_lock(&s->mu);
     PGresult *r;
-    int rc = nuage__pg_query(s, "SELECT * FROM nuage_quota_admit($1, $2, $3, $4, $5, $6, $7)", &a, &r,
-                             "quota admission");
-    pthread_mutex_unlock(&s->mu);
+    int rc = window_call(s, "SELECT * FROM nuage_quota_admit($1, $2, $3, $4, $5, $6, $7)", &a, 11,
+                         "quota admission", &r);
     if (rc) return rc;
-    if (PQntuples(r) != 1 || PQnfields(r) != 11) {
-        PQclear(r);
-        return nuage__store_fail(NUAGE_E_IO, "quota admission: unexpected answer");
-    }
     int ok = (int)nuage__pg_int(r, 0, 0);
     *ticket = nuage__pg_int(r, 0, 1);
     *retry_after_ms = nuage__pg_int(r, 0, 2);
@@ -304,16 +314,10 @@ int nuage_store_quota_lease(nuage_store *s, int64_t tenant, const char *deployme
     nuage__pg_i64(&a, need);
     nuage__pg_i64(&a, want_requests);
     nuage__pg_i64(&a, want_tokens);
-    pthread_mutex_lock(&s->mu);
     PGresult *r;
-    int rc = nuage__pg_query(s, "SELECT * FROM nuage_quota_lease($1, $2, $3, $4, $5, $6, $7, $8, $9)", &a, &r,
-                             "quota lease");
-    pthread_mutex_unlock(&s->mu);
+    int rc = window_call(s, "SELECT * FROM nuage_quota_lease($1, $2, $3, $4, $5, $6, $7, $8, $9)", &a, 9,
+                         "quota lease", &r);
     if (rc) return rc;
-    if (PQntuples(r) != 1 || PQnfields(r) != 9) {
-        PQclear(r);
-        return nuage__store_fail(NUAGE_E_IO, "quota lease: unexpected answer");
-    }
     int ok = (int)nuage__pg_int(r, 0, 0);
     out->ticket = nuage__pg_int(r, 0, 1);
     out->retry_after_ms = nuage__pg_int(r, 0, 2);
