@@ -88,6 +88,21 @@ pids=()
 for w in 1 2 3; do worker "$w" short & pids+=($!); done
 for w in 4 5 6; do worker "$w" long & pids+=($!); done
 sleep 3
+# One streamed request admitted just before the database stops (with this
+# tiny model it may end before the stop completes: then a note-level timing).
+( t0=$(date +%s%3N)
+  code=$(curl -sN --max-time 60 -o "$tmp/b.inflight" -w '%{http_code}' "$url/v1/chat/completions" \
+    -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"messages":[{"role":"user","content":"Tell a long story"}],"max_tokens":200,"ignore_eos":true,"stream":true,"stream_options":{"include_usage":true}}')
+  t1=$(date +%s%3N)
+  done=0; grep -q '^data: \[DONE\]' "$tmp/b.inflight" && [ "$code" = 200 ] && done=1
+  pt=$(grep -o '"usage":{"prompt_tokens":[0-9]*' "$tmp/b.inflight" | tail -n 1 | grep -o '[0-9]*$')
+  ct=$(grep -o '"usage":{[^}]*"completion_tokens":[0-9]*' "$tmp/b.inflight" | tail -n 1 | grep -o '[0-9]*$')
+  id=$(grep -o '"id":"chatcmpl-[0-9a-f]*"' "$tmp/b.inflight" | head -n 1 | cut -d'"' -f4)
+  echo "$t0 $t1 $code 0 $done ${pt:-0} ${ct:-0} ${id:--} -" >"$tmp/w.inflight" ) &
+inflight=$!
+# halt once its first tokens arrived (it is admitted and running)
+for _ in $(seq 1 100); do grep -q '^data: ' "$tmp/b.inflight" 2>/dev/null && break; sleep 0.02; done
 t_halt=$(date +%s%3N)
 bash "$src/scripts/pg_temp.sh" halt "$pgdir" || bad "pg_temp.sh halt"
 t_halted=$(date +%s%3N)
@@ -107,7 +122,10 @@ t_resume=$(date +%s%3N)
 bash "$src/scripts/pg_temp.sh" resume "$pgdir" || bad "pg_temp.sh resume"
 sleep 6
 touch "$tmp/stop"
-wait "${pids[@]}"
+wait "${pids[@]}" "$inflight"
+read -r _ if_end _ _ if_done _ _ _ _ <"$tmp/w.inflight"
+[ "$if_done" = 1 ] && ok "a stream running when PostgreSQL stopped finished (200, [DONE]; it ended $((if_end - t_halt)) ms after the halt command started)" ||
+  bad "the stream running at the halt: $(cat "$tmp/w.inflight")"
 cat "$tmp"/w.* >"$tmp/all"
 echo "outage $(( (t_resume - t_halt) / 1000 )) s; $queued usage record(s) waiting in the journals at its end"
 # Requests that ended (200) after the database was down and before it was
