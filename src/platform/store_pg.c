@@ -16,7 +16,9 @@
  * A connection found broken (the server restarted) is reset before the
  * next statement; the statement that met the break fails (never retried
  * here: an INSERT that may have committed must not run twice -- usage
- * then waits in the pending queue of store_usage.c, as on a full disk).
+ * then waits in the pending queue of store_usage.c, as on a full disk;
+ * a replica's usage goes through its local journal instead,
+ * store_journal.c, and usage INSERTs skip a request id already there).
  * Connections default to a 5 s connect timeout and TCP keepalives (the
  * URL may set its own), so an unreachable server fails calls quickly.
  *
