@@ -50,9 +50,9 @@
  * was full its next try is the background thread's too; a request that
  * finds that lease in flight is refused at once with retry-after 25 ms
  * instead of waiting for the database. So a busy tenant's requests never
- * wait for a round trip; only the first request of an idle tenant (or
- * any request under a limit too small for slices of 2) asks the database
- * itself. This keeps one live slice per replica: the bound above holds.
+ * wait for a round trip; only the first request of a tenant idle for two
+ * leases (or any request under a limit too small for slices of 2) asks
+ * the database itself. This keeps one live slice per replica: the bound above holds.
  *
  * Measurement: quota.c times every admission (nuage_quota_check_stats,
  * the server's /metrics nuage_quota_check_*).
@@ -84,7 +84,7 @@ typedef struct slice {
     int64_t refused_until_ms;        /* monotonic: window full until then */
     nuage_store_window w[2];         /* the windows at the last database answer */
     bool leasing;                    /* a thread is asking the database */
-    bool ever_leased;                /* a busy tenant (see sl_admit) */
+    bool ever_leased;                /* leased or refused at least once (see sl_admit) */
     bool bg_want;                    /* the background thread is to lease for it */
     int64_t bg_need;                 /* tokens of the request that asked */
 } slice;
@@ -260,6 +260,7 @@ static int lease_locked(sliced *q, slice *s, int64_t need, int64_t *retry) {
         if (wait > q->lease_ms) wait = q->lease_ms;
         s->refused_until_ms = now + wait;
         memcpy(s->w, L.w, sizeof s->w);
+        s->ever_leased = true;
         *retry = wait;
     } else if (lrc == NUAGE_E_RANGE) {
         *retry = -1;
@@ -340,7 +341,11 @@ static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tp
             if (info) info->retry_after_ms = s->refused_until_ms - now;
             break;
         }
-        if (big && (s->leasing || s->ever_leased)) {
+        /* busy: a lease or a refusal within the last two leases (an idle
+         * tenant's first request asks the database itself, below) */
+        bool busy = s->ever_leased && (now - s->expires_ms < 2 * q->lease_ms ||
+                                       now - s->refused_until_ms < 2 * q->lease_ms);
+        if (big && (s->leasing || busy)) {
             /* A busy tenant: never wait for the database here. The lease
              * in flight (or the one started now) lands in a few ms. */
             if (!s->leasing) kick_locked(q, s, tokens);
