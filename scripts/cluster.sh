@@ -79,13 +79,19 @@ stop_pidfile() {
   rm -f "$f"
 }
 
+# --journal for replica $1 on a PostgreSQL store: its usage journal in the
+# state folder (kept across restarts of the replica, so it ships what it left).
+journal_flag() {
+  case "$(cat "$state/db")" in postgres://* | postgresql://*) echo "--journal $state/r$1.journal.db" ;; esac
+}
+
 # Start replica $1 on port $2 (0: any free one); its real port lands in
 # $state/rI.port. Waits for health (60 s). Returns 1 on failure.
 start_replica() {
   local i=$1 port=$2 log="$state/r$1.log" p
   # shellcheck disable=SC2086 # $serve_extra is a list of flags
   setsid "$bin" serve -m "$(cat "$state/model")" --db "$(cat "$state/db")" --host 127.0.0.1 \
-    --port "$port" --replica-id "r$i" --threads "$(cat "$state/threads")" --quiet \
+    --port "$port" --replica-id "r$i" --threads "$(cat "$state/threads")" --quiet $(journal_flag "$i") \
     --max-conns-per-ip 4096 --drain-timeout 30 $serve_extra >>"$log" 2>&1 </dev/null &
   p=$!
   echo "$p" >"$state/r$i.pid"

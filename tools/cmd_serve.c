@@ -78,6 +78,13 @@ static int usage(void) {
             "                        store's replica registry (default HOSTNAME:PORT; letters, digits\n"
             "                        and . _ : - only, at most 100)\n"
             "  --advertise HOST:PORT address announced there (default HOSTNAME:PORT)\n"
+            "  --quota-slice F       with a postgres:// store: lease this fraction of a tenant's TPM / RPM\n"
+            "                        at a time and admit from it locally (default 0.005; overshoot at most\n"
+            "                        replicas x F of a limit); 0: one database round trip per request (exact)\n"
+            "  --quota-lease-ms MS   how long a replica keeps a slice before giving back the rest (1000)\n"
+            "  --journal FILE        with a postgres:// store: usage records go to this local SQLite\n"
+            "                        journal first and are shipped to PostgreSQL in batches (default\n"
+            "                        $TMPDIR/nuage-journal-REPLICA-URLHASH.db; docs/cluster.md)\n"
             "  --batch-lease SECONDS a batch job is leased to one replica, renewed while it runs; a dead\n"
             "                        replica's job moves to another after this long (default 30)\n"
             "  --models-dir DIR      model files POST /admin/deployments may load (default: the\n"
@@ -201,11 +208,12 @@ static int nuage__server_settings(json_t *srv, const char **host, long *port, bo
 
 int nuage_cmd_serve(int argc, char **argv) {
     const char *model = NULL, *alias = NULL, *host = NULL, *config = NULL, *db = NULL, *version = NULL;
-    const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL;
+    const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL, *journal = NULL;
     nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
-    long retention = 30L * 86400, batch_lease = 30;
+    long retention = 30L * 86400, batch_lease = 30, quota_lease_ms = 1000;
+    double quota_slice = 0.005;
     long max_conns = 0, max_per_ip = 0;
     uint64_t kv_memory = 0, max_body = 8u << 20, mem_limit = 0, mem_margin = 0;
     bool prefix_cache = true, quiet = false, insecure = false, no_db = false, port_given = false;
@@ -228,6 +236,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--config")) config = v;
         else if (!strcmp(a, "--db")) db = v;
         else if (!strcmp(a, "--advertise")) advertise = v;
+        else if (!strcmp(a, "--journal")) ok = *(journal = v) != 0;
         else if (!strcmp(a, "--models-dir")) models_dir = v;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--port")) ok = nuage_cli_int(v, 0, 65535, &port), port_given = true;
@@ -257,6 +266,12 @@ int nuage_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--memory-margin")) ok = nuage_deploy_parse_bytes(v, &mem_margin);
         else if (!strcmp(a, "--replica-id")) ok = nuage__replica_id_ok(replica_id = v);
         else if (!strcmp(a, "--batch-lease")) ok = nuage_cli_int(v, 1, 86400, &batch_lease);
+        else if (!strcmp(a, "--quota-slice")) {
+            char *end = NULL;
+            quota_slice = strtod(v, &end);
+            ok = end && !*end && quota_slice >= 0 && quota_slice <= 0.5;
+        }
+        else if (!strcmp(a, "--quota-lease-ms")) ok = nuage_cli_int(v, 10, 60000, &quota_lease_ms);
         else if (!strcmp(a, "--alias")) alias = v;
         else if (!strcmp(a, "--version")) version = v;
         else if (!strcmp(a, "--chat-template")) chat_tpl = v;
@@ -406,7 +421,9 @@ int nuage_cmd_serve(int argc, char **argv) {
     /* On a PostgreSQL store (a cluster), the rate windows are the
      * database's, shared by every replica (quota_shared.c). */
     if (store && (!strncmp(dbpath, "postgres://", 11) || !strncmp(dbpath, "postgresql://", 13)) &&
-        nuage_quota_use_store(quota, dbpath, 4, err, sizeof err)) {
+        (quota_slice > 0 ? nuage_quota_use_store_sliced(quota, dbpath, 4, quota_slice, (int)quota_lease_ms, err,
+                                                        sizeof err)
+                         : nuage_quota_use_store(quota, dbpath, 4, err, sizeof err))) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
     }
@@ -429,6 +446,27 @@ int nuage_cmd_serve(int argc, char **argv) {
     if (nuage_server_new(&sp, &srv, err, sizeof err)) {
         nuage_cli_fail("serve", 1, "%s", err);
         goto done;
+    }
+    /* A replica's usage goes through its local journal (store_journal.c). */
+    if (store && (!strncmp(dbpath, "postgres://", 11) || !strncmp(dbpath, "postgresql://", 13))) {
+        char jpath[4096];
+        if (journal) {
+            snprintf(jpath, sizeof jpath, "%s", journal);
+        } else {
+            const char *tmp = getenv("TMPDIR");
+            char rid[128];
+            if (replica_id) snprintf(rid, sizeof rid, "%s", replica_id);
+            else snprintf(rid, sizeof rid, "port%d", nuage_server_port(srv));
+            /* and the database's URL: two clusters on one host never share a journal */
+            uint32_t h = 2166136261u;
+            for (const char *c = dbpath; *c; c++) h = (h ^ (unsigned char)*c) * 16777619u;
+            snprintf(jpath, sizeof jpath, "%s/nuage-journal-%s-%08x.db", tmp && *tmp ? tmp : "/tmp", rid, h);
+        }
+        if (nuage_store_journal_open(store, dbpath, jpath, err, sizeof err)) {
+            nuage_cli_fail("serve", 1, "%s", err);
+            goto done;
+        }
+        fprintf(stderr, "nuage serve: usage journal %s (shipped to the store in batches)\n", jpath);
     }
     bool v6 = strchr(host, ':') != NULL;
     fprintf(stderr, "nuage serve: listening on http://%s%s%s:%d (%s)\n", v6 ? "[" : "", host, v6 ? "]" : "",

@@ -27,9 +27,11 @@
 #include "platform/quota.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "nuage/nuage.h"
 
@@ -67,6 +69,9 @@ struct nuage_quota {
     void *lookup_ud;
     const nuage_quota_shared_ops *shared;  /* outside keeper of the windows, or NULL */
     void *shared_ud;
+    /* nuage_quota_check_stats: admission times */
+    _Atomic uint64_t hist[NUAGE_QUOTA_HIST];
+    _Atomic uint64_t checks, max_us;
 };
 
 static uint64_t key_hash(int64_t tenant, const char *d) {
@@ -303,9 +308,52 @@ static uint64_t take_seq(bucket *b) {
     return seq;
 }
 
+static int admit_inner(nuage_quota *q, int64_t tenant, const char *deployment, int64_t tpm_limit,
+                       int64_t rpm_limit, int64_t tokens, int64_t now_ms, nuage_quota_info *info,
+                       uint64_t *ticket);
+
+static uint64_t quota_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The check, timed (the histogram of nuage_quota_check_stats). */
 int nuage_quota_admit(nuage_quota *q, int64_t tenant, const char *deployment, int64_t tpm_limit,
                       int64_t rpm_limit, int64_t tokens, int64_t now_ms, nuage_quota_info *info,
                       uint64_t *ticket) {
+    uint64_t t0 = quota_us();
+    int rc = admit_inner(q, tenant, deployment, tpm_limit, rpm_limit, tokens, now_ms, info, ticket);
+    if (!q) return rc;
+    uint64_t us = quota_us() - t0, b = us / NUAGE_QUOTA_HIST_US;
+    atomic_fetch_add(&q->hist[b < NUAGE_QUOTA_HIST ? b : NUAGE_QUOTA_HIST - 1], 1);
+    atomic_fetch_add(&q->checks, 1);
+    uint64_t m = atomic_load(&q->max_us);
+    while (us > m && !atomic_compare_exchange_weak(&q->max_us, &m, us)) {
+    }
+    return rc;
+}
+
+void nuage_quota_check_stats(nuage_quota *q, nuage_quota_check_timing *out) {
+    memset(out, 0, sizeof *out);
+    if (!q) return;
+    for (int i = 0; i < NUAGE_QUOTA_HIST; i++) out->hist[i] = atomic_load(&q->hist[i]);
+    out->checks = atomic_load(&q->checks);
+    out->max_us = (double)atomic_load(&q->max_us);
+    uint64_t n = 0;
+    for (int i = 0; i < NUAGE_QUOTA_HIST; i++) n += out->hist[i];
+    uint64_t c = 0, w50 = (n + 1) / 2, w99 = n - n / 100;
+    for (int i = 0; i < NUAGE_QUOTA_HIST && n; i++) {
+        c += out->hist[i];
+        double ub = (double)((i + 1) * NUAGE_QUOTA_HIST_US);
+        if (!out->p50_us && c >= w50) out->p50_us = ub;
+        if (!out->p99_us && c >= w99) out->p99_us = ub;
+    }
+}
+
+static int admit_inner(nuage_quota *q, int64_t tenant, const char *deployment, int64_t tpm_limit,
+                       int64_t rpm_limit, int64_t tokens, int64_t now_ms, nuage_quota_info *info,
+                       uint64_t *ticket) {
     if (ticket) *ticket = 0;
     if (info) memset(info, 0, sizeof *info);
     if (!q || tokens < 0 || tpm_limit < 0 || rpm_limit < 0) return NUAGE_E_INVAL;

@@ -148,5 +148,24 @@ void nuage_quota_set_shared(nuage_quota *q, const nuage_quota_shared_ops *ops, v
  * NUAGE_E_IO / NUAGE_E_UNSUPPORTED with a message in err (url is not
  * PostgreSQL, or unreachable). quota_shared.c. */
 int nuage_quota_use_store(nuage_quota *q, const char *url, int conns, char *err, size_t errlen);
+/* The same with leased slices (quota_slices.c): each replica leases up to
+ * `fraction` (0 < f <= 0.5) of a tenant's limits at a time from the
+ * database, admits from it locally and gives back what it did not use
+ * after lease_ms (>= 10). Overshoot of a 60-s window: at most replicas x
+ * fraction of each limit (docs/cluster.md). Tickets are this replica's. */
+int nuage_quota_use_store_sliced(nuage_quota *q, const char *url, int conns, double fraction, int lease_ms,
+                                 char *err, size_t errlen);
+/* How long nuage_quota_admit takes (the quota check on a request's path):
+ * a histogram of NUAGE_QUOTA_HIST buckets of NUAGE_QUOTA_HIST_US
+ * microseconds each (the last one: that long or longer), and the
+ * quantiles read from it (the upper bound of the bucket, us). */
+#define NUAGE_QUOTA_HIST 400
+#define NUAGE_QUOTA_HIST_US 50
+typedef struct {
+    uint64_t checks;
+    double p50_us, p99_us, max_us;
+    uint64_t hist[NUAGE_QUOTA_HIST];
+} nuage_quota_check_timing;
+void nuage_quota_check_stats(nuage_quota *q, nuage_quota_check_timing *out);
 
 #endif

@@ -145,10 +145,36 @@ typedef struct {
     int64_t pending_since_ms; /* wall-clock time of the first failed write; 0 when none */
     int64_t lost;             /* records dropped beyond NUAGE_STORE_MAX_PENDING */
     char last_error[160];     /* the last write error ("" when none yet) */
+    /* The usage journal (nuage_store_journal_open), when there is one. */
+    bool journal;
+    int64_t journal_queued;           /* records in the journal, not yet in PostgreSQL */
+    int64_t journal_shipped;          /* records shipped since it was opened */
+    int64_t journal_ship_failures;    /* failed shipments since it was opened */
+    int64_t journal_failing_since_ms; /* wall time of the first failure of the current run; 0 when shipping */
+    char journal_error[160];          /* the last shipment error ("" after a success) */
 } nuage_metering_status;
 
 /* The metering state, for /health and /metrics (no I/O). */
 void nuage_store_metering_status(nuage_store *s, nuage_metering_status *out);
+
+/*
+ * Usage journal (a cluster replica; store_journal.c). From this call on,
+ * nuage_store_usage_add on the PostgreSQL store s writes each record to
+ * the local SQLite file `path` (created if needed; fsync'd commit) and a
+ * thread ships the journal to the database at `url` (s's own URL) in
+ * batches, idempotently (unique request id, ON CONFLICT DO NOTHING),
+ * deleting a batch only after PostgreSQL committed it. Records left in
+ * the file by an earlier run are shipped too. A record without a request
+ * id gets one. The journal failing to write is what a full disk is to a
+ * single server (records wait in memory, metering check fails: 503).
+ * Returns 0, NUAGE_E_UNSUPPORTED (not a PostgreSQL store), NUAGE_E_STATE
+ * (already has one), NUAGE_E_IO (file or database), with err filled.
+ * The journal is closed by nuage_store_close (after one last shipment).
+ */
+int nuage_store_journal_open(nuage_store *s, const char *url, const char *path, char *err, size_t errlen);
+/* Wait until the journal is empty (everything in PostgreSQL): 0, or
+ * NUAGE_E_BUSY after timeout_ms. 0 at once without a journal. */
+int nuage_store_journal_drain(nuage_store *s, int timeout_ms);
 
 typedef struct {
     char group[64];                 /* day (YYYY-MM-DD), deployment, or "total" */
@@ -333,6 +359,21 @@ int nuage_store_quota_admit(nuage_store *s, int64_t tenant, const char *deployme
 /* The admitted request of ticket used `tokens` in the end / never ran. */
 int nuage_store_quota_settle(nuage_store *s, int64_t ticket, int64_t tokens);
 int nuage_store_quota_cancel(nuage_store *s, int64_t ticket);
+/* A leased slice of both windows (quota_slices.c): one row per window
+ * holding up to want_requests requests and want_tokens tokens (as much as
+ * fits), granted only when at least one request of `need` tokens fits.
+ * 0 with out->ticket, requests, tokens (granted) and w (the windows after
+ * it); NUAGE_E_BUSY / NUAGE_E_RANGE / NUAGE_E_IO as quota_admit. */
+typedef struct {
+    int64_t ticket, requests, tokens, retry_after_ms;
+    nuage_store_window w[2]; /* requests and tokens only */
+} nuage_store_lease;
+int nuage_store_quota_lease(nuage_store *s, int64_t tenant, const char *deployment, const int64_t tpm[2],
+                            const int64_t rpm[2], int64_t need, int64_t want_requests, int64_t want_tokens,
+                            nuage_store_lease *out);
+/* Give back part of a lease (unused requests / tokens; tokens may be
+ * negative: a request used more than it reserved). */
+int nuage_store_quota_return(nuage_store *s, int64_t ticket, int64_t requests, int64_t tokens);
 /* Live requests and tokens of (tenant, scope: "" = the tenant's own window). */
 int nuage_store_quota_usage(nuage_store *s, int64_t tenant, const char *scope, int64_t *requests,
                             int64_t *tokens);

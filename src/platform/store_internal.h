@@ -30,6 +30,7 @@
 #include "platform/store.h"
 
 struct pg_conn;  /* libpq's PGconn */
+typedef struct nuage__journal nuage__journal; /* store_journal.c */
 
 struct nuage_store {
     /* PostgreSQL backend (store_pg.c) when non-NULL: main connection
@@ -54,7 +55,21 @@ struct nuage_store {
     int64_t last_try_ms;         /* monotonic time of the last flush attempt */
     int64_t n_lost;              /* records beyond NUAGE_STORE_MAX_PENDING (never written) */
     char last_error[160];
+    /* A PostgreSQL store's local usage journal (store_journal.c), or
+     * NULL: usage records then go to the journal instead of the database.
+     * Set once at nuage_store_journal_open, before the store is shared. */
+    nuage__journal *journal;
 };
+/* Bind r to the 12 parameters of a usage INSERT (time_ms ... latency_ms,
+ * the usage table's column order; store_usage.c and the journal). */
+void nuage__store_bind_usage(sqlite3_stmt *st, const nuage_usage_record *r);
+/* Append n usage records to s's journal in one transaction (mu held;
+ * takes the journal's own lock inside). 0 or NUAGE_E_IO. */
+int nuage__journal_insert_locked(nuage_store *s, const nuage_usage_record *r, int n);
+/* The journal's counters into out (mu held; no I/O). */
+void nuage__journal_status_locked(nuage_store *s, nuage_metering_status *out);
+/* Stop the shipper (one last shipment) and free the journal. */
+void nuage__journal_close(nuage__journal *j);
 /* Write the pending usage records in one transaction, if any (mu held).
  * 0 when none is left, else the error. */
 int nuage__store_usage_flush_locked(nuage_store *s);
@@ -149,6 +164,9 @@ int nuage__pg_key_revoke_where(nuage_store *s, bool by_row, const char *value, i
 int nuage__pg_key_count(nuage_store *s);
 
 int nuage__pg_usage_insert_locked(nuage_store *s, const nuage_usage_record *r);
+/* n records in one transaction, each skipped when its request id is
+ * already there (takes mu). 0 once PostgreSQL committed, else the error. */
+int nuage__pg_usage_ship(nuage_store *s, const nuage_usage_record *r, int n);
 int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, int64_t until_ms, const char *by,
                            nuage_usage_total **out, int *n);
 

@@ -16,7 +16,9 @@
  * A connection found broken (the server restarted) is reset before the
  * next statement; the statement that met the break fails (never retried
  * here: an INSERT that may have committed must not run twice -- usage
- * then waits in the pending queue of store_usage.c, as on a full disk).
+ * then waits in the pending queue of store_usage.c, as on a full disk;
+ * a replica's usage goes through its local journal instead,
+ * store_journal.c, and usage INSERTs skip a request id already there).
  * Connections default to a 5 s connect timeout and TCP keepalives (the
  * URL may set its own), so an unreachable server fails calls quickly.
  *
@@ -260,6 +262,9 @@ static const char *const pg_migrations[] = {
     /* v6 */
     "ALTER TABLE batches ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE batches ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
+    /* v7: one row per request id, so shipping a usage journal again
+     * (store_journal.c) never counts a request twice */
+    "CREATE UNIQUE INDEX usage_request ON usage(request_id) WHERE request_id <> '';",
 };
 #define N_PG_MIGRATIONS ((int)(sizeof pg_migrations / sizeof pg_migrations[0]))
 
@@ -676,7 +681,23 @@ int nuage__pg_usage_insert_locked(nuage_store *s, const nuage_usage_record *u) {
     nuage__pg_dbl(&a, isfinite(u->latency_ms) ? u->latency_ms : 0);
     return nuage__pg_run(s, "INSERT INTO usage(time_ms, tenant_id, key_id, request_id, deployment, model_version,"
                          " prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, status, latency_ms)"
-                         " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)", &a, NULL, "add usage");
+                         " VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                         " ON CONFLICT (request_id) WHERE request_id <> '' DO NOTHING", &a, NULL, "add usage");
+}
+
+int nuage__pg_usage_ship(nuage_store *s, const nuage_usage_record *r, int n) {
+    pthread_mutex_lock(&s->mu);
+    int rc = nuage__pg_exec(s, "BEGIN");
+    for (int i = 0; !rc && i < n; i++) rc = nuage__pg_usage_insert_locked(s, &r[i]);
+    if (!rc) rc = nuage__pg_exec(s, "COMMIT");
+    if (rc) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "%s", nuage_store_errmsg(s));
+        nuage__pg_rollback(s);
+        nuage__store_fail(rc, "%s", msg);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
 }
 
 static void pg_total_row(PGresult *r, int i, void *elem) {

@@ -25,6 +25,7 @@
  *   v4: responses (stored Responses API responses)
  *   v5: replicas (the replica registry, store_replicas.c)
  *   v6: batches.lease_owner / lease_until (batch leases, store_files.c)
+ *   v7: usage_request index (unique on PostgreSQL: store_journal.c)
  * store_pg.c keeps the same numbered steps in PostgreSQL's dialect.
  *
  * Backend choice: nuage_store_open hands a postgres:// URL to store_pg.c
@@ -255,6 +256,9 @@ static const char *const migrations[] = {
     /* v6: batch leases (nuage_store_batch_claim: one replica runs a job at a time) */
     "ALTER TABLE batches ADD COLUMN lease_owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE batches ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
+    /* v7: usage by request id (PostgreSQL's is unique: the journal ships
+     * idempotently; one server never ships, so here it is a plain index) */
+    "CREATE INDEX usage_request ON usage(request_id);",
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -428,6 +432,11 @@ void nuage_store_close(nuage_store *s) {
     if (!s) return;
     /* Usage records still waiting for the disk get a last try. */
     pthread_mutex_lock(&s->mu);
+    nuage__store_usage_flush_locked(s);
+    /* The journal's shipper makes its last shipment and stops. */
+    nuage__journal_close(s->journal);
+    s->journal = NULL;
+    /* Still waiting (the journal refused them): straight to the store. */
     nuage__store_usage_flush_locked(s);
     free(s->pending);
     pthread_mutex_unlock(&s->mu);

@@ -25,6 +25,7 @@
 
 /* INSERT one record (mu held): 0 or the error. */
 static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
+    if (s->journal) return nuage__journal_insert_locked(s, r, 1);
     if (s->pg) return nuage__pg_usage_insert_locked(s, r);
     sqlite3_stmt *st;
     int rc = nuage__store_prepare(s, "INSERT INTO usage(time_ms, tenant_id, key_id, request_id,"
@@ -32,6 +33,11 @@ static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
                                   " completion_tokens, reasoning_tokens, status, latency_ms)"
                                   " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", &st);
     if (rc) return rc;
+    nuage__store_bind_usage(st, r);
+    return nuage__store_run(s, st, "add usage");
+}
+
+void nuage__store_bind_usage(sqlite3_stmt *st, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 1, r->time_ms);
     sqlite3_bind_int64(st, 2, r->tenant_id);
     sqlite3_bind_int64(st, 3, r->key_id);
@@ -44,7 +50,6 @@ static int usage_insert_locked(nuage_store *s, const nuage_usage_record *r) {
     sqlite3_bind_int64(st, 10, r->reasoning_tokens);
     sqlite3_bind_int(st, 11, r->status);
     sqlite3_bind_double(st, 12, r->latency_ms);
-    return nuage__store_run(s, st, "add usage");
 }
 
 static int64_t mono_ms(void) {
@@ -63,7 +68,15 @@ static void note_failure_locked(nuage_store *s) {
 int nuage__store_usage_flush_locked(nuage_store *s) {
     if (!s->n_pending) return 0;
     /* One transaction: all of them or none (a full disk fails it whole). */
-    int rc = nuage__store_begin(s);
+    int rc;
+    if (s->journal) {
+        if ((rc = nuage__journal_insert_locked(s, s->pending, s->n_pending))) {
+            note_failure_locked(s);
+            return rc;
+        }
+        goto written;
+    }
+    rc = nuage__store_begin(s);
     for (int i = 0; !rc && i < s->n_pending; i++) rc = usage_insert_locked(s, &s->pending[i]);
     if (!rc) rc = nuage__store_commit(s);
     if (rc) {
@@ -74,6 +87,7 @@ int nuage__store_usage_flush_locked(nuage_store *s) {
         note_failure_locked(s);
         return rc;
     }
+written:
     s->n_pending = 0;
     s->pending_since_ms = 0;
     s->last_try_ms = mono_ms();
@@ -104,6 +118,11 @@ int nuage_store_usage_add(nuage_store *s, const nuage_usage_record *r) {
     nuage_usage_record rec = *r;
     if (!rec.time_ms) rec.time_ms = nuage__store_now_ms();
     pthread_mutex_lock(&s->mu);
+    /* Shipping is idempotent by request id: every journaled record has one. */
+    if (s->journal && !rec.request_id[0]) {
+        memcpy(rec.request_id, "usage-", 6);
+        nuage__store_random_base62(rec.request_id + 6, 24);
+    }
     /* Older records first; if they still cannot be written, this one
      * joins them (the order of the rows stays the order of the requests). */
     int rc = nuage__store_usage_flush_locked(s);
@@ -149,6 +168,7 @@ void nuage_store_metering_status(nuage_store *s, nuage_metering_status *out) {
     out->pending_since_ms = s->pending_since_ms;
     out->lost = s->n_lost;
     snprintf(out->last_error, sizeof out->last_error, "%s", s->last_error);
+    nuage__journal_status_locked(s, out);
     pthread_mutex_unlock(&s->mu);
 }
 

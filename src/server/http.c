@@ -370,7 +370,7 @@ int nuage_server_add_route(nuage_server *s, const char *prefix, nuage__route_fn 
     return 0;
 }
 
-/* Authenticate q (fills q->auth). false with r filled (401 / 500). */
+/* Authenticate q (fills q->auth). false with r filled (401 / 503). */
 static bool nuage__authenticate(nuage__hreq *q, nuage__hresp *r) {
     nuage_server *s = q->srv;
     const char *authz = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -381,8 +381,13 @@ static bool nuage__authenticate(nuage__hreq *q, nuage__hresp *r) {
     atomic_fetch_add(&s->metrics.auth_failures, 1);
     if (rc == NUAGE_E_RANGE)
         nuage__resp_error(r, 401, "invalid_request_error", "invalid_api_key", NULL, "%s", msg);
-    else
-        nuage__resp_error(r, 500, "server_error", NULL, NULL, "%s", msg);
+    else {
+        /* The store is unreachable (a cluster's database outage): a clean
+         * 503 that a balancer or client retries, never work admitted
+         * without its key checked. */
+        r->retry_after_ms = 1000;
+        nuage__resp_error(r, 503, "server_error", "store_unavailable", NULL, "%s", msg);
+    }
     return false;
 }
 

@@ -11,6 +11,7 @@
  * request or health check).
  */
 #include "server/metering.h"
+#include "platform/quota.h"
 
 #include <string.h>
 
@@ -53,6 +54,13 @@ bool nuage__metering_health(nuage_server *s, json_t *obj) {
                           "lost_records", (json_int_t)ms.lost);
     if (m && !ok && ms.last_error[0]) json_object_set_new(m, "error", json_string(ms.last_error));
     if (m && ms.pending_since_ms) json_object_set_new(m, "since_ms", json_integer(ms.pending_since_ms));
+    if (m && ms.journal) {
+        json_t *jo = json_pack("{s:s,s:I,s:I}", "status", ms.journal_failing_since_ms ? "retrying" : "shipping",
+                               "queued_records", (json_int_t)ms.journal_queued, "shipped_records",
+                               (json_int_t)ms.journal_shipped);
+        if (jo && ms.journal_error[0]) json_object_set_new(jo, "error", json_string(ms.journal_error));
+        if (jo) json_object_set_new(m, "journal", jo);
+    }
     if (m) json_object_set_new(obj, "metering", m);
     return ok;
 }
@@ -72,4 +80,41 @@ void nuage__metering_metrics(nuage_server *s, nuage__sb *out) {
                      "# TYPE nuage_metering_refused_total counter\nnuage_metering_refused_total %llu\n",
                      ms.pending == 0, ms.pending, (long long)ms.lost,
                      s ? (unsigned long long)atomic_load(&s->metrics.metering_refused) : 0ULL);
+    /* The quota check's time (platform/quota.c), for the cluster's 2-ms goal. */
+    if (s && s->quota) {
+        nuage_quota_check_timing qs;
+        nuage_quota_check_stats(s->quota, &qs);
+        nuage__sb_printf(out,
+                         "# HELP nuage_quota_check_seconds Time of the rate-limit check (admission) per request.\n"
+                         "# TYPE nuage_quota_check_seconds histogram\n");
+        uint64_t c = 0;
+        for (int i = 0; i < NUAGE_QUOTA_HIST; i++) {
+            c += qs.hist[i];
+            /* a few bounds only: 0.1, 0.25, 0.5, 1, 2, 5, 10 ms */
+            int us = (i + 1) * NUAGE_QUOTA_HIST_US;
+            if (us == 100 || us == 250 || us == 500 || us == 1000 || us == 2000 || us == 5000 || us == 10000)
+                nuage__sb_printf(out, "nuage_quota_check_seconds_bucket{le=\"%g\"} %llu\n", us / 1e6,
+                                 (unsigned long long)c);
+        }
+        nuage__sb_printf(out,
+                         "nuage_quota_check_seconds_bucket{le=\"+Inf\"} %llu\nnuage_quota_check_seconds_count %llu\n"
+                         "# HELP nuage_quota_check_p50_seconds Median of nuage_quota_check_seconds (50-us buckets).\n"
+                         "# TYPE nuage_quota_check_p50_seconds gauge\nnuage_quota_check_p50_seconds %g\n"
+                         "# HELP nuage_quota_check_p99_seconds 99th percentile of nuage_quota_check_seconds.\n"
+                         "# TYPE nuage_quota_check_p99_seconds gauge\nnuage_quota_check_p99_seconds %g\n"
+                         "# HELP nuage_quota_check_max_seconds Longest rate-limit check.\n"
+                         "# TYPE nuage_quota_check_max_seconds gauge\nnuage_quota_check_max_seconds %g\n",
+                         (unsigned long long)c, (unsigned long long)qs.checks, qs.p50_us / 1e6, qs.p99_us / 1e6,
+                         qs.max_us / 1e6);
+    }
+    if (ms.journal)
+        nuage__sb_printf(out,
+                         "# HELP nuage_usage_journal_records Usage records in the local journal, not yet in PostgreSQL.\n"
+                         "# TYPE nuage_usage_journal_records gauge\nnuage_usage_journal_records %lld\n"
+                         "# HELP nuage_usage_journal_shipped_total Usage records shipped from the journal to PostgreSQL.\n"
+                         "# TYPE nuage_usage_journal_shipped_total counter\nnuage_usage_journal_shipped_total %lld\n"
+                         "# HELP nuage_usage_journal_ship_failures_total Failed shipments (retried).\n"
+                         "# TYPE nuage_usage_journal_ship_failures_total counter\nnuage_usage_journal_ship_failures_total %lld\n",
+                         (long long)ms.journal_queued, (long long)ms.journal_shipped,
+                         (long long)ms.journal_ship_failures);
 }

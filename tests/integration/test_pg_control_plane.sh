@@ -35,7 +35,7 @@ check() { if eval "$2"; then echo "ok: $1"; else echo "FAIL: $1"; fail=1; fi; }
 
 out=$("$bin" admin --db "$db" migrate) || exit 1
 echo "$out"
-check "migrate reports schema 6" '[[ "$out" == "schema version 6"* ]]'
+check "migrate reports schema 7" '[[ "$out" == "schema version 7"* ]]'
 "$bin" admin --db "$db" tenant create acme --rpm 1000 >/dev/null || exit 1
 key=$("$bin" admin --db "$db" key create --tenant acme 2>/dev/null) || exit 1
 check "key created" '[[ "$key" == nk-* ]]'

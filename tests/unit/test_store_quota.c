@@ -274,11 +274,136 @@ static void test_database_down_fails_closed(void **state) {
     tmp_db_cleanup(&t);
 }
 
+/* Leased slices (quota_slices.c): three replicas with slices of 5 % of
+ * rpm 200 (10 requests), 12 threads. Within one window nothing beyond the
+ * limit is admitted, at most the unused slices short of it; after a lease
+ * ends its unused part is given back (the database's window equals what
+ * was admitted) and can be admitted elsewhere; cancel and settle give
+ * back locally. */
+typedef struct {
+    nuage_quota *q;
+    int tries, admitted;
+} sworker;
+
+static void *shammer(void *arg) {
+    sworker *w = arg;
+    for (int i = 0; i < w->tries; i++) {
+        nuage_quota_info in;
+        int rc = nuage_quota_admit(w->q, 11, "chat", 0, 200, 1, 0, &in, NULL);
+        if (rc == 0) {
+            w->admitted++;
+        } else {
+            assert_int_equal(rc, NUAGE_E_BUSY);
+            assert_true(in.retry_after_ms > 0 && in.retry_after_ms <= 300);
+            if (in.retry_after_ms <= 25) { /* a lease in flight: not a try */
+                usleep(2000);
+                i--;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void sliced_replicas(tmp_db *t, nuage_quota **q, int n, double fraction, int lease_ms) {
+    char err[256];
+    for (int i = 0; i < n; i++) {
+        q[i] = nuage_quota_new();
+        assert_non_null(q[i]);
+        int rc = nuage_quota_use_store_sliced(q[i], t->path, 2, fraction, lease_ms, err, sizeof err);
+        if (rc) print_message("use_store_sliced: %s\n", err);
+        assert_int_equal(rc, 0);
+    }
+}
+
+static void test_sliced_replicas_bound(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    PG_ONLY(&t);
+    nuage_quota *q[3];
+    sliced_replicas(&t, q, 3, 0.05, 300);
+    enum { N = 12 };
+    sworker w[N];
+    pthread_t th[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (sworker){.q = q[i % 3], .tries = 40};
+        assert_int_equal(pthread_create(&th[i], NULL, shammer, &w[i]), 0);
+    }
+    int total = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        total += w[i].admitted;
+    }
+    print_message("sliced: %d of 480 tries admitted at rpm 200\n", total);
+    assert_true(total <= 200);
+    assert_true(total >= 200 - 3 * 10);
+    /* the leases end: their unused part goes back to the shared window */
+    usleep(700 * 1000);
+    int64_t r = 0, k = 0;
+    assert_int_equal(nuage_quota_usage(q[0], 11, "", 0, &r, &k), 0);
+    assert_int_equal(r, total);
+    /* and the rest of the limit is admitted, by one replica alone */
+    int more = 0;
+    for (int i = 0; i < 300; i++) {
+        nuage_quota_info in;
+        int rc = nuage_quota_admit(q[1], 11, "chat", 0, 200, 1, 0, &in, NULL);
+        if (rc == 0) more++;
+        else if (in.retry_after_ms <= 25) usleep(2000), i--;
+    }
+    assert_int_equal(total + more, 200);
+
+    /* tokens: a cancelled request and a settled one give back at once */
+    uint64_t t1 = 0, t2 = 0;
+    nuage_quota_info in;
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, &t1), 0);
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, &t2), 0);
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, NULL), NUAGE_E_BUSY);
+    nuage_quota_cancel(q[2], t1, 0);
+    nuage_quota_settle(q[2], t2, 100, 0);
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, NULL), 0);
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, NULL), 0);
+    assert_int_equal(nuage_quota_admit(q[2], 12, "chat", 1000, 0, 400, 0, &in, NULL), NUAGE_E_BUSY);
+    usleep(700 * 1000);
+    assert_int_equal(nuage_quota_usage(q[0], 12, "", 0, &r, &k), 0);
+    assert_int_equal(r, 3);
+    assert_int_equal(k, 900);
+    for (int i = 0; i < 3; i++) nuage_quota_free(q[i]);
+    tmp_db_cleanup(&t);
+}
+
+/* A small limit leases one request at a time: rpm 6 over three sliced
+ * replicas in turn is exact, headers counting down across them. */
+static void test_sliced_small_limit_exact(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    PG_ONLY(&t);
+    nuage_quota *q[3];
+    sliced_replicas(&t, q, 3, 0.005, 1000);
+    int admitted = 0;
+    for (int i = 0; i < 18; i++) {
+        nuage_quota_info in;
+        int rc = nuage_quota_admit(q[i % 3], 13, "chat", 0, 6, 5, 0, &in, NULL);
+        if (rc == 0) {
+            admitted++;
+            assert_int_equal(in.remaining_requests, 6 - admitted);
+        } else {
+            assert_int_equal(rc, NUAGE_E_BUSY);
+            assert_int_equal(in.remaining_requests, 0);
+        }
+    }
+    assert_int_equal(admitted, 6);
+    for (int i = 0; i < 3; i++) nuage_quota_free(q[i]);
+    tmp_db_cleanup(&t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sqlite_refuses_shared_windows),
         cmocka_unit_test(test_rpm_holds_across_two_replicas),
         cmocka_unit_test(test_tokens_settle_cancel_anywhere),
+        cmocka_unit_test(test_sliced_replicas_bound),
+        cmocka_unit_test(test_sliced_small_limit_exact),
         cmocka_unit_test(test_concurrent_replicas_never_exceed),
         cmocka_unit_test(test_deployment_limits_shared),
         cmocka_unit_test(test_database_down_fails_closed),

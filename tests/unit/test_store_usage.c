@@ -427,6 +427,104 @@ static void test_usage_full_disk_fails_closed(void **state) {
     signal(SIGXFSZ, SIG_DFL);
 }
 
+/* PostgreSQL with a usage journal (store_journal.c): records are billed
+ * locally while the database is down (no 503), survive the replica being
+ * stopped, arrive after recovery exactly once (a record that had already
+ * reached PostgreSQL is not counted again), and the journal refusing
+ * writes fails closed as a full disk does. */
+static void test_usage_journal(void **state) {
+    (void)state;
+    signal(SIGXFSZ, SIG_IGN);
+    tmp_db t;
+    tmp_db_init(&t);
+    const char *dir = getenv("NUAGE_TEST_PG_DIR"), *tool = getenv("NUAGE_PG_TEMP");
+    nuage_store *s = tmp_db_open(&t);
+    char jpath[400], err[300];
+    snprintf(jpath, sizeof jpath, "%s/journal-%d.db", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    unlink(jpath);
+    if (!t.pg || !dir || !tool) {
+        /* SQLite: a single server writes its own file; no journal. */
+        assert_int_equal(nuage_store_journal_open(s, t.path, jpath, err, sizeof err), NUAGE_E_UNSUPPORTED);
+        assert_non_null(strstr(err, "PostgreSQL"));
+        nuage_store_close(s);
+        tmp_db_cleanup(&t);
+        skip();
+    }
+    assert_int_equal(nuage_store_schema_version(s), 7);
+    assert_int_equal(nuage_store_journal_open(s, t.path, jpath, err, sizeof err), 0);
+    assert_int_equal(nuage_store_journal_open(s, t.path, jpath, err, sizeof err), NUAGE_E_STATE);
+    nuage_usage_record r;
+    memset(&r, 0, sizeof r);
+    r.status = 200;
+    r.prompt_tokens = 1;
+    snprintf(r.request_id, sizeof r.request_id, "j-first");
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    r.request_id[0] = 0; /* gets one */
+    r.prompt_tokens = 2;
+    assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    assert_int_equal(nuage_store_journal_drain(s, 10000), 0);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM usage"), 2);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM usage WHERE request_id LIKE 'usage-%'"), 1);
+    nuage_metering_status ms;
+    nuage_store_metering_status(s, &ms);
+    assert_true(ms.journal);
+    assert_int_equal(ms.journal_queued, 0);
+    assert_int_equal(ms.journal_shipped, 2);
+
+    /* The database goes away: requests that end are still billed (to the
+     * journal), the metering check still says yes. */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "bash %s halt %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    for (int i = 0; i < 3; i++) {
+        r.prompt_tokens = 10 + i;
+        snprintf(r.request_id, sizeof r.request_id, "j-during-%d", i);
+        assert_int_equal(nuage_store_usage_add(s, &r), 0);
+    }
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    assert_int_equal(nuage_store_journal_drain(s, 1500), NUAGE_E_BUSY);
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.journal_queued, 3);
+    assert_int_equal(ms.pending, 0);
+    assert_true(ms.journal_ship_failures > 0);
+    assert_true(ms.journal_error[0] != 0);
+    /* The replica stops during the outage: the records stay in the file. */
+    nuage_store_close(s);
+
+    snprintf(cmd, sizeof cmd, "bash %s resume %s", tool, dir);
+    assert_int_equal(system(cmd), 0);
+    /* One of them had reached PostgreSQL after all (a COMMIT whose answer
+     * was lost): shipping it again must not count it twice. */
+    raw_exec(t.path, "INSERT INTO usage(time_ms, tenant_id, key_id, request_id, deployment, model_version,"
+                     " prompt_tokens, cached_tokens, completion_tokens, reasoning_tokens, status, latency_ms)"
+                     " VALUES(1, 0, 0, 'j-during-1', '', '', 11, 0, 0, 0, 200, 0)");
+    s = tmp_db_open(&t);
+    assert_int_equal(nuage_store_journal_open(s, t.path, jpath, err, sizeof err), 0);
+    assert_int_equal(nuage_store_journal_drain(s, 20000), 0);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM usage"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(DISTINCT request_id) FROM usage"), 5);
+    assert_int_equal(raw_int(t.path, "SELECT SUM(prompt_tokens) FROM usage"), 1 + 2 + 10 + 11 + 12);
+
+    /* The journal cannot be written: fail closed (503), as a full disk. */
+    fsize_limit(1024);
+    r.prompt_tokens = 100;
+    snprintf(r.request_id, sizeof r.request_id, "j-full");
+    assert_int_equal(nuage_store_usage_add(s, &r), NUAGE_E_IO);
+    assert_int_equal(nuage_store_metering_check(s, NULL), NUAGE_E_IO);
+    nuage_store_metering_status(s, &ms);
+    assert_int_equal(ms.pending, 1);
+    fsize_limit(RLIM_INFINITY);
+    usleep((NUAGE_STORE_RETRY_MS + 50) * 1000);
+    assert_int_equal(nuage_store_metering_check(s, NULL), 0);
+    assert_int_equal(nuage_store_journal_drain(s, 10000), 0);
+    assert_int_equal(raw_int(t.path, "SELECT SUM(prompt_tokens) FROM usage"), 136);
+    assert_int_equal(raw_int(t.path, "SELECT COUNT(*) FROM usage"), 6);
+    nuage_store_close(s);
+    unlink(jpath);
+    tmp_db_cleanup(&t);
+    signal(SIGXFSZ, SIG_DFL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_survives_sigkill),
@@ -434,6 +532,7 @@ int main(void) {
         cmocka_unit_test(test_usage_concurrent_writers),
         cmocka_unit_test(test_usage_full_disk_fails_closed),
         cmocka_unit_test(test_usage_database_outage),
+        cmocka_unit_test(test_usage_journal),
     };
     return nuage_test_exit(cmocka_run_group_tests(tests, NULL, NULL));
 }
