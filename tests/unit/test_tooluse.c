@@ -18,7 +18,8 @@
  * vocabulary learned from chats rendered with the tools template holds
  * both spellings as single tokens (copying is a one-token mapping), the
  * digits of a number are the same ids in both places, and every chat
- * fits the models' 256-token context with room to spare.
+ * fits the models' 256-token context with room to spare; with
+ * NUAGE_BPE_SPACE_APART the two spellings are the very same token.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -377,6 +378,36 @@ static void test_tool_tokenizer(void **state) {
     }
     if (longest > 224) fail_msg("longest tool chat: %d tokens (context 256)", longest);
     free(ids);
+    nuage_vocab_free(voc);
+    nuage_gguf_close(g);
+    free(buf);
+    nuage_gguf_writer_free(gw);
+    nuage_bpe_free(b);
+
+    /* NUAGE_BPE_SPACE_APART: " word" is the space token + the very token
+     * of "word", for every argument word (a copy is an identity) */
+    assert_int_equal(nuage_bpe_train_ex((const char *const *)texts, lens, n, 1536, NULL, NUAGE_BPE_SPACE_APART, &b,
+                                        err, sizeof err),
+                     0);
+    gw = nuage_gguf_writer_new();
+    assert_int_equal(nuage_bpe_write_gguf(b, gw), 0);
+    assert_int_equal(nuage_gguf_writer_to_buffer(gw, &buf, &blen), 0);
+    assert_int_equal(nuage_gguf_open_buffer(buf, blen, &g, err, sizeof err), 0);
+    assert_int_equal(nuage_vocab_from_gguf(g, &voc, err, sizeof err), 0);
+    int single_sa = 0;
+    json_object_foreach(words, w, v) {
+        char spaced[128];
+        int sl = snprintf(spaced, sizeof spaced, " %s", w);
+        int nw = nuage_tokenize(voc, w, strlen(w), a, 64, false, false);
+        int ns = nuage_tokenize(voc, spaced, (size_t)sl, q, 64, false, false);
+        assert_true(nw >= 1);
+        assert_int_equal(ns, nw + 1);
+        assert_int_equal(q[0], ' '); /* the space byte's token */
+        assert_memory_equal(q + 1, a, (size_t)nw * sizeof *a);
+        single_sa += nw == 1;
+    }
+    printf("# space apart: %d of %d argument words are one token\n", single_sa, total);
+    assert_true(single_sa * 10 >= total * 9);
     nuage_vocab_free(voc);
     nuage_gguf_close(g);
     free(buf);
