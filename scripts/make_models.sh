@@ -23,7 +23,9 @@
 #        EVAL_N (questions per task, default 200), NICE (default 10),
 #        PARALLEL=1 trains the two models at the same time (same results),
 #        OUT (where the models go, default models/),
-#        TOOLS=1 trains nuage-fast with tools (TOOL_STEPS, default 1400)
+#        TOOLS=1 trains nuage-fast with tools (TOOL_STEPS, default 1400;
+#        SPACE_APART=1: its tokenizer never merges a leading space into a
+#        word, so words copied into arguments keep their token; untried)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,7 +63,8 @@ train_fast() {
         # in both spellings), one training from scratch
         run synth-data --task tools --n 30000 --seed 11 --out "$WORK/tools.jsonl"
         cat "$WORK/fast.jsonl" "$WORK/think.jsonl" "$WORK/tools.jsonl" > "$WORK/all-tools.jsonl"
-        run train-tokenizer --data "$WORK/all-tools.jsonl" --vocab 1536 --tools-template --out "$WORK/tok-tools.gguf"
+        run train-tokenizer --data "$WORK/all-tools.jsonl" --vocab 1536 --tools-template \
+            ${SPACE_APART:+--space-apart} --out "$WORK/tok-tools.gguf"
         cat "$WORK/fast.jsonl" "$WORK/tools.jsonl" > "$WORK/fast-tools.jsonl"
         timed fast nice -n "$NICE" "$NUAGE" train --data "$WORK/fast-tools.jsonl" --tokenizer "$WORK/tok-tools.gguf" \
             --tools-template $SHAPE $OPTS --steps "${TOOL_STEPS:-1400}" --ckpt "$WORK/fast.ckpt" --name nuage-fast \
