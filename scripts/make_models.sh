@@ -64,7 +64,7 @@ train_fast() {
         run synth-data --task tools --n 30000 --seed 11 --out "$WORK/tools.jsonl"
         cat "$WORK/fast.jsonl" "$WORK/think.jsonl" "$WORK/tools.jsonl" > "$WORK/all-tools.jsonl"
         run train-tokenizer --data "$WORK/all-tools.jsonl" --vocab 1536 --tools-template \
-            ${SPACE_APART:+--space-apart} --out "$WORK/tok-tools.gguf"
+            $([ "${SPACE_APART:-0}" = 1 ] && echo --space-apart) --out "$WORK/tok-tools.gguf"
         cat "$WORK/fast.jsonl" "$WORK/tools.jsonl" > "$WORK/fast-tools.jsonl"
         timed fast nice -n "$NICE" "$NUAGE" train --data "$WORK/fast-tools.jsonl" --tokenizer "$WORK/tok-tools.gguf" \
             --tools-template $SHAPE $OPTS --steps "${TOOL_STEPS:-1400}" --ckpt "$WORK/fast.ckpt" --name nuage-fast \
