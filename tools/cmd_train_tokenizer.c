@@ -3,6 +3,11 @@
  * vocabulary from JSONL chats (rendered with the ChatML template the
  * tokenizer will carry) and write it as a vocabulary-only GGUF with the
  * standard tokenizer.ggml.* keys (see src/train/bpe_train.h).
+ * --tools-template renders the corpus with the ChatML-with-tools template
+ * instead, so the tool markup (`<tool_call>{"name": ...`) and the argument
+ * spellings (`"kilometers"`, no leading space) become merges too; the
+ * written file still carries the plain ChatML template (a model trained
+ * for tools gets its own through `nuage train --tools-template`).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,17 +23,26 @@
 static int usage(void) {
     fprintf(stderr,
             "usage: nuage train-tokenizer --data FILE.jsonl --vocab N --out TOK.gguf [--pre NAME]\n"
+            "                             [--tools-template] [--space-apart]\n"
             "  --vocab N   vocabulary size: 256 bytes + merges + 5 special tokens (at most N)\n"
-            "  --pre NAME  pre-tokenizer (default qwen2: every digit is its own word)\n");
+            "  --pre NAME  pre-tokenizer (default qwen2: every digit is its own word)\n"
+            "  --tools-template  render the chats with the ChatML-with-tools template\n"
+            "              (tool lists, calls and results count as text to merge)\n"
+            "  --space-apart  never merge a leading space into a word: \" Turkey\" is \" \" +\n"
+            "              \"Turkey\", the same word token as inside a JSON string\n");
     return 2;
 }
 
 int nuage_cmd_train_tokenizer(int argc, char **argv) {
     const char *data = NULL, *out = NULL, *pre = "qwen2";
     long vocab = 0;
+    bool tools_tpl = false;
+    unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        if (!strcmp(a, "--tools-template")) { tools_tpl = true; continue; }
+        if (!strcmp(a, "--space-apart")) { flags |= NUAGE_BPE_SPACE_APART; continue; }
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage();
         bool ok = true;
@@ -48,11 +62,11 @@ int nuage_cmd_train_tokenizer(int argc, char **argv) {
     nuage_gguf_writer *w = NULL;
     int ret = 1;
     double t0 = nuage_cli_now();
-    if (nuage_tdata_render_file(data, nuage_bpe_chat_template(), &texts, &lens, &n, err, sizeof err)) {
+    if (nuage_tdata_render_file(data, tools_tpl ? nuage_bpe_chat_template_tools() : nuage_bpe_chat_template(), &texts, &lens, &n, err, sizeof err)) {
         nuage_cli_fail("train-tokenizer", 1, "%s: %s", data, err);
         goto done;
     }
-    if (nuage_bpe_train((const char *const *)texts, lens, n, (int)vocab, pre, &b, err, sizeof err)) {
+    if (nuage_bpe_train_ex((const char *const *)texts, lens, n, (int)vocab, pre, flags, &b, err, sizeof err)) {
         nuage_cli_fail("train-tokenizer", 1, "%s", err);
         goto done;
     }

@@ -11,6 +11,11 @@
  * a higher rank than the merge itself; so a training word tokenizes to the
  * segmentation recorded here (the tests check this).
  *
+ * With NUAGE_BPE_SPACE_APART no merge starts with the space byte, so a
+ * word is the same token after a space as after a quote (tool arguments
+ * copied from the question); the run-time tokenizer needs nothing new,
+ * the merge list simply has no pair that could join " " and "Turkey".
+ *
  * Cost: rounds x corpus symbols, about 10^7 steps for a 2k vocabulary
  * over a few thousand words: well under a second. Deterministic: ties on
  * the count go to the pair of lower (left, right) ids.
@@ -242,6 +247,11 @@ void nuage_bpe_free(nuage_bpe *b) {
 
 int nuage_bpe_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
                     const char *pre_name, nuage_bpe **out, char *err, size_t errlen) {
+    return nuage_bpe_train_ex(texts, lens, n, vocab_size, pre_name, 0, out, err, errlen);
+}
+
+int nuage_bpe_train_ex(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
+                       const char *pre_name, unsigned flags, nuage_bpe **out, char *err, size_t errlen) {
     char dummy[8];
     if (!err) { err = dummy; errlen = sizeof dummy; }
     *out = NULL;
@@ -315,9 +325,12 @@ int nuage_bpe_train(const char *const *texts, const size_t *lens, size_t n, int 
         memset(P.key, 0, cap * sizeof *P.key);
         memset(P.cnt, 0, cap * sizeof *P.cnt);
         for (int i = 0; i < W.n; i++)
-            for (int j = 0; j + 1 < b->word_len[i]; j++)
+            for (int j = 0; j + 1 < b->word_len[i]; j++) {
+                /* SPACE_APART: no pair starts with the space byte (id 32) */
+                if ((flags & NUAGE_BPE_SPACE_APART) && b->word_ids[i][j] == ' ') continue;
                 nuage__pairs_add(&P, (((uint64_t)(uint32_t)b->word_ids[i][j] << 32) | (uint32_t)b->word_ids[i][j + 1]) + 1,
                                  b->word_count[i]);
+            }
         uint64_t best = 0;
         int64_t best_c = 1;
         for (uint64_t h = 0; h <= P.mask; h++)

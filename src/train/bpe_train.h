@@ -54,6 +54,13 @@ typedef struct {
  */
 int nuage_bpe_train(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
                     const char *pre, nuage_bpe **out, char *err, size_t errlen);
+/* nuage_bpe_train with flags. NUAGE_BPE_SPACE_APART: never merge a
+ * leading space into a word, so " Turkey" is " " + "Turkey" and a word
+ * copied from a sentence into a JSON string ("Turkey") is the same token
+ * (the file stays an ordinary qwen2 BPE: only the merge list differs). */
+#define NUAGE_BPE_SPACE_APART 1u
+int nuage_bpe_train_ex(const char *const *texts, const size_t *lens, size_t n, int vocab_size,
+                       const char *pre, unsigned flags, nuage_bpe **out, char *err, size_t errlen);
 void nuage_bpe_free(nuage_bpe *b);
 
 /* The ChatML chat template written with the tokenizer (static string). */

@@ -11,6 +11,15 @@
  * into the call (name, arguments). Expected values are computed by hand
  * (48213 * 9377 = 452093301; 2024 is a leap year), not by the code under
  * test.
+ *
+ * The tokenizer test checks why a model can copy arguments at all: words
+ * are spelled " Australia" in a question but "Australia" (no leading
+ * space) inside the JSON arguments, two different pre-tokenizer words. A
+ * vocabulary learned from chats rendered with the tools template holds
+ * both spellings as single tokens (copying is a one-token mapping), the
+ * digits of a number are the same ids in both places, and every chat
+ * fits the models' 256-token context with room to spare; with
+ * NUAGE_BPE_SPACE_APART the two spellings are the very same token.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,12 +27,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "constrain/toolcall.h"
+#include "engine/gguf.h"
+#include "engine/gguf_write.h"
 #include "nuage/nuage.h"
 #include "nuage/template.h"
+#include "nuage/tokenizer.h"
 #include "train/bpe_train.h"
 #include "train/synth_tools.h"
 
@@ -270,6 +283,143 @@ static void test_template_roundtrip(void **state) {
     nuage_template_free(t);
 }
 
+/* Render chats with the tools template; returns the count of texts. */
+static size_t render_tool_chats(const nuage_template *t, int n_items, char ***texts, size_t **lens,
+                                json_t *arg_words) {
+    nuage_rng r;
+    nuage_rng_seed(&r, 11);
+    *texts = calloc((size_t)n_items, sizeof **texts);
+    *lens = calloc((size_t)n_items, sizeof **lens);
+    assert_non_null(*texts);
+    assert_non_null(*lens);
+    char err[256];
+    for (int i = 0; i < n_items; i++) {
+        nuage_tool_item it;
+        assert_int_equal(nuage_tool_gen(-1, 0, false, &r, &it), 0);
+        nuage_template_input in = {.add_generation_prompt = false};
+        assert_int_equal(nuage_template_render_json(t, it.messages, it.tools, NULL, &in, &(*texts)[i], &(*lens)[i],
+                                                    err, sizeof err),
+                         0);
+        /* the string arguments made of letters only: units, entities, fields */
+        const char *k;
+        json_t *v;
+        json_object_foreach(it.first_args, k, v) {
+            const char *sv = json_string_value(v);
+            if (!sv || !*sv) continue;
+            bool letters = true;
+            for (const char *c = sv; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z'))) letters = false;
+            if (letters) json_object_set_new(arg_words, sv, json_true());
+        }
+        nuage_tool_item_free(&it);
+    }
+    return (size_t)n_items;
+}
+
+static int word_tokens(const nuage_bpe *b, const char *w) {
+    for (int i = 0; i < b->n_words; i++)
+        if (!strcmp(b->words[i], w)) return b->word_len[i];
+    return -1; /* not a training word */
+}
+
+static void test_tool_tokenizer(void **state) {
+    (void)state;
+    const char *src = nuage_bpe_chat_template_tools();
+    nuage_template *t = NULL;
+    char err[256];
+    assert_int_equal(nuage_template_parse(src, strlen(src), &t, err, sizeof err), 0);
+    char **texts;
+    size_t *lens;
+    json_t *words = json_object();
+    size_t n = render_tool_chats(t, 3000, &texts, &lens, words);
+    assert_true(json_object_size(words) > 20);
+    nuage_bpe *b = NULL;
+    assert_int_equal(nuage_bpe_train((const char *const *)texts, lens, n, 1536, NULL, &b, err, sizeof err), 0);
+
+    /* both spellings of the letter-only arguments are one token each (a
+     * few rare ones, like "meter", may stay in two pieces) */
+    const char *w;
+    json_t *v;
+    int single = 0, total = 0;
+    json_object_foreach(words, w, v) {
+        char spaced[128];
+        snprintf(spaced, sizeof spaced, " %s", w);
+        int in_args = word_tokens(b, w), in_text = word_tokens(b, spaced);
+        total++;
+        if (in_args == 1 && in_text <= 1) single++;
+        else printf("# \"%s\": %d tokens, \"%s\": %d\n", w, in_args, spaced, in_text);
+    }
+    printf("# %d of %d argument words are one token in both spellings\n", single, total);
+    assert_true(single * 10 >= total * 9);
+
+    /* through the GGUF tokenizer: digits are the same ids in the question
+     * and in the arguments, and every chat fits 256 tokens with room */
+    nuage_gguf_writer *gw = nuage_gguf_writer_new();
+    assert_int_equal(nuage_bpe_write_gguf(b, gw), 0);
+    void *buf;
+    size_t blen;
+    assert_int_equal(nuage_gguf_writer_to_buffer(gw, &buf, &blen), 0);
+    nuage_gguf *g;
+    assert_int_equal(nuage_gguf_open_buffer(buf, blen, &g, err, sizeof err), 0);
+    nuage_vocab *voc;
+    assert_int_equal(nuage_vocab_from_gguf(g, &voc, err, sizeof err), 0);
+    int32_t q[64], a[64];
+    int nq = nuage_tokenize(voc, "What is 454464 * 98", 19, q, 64, false, false);
+    int na = nuage_tokenize(voc, "{\"expression\": \"454464 * 98", 27, a, 64, false, false);
+    assert_true(nq >= 9 && na >= 9);
+    assert_memory_equal(q + nq - 9, a + na - 9, 9 * sizeof *q); /* 4 5 4 4 6 4 " *" " " 9 8 */
+    int32_t *ids = malloc(4096 * sizeof *ids);
+    assert_non_null(ids);
+    int longest = 0;
+    for (size_t i = 0; i < n; i++) {
+        int k = nuage_tokenize(voc, texts[i], lens[i], ids, 4096, false, true);
+        assert_true(k > 0);
+        if (k > longest) longest = k;
+    }
+    if (longest > 224) fail_msg("longest tool chat: %d tokens (context 256)", longest);
+    free(ids);
+    nuage_vocab_free(voc);
+    nuage_gguf_close(g);
+    free(buf);
+    nuage_gguf_writer_free(gw);
+    nuage_bpe_free(b);
+
+    /* NUAGE_BPE_SPACE_APART: " word" is the space token + the very token
+     * of "word", for every argument word (a copy is an identity) */
+    assert_int_equal(nuage_bpe_train_ex((const char *const *)texts, lens, n, 1536, NULL, NUAGE_BPE_SPACE_APART, &b,
+                                        err, sizeof err),
+                     0);
+    gw = nuage_gguf_writer_new();
+    assert_int_equal(nuage_bpe_write_gguf(b, gw), 0);
+    assert_int_equal(nuage_gguf_writer_to_buffer(gw, &buf, &blen), 0);
+    assert_int_equal(nuage_gguf_open_buffer(buf, blen, &g, err, sizeof err), 0);
+    assert_int_equal(nuage_vocab_from_gguf(g, &voc, err, sizeof err), 0);
+    int single_sa = 0;
+    json_object_foreach(words, w, v) {
+        char spaced[128];
+        int sl = snprintf(spaced, sizeof spaced, " %s", w);
+        int nw = nuage_tokenize(voc, w, strlen(w), a, 64, false, false);
+        int ns = nuage_tokenize(voc, spaced, (size_t)sl, q, 64, false, false);
+        assert_true(nw >= 1);
+        assert_int_equal(ns, nw + 1);
+        assert_int_equal(q[0], ' '); /* the space byte's token */
+        assert_memory_equal(q + 1, a, (size_t)nw * sizeof *a);
+        single_sa += nw == 1;
+    }
+    printf("# space apart: %d of %d argument words are one token\n", single_sa, total);
+    assert_true(single_sa * 10 >= total * 9);
+    nuage_vocab_free(voc);
+    nuage_gguf_close(g);
+    free(buf);
+    nuage_gguf_writer_free(gw);
+    nuage_bpe_free(b);
+    for (size_t i = 0; i < n; i++) free(texts[i]);
+    free(texts);
+    free(lens);
+    json_decref(words);
+    nuage_template_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reference_tools),
@@ -277,6 +427,7 @@ int main(void) {
         cmocka_unit_test(test_items_consistent),
         cmocka_unit_test(test_mul_digits),
         cmocka_unit_test(test_template_roundtrip),
+        cmocka_unit_test(test_tool_tokenizer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
