@@ -163,6 +163,13 @@ int nuage__prefix_size(const nuage__sprefix *pc);
 
 #define NUAGE__SC_MAX_WORKERS 8
 
+/* Default step_tokens (sched.h). On two CPU threads a TinyLlama-sized
+ * model computes a prompt token in ~4 ms, so a step of 128 tokens keeps a
+ * stream's gap between tokens near half a second while prompts are
+ * prefilled beside it (512 tokens: two seconds and more), at a few per
+ * cent of prefill rate (one more read of the weights per 128 tokens). */
+#define NUAGE__STEP_TOKENS 128
+
 /* One sequence's share of a step's batch. */
 typedef struct {
     nuage__sreq *q;
@@ -170,6 +177,14 @@ typedef struct {
     int pos0, n;         /* stream positions pos0 .. pos0+n-1 */
     int b0;              /* index of the first one in the batch */
 } nuage__splan;
+
+/* Test hook: called on the scheduler thread with each step's plan (before
+ * it is decoded; entries in batch order, decode tokens first). `step` is
+ * the number of steps decoded before this one. */
+typedef void (*nuage__sched_trace_fn)(void *ud, uint64_t step, const nuage__splan *plan, int n_plan);
+/* Install (or with fn NULL remove) the hook; it takes effect at the
+ * scheduler's next wake-up. Takes sched->mu. */
+void nuage__sched_set_trace(nuage_sched *s, nuage__sched_trace_fn fn, void *ud);
 
 struct nuage_sched {
     /* fixed after creation */
@@ -194,6 +209,8 @@ struct nuage_sched {
     int drain_cancelled;
     uint64_t next_id;
     nuage_sched_stats pub;     /* published at the end of each step */
+    nuage__sched_trace_fn trace_fn; /* nuage__sched_set_trace */
+    void *trace_ud;
 
     /* scheduler thread only */
     nuage__sfair fair;
@@ -214,6 +231,8 @@ struct nuage_sched {
     uint64_t admit_counter;
     int evictable;             /* cache-only blocks, kept current in a step */
     uint64_t st_prompt, st_cached, st_gen, st_steps, st_preempt;
+    nuage__sched_trace_fn tr_fn; /* copy of trace_fn taken at wake-up */
+    void *tr_ud;
     /* mask helper threads (sched_constrain.c) */
     bool sc_started, sc_stop;
     pthread_t sc_threads[NUAGE__SC_MAX_WORKERS];
@@ -246,6 +265,11 @@ void nuage__sc_wait(nuage_sched *s);
 void nuage__sc_stop(nuage_sched *s);
 /* Free the constrained-decoding buffers of s (nuage_sched_free). */
 void nuage__sc_release(nuage_sched *s);
+
+/* Prompt tokens a step may take beside n_dec decode tokens (p resolved):
+ * up to step_tokens in all while streams decode (at least step_tokens / 4
+ * of prompt), the whole batch when none does; never past max_batch_tokens. */
+int nuage__step_budget(const nuage_sched_params *p, int n_dec);
 
 /* sched_step.c: one scheduler step (cancellations, admission, batch,
  * decode, sampling, callbacks). Called without the mutex. */
