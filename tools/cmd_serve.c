@@ -99,7 +99,7 @@ static int usage(void) {
             "  --no-prefix-cache     do not reuse the KV blocks of shared prompt prefixes\n"
             "  --max-batch-tokens N  tokens per step when no stream decodes (default 512)\n"
             "  --step-tokens N       tokens per step while streams decode: one per stream, the\n"
-            "                        rest prompt chunks (default 128; smaller: steadier streams)\n"
+            "                        rest prompt chunks (default 256; smaller: steadier streams)\n"
             "  --max-queue N         waiting requests before 503 (default 256)\n"
             "  --max-n N             largest 'n' accepted (default: --parallel, at most 8)\n"
             "  --max-tokens-default N  output cap when a request gives no max_tokens (default 4096)\n"

@@ -70,8 +70,8 @@ typedef struct {
 
 /* Defaults: all cores, n_ctx 0, max_running 8, max_batch_tokens 512 (raised to
  * max_running if smaller), max_queue 256, pool from the rule above, blocks of
- * 16 tokens, f16 KV, prefix cache on, max_batch_running 0, step_tokens 128
- * (0 or negative: 128; above max_batch_tokens: max_batch_tokens). */
+ * 16 tokens, f16 KV, prefix cache on, max_batch_running 0, step_tokens 256
+ * (0 or negative: 256; above max_batch_tokens: max_batch_tokens). */
 nuage_sched_params nuage_sched_default_params(void);
 
 typedef enum {

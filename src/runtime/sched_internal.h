@@ -163,12 +163,14 @@ int nuage__prefix_size(const nuage__sprefix *pc);
 
 #define NUAGE__SC_MAX_WORKERS 8
 
-/* Default step_tokens (sched.h). On two CPU threads a TinyLlama-sized
- * model computes a prompt token in ~4 ms, so a step of 128 tokens keeps a
- * stream's gap between tokens near half a second while prompts are
- * prefilled beside it (512 tokens: two seconds and more), at a few per
- * cent of prefill rate (one more read of the weights per 128 tokens). */
-#define NUAGE__STEP_TOKENS 128
+/* Default step_tokens (sched.h). Measured with bench/ab_serving.sh
+ * (TinyLlama Q4_0, 2 threads, 16 and 32 clients, 200-token prompts): the
+ * old single budget of 512 gave inter-token latency p99 of 15-20 s on a
+ * loaded machine; 128 cut it to 5-7 s but slowed prompts (every step
+ * carries the decode tokens, so more steps mean more decode work before
+ * the last prompt is in: TTFT p50 up to 2x worse at 32 clients); 256 kept
+ * the p99 gain with better TTFT and throughput than 128. */
+#define NUAGE__STEP_TOKENS 256
 
 /* One sequence's share of a step's batch. */
 typedef struct {
