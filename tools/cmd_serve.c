@@ -104,7 +104,9 @@ static int usage(void) {
             "  --kv-block-size N     tokens per KV block (default 16)\n"
             "  --kv-type f16|f32|q8_0  KV-cache storage (default f16; q8_0 halves it)\n"
             "  --no-prefix-cache     do not reuse the KV blocks of shared prompt prefixes\n"
-            "  --max-batch-tokens N  tokens per decode step (default 512)\n"
+            "  --max-batch-tokens N  tokens per step when no stream decodes (default 512)\n"
+            "  --step-tokens N       tokens per step while streams decode: one per stream, the\n"
+            "                        rest prompt chunks (default 256; smaller: steadier streams)\n"
             "  --max-queue N         waiting requests before 503 (default 256)\n"
             "  --max-n N             largest 'n' accepted (default: --parallel, at most 8)\n"
             "  --max-tokens-default N  output cap when a request gives no max_tokens (default 4096)\n"
@@ -211,6 +213,7 @@ int nuage_cmd_serve(int argc, char **argv) {
     const char *models_dir = NULL, *replica_id = NULL, *advertise = NULL, *journal = NULL;
     nuage__replica_beat *beat = NULL;
     long port = 8080, threads = 0, n_ctx = 0, kv_blocks = 0, max_batch = 0, max_queue = 0;
+    long step_tokens = 0;
     long parallel = 8, max_n = 0, max_tok_def = 4096, timeout = 60, drain = 10, block_size = 16;
     long retention = 30L * 86400, batch_lease = 30, quota_lease_ms = 1000;
     double quota_slice = 0.005;
@@ -252,6 +255,7 @@ int nuage_cmd_serve(int argc, char **argv) {
             else ok = false;
         }
         else if (!strcmp(a, "--max-batch-tokens")) ok = nuage_cli_int(v, 1, 1 << 20, &max_batch);
+        else if (!strcmp(a, "--step-tokens")) ok = nuage_cli_int(v, 1, 1 << 20, &step_tokens);
         else if (!strcmp(a, "--max-queue")) ok = nuage_cli_int(v, 1, 1 << 20, &max_queue);
         else if (!strcmp(a, "--parallel") || !strcmp(a, "-np")) ok = nuage_cli_int(v, 1, 4096, &parallel);
         else if (!strcmp(a, "--max-n")) ok = nuage_cli_int(v, 1, 128, &max_n);
@@ -331,6 +335,7 @@ int nuage_cmd_serve(int argc, char **argv) {
         c->threads = (int)threads;
         c->parallel = (int)parallel;
         c->max_batch_tokens = (int)max_batch;
+        c->step_tokens = (int)step_tokens;
         c->max_queue = (int)max_queue;
         c->prefix_cache = prefix_cache;
         c->max_n = (int)max_n;

@@ -204,7 +204,7 @@ static const char *const nuage__cfg_keys[] = {
     "chat_template", "tool_format",
     "name", "kind", "model", "version", "aliases", "context", "kv_memory", "kv_blocks",
     "kv_block_size", "kv_type", "threads", "parallel", "max_batch_tokens", "max_queue",
-    "max_batch_running", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
+    "max_batch_running", "step_tokens", "prefix_cache", "max_n", "max_tokens_default", "log_prompts",
     "sampling", "router", "thinking", "description", "tpm_per_tenant", "rpm_per_tenant",
 };
 
@@ -259,6 +259,7 @@ int nuage_deploy_config_parse(json_t *obj, const char *base_dir, nuage_deploy_co
         !nuage__cfg_int(obj, "max_batch_tokens", 1, 1 << 20, &c->max_batch_tokens, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_queue", 1, 1 << 20, &c->max_queue, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_batch_running", 0, 4096, &c->max_batch_running, err, errlen, who) ||
+        !nuage__cfg_int(obj, "step_tokens", 1, 1 << 20, &c->step_tokens, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_n", 1, 128, &c->max_n, err, errlen, who) ||
         !nuage__cfg_int(obj, "max_tokens_default", 1, 1 << 24, &c->max_tokens_default, err, errlen, who) ||
         !nuage__cfg_bool(obj, "prefix_cache", &c->prefix_cache, err, errlen, who) ||
@@ -1007,6 +1008,7 @@ int nuage_registry_load(nuage_registry *r, const nuage_deploy_config *c, int ori
     sp.n_ctx = d->cfg.n_ctx;
     sp.max_running = par;
     if (d->cfg.max_batch_tokens) sp.max_batch_tokens = d->cfg.max_batch_tokens;
+    if (d->cfg.step_tokens) sp.step_tokens = d->cfg.step_tokens;
     if (d->cfg.max_queue) sp.max_queue = d->cfg.max_queue;
     sp.max_batch_running = d->cfg.max_batch_running;
     sp.kv_blocks = d->cfg.kv_blocks;

@@ -78,6 +78,7 @@ typedef struct {
     int threads;                /* compute threads (0: the registry's default) */
     int parallel;               /* sequences decoding at once (default 8) */
     int max_batch_tokens, max_queue, max_batch_running;
+    int step_tokens;            /* tokens per step while streams decode (0: scheduler default) */
     bool prefix_cache;          /* default true */
     int max_n;                  /* largest request `n` (default min(parallel, 8)) */
     int max_tokens_default;     /* output cap without max_tokens (default 4096) */

@@ -75,6 +75,7 @@ nuage_sched_params nuage_sched_default_params(void) {
     p.kv_type = NUAGE_KV_F16;
     p.prefix_cache = true;
     p.max_batch_running = 0;
+    p.step_tokens = NUAGE__STEP_TOKENS;
     return p;
 }
 
@@ -260,6 +261,8 @@ static void *nuage__sched_main(void *arg) {
         if (cancels) nuage__sched_scan_cancels(s);
         nuage__squeue in = s->inbox;
         s->inbox = (nuage__squeue){0};
+        s->tr_fn = s->trace_fn;
+        s->tr_ud = s->trace_ud;
         if (in.n == 0 && !cancels && s->n_running == 0 && s->fair.n_waiting == 0) {
             if (s->stop) break;
             pthread_cond_wait(&s->wake, &s->mu);
@@ -284,6 +287,13 @@ static void *nuage__sched_main(void *arg) {
     return NULL;
 }
 
+void nuage__sched_set_trace(nuage_sched *s, nuage__sched_trace_fn fn, void *ud) {
+    pthread_mutex_lock(&s->mu);
+    s->trace_fn = fn;
+    s->trace_ud = ud;
+    pthread_mutex_unlock(&s->mu);
+}
+
 /* ---- public API -------------------------------------------------------------- */
 
 /* Defaults of p resolved as nuage_sched_new does (in place). */
@@ -292,6 +302,8 @@ static void nuage__sched_resolve(const nuage_model *m, nuage_sched_params *pp) {
     if (p.max_running <= 0) p.max_running = 8;
     if (p.max_batch_tokens <= 0) p.max_batch_tokens = 512;
     if (p.max_batch_tokens < p.max_running) p.max_batch_tokens = p.max_running;
+    if (p.step_tokens <= 0) p.step_tokens = NUAGE__STEP_TOKENS;
+    if (p.step_tokens > p.max_batch_tokens) p.step_tokens = p.max_batch_tokens;
     if (p.max_queue <= 0) p.max_queue = 256;
     if (p.kv_block_size <= 0) p.kv_block_size = 16;
     if (p.n_ctx <= 0) {

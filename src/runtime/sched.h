@@ -7,7 +7,8 @@
  * to a queue under the scheduler's mutex and signals it. The scheduler
  * thread takes requests from that queue, builds one batch per step from
  * every running sequence's next token plus chunks of waiting prompts
- * (chunked prefill bounded by max_batch_tokens), decodes it, samples, and
+ * (chunked prefill bounded by step_tokens while streams decode, by
+ * max_batch_tokens otherwise), decodes it, samples, and
  * reports each token through the request's callbacks -- which therefore
  * run on the scheduler thread and must be quick and non-blocking (copy
  * into a per-request queue and signal the HTTP thread; never call back
@@ -57,11 +58,20 @@ typedef struct {
                                limit beyond max_running. Batch requests also give way:
                                an interactive request that cannot be admitted preempts
                                the youngest running batch request. */
+    int step_tokens;        /* token budget of a step that carries decode tokens: one token
+                               per decoding stream first, then prompt chunks of running and
+                               waiting requests, oldest first, up to this many tokens in all
+                               (at least step_tokens / 4 of prompt, so that prompts always
+                               advance; capped by max_batch_tokens). A step with no decode
+                               token takes up to max_batch_tokens of prompt. Small: running
+                               streams keep their inter-token latency while prompts are
+                               prefilled; large: fewer, longer steps. */
 } nuage_sched_params;
 
 /* Defaults: all cores, n_ctx 0, max_running 8, max_batch_tokens 512 (raised to
  * max_running if smaller), max_queue 256, pool from the rule above, blocks of
- * 16 tokens, f16 KV, prefix cache on, max_batch_running 0. */
+ * 16 tokens, f16 KV, prefix cache on, max_batch_running 0, step_tokens 256
+ * (0 or negative: 256; above max_batch_tokens: max_batch_tokens). */
 nuage_sched_params nuage_sched_default_params(void);
 
 typedef enum {

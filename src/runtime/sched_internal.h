@@ -163,6 +163,17 @@ int nuage__prefix_size(const nuage__sprefix *pc);
 
 #define NUAGE__SC_MAX_WORKERS 8
 
+/* Default step_tokens (sched.h). Measured with bench/ab_serving.sh
+ * (TinyLlama Q4_0, 2 threads, 16 and 32 clients, 200-token prompts): the
+ * old single budget of 512 gave inter-token latency p99 of 15-20 s on a
+ * loaded machine; 128 cut it to 5-7 s but slowed prompts (every step
+ * carries the decode tokens, so more steps mean more decode work before
+ * the last prompt is in: TTFT p50 up to 2x worse at 32 clients); 256 kept
+ * most of the p99 gain (6 s vs 13 s at 32 clients) with better TTFT p50
+ * than 512, and TTFT p99 within ~15 % of it (one run each, loaded
+ * machine). The budget trades a stream's gaps against prompt latency. */
+#define NUAGE__STEP_TOKENS 256
+
 /* One sequence's share of a step's batch. */
 typedef struct {
     nuage__sreq *q;
@@ -170,6 +181,14 @@ typedef struct {
     int pos0, n;         /* stream positions pos0 .. pos0+n-1 */
     int b0;              /* index of the first one in the batch */
 } nuage__splan;
+
+/* Test hook: called on the scheduler thread with each step's plan (before
+ * it is decoded; entries in batch order, decode tokens first). `step` is
+ * the number of steps decoded before this one. */
+typedef void (*nuage__sched_trace_fn)(void *ud, uint64_t step, const nuage__splan *plan, int n_plan);
+/* Install (or with fn NULL remove) the hook; it takes effect at the
+ * scheduler's next wake-up. Takes sched->mu. */
+void nuage__sched_set_trace(nuage_sched *s, nuage__sched_trace_fn fn, void *ud);
 
 struct nuage_sched {
     /* fixed after creation */
@@ -194,6 +213,8 @@ struct nuage_sched {
     int drain_cancelled;
     uint64_t next_id;
     nuage_sched_stats pub;     /* published at the end of each step */
+    nuage__sched_trace_fn trace_fn; /* nuage__sched_set_trace */
+    void *trace_ud;
 
     /* scheduler thread only */
     nuage__sfair fair;
@@ -214,6 +235,8 @@ struct nuage_sched {
     uint64_t admit_counter;
     int evictable;             /* cache-only blocks, kept current in a step */
     uint64_t st_prompt, st_cached, st_gen, st_steps, st_preempt;
+    nuage__sched_trace_fn tr_fn; /* copy of trace_fn taken at wake-up */
+    void *tr_ud;
     /* mask helper threads (sched_constrain.c) */
     bool sc_started, sc_stop;
     pthread_t sc_threads[NUAGE__SC_MAX_WORKERS];
@@ -246,6 +269,11 @@ void nuage__sc_wait(nuage_sched *s);
 void nuage__sc_stop(nuage_sched *s);
 /* Free the constrained-decoding buffers of s (nuage_sched_free). */
 void nuage__sc_release(nuage_sched *s);
+
+/* Prompt tokens a step may take beside n_dec decode tokens (p resolved):
+ * up to step_tokens in all while streams decode (at least step_tokens / 4
+ * of prompt), the whole batch when none does; never past max_batch_tokens. */
+int nuage__step_budget(const nuage_sched_params *p, int n_dec);
 
 /* sched_step.c: one scheduler step (cancellations, admission, batch,
  * decode, sampling, callbacks). Called without the mutex. */

@@ -23,8 +23,16 @@
  *      take blocks from running ones) -- unless nothing runs at all.
  *   3. Prefill. Choices with several tokens left (new prompts, streams
  *      being recomputed after a preemption) get chunks, oldest request
- *      first, bounded by the batch budget (max_batch_tokens) and by the
- *      blocks left.
+ *      first, bounded by the step's budget and by the blocks left. The
+ *      budget is chunked prefill as vLLM does it: a step that carries
+ *      decode tokens takes step_tokens in all (the decode tokens first,
+ *      then prompt chunks fill the rest, at least step_tokens / 4 of
+ *      them so prompts always advance), so running streams keep their
+ *      pace while long prompts are spread over several steps and new
+ *      requests' first tokens arrive one after another instead of in one
+ *      long step; a step with nothing to decode takes max_batch_tokens
+ *      of prompt (nobody waits on it, and fewer, larger steps read the
+ *      weights fewer times).
  *   4. Decode the batch; afterwards every choice's KV length grows by its
  *      share. A lead choice whose KV now covers the prompt forks it into
  *      its sibling choices (nuage_kv_seq_fork: full blocks shared, the
@@ -488,6 +496,14 @@ static void nuage__plan_add(nuage_sched *s, nuage__sreq *q, int c, int n) {
     }
 }
 
+int nuage__step_budget(const nuage_sched_params *p, int n_dec) {
+    int room = p->max_batch_tokens - n_dec;
+    if (n_dec == 0) return room;
+    int floor = p->step_tokens / 4 > 0 ? p->step_tokens / 4 : 1;
+    int want = p->step_tokens - n_dec > floor ? p->step_tokens - n_dec : floor;
+    return want < room ? want : room;
+}
+
 /* Number of sibling choices still waiting for their copy of the prompt. */
 static int nuage__unforked(const nuage__sreq *q) {
     int n = 0;
@@ -558,7 +574,7 @@ static int nuage__plan(nuage_sched *s) {
         }
         avail -= need;
         int used = need;
-        int budget = s->p.max_batch_tokens - s->batch->n_tokens;
+        int budget = nuage__step_budget(&s->p, s->batch->n_tokens);
 
         /* 2. admission */
         const int n_old = s->n_run;
@@ -643,6 +659,7 @@ void nuage__sched_step(nuage_sched *s) {
      * (and after cancellations), kept up to date by every change since. */
     int used = nuage__plan(s);
     if (used < 0) return;
+    if (s->tr_fn) s->tr_fn(s->tr_ud, s->st_steps, s->plan, s->n_plan);
     int lack = used - nuage_kv_blocks_free(s->ctx);
     if (lack > 0 && s->pc) s->evictable -= nuage__prefix_evict(s->pc, lack);
 
