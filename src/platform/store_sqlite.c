@@ -397,6 +397,12 @@ int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errl
     if ((rc = nuage__store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
         goto fail_close;
     if ((rc = migrate(s, path))) goto fail_close;
+    /* Uploads in progress (store_blob.c): ids of files not visible yet. A
+     * table outside the numbered migrations (older versions never see a
+     * staged file: they only read published rows, and drop nothing). */
+    if ((rc = nuage__store_exec(s, "CREATE TABLE IF NOT EXISTS files_staging("
+                                   "id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL)")))
+        goto fail_close;
     if (pthread_mutex_init(&s->rmu, NULL) != 0) {
         rc = nuage__store_fail(NUAGE_E_NOMEM, "mutex");
         goto fail_close;
