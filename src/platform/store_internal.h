@@ -154,6 +154,9 @@ int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, 
 
 int nuage__pg_file_create(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
                           const void *data, size_t len, nuage_file *out);
+/* Copy the file_chunks of upload id (store_blob.c) into dst, which holds
+ * its `bytes` (mu held): 0, or NUAGE_E_FORMAT when they do not add up. */
+int nuage__store_file_chunks_locked(nuage_store *s, const char *id, char *dst, size_t bytes);
 /* The tenant of a file being uploaded (store_blob.c, store_pg_files.c): no
  * caller's tenant is ever this, so the row is invisible until published. */
 #define NUAGE__STAGING_TENANT INT64_MIN
