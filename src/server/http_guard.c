@@ -34,7 +34,10 @@
  * that did arrive whole), means the body ended early: it writes a 400
  * (incomplete_body) on the socket and shuts it down, as for a deadline.
  * A complete request followed by a half-close is BUSY by then, never
- * touched (http.c answers it in full).
+ * touched (http.c answers it in full). The same for an incomplete head,
+ * checked while its connection is young (200 ms to 1 s in HEAD state:
+ * the walk starts at the newest, so a flood of old slow connections
+ * costs nothing here): it is closed without an answer.
  *
  * Locking. One mutex guards the lists, the counts and the records' state;
  * shutdown() is called with it held so that a descriptor is never shut
@@ -160,6 +163,20 @@ static void *nuage__sweep(void *arg) {
         for (nuage__clist *l = &g->waiting; l; l = l == &g->waiting ? &g->busy : NULL)
             for (nuage__conn *c = l->head; c; c = c->next)
                 if (!c->shed && now >= nuage__deadline(g, c)) nuage__shed(g, c);
+        /* a young HEAD connection whose client half-closed before its head
+         * was complete: close it (newest first; older ones wait for the
+         * head deadline, which bounds this walk under a slowloris flood) */
+        for (nuage__conn *c = g->waiting.tail; c && now - c->since_ms < 1000; c = c->prev) {
+            if (c->shed || c->state != NUAGE__CONN_HEAD || now - c->since_ms < 200) continue;
+            if (!nuage__peer_done(c->fd)) {
+                c->eof_seen = false;
+            } else if (c->eof_seen && c->eof_since == c->since_ms) {
+                nuage__shed(g, c);
+            } else {
+                c->eof_seen = true;
+                c->eof_since = c->since_ms;
+            }
+        }
         for (nuage__conn *c = g->busy.head; c; c = c->next) {
             if (c->shed || c->state != NUAGE__CONN_BODY) continue;
             if (!nuage__peer_done(c->fd)) {
