@@ -16,6 +16,9 @@
  * blocks until the scheduler produced more text) into a bounded buffer,
  * from which libmicrohttpd's content reader takes on the event loop,
  * suspending the connection while the buffer is empty (see nuage__pump).
+ * A body of known size that is too large to hold (a file download) is a
+ * nuage__source: libmicrohttpd's content reader pulls it block by block
+ * (NUAGE__SOURCE_BLOCK) on the event loop as the socket drains.
  * Keep-alive, chunked transfer encoding and pipelining are
  * libmicrohttpd's. The worker holds a dup of the socket for its
  * client-gone checks, so that the descriptor it polls is never one the
