@@ -292,10 +292,19 @@ static ncg_expr parse_item(P *p) {
 static ncg_expr parse_postfix(P *p, ncg_expr e) {
     for (;;) {
         int c = peek(p);
-        if (c == '*') { p->i++; e = ncg_repeat(p->b, e, 0, NCG_INF); }
-        else if (c == '+') { p->i++; e = ncg_repeat(p->b, e, 1, NCG_INF); }
-        else if (c == '?') { p->i++; e = ncg_repeat(p->b, e, 0, 1); }
-        else if (c == '{') {
+        if (c == '*' || c == '+' || c == '?') {
+            /* A run of these folds into one: (x+)+ is x+, (x?)? is x?, any
+             * other mix is x*. Nesting them instead (fuzz_gbnf found
+             * "x+++++++++++++++++++") blew up the compiler's subset
+             * construction: refused as too large, after 22 s under ASan. */
+            bool plus = false, opt = false;
+            while ((c = peek(p)) == '*' || c == '+' || c == '?') {
+                p->i++;
+                plus |= c != '?';
+                opt |= c != '+';
+            }
+            e = ncg_repeat(p->b, e, opt ? 0 : 1, plus ? NCG_INF : 1);
+        } else if (c == '{') {
             size_t at = p->i;
             p->i++;
             skip_space(p, false);

@@ -211,6 +211,14 @@ int nuage_store_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuag
 /* Content: malloc'd *data of *len bytes. */
 int nuage_store_file_content(nuage_store *s, int64_t tenant_id, const char *id, void **data,
                              size_t *len);
+/* Up to cap bytes of the contents from offset off into buf, for reading a
+ * file piecewise (downloads: memory stays at one chunk whatever the file's
+ * size; store_blob.c). Stateless: each call looks the file up again, so a
+ * file deleted meanwhile is NUAGE_E_RANGE. 0 with *got (0 at or past the
+ * end) and *size (the file's size, may be NULL), NUAGE_E_RANGE, or an
+ * error. Holds the store's lock for one chunk only. */
+int nuage_store_file_read(nuage_store *s, int64_t tenant_id, const char *id, uint64_t off, void *buf,
+                          size_t cap, size_t *got, uint64_t *size);
 int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose,
                           nuage_file **out, int *n);
 int nuage_store_file_delete(nuage_store *s, int64_t tenant_id, const char *id);

@@ -32,6 +32,7 @@
  */
 #include "platform/store_internal.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,8 @@
 /* ---- files ------------------------------------------------------------------- */
 
 #define FILE_COLS "id, tenant_id, filename, purpose, bytes, created_ms"
+/* A file being uploaded (store_blob.c) does not exist yet for anyone. */
+#define FILE_PUBLISHED " AND id NOT IN (SELECT id FROM files_staging)"
 
 static void file_row(sqlite3_stmt *st, nuage_file *f) {
     memset(f, 0, sizeof *f);
@@ -118,7 +121,7 @@ int nuage_store_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuag
     if (s->pg) return nuage__pg_file_get(s, tenant_id, id, out);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    int rc = file_query(s, "SELECT " FILE_COLS " FROM files WHERE id = ?1 AND tenant_id = ?2",
+    int rc = file_query(s, "SELECT " FILE_COLS " FROM files WHERE id = ?1 AND tenant_id = ?2" FILE_PUBLISHED,
                         tenant_id, id, &st);
     if (!rc) {
         if (out) file_row(st, out);
@@ -136,20 +139,29 @@ int nuage_store_file_content(nuage_store *s, int64_t tenant_id, const char *id, 
     if (s->pg) return nuage__pg_file_content(s, tenant_id, id, data, len);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    int rc = file_query(s, "SELECT data FROM files WHERE id = ?1 AND tenant_id = ?2", tenant_id,
-                        id, &st);
+    int rc = file_query(s, "SELECT data, bytes FROM files WHERE id = ?1 AND tenant_id = ?2" FILE_PUBLISHED,
+                        tenant_id, id, &st);
     if (rc) goto out;
     size_t n = (size_t)sqlite3_column_bytes(st, 0);
     const void *blob = sqlite3_column_blob(st, 0);
+    int64_t bytes = sqlite3_column_int64(st, 1);
+    /* an upload's bytes are in file_chunks (store_blob.c), its row's empty */
+    bool chunked = !n && bytes > 0;
+    if (chunked) n = (size_t)bytes;
     /* One spare byte, zeroed, so text content can be used as a C string. */
     char *copy = malloc(n + 1);
     if (!copy) {
         rc = nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
     } else {
-        if (n) memcpy(copy, blob, n);
+        if (chunked) rc = nuage__store_file_chunks_locked(s, id, copy, n);
+        else if (n) memcpy(copy, blob, n);
         copy[n] = 0;
-        *data = copy;
-        *len = n;
+        if (rc) {
+            free(copy);
+        } else {
+            *data = copy;
+            *len = n;
+        }
     }
     sqlite3_finalize(st);
 out:
@@ -167,7 +179,7 @@ int nuage_store_file_list(nuage_store *s, int64_t tenant_id, const char *purpose
     sqlite3_stmt *st;
     /* Newest first, as the OpenAI API lists them. */
     int rc = nuage__store_prepare(s, "SELECT " FILE_COLS " FROM files WHERE tenant_id = ?1 AND"
-                                  " (?2 IS NULL OR purpose = ?2)"
+                                  " (?2 IS NULL OR purpose = ?2)" FILE_PUBLISHED
                                   " ORDER BY created_ms DESC, rowid DESC", &st);
     if (rc) goto out;
     sqlite3_bind_int64(st, 1, tenant_id);
@@ -183,12 +195,22 @@ int nuage_store_file_delete(nuage_store *s, int64_t tenant_id, const char *id) {
     if (s->pg) return nuage__pg_file_delete(s, tenant_id, id);
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
-    int rc = nuage__store_prepare(s, "DELETE FROM files WHERE id = ?1 AND tenant_id = ?2", &st);
+    int rc = nuage__store_begin(s);
     if (rc) goto out;
+    if ((rc = nuage__store_prepare(s, "DELETE FROM files WHERE id = ?1 AND tenant_id = ?2" FILE_PUBLISHED, &st)))
+        goto fail_tx;
     sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(st, 2, tenant_id);
     if (!(rc = nuage__store_run(s, st, "delete file")) && sqlite3_changes(s->db) == 0)
         rc = nuage__store_fail(NUAGE_E_RANGE, "no file '%.40s'", id);
+    if (rc) goto fail_tx;
+    /* an upload's contents (store_blob.c) */
+    if ((rc = nuage__store_prepare(s, "DELETE FROM file_chunks WHERE file_id = ?1", &st))) goto fail_tx;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    if ((rc = nuage__store_run(s, st, "delete file"))) goto fail_tx;
+    if (!(rc = nuage__store_commit(s))) goto out;
+fail_tx:
+    nuage__store_rollback(s);
 out:
     pthread_mutex_unlock(&s->mu);
     return rc;
@@ -255,7 +277,7 @@ int nuage_store_batch_create(nuage_store *s, int64_t tenant_id, const char *endp
     pthread_mutex_lock(&s->mu);
     sqlite3_stmt *st;
     /* The input file must exist and belong to the tenant. */
-    if ((rc = file_query(s, "SELECT 1 FROM files WHERE id = ?1 AND tenant_id = ?2", tenant_id,
+    if ((rc = file_query(s, "SELECT 1 FROM files WHERE id = ?1 AND tenant_id = ?2" FILE_PUBLISHED, tenant_id,
                          input_file_id, &st)))
         goto out;
     sqlite3_finalize(st);

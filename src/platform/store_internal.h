@@ -172,10 +172,20 @@ int nuage__pg_usage_totals(nuage_store *s, int64_t tenant_id, int64_t since_ms, 
 
 int nuage__pg_file_create(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
                           const void *data, size_t len, nuage_file *out);
+/* Copy the file_chunks of upload id (store_blob.c) into dst, which holds
+ * its `bytes` (mu held): 0, or NUAGE_E_FORMAT when they do not add up. */
+int nuage__store_file_chunks_locked(nuage_store *s, const char *id, char *dst, size_t bytes);
+/* The tenant of a file being uploaded (store_blob.c, store_pg_files.c): no
+ * caller's tenant is ever this, so the row is invisible until published. */
+#define NUAGE__STAGING_TENANT INT64_MIN
+/* A staging row older than this is an abandoned upload (a crash): swept. */
+#define NUAGE__STAGING_MAX_AGE_MS (24 * 3600 * 1000LL)
 int nuage__pg_file_create_fd(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
                              int fd, uint64_t len, nuage_file *out);
 int nuage__pg_file_get(nuage_store *s, int64_t tenant_id, const char *id, nuage_file *out);
 int nuage__pg_file_content(nuage_store *s, int64_t tenant_id, const char *id, void **data, size_t *len);
+int nuage__pg_file_read(nuage_store *s, int64_t tenant_id, const char *id, uint64_t off, void *buf, size_t cap,
+                        size_t *got, uint64_t *size);
 int nuage__pg_file_list(nuage_store *s, int64_t tenant_id, const char *purpose, nuage_file **out, int *n);
 int nuage__pg_file_delete(nuage_store *s, int64_t tenant_id, const char *id);
 

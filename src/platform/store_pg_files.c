@@ -110,6 +110,20 @@ int nuage__pg_file_create(nuage_store *s, int64_t tenant_id, const char *filenam
     return rc;
 }
 
+/* A staging row (tenant NUAGE__STAGING_TENANT) dropped after a failure,
+ * its chunks with it (best effort). */
+static void pg_drop_staging(nuage_store *s, const char *id) {
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, id);
+    nuage__pg_i64(&a, NUAGE__STAGING_TENANT);
+    pthread_mutex_lock(&s->mu);
+    (void)nuage__pg_run(s, "DELETE FROM files WHERE id = $1 AND tenant_id = $2", &a, NULL, "drop staged file");
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* As store_blob.c: a staging row, one chunk per statement (the lock held
+ * for that chunk only, the descriptor read outside it), then the row moves
+ * to its tenant; a failure deletes the staging row and its chunks. */
 int nuage__pg_file_create_fd(nuage_store *s, int64_t tenant_id, const char *filename, const char *purpose,
                              int fd, uint64_t len, nuage_file *out) {
     if (len > NUAGE_PG_FILE_MAX)
@@ -118,10 +132,15 @@ int nuage__pg_file_create_fd(nuage_store *s, int64_t tenant_id, const char *file
     char *buf = malloc(NUAGE_PG_CHUNK);
     if (!buf) return nuage__store_fail(NUAGE_E_NOMEM, "out of memory");
     nuage_file f;
+    nuage__pgargs sw = {0};
+    nuage__pg_i64(&sw, NUAGE__STAGING_TENANT);
+    nuage__pg_i64(&sw, nuage__store_now_ms() - NUAGE__STAGING_MAX_AGE_MS);
     pthread_mutex_lock(&s->mu);
-    int rc = nuage__pg_exec(s, "BEGIN");
+    (void)nuage__pg_run(s, "DELETE FROM files WHERE tenant_id = $1 AND created_ms < $2", &sw, NULL,
+                        "sweep staged files");
+    int rc = pg_file_row_insert(s, NUAGE__STAGING_TENANT, filename, purpose, len, &f);
+    pthread_mutex_unlock(&s->mu);
     if (rc) goto out;
-    if ((rc = pg_file_row_insert(s, tenant_id, filename, purpose, len, &f))) goto fail;
     int k = 0;
     for (uint64_t off = 0; off < len; k++) {
         size_t want = len - off < NUAGE_PG_CHUNK ? (size_t)(len - off) : NUAGE_PG_CHUNK;
@@ -136,16 +155,29 @@ int nuage__pg_file_create_fd(nuage_store *s, int64_t tenant_id, const char *file
             }
             got += (size_t)r;
         }
-        if ((rc = pg_chunk_insert(s, f.id, k, buf, want))) goto fail;
+        pthread_mutex_lock(&s->mu);
+        rc = pg_chunk_insert(s, f.id, k, buf, want);
+        pthread_mutex_unlock(&s->mu);
+        if (rc) goto fail;
         off += want;
     }
-    if ((rc = nuage__pg_exec(s, "COMMIT"))) goto fail;
+    nuage__pgargs a = {0};
+    nuage__pg_i64(&a, tenant_id);
+    nuage__pg_txt(&a, f.id);
+    nuage__pg_i64(&a, NUAGE__STAGING_TENANT);
+    int64_t changed = 0;
+    pthread_mutex_lock(&s->mu);
+    rc = nuage__pg_run(s, "UPDATE files SET tenant_id = $1 WHERE id = $2 AND tenant_id = $3", &a, &changed,
+                       "publish file");
+    pthread_mutex_unlock(&s->mu);
+    if (!rc && changed != 1) rc = nuage__store_fail(NUAGE_E_STATE, "staged file '%.40s' vanished", f.id);
+    if (rc) goto fail;
+    f.tenant_id = tenant_id;
     if (out) *out = f;
     goto out;
 fail:
-    nuage__pg_rollback(s);
+    pg_drop_staging(s, f.id);
 out:
-    pthread_mutex_unlock(&s->mu);
     free(buf);
     return rc;
 }
@@ -216,6 +248,48 @@ fail:
     free(copy);
     nuage__pg_rollback(s);
 out:
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* One piece of a file: the chunk holding off, sliced by the server. */
+int nuage__pg_file_read(nuage_store *s, int64_t tenant_id, const char *id, uint64_t off, void *buf, size_t cap,
+                        size_t *got, uint64_t *size) {
+    nuage__pgargs a = {0};
+    nuage__pg_txt(&a, id);
+    nuage__pg_i64(&a, tenant_id);
+    nuage__pg_i64(&a, (int64_t)(off / NUAGE_PG_CHUNK));
+    nuage__pg_i64(&a, (int64_t)(off % NUAGE_PG_CHUNK) + 1);
+    nuage__pg_i64(&a, (int64_t)(cap < NUAGE_PG_CHUNK ? cap : NUAGE_PG_CHUNK));
+    pthread_mutex_lock(&s->mu);
+    PGresult *r = NULL;
+    /* the file row, and the slice of its chunk when off is inside it */
+    int rc = nuage__pg_query_on(s->pg,
+                                "SELECT f.bytes, substring(c.data FROM $4::int FOR $5::int) FROM files f"
+                                " LEFT JOIN file_chunks c ON c.file_id = f.id AND c.n = $3::int"
+                                " WHERE f.id = $1 AND f.tenant_id = $2",
+                                &a, 1, &r, "read file contents");
+    if (rc) goto out;
+    if (PQntuples(r) < 1) {
+        rc = nuage__store_fail(NUAGE_E_RANGE, "no file '%.40s'", id);
+        goto out;
+    }
+    /* binary results: bytes is a big-endian int8 */
+    const unsigned char *bp = (const unsigned char *)PQgetvalue(r, 0, 0);
+    uint64_t bytes = 0;
+    for (int i = 0; i < 8 && PQgetlength(r, 0, 0) == 8; i++) bytes = bytes << 8 | bp[i];
+    if (size) *size = bytes;
+    if (off >= bytes || !cap) goto out;
+    size_t n = PQgetisnull(r, 0, 1) ? 0 : (size_t)PQgetlength(r, 0, 1);
+    if (!n || n > cap) {
+        rc = nuage__store_fail(NUAGE_E_FORMAT, "file '%.40s': chunk %llu missing", id,
+                               (unsigned long long)(off / NUAGE_PG_CHUNK));
+        goto out;
+    }
+    memcpy(buf, PQgetvalue(r, 0, 1), n);
+    *got = n;
+out:
+    PQclear(r);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -401,6 +401,14 @@ int nuage_store_open(const char *path, nuage_store **out, char *err, size_t errl
     if ((rc = nuage__store_exec(s, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON")))
         goto fail_close;
     if ((rc = migrate(s, path))) goto fail_close;
+    /* Uploads (store_blob.c): files_staging, the ids of files not visible
+     * yet, and file_chunks, the contents of uploaded files. Tables made
+     * outside the numbered migrations, as they only add to the schema. */
+    if ((rc = nuage__store_exec(s, "CREATE TABLE IF NOT EXISTS files_staging("
+                                   "id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);"
+                                   "CREATE TABLE IF NOT EXISTS file_chunks(file_id TEXT NOT NULL,"
+                                   " n INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY(file_id, n))")))
+        goto fail_close;
     if (pthread_mutex_init(&s->rmu, NULL) != 0) {
         rc = nuage__store_fail(NUAGE_E_NOMEM, "mutex");
         goto fail_close;

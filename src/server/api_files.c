@@ -25,6 +25,13 @@
  * line fails only itself), plus "user_data" and "evals" stored as is.
  * Batch results have purpose "batch_output" (made by the store).
  *
+ * Downloads are streamed too: GET /v1/files/{id}/content (batch outputs
+ * included) answers with the file's size and hands libmicrohttpd a
+ * reader that takes the bytes from the store one block at a time as the
+ * client reads them (nuage_store_file_read: the store's lock for one
+ * block, never the whole file in memory). A file deleted mid-download
+ * cuts the connection short (the client sees fewer bytes than announced).
+ *
  * Isolation: every store call takes the caller's tenant; another
  * tenant's id answers 404 like an unknown one.
  */
@@ -292,10 +299,28 @@ static void nuage__files_list(nuage__hreq *q, nuage__hresp *r) {
     nuage__resp_json(r, 200, o);
 }
 
+/* A download's reader state (the nuage__source first). */
+typedef struct {
+    nuage__source src;
+    nuage_store *store;
+    int64_t tenant_id;
+    char id[64];
+} nuage__file_source;
+
+static ssize_t nuage__file_source_read(nuage__source *self, uint64_t pos, char *buf, size_t max) {
+    nuage__file_source *fs = (nuage__file_source *)self;
+    size_t got = 0;
+    if (nuage_store_file_read(fs->store, fs->tenant_id, fs->id, pos, buf, max, &got, NULL) || !got) return -1;
+    return (ssize_t)got;
+}
+
+static void nuage__file_source_free(nuage__source *self) { free(self); }
+
 static void nuage__files_content(nuage__hreq *q, nuage__hresp *r, const char *id) {
-    void *data = NULL;
-    size_t len = 0;
-    int rc = nuage_store_file_content(q->srv->store, q->auth.tenant_id, id, &data, &len);
+    uint64_t size = 0;
+    size_t got = 0;
+    /* existence and size only: the bytes follow as the client reads */
+    int rc = nuage_store_file_read(q->srv->store, q->auth.tenant_id, id, 0, NULL, 0, &got, &size);
     if (rc == NUAGE_E_RANGE) {
         nuage__file_404(r, id);
         return;
@@ -306,9 +331,24 @@ static void nuage__files_content(nuage__hreq *q, nuage__hresp *r, const char *id
         return;
     }
     r->status = 200;
-    r->body = data ? data : malloc(1);
-    r->len = len;
     r->content_type = "application/octet-stream";
+    if (!size) {
+        r->body = malloc(1);
+        r->len = 0;
+        return;
+    }
+    nuage__file_source *fs = calloc(1, sizeof *fs);
+    if (!fs) {
+        nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        return;
+    }
+    fs->src.read = nuage__file_source_read;
+    fs->src.free = nuage__file_source_free;
+    fs->src.size = size;
+    fs->store = q->srv->store;
+    fs->tenant_id = q->auth.tenant_id;
+    snprintf(fs->id, sizeof fs->id, "%s", id);
+    r->source = &fs->src;
 }
 
 void nuage__api_files(nuage__hreq *q, nuage__hresp *r, const char *sub) {

@@ -16,6 +16,9 @@
  * blocks until the scheduler produced more text) into a bounded buffer,
  * from which libmicrohttpd's content reader takes on the event loop,
  * suspending the connection while the buffer is empty (see nuage__pump).
+ * A body of known size that is too large to hold (a file download) is a
+ * nuage__source: libmicrohttpd's content reader pulls it block by block
+ * (NUAGE__SOURCE_BLOCK) on the event loop as the socket drains.
  * Keep-alive, chunked transfer encoding and pipelining are
  * libmicrohttpd's. The worker holds a dup of the socket for its
  * client-gone checks, so that the descriptor it polls is never one the
@@ -625,6 +628,21 @@ static void nuage__platform_headers(nuage__hreq *q, struct MHD_Response *resp) {
     }
 }
 
+/* libmicrohttpd's side of a nuage__source. */
+static ssize_t nuage__source_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+    nuage__source *src = cls;
+    if (pos >= src->size) return MHD_CONTENT_READER_END_OF_STREAM;
+    ssize_t k = src->read(src, pos, buf, max);
+    return k > 0 ? k : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void nuage__source_free(void *cls) {
+    nuage__source *src = cls;
+    src->free(src);
+}
+
+#define NUAGE__SOURCE_BLOCK (128 * 1024)
+
 /* Queue r on the connection; frees r's body (or hands it/the stream over). */
 static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *allow) {
     struct MHD_Response *resp = NULL;
@@ -639,6 +657,19 @@ static enum MHD_Result nuage__send(nuage__hreq *q, nuage__hresp *r, const char *
             MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
             MHD_add_response_header(resp, "X-Accel-Buffering", "no");
         } else {
+            nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
+        }
+    }
+    if (r->source) {
+        nuage__source *src = r->source;
+        r->source = NULL;
+        resp = MHD_create_response_from_callback(src->size, NUAGE__SOURCE_BLOCK, nuage__source_reader, src,
+                                                 nuage__source_free);
+        if (resp) {
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                    r->content_type ? r->content_type : "application/octet-stream");
+        } else {
+            src->free(src);
             nuage__resp_error(r, 500, "server_error", NULL, NULL, "out of memory");
         }
     }
@@ -968,6 +999,7 @@ static void nuage__finish_request(nuage_server *s, nuage__hreq *q) {
     nuage_deployment_release(q->dep);
     if (q->resp) {
         if (q->resp->streaming) nuage__mhd_free(q->resp->stream.self);
+        if (q->resp->source) q->resp->source->free(q->resp->source);
         free(q->resp->body);
         free(q->resp);
     }

@@ -233,6 +233,18 @@ typedef struct {
     void *self;
 } nuage__stream;
 
+/* A body of known size read piecewise as the client takes it (file
+ * downloads), on the event loop: read returns the bytes written to buf
+ * (1..max) or a negative value (failed: the connection is closed, the
+ * client sees a short body); free is called exactly once, sent or not.
+ * Embed it as the first member of the reader's own state. */
+typedef struct nuage__source nuage__source;
+struct nuage__source {
+    ssize_t (*read)(nuage__source *self, uint64_t pos, char *buf, size_t max);
+    void (*free)(nuage__source *self);
+    uint64_t size;
+};
+
 /* What an endpoint answers. */
 struct nuage__hresp {
     int status;
@@ -243,6 +255,7 @@ struct nuage__hresp {
     int64_t retry_after_ms;       /* > 0: retry-after-ms header */
     bool streaming;               /* body is `stream` (text/event-stream) */
     nuage__stream stream;
+    nuage__source *source;        /* non-NULL: the body (owned; content_type applies) */
     const char *headers[16];      /* extra headers: name, value, ... (static strings), NULL-ended */
 };
 

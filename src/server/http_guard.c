@@ -25,16 +25,34 @@
  * connection past its deadline; libmicrohttpd then sees end of file and
  * closes it, and the record goes with its CLOSED notification.
  *
+ * Half-closed bodies. A client that sent a head with a Content-Length
+ * (or chunked framing), part of the body, then shut down its sending side
+ * can never complete its request; libmicrohttpd would wait for the body
+ * deadline. The sweeper checks every BODY connection: end of file seen
+ * (POLLRDHUP) with no unread byte left, on two sweeps in a row without
+ * progress in between (so that libmicrohttpd had time to take a body
+ * that did arrive whole), means the body ended early: it writes a 400
+ * (incomplete_body) on the socket and shuts it down, as for a deadline.
+ * A complete request followed by a half-close is BUSY by then, never
+ * touched (http.c answers it in full). The same for an incomplete head,
+ * checked while its connection is young (200 ms to 1 s in HEAD state:
+ * the walk starts at the newest, so a flood of old slow connections
+ * costs nothing here): it is closed without an answer.
+ *
  * Locking. One mutex guards the lists, the counts and the records' state;
  * shutdown() is called with it held so that a descriptor is never shut
  * after libmicrohttpd closed (and the kernel possibly reused) it: the
  * CLOSED notification takes the same mutex before the descriptor goes.
  * Leaf lock: nothing else is taken under it.
  */
+#define _GNU_SOURCE /* POLLRDHUP */
 #include "server/http.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -45,6 +63,9 @@ struct nuage__conn {
     int64_t since_ms;          /* monotonic time it entered `state` */
     uint64_t body_bytes;       /* received in BODY state */
     bool shed;                 /* already shut down */
+    bool eof_seen;             /* BODY: end of file and nothing unread at the last sweep */
+    uint64_t eof_bytes;        /* body_bytes then */
+    int64_t eof_since;         /* since_ms then */
 };
 
 typedef struct {
@@ -103,6 +124,29 @@ static int64_t nuage__deadline(const nuage__guard *g, const nuage__conn *c) {
     }
 }
 
+/* The peer shut down its sending side and every byte it sent was read. */
+static bool nuage__peer_done(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) != 1 || !(p.revents & (POLLRDHUP | POLLHUP))) return false;
+    int pending = 0;
+    return ioctl(fd, FIONREAD, &pending) == 0 && pending == 0;
+}
+
+/* c's body ended before its end: answer 400 on the socket, shut it down
+ * (g->mu held). */
+static void nuage__body_cut(nuage__guard *g, nuage__conn *c) {
+    static const char body[] =
+        "{\"error\":{\"message\":\"The request body ended early: the client closed its sending side before"
+        " the whole body arrived.\",\"type\":\"invalid_request_error\",\"param\":null,"
+        "\"code\":\"incomplete_body\"}}";
+    char msg[512];
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                     "Connection: close\r\n\r\n%s", sizeof body - 1, body);
+    if (n > 0 && (size_t)n < sizeof msg) (void)send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    nuage__shed(g, c);
+}
+
 static void *nuage__sweep(void *arg) {
     nuage__guard *g = arg;
     pthread_mutex_lock(&g->mu);
@@ -119,6 +163,32 @@ static void *nuage__sweep(void *arg) {
         for (nuage__clist *l = &g->waiting; l; l = l == &g->waiting ? &g->busy : NULL)
             for (nuage__conn *c = l->head; c; c = c->next)
                 if (!c->shed && now >= nuage__deadline(g, c)) nuage__shed(g, c);
+        /* a young HEAD connection whose client half-closed before its head
+         * was complete: close it (newest first; older ones wait for the
+         * head deadline, which bounds this walk under a slowloris flood) */
+        for (nuage__conn *c = g->waiting.tail; c && now - c->since_ms < 1000; c = c->prev) {
+            if (c->shed || c->state != NUAGE__CONN_HEAD || now - c->since_ms < 200) continue;
+            if (!nuage__peer_done(c->fd)) {
+                c->eof_seen = false;
+            } else if (c->eof_seen && c->eof_since == c->since_ms) {
+                nuage__shed(g, c);
+            } else {
+                c->eof_seen = true;
+                c->eof_since = c->since_ms;
+            }
+        }
+        for (nuage__conn *c = g->busy.head; c; c = c->next) {
+            if (c->shed || c->state != NUAGE__CONN_BODY) continue;
+            if (!nuage__peer_done(c->fd)) {
+                c->eof_seen = false;
+            } else if (c->eof_seen && c->eof_bytes == c->body_bytes && c->eof_since == c->since_ms) {
+                nuage__body_cut(g, c);
+            } else {
+                c->eof_seen = true;
+                c->eof_bytes = c->body_bytes;
+                c->eof_since = c->since_ms;
+            }
+        }
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;

@@ -73,12 +73,11 @@ static void setup(void) {
     p.port = 0;
     p.log_requests = false;
     p.max_body = 256 * 1024;
-    /* A head that never ends (libmicrohttpd does not always notice the
-     * half-close while parsing one) is cut by the head deadline: keep it
-     * well under the 10 s this harness waits for an answer. The same for a
-     * body that never completes (a truncated body or an unknown
-     * Transfer-Encoding, then a half-close): the server waits for it until
-     * the body deadline, so that deadline is kept short here too. */
+    /* A head or body that never ends, then a half-close (libmicrohttpd
+     * misses an end of file that comes with the last bytes): the
+     * connection guard closes it, or answers 400 incomplete_body, about
+     * 400 ms later (http_guard.c). The deadlines stay short here as a
+     * backstop, well under the 10 s this harness waits for an answer. */
     p.head_timeout_s = 2;
     p.body_timeout_s = 2;
     nuage_server *s = NULL;

@@ -16,7 +16,9 @@
  * - a client that half-closes (shutdown(SHUT_WR)) after its request gets
  *   the whole answer, streamed or not (needs ../shared's stories260K;
  *   that test alone is skipped without it), and an over-long prompt is
- *   refused from its byte length before being tokenized.
+ *   refused from its byte length before being tokenized; one that
+ *   half-closes before its body ended gets a 400 at once (not the body
+ *   deadline).
  *
  * The 10,000-connection version with timings is bench/bench_http_conns.c.
  */
@@ -28,6 +30,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -327,6 +330,50 @@ static void test_body_deadline(void **state) {
     nuage_server_free(s);
 }
 
+/* Issue 12: a body cut short by a half-close (head with Content-Length
+ * N, fewer bytes, shutdown(SHUT_WR); or a chunked body without its last
+ * chunk) is answered 400 incomplete_body within a second, not after the
+ * body deadline (30 s by default; the old code waited for it). */
+static void test_truncated_body_half_close(void **state) {
+    (void)state;
+    nuage_server_params p = nuage_server_default_params();
+    nuage_server *s = start(&p);
+    int port = nuage_server_port(s);
+    static const char *const reqs[] = {
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 1000\r\n\r\n{\"prompt\": \"Once",
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n10\r\n{\"prompt\": \"Once\r\n",
+        "POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+        "Content-Length: 5000\r\n\r\n--b\r\n",
+        "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Le", /* an incomplete head: closed */
+    };
+    static char buf[65536];
+    for (int i = 0; i < 8; i++) {
+        int fd = connect_from(1, port);
+        assert_true(fd >= 0);
+        /* the bytes and the end of file in one segment: libmicrohttpd
+         * then reads the bytes and misses the end of file */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_CORK, &one, sizeof one);
+        send_all(fd, reqs[i % 4], strlen(reqs[i % 4]));
+        shutdown(fd, SHUT_WR);
+        double t0 = now_s();
+        read_all(fd, buf, sizeof buf);
+        double dt = now_s() - t0;
+        close(fd);
+        const char *b;
+        int st = final_status(buf, &b);
+        print_message("truncated body %d, half-closed: %d after %.0f ms\n", i, st, dt * 1e3);
+        assert_true(dt < 2.0);
+        if (i % 4 == 3) assert_int_equal(st, 0);
+        if (st == 0) continue; /* closed without an answer (libmicrohttpd, chunked): prompt is what counts */
+        assert_int_equal(st, 400);
+        assert_non_null(strstr(b, "incomplete_body"));
+    }
+    nuage_server_free(s);
+}
+
 typedef struct {
     int fd;
     size_t sent;
@@ -468,6 +515,7 @@ int main(void) {
         cmocka_unit_test(test_body_deadline),
         cmocka_unit_test(test_chunked_over_limit),
         cmocka_unit_test(test_half_close),
+        cmocka_unit_test(test_truncated_body_half_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

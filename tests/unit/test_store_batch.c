@@ -100,6 +100,74 @@ static void make_batch(nuage_store *s, int64_t tenant, nuage_batch_job *b) {
                                               "small", "{\"job\":\"t\"}", b), 0);
 }
 
+/* Issue 12: an upload copied from a descriptor in chunks (store_blob.c /
+ * store_pg_files.c) reads back whole and piecewise, byte for byte, across
+ * chunk boundaries; an inline file reads piecewise too; a file is read by
+ * its tenant only, and not at all once deleted. */
+static void test_files_fd_and_piecewise_read(void **state) {
+    (void)state;
+    tmp_db t;
+    tmp_db_init(&t);
+    nuage_store *s = tmp_db_open(&t);
+    size_t n = (2u << 20) + 12345; /* several chunks of either backend, the last one short */
+    unsigned char *data = malloc(n), *back = malloc(n);
+    for (size_t i = 0; i < n; i++) data[i] = (unsigned char)(i * 131 + (i >> 12));
+    char path[] = "/tmp/nuage-fd-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    nuage_file up, in, got;
+    assert_int_equal(nuage_store_file_create_fd(s, 1, "big.bin", "batch", fd, n, &up), 0);
+    close(fd);
+    assert_int_equal(up.bytes, (int64_t)n);
+    assert_int_equal(up.tenant_id, 1);
+    assert_int_equal(nuage_store_file_get(s, 1, up.id, &got), 0);
+    assert_int_equal(got.bytes, (int64_t)n);
+    void *whole = NULL;
+    size_t len = 0;
+    assert_int_equal(nuage_store_file_content(s, 1, up.id, &whole, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(whole, data, n);
+    free(whole);
+    /* piecewise with an odd block size: pieces never cross the end */
+    uint64_t size = 0;
+    size_t k = 0;
+    for (size_t off = 0; off < n; off += k) {
+        assert_int_equal(nuage_store_file_read(s, 1, up.id, off, back + off, 100003, &k, &size), 0);
+        assert_int_equal(size, n);
+        assert_true(k > 0 && k <= 100003 && off + k <= n);
+    }
+    assert_memory_equal(back, data, n);
+    assert_int_equal(nuage_store_file_read(s, 1, up.id, n, back, 10, &k, NULL), 0);
+    assert_int_equal(k, 0);
+    /* an inline file piecewise */
+    assert_int_equal(nuage_store_file_create(s, 1, "in.jsonl", "batch", data, 5000, &in), 0);
+    for (size_t off = 0; off < 5000; off += k) {
+        assert_int_equal(nuage_store_file_read(s, 1, in.id, off, back + off, 777, &k, &size), 0);
+        assert_int_equal(size, 5000);
+        assert_true(k > 0);
+    }
+    assert_memory_equal(back, data, 5000);
+    /* another tenant, an unknown id, a deleted file */
+    assert_int_equal(nuage_store_file_read(s, 2, up.id, 0, back, 10, &k, NULL), NUAGE_E_RANGE);
+    assert_int_equal(nuage_store_file_read(s, 1, "file-nope", 0, back, 10, &k, NULL), NUAGE_E_RANGE);
+    nuage_file *list = NULL;
+    int nl = 0;
+    assert_int_equal(nuage_store_file_list(s, 1, NULL, &list, &nl), 0);
+    assert_int_equal(nl, 2);
+    free(list);
+    assert_int_equal(nuage_store_file_delete(s, 1, up.id), 0);
+    assert_int_equal(nuage_store_file_read(s, 1, up.id, 0, back, 10, &k, NULL), NUAGE_E_RANGE);
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM file_chunks WHERE file_id = '%s'", up.id);
+    assert_int_equal(raw_int(t.path, sql), 0);
+    free(data);
+    free(back);
+    nuage_store_close(s);
+    tmp_db_cleanup(&t);
+}
+
 static void test_batch_create_status(void **state) {
     (void)state;
     tmp_db t;
@@ -513,6 +581,7 @@ int main(void) {
         cmocka_unit_test(test_batch_create_status),
         cmocka_unit_test(test_batch_lines_idempotent),
         cmocka_unit_test(test_batch_lines_survive_sigkill),
+        cmocka_unit_test(test_files_fd_and_piecewise_read),
         cmocka_unit_test(test_batch_finalize_order),
         cmocka_unit_test(test_batch_lease_handover),
         cmocka_unit_test(test_batch_lease_contention),
