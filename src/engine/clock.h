@@ -9,6 +9,7 @@
 #define NUAGE_ENGINE_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 /* Seconds of CLOCK_MONOTONIC, with nanosecond resolution. */
 double nuage__now(void);
@@ -16,5 +17,9 @@ double nuage__now(void);
 int64_t nuage__wall_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC: only differences mean anything. */
 int64_t nuage__mono_ms(void);
+
+/* The CLOCK_REALTIME instant ms milliseconds from now (ms < 0 counts as
+ * 0), as pthread_cond_timedwait wants its deadline. */
+struct timespec nuage__deadline_in(int64_t ms);
 
 #endif

@@ -33,6 +33,7 @@
  * does not start a line, a blank line in the middle is a malformed line.
  */
 #include "platform/batch_runner.h"
+#include "engine/clock.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,25 +77,6 @@ struct nuage_batch_runner {
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static int64_t nuage__br_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Absolute CLOCK_REALTIME deadline ms from now, for timed waits. */
-static struct timespec nuage__br_deadline(int ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
 
 static uint64_t nuage__br_fnv(const char *s, int64_t line, uint64_t seed) {
     uint64_t h = 1469598103934665603ULL ^ seed;
@@ -266,7 +248,7 @@ static void nuage__br_execute(nuage_batch_runner *r, const nuage_batch_job *job,
             r->st.retries++;
             bool give_up = r->stop || r->halt;
             if (!give_up) {
-                struct timespec ts = nuage__br_deadline(r->p.retry_ms);
+                struct timespec ts = nuage__deadline_in(r->p.retry_ms);
                 pthread_cond_timedwait(&r->work, &r->mu, &ts);
                 give_up = r->stop || r->halt;
             }
@@ -331,7 +313,7 @@ static void nuage__br_finish(nuage_batch_runner *r, const nuage_batch_job *job, 
 static void nuage__br_nap(nuage_batch_runner *r, int ms) {
     pthread_mutex_lock(&r->mu);
     if (!r->stop && !r->notified) {
-        struct timespec ts = nuage__br_deadline(ms);
+        struct timespec ts = nuage__deadline_in(ms);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
     }
     r->notified = false;
@@ -345,7 +327,7 @@ static void nuage__br_nap(nuage_batch_runner *r, int ms) {
  * lease -- and the caller must leave the job alone.
  */
 static bool nuage__br_renew(nuage_batch_runner *r, const char *id, int64_t *last_ok) {
-    int64_t now = nuage__br_now_ms();
+    int64_t now = nuage__wall_ms();
     int rc = nuage_store_batch_renew(r->store, id, r->owner, now, r->p.lease_ms);
     if (rc == 0) {
         *last_ok = now;
@@ -422,7 +404,7 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job, int64
         for (int64_t line = 1; line <= n_lines; line++) {
             /* a long file (or many malformed lines, each a durable write)
              * must not outlast the lease */
-            if (line % 256 == 0 && nuage__br_now_ms() - last_ok >= r->p.lease_ms / 3 &&
+            if (line % 256 == 0 && nuage__wall_ms() - last_ok >= r->p.lease_ms / 3 &&
                 !nuage__br_renew(r, job->id, &last_ok))
                 goto out_free;
             const char *nl = memchr(text + pos, '\n', len - pos);
@@ -473,20 +455,20 @@ static void nuage__br_run_job(nuage_batch_runner *r, nuage_batch_job *job, int64
     int64_t last_check = 0;
     for (;;) {
         if (nuage__br_cancelled_locked(r, job->id)) cancelled = true;
-        if (nuage__br_now_ms() > job->expires_ms && job->expires_ms > 0) expired = true;
+        if (nuage__wall_ms() > job->expires_ms && job->expires_ms > 0) expired = true;
         if (r->stop) stopped = true;
         if (cancelled || expired || stopped || lost) r->halt = true;
         if (r->in_flight == 0 && (r->halt || r->next_todo >= r->n_todo)) break;
-        struct timespec ts = nuage__br_deadline(beat_ms);
+        struct timespec ts = nuage__deadline_in(beat_ms);
         pthread_cond_timedwait(&r->wake, &r->mu, &ts);
         /* the heartbeat */
-        if (!lost && nuage__br_now_ms() - last_ok >= beat_ms) {
+        if (!lost && nuage__wall_ms() - last_ok >= beat_ms) {
             pthread_mutex_unlock(&r->mu);
             lost = !nuage__br_renew(r, job->id, &last_ok);
             pthread_mutex_lock(&r->mu);
         }
         /* a cancel made through the store by another process */
-        int64_t now = nuage__br_now_ms();
+        int64_t now = nuage__wall_ms();
         if (now - last_check >= r->p.poll_ms && !cancelled) {
             last_check = now;
             pthread_mutex_unlock(&r->mu);
@@ -546,7 +528,7 @@ static void *nuage__br_manager(void *arg) {
         pthread_mutex_unlock(&r->mu);
         if (stop) break;
         nuage_batch_job job;
-        int64_t now = nuage__br_now_ms();
+        int64_t now = nuage__wall_ms();
         if (nuage_store_batch_claim(r->store, r->owner, now, r->p.lease_ms, &job) == 0) {
             nuage__br_run_job(r, &job, now);
             nuage_store_batch_release(r->store, job.id, r->owner);

@@ -663,13 +663,7 @@ void nuage_registry_free(nuage_registry *r) {
     pthread_mutex_lock(&r->mu);
     int last = -1, idle_rounds = 0;
     while (r->n_live > 0 && idle_rounds < 25) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 200 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = nuage__deadline_in(200);
         pthread_cond_timedwait(&r->cv, &r->mu, &until);
         if (r->n_live == last && r->n_doomed == 0) idle_rounds++;
         else idle_rounds = 0;

@@ -67,6 +67,7 @@
 #include <unistd.h>
 
 #include "nuage/nuage.h"
+#include "engine/clock.h"
 #include "platform/quota.h"
 #include "platform/store.h"
 
@@ -112,18 +113,6 @@ typedef struct {
     uint64_t n_leases; /* database round trips for leases */
     FILE *trace;       /* $NUAGE_QUOTA_TRACE.PID: "wall_ms tokens" per admission (benchmarks) */
 } sliced;
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static nuage_store *pick(sliced *q) { return q->st[atomic_fetch_add(&q->next_conn, 1) % (unsigned)q->n]; }
 
@@ -243,7 +232,7 @@ static int lease_locked(sliced *q, slice *s, int64_t need, int64_t *retry) {
     s->leasing = false;
     pthread_cond_broadcast(&q->cv);
     q->n_leases++;
-    int64_t now = mono_ms();
+    int64_t now = nuage__mono_ms();
     *retry = 0;
     if (lrc == 0) {
         s->db_ticket = L.ticket;
@@ -306,7 +295,7 @@ static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tp
         return NUAGE_E_NOMEM;
     }
     for (;;) {
-        int64_t now = mono_ms();
+        int64_t now = nuage__mono_ms();
         if (s->tpm[0] != tpm || s->rpm[0] != rpm || s->tpm[1] != dtpm || s->rpm[1] != drpm) {
             if (s->leasing) { /* let the lease in flight land first */
                 pthread_cond_wait(&q->cv, &q->mu);
@@ -329,7 +318,7 @@ static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tp
         }
         bool big = want_requests(q, s) >= 2;
         if (take_locked(q, s, tokens, tok_limited, ticket, now)) {
-            if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)wall_ms(), (long long)tokens);
+            if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)nuage__wall_ms(), (long long)tokens);
             /* Spent: with slices of several requests, the next one is
              * leased in the background, off every request's path. */
             if (big && !s->leasing && (s->req_left < 1 || (tok_limited && s->tok_left < tokens)))
@@ -360,8 +349,8 @@ static int sl_admit(void *ud, int64_t tenant, const char *deployment, int64_t tp
         int64_t retry = 0;
         rc = lease_locked(q, s, tokens, &retry);
         if (rc == 0) {
-            if (take_locked(q, s, tokens, tok_limited, ticket, mono_ms())) {
-                if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)wall_ms(), (long long)tokens);
+            if (take_locked(q, s, tokens, tok_limited, ticket, nuage__mono_ms())) {
+                if (q->trace) fprintf(q->trace, "%lld %lld\n", (long long)nuage__wall_ms(), (long long)tokens);
                 break;
             }
             rc = NUAGE_E_NOMEM;
@@ -444,7 +433,7 @@ static void reap(sliced *q, bool all) {
     for (;;) {
         int64_t rt = 0, rr = 0, rk = 0;
         pthread_mutex_lock(&q->mu);
-        int64_t now = mono_ms();
+        int64_t now = nuage__mono_ms();
         for (slice *s = q->slices; s && !rt; s = s->next) {
             if (s->db_ticket && !s->leasing && (all || now >= s->expires_ms)) {
                 end_lease_locked(s, &rt, &rr, &rk);
@@ -461,11 +450,7 @@ static void *reaper_main(void *arg) {
     sliced *q = arg;
     pthread_mutex_lock(&q->mu);
     while (!q->stop) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t ns = ts.tv_nsec + (q->lease_ms / 4 + 1) * 1000000LL;
-        ts.tv_sec += ns / 1000000000LL;
-        ts.tv_nsec = ns % 1000000000LL;
+        struct timespec ts = nuage__deadline_in(q->lease_ms / 4 + 1);
         if (!q->bg_pending) pthread_cond_timedwait(&q->cv, &q->mu, &ts);
         if (q->stop) break;
         /* background leases (kick_locked) first: requests wait for them */

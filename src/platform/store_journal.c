@@ -32,6 +32,7 @@
  */
 #define _GNU_SOURCE
 #include "platform/store_internal.h"
+#include "engine/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -66,22 +67,9 @@ static const char journal_schema[] =
     "  completion_tokens INTEGER NOT NULL, reasoning_tokens INTEGER NOT NULL, status INTEGER NOT NULL,"
     "  latency_ms REAL NOT NULL)";
 
-static int64_t journal_now_mono(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait on j->cv (j->mu held) for at most ms milliseconds. */
 static void journal_wait(nuage__journal *j, int ms) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += ms / 1000;
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = nuage__deadline_in(ms);
     pthread_cond_timedwait(&j->cv, &j->mu, &ts);
 }
 
@@ -286,10 +274,10 @@ int nuage_store_journal_drain(nuage_store *s, int timeout_ms) {
     if (!s) return NUAGE_E_INVAL;
     nuage__journal *j = s->journal;
     if (!j) return 0;
-    int64_t end = journal_now_mono() + timeout_ms;
+    int64_t end = nuage__mono_ms() + timeout_ms;
     pthread_mutex_lock(&j->mu);
     pthread_cond_signal(&j->cv);
-    while (j->queued > 0 && journal_now_mono() < end) journal_wait(j, 50);
+    while (j->queued > 0 && nuage__mono_ms() < end) journal_wait(j, 50);
     int rc = j->queued > 0 ? NUAGE_E_BUSY : 0;
     pthread_mutex_unlock(&j->mu);
     return rc;

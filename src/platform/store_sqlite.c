@@ -40,6 +40,7 @@
  */
 #define _GNU_SOURCE
 #include "platform/store_internal.h"
+#include "engine/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -76,11 +77,7 @@ const char *nuage_store_errmsg(nuage_store *s) {
     return tls_err[0] ? tls_err : "no error";
 }
 
-int64_t nuage__store_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+int64_t nuage__store_now_ms(void) { return nuage__wall_ms(); }
 
 int nuage__store_random(void *buf, size_t n) {
     unsigned char *p = buf;

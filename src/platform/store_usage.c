@@ -17,6 +17,7 @@
  * again. Nothing is reported as written before its commit returned.
  */
 #include "platform/store_internal.h"
+#include "engine/clock.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,16 +53,10 @@ void nuage__store_bind_usage(sqlite3_stmt *st, const nuage_usage_record *r) {
     sqlite3_bind_double(st, 12, r->latency_ms);
 }
 
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Remember the failure of a write (mu held): this thread's message. */
 static void note_failure_locked(nuage_store *s) {
     snprintf(s->last_error, sizeof s->last_error, "%s", nuage_store_errmsg(s));
-    s->last_try_ms = mono_ms();
+    s->last_try_ms = nuage__mono_ms();
     if (!s->pending_since_ms) s->pending_since_ms = nuage__store_now_ms();
 }
 
@@ -90,7 +85,7 @@ int nuage__store_usage_flush_locked(nuage_store *s) {
 written:
     s->n_pending = 0;
     s->pending_since_ms = 0;
-    s->last_try_ms = mono_ms();
+    s->last_try_ms = nuage__mono_ms();
     return 0;
 }
 
@@ -147,7 +142,7 @@ int nuage_store_metering_check(nuage_store *s, int64_t *retry_after_ms) {
     pthread_mutex_lock(&s->mu);
     int rc = 0;
     if (s->n_pending) {
-        int64_t wait = s->last_try_ms + NUAGE_STORE_RETRY_MS - mono_ms();
+        int64_t wait = s->last_try_ms + NUAGE_STORE_RETRY_MS - nuage__mono_ms();
         if (wait <= 0) {
             rc = nuage__store_usage_flush_locked(s);
             wait = NUAGE_STORE_RETRY_MS;

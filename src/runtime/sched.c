@@ -31,6 +31,7 @@
  * sampler that saw the prompt.
  */
 #include "runtime/sched_internal.h"
+#include "engine/clock.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -478,15 +479,7 @@ int nuage_sched_drain(nuage_sched *s, int deadline_ms) {
     pthread_mutex_lock(&s->mu);
     s->draining = true;
     s->drain_cancelled = 0;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (deadline_ms < 0) deadline_ms = 0;
-    ts.tv_sec += deadline_ms / 1000;
-    ts.tv_nsec += (long)(deadline_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    struct timespec ts = nuage__deadline_in(deadline_ms);
     while (s->n_live > 0)
         if (pthread_cond_timedwait(&s->idle, &s->mu, &ts)) break;
     if (s->n_live > 0) {
